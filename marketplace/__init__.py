@@ -1,0 +1,106 @@
+"""The coopetition marketplace: `create_app` is the one place extensions are wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, g, send_from_directory
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.exceptions import NotFound
+
+from marketplace.cli import init_cli
+from marketplace.config import PROJECT_ROOT, load_config
+from marketplace.db import make_engine
+from marketplace.extensions import csrf, login_manager, socketio
+from marketplace.i18n import init_i18n
+from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
+from marketplace.web import db as request_db
+from marketplace.web import init_web
+
+# Front-end libraries come from npm; these are the files pages may load.
+_VENDOR_FILES = {
+    "socket.io.min.js": PROJECT_ROOT / "node_modules/socket.io-client/dist",
+}
+
+_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
+)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from environment settings, overridden by `config`."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(load_config())
+    app.config.update(config or {})
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
+
+    init_web(app)
+    init_i18n(app)
+    csrf.init_app(app)
+    _init_login(app)
+    socketio.init_app(
+        app,
+        message_queue=app.config["REDIS_URL"],
+        async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "threading"),
+        max_http_buffer_size=64 * 1024,  # notifications are small; refuse floods
+        # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.
+    )
+    _register_blueprints(app)
+    init_cli(app)
+    app.before_request(_load_viewer_cluster)
+    app.after_request(_security_headers)
+    app.add_url_rule("/vendor/<path:filename>", "vendor", _vendor_file)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from marketplace.clusters.models import User
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the login page itself explains
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> User | None:
+        user = request_db().get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+
+def _register_blueprints(app: Flask) -> None:
+    from marketplace.clusters.auth_views import bp as auth_bp
+    from marketplace.clusters.views import bp as clusters_bp
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(clusters_bp)
+
+
+def _load_viewer_cluster() -> None:
+    from marketplace.clusters.models import Cluster
+
+    g.viewer_cluster = (
+        request_db().get(Cluster, current_user.cluster_id) if current_user.is_authenticated else None
+    )
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("Content-Security-Policy", _CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+def _vendor_file(filename: str) -> ResponseReturnValue:
+    folder = _VENDOR_FILES.get(filename)
+    if folder is None:
+        raise NotFound()
+    return send_from_directory(folder, filename, max_age=86400)

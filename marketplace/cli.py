@@ -1,0 +1,57 @@
+"""`flask` commands: migrate the database, seed demo data, serve with Socket.IO."""
+
+from __future__ import annotations
+
+import click
+from alembic import command
+from alembic.config import Config
+from flask import Flask, current_app
+
+from marketplace.config import PROJECT_ROOT
+from marketplace.db import session_scope, utcnow
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic settings pointing at our migrations and the given database."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+@click.command("migrate")
+def migrate_command() -> None:
+    """Bring the database schema to the newest revision."""
+    command.upgrade(alembic_config(current_app.config["DATABASE_URL"]), "head")
+    click.echo("database is at the newest revision")
+
+
+@click.command("seed-demo")
+def seed_demo_command() -> None:
+    """Create the demo cluster (once) and print its logins."""
+    from marketplace.demo import DEMO_PASSWORD, demo_logins, seed_demo
+
+    with session_scope(current_app.extensions["engine"]) as session:
+        created = seed_demo(session, current_app.config["SECRET_KEY"], utcnow())
+        click.echo("demo data created" if created else "demo data already present")
+        click.echo(f"demo logins (password for all: {DEMO_PASSWORD}):")
+        for user in demo_logins(session):
+            click.echo(f"  {user.email:<36} {user.role}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve_command(host: str, port: int) -> None:
+    """Run the development server with Socket.IO (embedded default)."""
+    from marketplace.extensions import socketio
+
+    click.echo(f"marketplace running at http://{host}:{port}/")
+    socketio.run(current_app._get_current_object(), host=host, port=port,  # type: ignore[attr-defined]
+                 allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+def init_cli(app: Flask) -> None:
+    """Register the commands on the app."""
+    for cmd in (migrate_command, seed_demo_command, serve_command):
+        app.cli.add_command(cmd)

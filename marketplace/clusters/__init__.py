@@ -1,0 +1,1 @@
+"""Clusters, member businesses, users, invites and the agreement they signed."""

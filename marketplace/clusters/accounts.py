@@ -1,0 +1,114 @@
+"""Passwords, log-in checks and password-reset tokens.
+
+argon2 because it is memory-hard (a leaked table stays expensive to crack);
+reset tokens are signed and embed a fingerprint of the current hash, so a
+token stops working the moment it has been used (the hash changes) and no
+token table is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from marketplace.clusters.models import User
+from marketplace.errors import N_, Gone, ValidationError
+
+log = logging.getLogger(__name__)
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+_RESET_SALT = "password-reset"
+
+
+def hash_password(password: str) -> str:
+    """Hash a new password after checking it is long enough to be useful."""
+    check_password_strength(password)
+    return _hasher.hash(password)
+
+
+def check_password_strength(password: str) -> None:
+    """Refuse passwords too short to survive a guessing attack."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            "password_too_short",
+            N_("Use at least %(count)d characters for your password."),
+            fields={"password": N_("Use at least %(count)d characters for your password.")},
+            params={"count": MIN_PASSWORD_LENGTH},
+        )
+
+
+def normalise_email(email: str) -> str:
+    """E-mail addresses compare case-insensitively and without stray spaces."""
+    return email.strip().lower()
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    """The user with this e-mail address, if any."""
+    return session.exec(
+        select(User).where(func.lower(User.email) == normalise_email(email))
+    ).first()
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with these credentials, or None.  Same answer for every failure."""
+    user = find_user_by_email(session, email)
+    if user is None or not user.active:
+        _hasher.hash(password)  # spend the same time so timing does not reveal accounts
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        session.add(user)
+        session.commit()
+    return user
+
+
+def _fingerprint(user: User) -> str:
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def make_reset_token(secret_key: str, user: User) -> str:
+    """A signed token that resets this user's password until it is used."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=_RESET_SALT)
+    return serializer.dumps({"u": user.id, "f": _fingerprint(user)})
+
+
+def _invalid_reset_link() -> Gone:
+    return Gone(
+        "reset_link_invalid",
+        N_("This password reset link is invalid, expired or already used. Ask for a new one."),
+    )
+
+
+def reset_password(
+    session: Session,
+    secret_key: str,
+    token: str,
+    new_password: str,
+    max_age_seconds: int,
+    now: datetime,
+) -> User:
+    """Set a new password from a reset token; the token is spent by doing so."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=_RESET_SALT)
+    try:
+        data = serializer.loads(token, max_age=max_age_seconds)
+    except (SignatureExpired, BadSignature):
+        raise _invalid_reset_link() from None
+    user = session.get(User, data.get("u")) if isinstance(data, dict) else None
+    if user is None or not user.active or data.get("f") != _fingerprint(user):
+        raise _invalid_reset_link()
+    user.password_hash = hash_password(new_password)
+    session.add(user)
+    session.commit()
+    log.info("password reset for user_id=%s at %s", user.id, now.isoformat())
+    return user

@@ -1,0 +1,233 @@
+"""The coopetition charter: versions, acceptance, exit, and the participation gate.
+
+Every agreement names its purpose first, has a scope, a sunset date and an
+exit clause.  Terms are never edited in place: changing any term publishes a
+new version, and each member must accept the version in force before it may
+post, claim, bid or book.  `require_participation` is that gate, the one
+function every later domain calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from marketplace.clusters.models import Agreement, AgreementAcceptance, Cluster, Member, Role, User
+from marketplace.clusters.service import get_member, require_coordinator
+from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
+
+MAX_EXIT_NOTICE_DAYS = 365
+
+
+class Activity(StrEnum):
+    """The kinds of cooperation an agreement can cover."""
+
+    OVERFLOW_JOBS = "overflow_jobs"
+    EQUIPMENT = "equipment"
+    JOINT_BIDS = "joint_bids"
+
+
+@dataclass(frozen=True)
+class AgreementTerms:
+    purpose: str
+    scope_overflow_jobs: bool
+    scope_equipment: bool
+    scope_joint_bids: bool
+    referral_fee_bp: int
+    platform_fee_bp: int
+    sunset_on: date
+    exit_notice_days: int
+    information_rules: str
+
+    @classmethod
+    def of(cls, agreement: Agreement) -> AgreementTerms:
+        """The terms of an existing version, e.g. to prefill the edit form."""
+        return cls(**{f.name: getattr(agreement, f.name) for f in fields(cls)})
+
+
+def cluster_today(cluster: Cluster, now: datetime) -> date:
+    """Today's date where the cluster is: sunsets end at the local midnight."""
+    return now.astimezone(ZoneInfo(cluster.timezone)).date()
+
+
+def _validate_terms(terms: AgreementTerms, today: date) -> None:
+    errors: dict[str, str] = {}
+    if not terms.purpose.strip() or len(terms.purpose) > 2000:
+        errors["purpose"] = N_("State the purpose of the cooperation first (up to 2000 "
+                               "characters).")
+    if not (terms.scope_overflow_jobs or terms.scope_equipment or terms.scope_joint_bids):
+        errors["scope"] = N_("Choose at least one kind of cooperation.")
+    for name in ("referral_fee_bp", "platform_fee_bp"):
+        if not 0 <= getattr(terms, name) <= 10_000:
+            errors[name] = N_("Fees are between 0 and 10000 basis points (0 % to 100 %).")
+    if "referral_fee_bp" not in errors and terms.referral_fee_bp + terms.platform_fee_bp > 10_000:
+        errors["platform_fee_bp"] = N_("Referral and platform fees together cannot exceed "
+                                       "10000 basis points.")
+    if terms.sunset_on <= today:
+        errors["sunset_on"] = N_("The sunset date must be in the future.")
+    if not 0 <= terms.exit_notice_days <= MAX_EXIT_NOTICE_DAYS:
+        errors["exit_notice_days"] = N_("The exit notice is between 0 and 365 days.")
+    if not terms.information_rules.strip() or len(terms.information_rules) > 5000:
+        errors["information_rules"] = N_("Say in plain words what partners may and may not "
+                                         "share (up to 5000 characters).")
+    if errors:
+        raise ValidationError("invalid_agreement", N_("Some fields need your attention."),
+                              fields=errors)
+
+
+def agreement_in_force(session: Session, cluster_id: int) -> Agreement | None:
+    """The newest version of the cluster's agreement, if any was published."""
+    return session.exec(
+        select(Agreement).where(Agreement.cluster_id == cluster_id)
+        .order_by(col(Agreement.version).desc())
+    ).first()
+
+
+def agreement_versions(session: Session, viewer: User) -> list[Agreement]:
+    """All versions of the viewer's cluster agreement, newest first."""
+    return list(session.exec(
+        select(Agreement).where(Agreement.cluster_id == viewer.cluster_id)
+        .order_by(col(Agreement.version).desc())
+    ))
+
+
+def publish_agreement(
+    session: Session, actor: User, terms: AgreementTerms, now: datetime
+) -> Agreement:
+    """Publish a new version; every member must then accept it again."""
+    require_coordinator(actor)
+    cluster = session.get(Cluster, actor.cluster_id)
+    assert cluster is not None
+    _validate_terms(terms, cluster_today(cluster, now))
+    current = agreement_in_force(session, actor.cluster_id)
+    if current is not None and AgreementTerms.of(current) == terms:
+        raise ValidationError("agreement_unchanged",
+                              N_("Nothing changed: edit a term to publish a new version."))
+    agreement = Agreement(
+        cluster_id=actor.cluster_id, version=(current.version + 1) if current else 1,
+        created_by_id=actor.id, created_at=now,
+        **{f.name: getattr(terms, f.name) for f in fields(AgreementTerms)},
+    )
+    agreement.purpose = terms.purpose.strip()
+    agreement.information_rules = terms.information_rules.strip()
+    session.add(agreement)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("agreement_version_race",
+                       N_("Someone published a new version at the same time. Reload and "
+                          "try again.")) from None
+    return agreement
+
+
+def accept_agreement(
+    session: Session, actor: User, version: int, now: datetime
+) -> AgreementAcceptance:
+    """An owner accepts the version in force for its business (repeating is harmless)."""
+    if actor.role != Role.OWNER or actor.member_id is None:
+        raise Forbidden("owner_only", N_("Only an owner of a member business can accept the "
+                                         "agreement for it."))
+    current = agreement_in_force(session, actor.cluster_id)
+    if current is None or current.version != version:
+        raise Conflict("agreement_not_current",
+                       N_("That is not the version in force. Read the current version and "
+                          "accept it."))
+    existing = _acceptance(session, current.id, actor.member_id)
+    if existing is not None:
+        return existing
+    acceptance = AgreementAcceptance(agreement_id=current.id, member_id=actor.member_id,
+                                     user_id=actor.id, accepted_at=now)
+    session.add(acceptance)
+    try:
+        session.commit()
+    except IntegrityError:  # a co-owner accepted in the same instant: theirs stands
+        session.rollback()
+        existing = _acceptance(session, current.id, actor.member_id)
+        assert existing is not None
+        return existing
+    return acceptance
+
+
+def _acceptance(session: Session, agreement_id: int | None, member_id: int
+                ) -> AgreementAcceptance | None:
+    return session.exec(select(AgreementAcceptance).where(
+        AgreementAcceptance.agreement_id == agreement_id,
+        AgreementAcceptance.member_id == member_id,
+    )).first()
+
+
+def acceptances(session: Session, viewer: User, agreement_id: int
+                ) -> list[tuple[AgreementAcceptance, Member, User]]:
+    """Who accepted a version of the viewer's own cluster agreement."""
+    rows = session.exec(
+        select(AgreementAcceptance, Member, User)
+        .join(Member, col(Member.id) == AgreementAcceptance.member_id)
+        .join(User, col(User.id) == AgreementAcceptance.user_id)
+        .where(AgreementAcceptance.agreement_id == agreement_id,
+               Member.cluster_id == viewer.cluster_id)
+        .order_by(Member.name)
+    )
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def give_exit_notice(session: Session, actor: User, member_id: int, now: datetime) -> Member:
+    """Start the exit clock: the member leaves after the agreed notice, history kept."""
+    member = get_member(session, actor, member_id)
+    if actor.role != Role.OWNER or actor.member_id != member.id:
+        raise Forbidden("owner_only", N_("Only an owner of this business can give notice of "
+                                         "exit."))
+    if member.exit_noticed_at is not None:
+        raise Conflict("exit_already_noticed", N_("Notice of exit was already given."))
+    current = agreement_in_force(session, member.cluster_id)
+    notice_days = current.exit_notice_days if current else 0
+    member.exit_noticed_at = now
+    member.exit_effective_at = now + timedelta(days=notice_days)
+    session.add(member)
+    session.commit()
+    return member
+
+
+def participation_refusal(
+    session: Session, member: Member, activity: Activity, now: datetime
+) -> DomainError | None:
+    """Why this member may not take part in `activity` now, or None if it may."""
+    if member.exit_effective_at is not None and member.exit_effective_at <= now:
+        return Forbidden("member_exited", N_("Your business has left the cluster; its history "
+                                             "stays visible but it cannot take part."))
+    if member.suspended:
+        return Forbidden("member_suspended", N_("Your business is suspended. Contact the "
+                                                "cluster coordinator."))
+    current = agreement_in_force(session, member.cluster_id)
+    if current is None:
+        return Forbidden("no_agreement", N_("The coordinator has not published the cluster "
+                                            "agreement yet; nothing can be shared before it."))
+    cluster = session.get(Cluster, member.cluster_id)
+    assert cluster is not None
+    if current.sunset_on <= cluster_today(cluster, now):
+        return Forbidden("agreement_sunset", N_("The cluster agreement reached its sunset date. "
+                                                "The coordinator must publish a renewed "
+                                                "version."))
+    if _acceptance(session, current.id, member.id) is None:  # type: ignore[arg-type]
+        return Forbidden("agreement_not_accepted",
+                         N_("Your business has not accepted agreement version %(version)d. "
+                            "An owner must read and accept it first."),
+                         params={"version": current.version})
+    if not getattr(current, f"scope_{activity.value}"):
+        return Forbidden("outside_agreement_scope",
+                         N_("The cluster agreement does not cover this kind of cooperation."))
+    return None
+
+
+def require_participation(
+    session: Session, member: Member, activity: Activity, now: datetime
+) -> None:
+    """Raise the refusal if the member may not post, claim, bid or book now."""
+    refusal = participation_refusal(session, member, activity, now)
+    if refusal is not None:
+        raise refusal

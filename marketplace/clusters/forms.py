@@ -1,0 +1,161 @@
+"""Forms for accounts, clusters, members and the agreement.
+
+Forms only parse and carry CSRF; the rules live in the services, whose
+per-field refusals are shown next to these fields (`web.apply_to_form`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DecimalField,
+    EmailField,
+    FloatField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from marketplace.clusters.service import SUPPORTED_CURRENCIES, SUPPORTED_LOCALES
+from marketplace.clusters.trades import TRADES
+
+_required = _l("This field is required.")
+UNIT_CHOICES = [("metric", _l("Metric (km, m²)")), ("imperial", _l("Imperial (miles, acres)"))]
+ROLE_CHOICES = [("crew", _l("Crew")), ("owner", _l("Owner"))]
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Checkboxes instead of a multi-select: usable with a thumb on a phone."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def _locale_choices() -> list[tuple[str, str]]:
+    from marketplace.i18n import locale_display_name
+
+    return [(code, locale_display_name(code)) for code in SUPPORTED_LOCALES]
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(_required)])
+    remember = BooleanField(_l("Keep me logged in on this device"))
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password"), validators=[DataRequired(_required)])
+
+
+class SignupForm(FlaskForm):
+    name = StringField(_l("Your name"), validators=[DataRequired(_required), Length(max=120)])
+    password = PasswordField(_l("Choose a password"), validators=[DataRequired(_required)])
+
+
+class ClusterSettingsForm(FlaskForm):
+    cluster_name = StringField(_l("Cluster name"),
+                               validators=[DataRequired(_required), Length(max=120)])
+    currency = SelectField(_l("Currency"), choices=[(c, c) for c in SUPPORTED_CURRENCIES])
+    default_locale = SelectField(_l("Default language and region"))
+    timezone = StringField(_l("Time zone"), default="America/Toronto",
+                           validators=[DataRequired(_required)])
+    unit_system = SelectField(_l("Units"), choices=UNIT_CHOICES)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_locale.choices = _locale_choices()
+
+
+class StartClusterForm(ClusterSettingsForm):
+    name = StringField(_l("Your name"), validators=[DataRequired(_required), Length(max=120)])
+    email = EmailField(_l("Your e-mail"), validators=[DataRequired(_required)])
+    password = PasswordField(_l("Choose a password"), validators=[DataRequired(_required)])
+
+
+class MemberInviteForm(FlaskForm):
+    business_name = StringField(_l("Business name"),
+                                validators=[DataRequired(_required), Length(max=120)])
+    email = EmailField(_l("Owner's e-mail"), validators=[DataRequired(_required)])
+
+
+class UserInviteForm(FlaskForm):
+    email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
+    role = SelectField(_l("Role"), choices=ROLE_CHOICES)
+
+
+class ProfileForm(FlaskForm):
+    name = StringField(_l("Business name"), validators=[DataRequired(_required), Length(max=120)])
+    trades = MultiCheckboxField(_l("Trades"), choices=[], validate_choice=False)
+    base_lat = FloatField(_l("Base latitude"), validators=[Optional()])
+    base_lng = FloatField(_l("Base longitude"), validators=[Optional()])
+    service_radius = FloatField(_l("Service radius"), validators=[Optional()])
+    insurance_expires_on = DateField(_l("Insurance valid until"), validators=[Optional()])
+    certifications = TextAreaField(_l("Certifications"), validators=[Length(max=2000)])
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        from flask_babel import gettext
+
+        self.trades.choices = [(code, gettext(label)) for code, label in TRADES.items()]
+
+
+class AgreementForm(FlaskForm):
+    purpose = TextAreaField(_l("Purpose"), validators=[DataRequired(_required),
+                                                       Length(max=2000)])
+    scope_overflow_jobs = BooleanField(_l("Overflow jobs"))
+    scope_equipment = BooleanField(_l("Equipment sharing"))
+    scope_joint_bids = BooleanField(_l("Joint bids"))
+    referral_fee_percent = DecimalField(
+        _l("Referral fee (%)"), places=2,
+        validators=[InputRequired(_required), NumberRange(Decimal(0), Decimal(100))])
+    platform_fee_percent = DecimalField(
+        _l("Cluster fee (%)"), places=2,
+        validators=[InputRequired(_required), NumberRange(Decimal(0), Decimal(100))])
+    sunset_on = DateField(_l("Sunset date"), validators=[InputRequired(_required)])
+    exit_notice_days = IntegerField(_l("Exit notice (days)"),
+                                    validators=[InputRequired(_required)])
+    information_rules = TextAreaField(_l("Information rules"),
+                                      validators=[DataRequired(_required), Length(max=5000)])
+
+
+class AcceptAgreementForm(FlaskForm):
+    version = HiddenField(validators=[DataRequired(_required)])
+    confirm = BooleanField(_l("I have read this version and accept it for my business"),
+                           validators=[DataRequired(_l("Tick the box to accept."))])
+
+
+class ConfirmForm(FlaskForm):
+    """A bare form for one-button actions: it carries only the CSRF token."""
+
+    confirm = BooleanField(_l("I understand"), validators=[DataRequired(_l("Tick the box to "
+                                                                            "confirm."))])
+
+
+class PreferencesForm(FlaskForm):
+    locale = SelectField(_l("Language"))
+    timezone = StringField(_l("Time zone (leave empty for the cluster's)"))
+    unit_system = SelectField(_l("Units"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        from flask_babel import gettext
+
+        self.locale.choices = [("", gettext("Cluster default")), *_locale_choices()]
+        self.unit_system.choices = [("", gettext("Cluster default")), *UNIT_CHOICES]
+
+

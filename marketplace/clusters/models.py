@@ -1,0 +1,153 @@
+"""Tables for clusters, members, users, invites, agreements and acceptances."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from marketplace.db import UTCDateTime
+
+
+class Role(StrEnum):
+    """What a user may do: run the cluster, own a member business, or crew for one."""
+
+    COORDINATOR = "coordinator"
+    OWNER = "owner"
+    CREW = "crew"
+
+
+class UnitSystem(StrEnum):
+    METRIC = "metric"
+    IMPERIAL = "imperial"
+
+
+class Cluster(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    currency: str = Field(max_length=3)
+    default_locale: str = Field(max_length=10)
+    timezone: str = Field(max_length=64)
+    unit_system: str = Field(default=UnitSystem.METRIC.value, max_length=10)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Member(SQLModel, table=True):
+    """A business in a cluster.  Its history stays after it exits."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    name: str = Field(max_length=120)
+    base_lat: float | None = Field(default=None)
+    base_lng: float | None = Field(default=None)
+    service_radius_km: float | None = Field(default=None)
+    insurance_expires_on: date | None = Field(default=None)
+    certifications: str = Field(default="", max_length=2000)
+    suspended: bool = Field(default=False)
+    exit_noticed_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    exit_effective_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class MemberTrade(SQLModel, table=True):
+    """One trade a member offers; a row each so eligibility can query it."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    trade: str = Field(primary_key=True, max_length=40)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    name: str = Field(max_length=120)
+    password_hash: str = Field(max_length=255)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    role: str = Field(max_length=20)
+    locale: str | None = Field(default=None, max_length=10)
+    timezone: str | None = Field(default=None, max_length=64)
+    unit_system: str | None = Field(default=None, max_length=10)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+    # The four members Flask-Login expects, written out so models need no flask.
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role == Role.COORDINATOR
+
+
+class InviteKind(StrEnum):
+    MEMBER = "member"  # a new business joins the cluster; the signer becomes its owner
+    USER = "user"  # a person joins an existing member business
+
+
+class Invite(SQLModel, table=True):
+    """A single-use, expiring invitation.  The link carries a signed id + nonce."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    kind: str = Field(max_length=10)
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    role: str = Field(max_length=20)
+    email: str = Field(max_length=254)
+    business_name: str | None = Field(default=None, max_length=120)
+    nonce: str = Field(max_length=64)
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    used_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class Agreement(SQLModel, table=True):
+    """One version of the cluster's charter.  Versions are never edited."""
+
+    __table_args__ = (UniqueConstraint("cluster_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    version: int
+    purpose: str = Field(max_length=2000)
+    scope_overflow_jobs: bool = Field(default=True)
+    scope_equipment: bool = Field(default=True)
+    scope_joint_bids: bool = Field(default=True)
+    referral_fee_bp: int
+    platform_fee_bp: int
+    sunset_on: date
+    exit_notice_days: int
+    information_rules: str = Field(max_length=5000)
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class AgreementAcceptance(SQLModel, table=True):
+    """Who accepted which version for which member, and when."""
+
+    __table_args__ = (UniqueConstraint("agreement_id", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agreement_id: int = Field(foreign_key="agreement.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    accepted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

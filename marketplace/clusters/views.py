@@ -1,0 +1,347 @@
+"""Pages for the cluster: home, members and profiles, invites, the agreement, settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from marketplace.clusters import agreements, invites, service
+from marketplace.clusters.agreements import Activity, AgreementTerms
+from marketplace.clusters.forms import (
+    AcceptAgreementForm,
+    AgreementForm,
+    ClusterSettingsForm,
+    ConfirmForm,
+    MemberInviteForm,
+    PreferencesForm,
+    ProfileForm,
+    UserInviteForm,
+)
+from marketplace.clusters.models import Member, User
+from marketplace.clusters.trades import TRADES
+from marketplace.db import utcnow
+from marketplace.errors import DomainError
+from marketplace.i18n import km_from_display, unit_system
+from marketplace.web import apply_to_form, db
+
+bp = Blueprint("clusters", __name__)
+
+
+@bp.before_request
+@login_required
+def _require_login() -> None:
+    """Every cluster page is for logged-in people only."""
+
+
+def _viewer() -> User:
+    return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
+
+
+def _form_failed(template: str, form: object, error: DomainError, **context: object
+                 ) -> ResponseReturnValue:
+    db().rollback()
+    apply_to_form(form, error)  # type: ignore[arg-type]
+    return render_template(template, form=form, **context), error.status
+
+
+def _invalid_status(form: object) -> int:
+    return 422 if getattr(form, "errors", None) else 200
+
+
+@bp.route("/")
+def home() -> ResponseReturnValue:
+    viewer = _viewer()
+    session = db()
+    current = agreements.agreement_in_force(session, viewer.cluster_id)
+    my_member = session.get(Member, viewer.member_id) if viewer.member_id else None
+    refusal = (agreements.participation_refusal(session, my_member, Activity.OVERFLOW_JOBS,
+                                                utcnow()) if my_member else None)
+    return render_template(
+        "clusters/home.html", agreement=current, my_member=my_member, refusal=refusal,
+        members=service.list_members(session, viewer),
+        accepted_ids=_accepted_member_ids(current),
+    )
+
+
+def _accepted_member_ids(agreement: object) -> set[int]:
+    if agreement is None:
+        return set()
+    return {m.id for _a, m, _u in agreements.acceptances(db(), _viewer(), agreement.id)}  # type: ignore[attr-defined, misc]
+
+
+@bp.route("/members")
+def members() -> ResponseReturnValue:
+    viewer = _viewer()
+    session = db()
+    rows = [(m, service.member_trades(session, m.id))
+            for m in service.list_members(session, viewer)]
+    return render_template("clusters/members.html", rows=rows, trades=TRADES)
+
+
+@bp.route("/members/<int:member_id>")
+def member(member_id: int) -> ResponseReturnValue:
+    viewer = _viewer()
+    session = db()
+    business = service.get_member(session, viewer, member_id)
+    can_manage = service.can_manage_member(viewer, business)
+    return render_template(
+        "clusters/member.html", member=business, trades=TRADES,
+        member_trades=service.member_trades(session, business.id),
+        people=service.member_users(session, viewer, business.id) if can_manage else [],
+        can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
+        is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
+    )
+
+
+@bp.route("/members/<int:member_id>/edit", methods=["GET", "POST"])
+def edit_member(member_id: int) -> ResponseReturnValue:
+    viewer = _viewer()
+    session = db()
+    business = service.get_member(session, viewer, member_id)
+    form = ProfileForm(obj=business)
+    if not form.is_submitted():
+        form.trades.data = service.member_trades(session, business.id)
+        if business.service_radius_km is not None:
+            form.service_radius.data = round(
+                business.service_radius_km / (1.609344 if unit_system() == "imperial" else 1), 1)
+    if form.validate_on_submit():
+        radius = form.service_radius.data
+        profile = service.MemberProfile(
+            name=form.name.data or "", trades=tuple(form.trades.data or ()),
+            base_lat=form.base_lat.data, base_lng=form.base_lng.data,
+            service_radius_km=km_from_display(radius) if radius is not None else None,
+            insurance_expires_on=form.insurance_expires_on.data,
+            certifications=form.certifications.data or "",
+        )
+        try:
+            service.update_member_profile(session, viewer, business.id, profile)
+        except DomainError as error:
+            if error.status != 422:
+                raise
+            return _form_failed("clusters/member_edit.html", form, error, member=business)
+        flash(_("Profile saved."))
+        return redirect(url_for("clusters.member", member_id=business.id))
+    if not service.can_manage_member(viewer, business):
+        return render_template("errors/error.html", status=403,
+                               message=_("Only an owner of this business or the coordinator "
+                                         "can edit it.")), 403
+    return render_template("clusters/member_edit.html", form=form, member=business), \
+        _invalid_status(form)
+
+
+@bp.route("/members/<int:member_id>/people", methods=["POST"])
+def invite_person(member_id: int) -> ResponseReturnValue:
+    viewer = _viewer()
+    form = UserInviteForm()
+    business = service.get_member(db(), viewer, member_id)
+    if not form.validate_on_submit():
+        flash(_("Enter a valid e-mail address and role."), "error")
+        return redirect(url_for("clusters.member", member_id=business.id))
+    invite = invites.create_user_invite(
+        db(), viewer, business.id, form.email.data or "", form.role.data or "", utcnow(),
+        current_app.config["INVITE_VALID_DAYS"])
+    flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
+            link=_invite_link(invite)))
+    return redirect(url_for("clusters.member", member_id=business.id))
+
+
+@bp.route("/members/<int:member_id>/exit", methods=["POST"])
+def give_exit_notice(member_id: int) -> ResponseReturnValue:
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        flash(_("Tick the box to confirm."), "error")
+        return redirect(url_for("clusters.member", member_id=member_id))
+    business = agreements.give_exit_notice(db(), _viewer(), member_id, utcnow())
+    flash(_("Notice of exit recorded. Your business leaves the cluster on %(date)s.",
+            date=business.exit_effective_at and business.exit_effective_at.date().isoformat()))
+    return redirect(url_for("clusters.member", member_id=member_id))
+
+
+def _invite_link(invite: object) -> str:
+    token = invites.invite_token(current_app.config["SECRET_KEY"], invite)  # type: ignore[arg-type]
+    return current_app.config["PUBLIC_URL"] + url_for("auth.accept_invite", token=token)
+
+
+@bp.route("/invites", methods=["GET", "POST"])
+def member_invites() -> ResponseReturnValue:
+    viewer = _viewer()
+    service.require_coordinator(viewer)
+    form = MemberInviteForm()
+    if form.validate_on_submit():
+        try:
+            invite = invites.create_member_invite(
+                db(), viewer, form.email.data or "", form.business_name.data or "", utcnow(),
+                current_app.config["INVITE_VALID_DAYS"])
+        except DomainError as error:
+            return _form_failed("clusters/invites.html", form, error,
+                                pending=invites.pending_invites(db(), viewer), link=_invite_link)
+        flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
+                link=_invite_link(invite)))
+        return redirect(url_for("clusters.member_invites"))
+    return render_template("clusters/invites.html", form=form,
+                           pending=invites.pending_invites(db(), viewer), link=_invite_link,
+                           now=utcnow()), _invalid_status(form)
+
+
+@bp.route("/agreement")
+def agreement() -> ResponseReturnValue:
+    viewer = _viewer()
+    current = agreements.agreement_in_force(db(), viewer.cluster_id)
+    return _render_agreement(current, is_current=True)
+
+
+@bp.route("/agreement/v/<int:version>")
+def agreement_version(version: int) -> ResponseReturnValue:
+    viewer = _viewer()
+    found = next((a for a in agreements.agreement_versions(db(), viewer)
+                  if a.version == version), None)
+    if found is None:
+        return render_template("errors/error.html", status=404,
+                               message=_("We could not find that page. Check the link or go "
+                                         "back.")), 404
+    current = agreements.agreement_in_force(db(), viewer.cluster_id)
+    return _render_agreement(found, is_current=current is not None and current.id == found.id)
+
+
+def _render_agreement(shown: object, is_current: bool, form: AcceptAgreementForm | None = None,
+                      status: int = 200) -> ResponseReturnValue:
+    viewer = _viewer()
+    accepted = (agreements.acceptances(db(), viewer, shown.id)  # type: ignore[attr-defined]
+                if shown is not None else [])
+    mine_accepted = any(m.id == viewer.member_id for _a, m, _u in accepted)
+    if form is None:
+        form = AcceptAgreementForm(version=str(shown.version) if shown else "")  # type: ignore[attr-defined]
+    return render_template(
+        "clusters/agreement.html", agreement=shown, is_current=is_current, accepted=accepted,
+        mine_accepted=mine_accepted, form=form,
+        versions=agreements.agreement_versions(db(), viewer),
+        can_accept=is_current and viewer.role == "owner" and not mine_accepted,
+    ), status
+
+
+@bp.route("/agreement/accept", methods=["POST"])
+def accept_agreement() -> ResponseReturnValue:
+    viewer = _viewer()
+    form = AcceptAgreementForm()
+    current = agreements.agreement_in_force(db(), viewer.cluster_id)
+    if not form.validate_on_submit() or not (form.version.data or "").isdigit():
+        return _render_agreement(current, is_current=True, form=form, status=422)
+    agreements.accept_agreement(db(), viewer, int(form.version.data or 0), utcnow())
+    flash(_("Agreement accepted. Your business can now take part."))
+    if viewer.member_id is not None:
+        return redirect(url_for("clusters.edit_member", member_id=viewer.member_id))
+    return redirect(url_for("clusters.agreement"))
+
+
+@bp.route("/agreement/edit", methods=["GET", "POST"])
+def edit_agreement() -> ResponseReturnValue:
+    viewer = _viewer()
+    service.require_coordinator(viewer)
+    current = agreements.agreement_in_force(db(), viewer.cluster_id)
+    form = AgreementForm()
+    if not form.is_submitted():
+        _prefill_agreement(form, current)
+    if form.validate_on_submit():
+        terms = AgreementTerms(
+            purpose=form.purpose.data or "",
+            scope_overflow_jobs=bool(form.scope_overflow_jobs.data),
+            scope_equipment=bool(form.scope_equipment.data),
+            scope_joint_bids=bool(form.scope_joint_bids.data),
+            referral_fee_bp=_percent_to_bp(form.referral_fee_percent.data),
+            platform_fee_bp=_percent_to_bp(form.platform_fee_percent.data),
+            sunset_on=form.sunset_on.data,  # type: ignore[arg-type]
+            exit_notice_days=form.exit_notice_days.data or 0,
+            information_rules=form.information_rules.data or "",
+        )
+        try:
+            published = agreements.publish_agreement(db(), viewer, terms, utcnow())
+        except DomainError as error:
+            return _form_failed("clusters/agreement_edit.html", _agreement_errors(form, error),
+                                error, current=current)
+        flash(_("Version %(version)d published. Every member must accept it again.",
+                version=published.version))
+        return redirect(url_for("clusters.agreement"))
+    return render_template("clusters/agreement_edit.html", form=form, current=current), \
+        _invalid_status(form)
+
+
+def _agreement_errors(form: AgreementForm, error: DomainError) -> AgreementForm:
+    """Service field names are in basis points; the form asks for percentages."""
+    for bp_name in ("referral_fee_bp", "platform_fee_bp"):
+        if bp_name in error.fields:
+            error.fields[bp_name.replace("_bp", "_percent")] = error.fields.pop(bp_name)
+    if "scope" in error.fields:
+        error.fields["scope_overflow_jobs"] = error.fields.pop("scope")
+    return form
+
+
+def _prefill_agreement(form: AgreementForm, current: object) -> None:
+    if current is None:
+        form.scope_overflow_jobs.data = form.scope_equipment.data = True
+        form.scope_joint_bids.data = True
+        form.referral_fee_percent.data = Decimal("5")
+        form.platform_fee_percent.data = Decimal("1")
+        form.exit_notice_days.data = 30
+        form.sunset_on.data = (utcnow() + timedelta(days=365)).date()
+        return
+    terms = AgreementTerms.of(current)  # type: ignore[arg-type]
+    form.purpose.data = terms.purpose
+    form.scope_overflow_jobs.data = terms.scope_overflow_jobs
+    form.scope_equipment.data = terms.scope_equipment
+    form.scope_joint_bids.data = terms.scope_joint_bids
+    form.referral_fee_percent.data = Decimal(terms.referral_fee_bp) / 100
+    form.platform_fee_percent.data = Decimal(terms.platform_fee_bp) / 100
+    form.sunset_on.data = terms.sunset_on
+    form.exit_notice_days.data = terms.exit_notice_days
+    form.information_rules.data = terms.information_rules
+
+
+def _percent_to_bp(value: Decimal | None) -> int:
+    """2.5 % -> 250 basis points, exactly (the form allows two decimals)."""
+    return int((value or Decimal(0)) * 100)
+
+
+@bp.route("/cluster/settings", methods=["GET", "POST"])
+def cluster_settings() -> ResponseReturnValue:
+    viewer = _viewer()
+    service.require_coordinator(viewer)
+    cluster = service.get_cluster(db(), viewer)
+    form = ClusterSettingsForm(obj=cluster)
+    if not form.is_submitted():
+        form.cluster_name.data = cluster.name
+    if form.validate_on_submit():
+        settings = service.ClusterSettings(
+            name=form.cluster_name.data or "", currency=form.currency.data or "",
+            default_locale=form.default_locale.data or "", timezone=form.timezone.data or "",
+            unit_system=form.unit_system.data or "")
+        try:
+            service.update_cluster(db(), viewer, settings)
+        except DomainError as error:
+            return _form_failed("clusters/settings.html", form, error)
+        flash(_("Cluster settings saved."))
+        return redirect(url_for("clusters.home"))
+    return render_template("clusters/settings.html", form=form), _invalid_status(form)
+
+
+@bp.route("/account", methods=["GET", "POST"])
+def account() -> ResponseReturnValue:
+    viewer = _viewer()
+    form = PreferencesForm(obj=viewer)
+    if not form.is_submitted():
+        form.locale.data = viewer.locale or ""
+        form.unit_system.data = viewer.unit_system or ""
+    if form.validate_on_submit():
+        try:
+            service.update_preferences(db(), viewer, form.locale.data or None,
+                                       (form.timezone.data or "").strip() or None,
+                                       form.unit_system.data or None)
+        except DomainError as error:
+            return _form_failed("accounts/preferences.html", form, error)
+        flash(_("Preferences saved."))
+        return redirect(url_for("clusters.account"))
+    return render_template("accounts/preferences.html", form=form), _invalid_status(form)

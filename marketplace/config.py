@@ -1,0 +1,70 @@
+"""Settings read from the environment, with embedded defaults.
+
+Why one function: the same code runs as a single embedded process (SQLite,
+in-process scheduler, no Stripe) and scaled out (PostgreSQL, Redis, Stripe);
+only these values decide which.  Every variable is listed in the README.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+SUPPORTED_LOCALES = ("en", "es", "fr", "de")
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _instance_secret_key() -> str:
+    """Keep one random key per checkout so sessions survive restarts.
+
+    A fixed key in the source would let anyone forge sessions; a fresh key per
+    start would log everybody out.  Production sets SECRET_KEY instead.
+    """
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key_file = INSTANCE_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the Flask config for this process from environment variables."""
+    env = os.environ if environ is None else environ
+    public_url = (env.get("PUBLIC_URL") or "http://127.0.0.1:5000").rstrip("/")
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or _instance_secret_key(),
+        "DATABASE_URL": env.get("DATABASE_URL")
+        or f"sqlite:///{INSTANCE_DIR / 'marketplace.db'}",
+        "REDIS_URL": env.get("REDIS_URL") or None,
+        "SCHEDULER_IN_PROCESS": _flag(env.get("SCHEDULER_IN_PROCESS"), True),
+        "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "PUBLIC_URL": public_url,
+        "INVITE_VALID_DAYS": int(env.get("INVITE_VALID_DAYS") or 7),
+        "PASSWORD_RESET_VALID_MINUTES": int(env.get("PASSWORD_RESET_VALID_MINUTES") or 60),
+        # Secure cookies whenever the site is served over HTTPS (always in production).
+        "SESSION_COOKIE_SECURE": _flag(env.get("SESSION_COOKIE_SECURE"),
+                                       public_url.startswith("https://")),
+        "REMEMBER_COOKIE_SECURE": _flag(env.get("SESSION_COOKIE_SECURE"),
+                                        public_url.startswith("https://")),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+        "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
+    }

@@ -1,0 +1,89 @@
+"""Demo data: a living cluster for a newcomer's first look.
+
+Built through the same service functions users go through (invites are
+accepted, the agreement is published and accepted), so the demo can never
+hold a state the product itself could not reach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from marketplace.clusters import agreements, invites, service
+from marketplace.clusters.models import Cluster, User
+
+DEMO_CLUSTER = "Valley Green Cooperative"
+DEMO_PASSWORD = "valley-green-demo"
+COORDINATOR_EMAIL = "coordinator@valleygreen.example"
+
+
+@dataclass(frozen=True)
+class DemoFirm:
+    name: str
+    owner: str
+    email: str
+    locale: str
+    trades: tuple[str, ...]
+    lat: float
+    lng: float
+    radius_km: float
+    insured_for_days: int
+
+
+FIRMS = (
+    DemoFirm("Maple Ridge Lawn & Garden", "Olivia Tremblay", "olivia@mapleridge.example", "en",
+             ("mowing", "planting", "irrigation"), 45.4215, -75.6972, 40, 400),
+    DemoFirm("Hernández Hardscapes", "Mateo Hernández", "mateo@hernandez.example", "es",
+             ("hardscaping", "masonry", "paving", "drainage"), 45.3876, -75.6960, 35, 300),
+    DemoFirm("Paysagement Laurentide", "Camille Gagnon", "camille@laurentide.example", "fr",
+             ("tree_work", "planting", "snow_removal"), 45.4765, -75.7013, 50, 500),
+    DemoFirm("Ottawa Valley Excavating", "Noah Campbell", "noah@ovexcavating.example", "en",
+             ("grading", "drainage", "general_contracting"), 45.3500, -75.9000, 60, 20),
+    DemoFirm("Green Fence & Deck", "Sofía Ramírez", "sofia@greenfence.example", "es",
+             ("fencing", "general_contracting"), 45.2700, -75.7400, 25, 365),
+)
+
+
+def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
+    """Create the demo cluster once; returns False when it already exists."""
+    if session.exec(select(Cluster).where(Cluster.name == DEMO_CLUSTER)).first():
+        return False
+    _cluster, coordinator = service.create_cluster(
+        session,
+        service.ClusterSettings(name=DEMO_CLUSTER, currency="CAD", default_locale="en_CA",
+                                timezone="America/Toronto", unit_system="metric"),
+        "Priya Natarajan", COORDINATOR_EMAIL, DEMO_PASSWORD, now)
+    agreement = agreements.publish_agreement(session, coordinator, agreements.AgreementTerms(
+        purpose="Keep work that one of us cannot take inside the valley, share the machines "
+                "none of us can keep busy alone, and split the money exactly as agreed.",
+        scope_overflow_jobs=True, scope_equipment=True, scope_joint_bids=True,
+        referral_fee_bp=500, platform_fee_bp=100,
+        sunset_on=date(now.year + 2, 12, 31), exit_notice_days=30,
+        information_rules="Partners see what a job needs and where it is, roughly. Bid prices "
+                          "stay with the poster. Customer names and addresses are shared only "
+                          "with the member who wins the job.",
+    ), now)
+    for firm in FIRMS:
+        invite = invites.create_member_invite(session, coordinator, firm.email, firm.name, now, 7)
+        owner = invites.accept_invite(session, secret_key, invites.invite_token(secret_key, invite),
+                                      firm.owner, DEMO_PASSWORD, now)
+        service.update_preferences(session, owner, firm.locale, None, None)
+        assert owner.member_id is not None
+        service.update_member_profile(session, owner, owner.member_id, service.MemberProfile(
+            name=firm.name, trades=firm.trades, base_lat=firm.lat, base_lng=firm.lng,
+            service_radius_km=firm.radius_km,
+            insurance_expires_on=(now + timedelta(days=firm.insured_for_days)).date(),
+            certifications="",
+        ))
+        agreements.accept_agreement(session, owner, agreement.version, now)
+    return True
+
+
+def demo_logins(session: Session) -> list[User]:
+    """The demo accounts, coordinator first, for the start-up banner."""
+    emails = [COORDINATOR_EMAIL, *(f.email for f in FIRMS)]
+    users = {u.email: u for u in session.exec(select(User).where(User.email.in_(emails)))}  # type: ignore[attr-defined]
+    return [users[e] for e in emails if e in users]

@@ -1,0 +1,11 @@
+"""The Flask extension objects, created unbound and wired in `create_app`."""
+
+from __future__ import annotations
+
+from flask_login import LoginManager
+from flask_socketio import SocketIO
+from flask_wtf.csrf import CSRFProtect
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+socketio = SocketIO()

@@ -1,0 +1,106 @@
+"""Which language, time zone and units a viewer gets, and how values look to them.
+
+Locale: the user's saved preference, else `?lang=`, else the language chosen
+with the switcher this session, else the browser's Accept-Language, else the
+cluster default.  Time zone: the user's, else the cluster's.  Everything is
+stored in UTC and minor units; only here does it become local text.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from babel import Locale
+from flask import Flask, g, request, session
+from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale
+from flask_login import current_user
+
+from marketplace.money import format_money
+
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch"}
+_KM_PER_MILE = 1.609344
+
+
+def _viewer_cluster() -> Any:
+    return getattr(g, "viewer_cluster", None)
+
+
+def select_locale() -> str:
+    """Pick the viewer's locale, most explicit choice first."""
+    if current_user.is_authenticated and current_user.locale:
+        return str(current_user.locale)
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    best = request.accept_languages.best_match(list(LANGUAGES))
+    if best:
+        return best
+    cluster = _viewer_cluster()
+    return cluster.default_locale if cluster is not None else "en"
+
+
+def select_timezone() -> str:
+    """The viewer's own time zone, else the cluster's, else UTC."""
+    if current_user.is_authenticated and current_user.timezone:
+        return str(current_user.timezone)
+    cluster = _viewer_cluster()
+    return cluster.timezone if cluster is not None else "UTC"
+
+
+def unit_system() -> str:
+    """metric or imperial: the user's override, else the cluster's region."""
+    if current_user.is_authenticated and current_user.unit_system:
+        return str(current_user.unit_system)
+    cluster = _viewer_cluster()
+    return cluster.unit_system if cluster is not None else "metric"
+
+
+def format_distance(km: float | None) -> str:
+    """A distance in the viewer's units, e.g. "25 km" or "15.5 mi"."""
+    if km is None:
+        return ""
+    if unit_system() == "imperial":
+        return f"{format_decimal(round(km / _KM_PER_MILE, 1))} mi"
+    return f"{format_decimal(round(km, 1))} km"
+
+
+def km_from_display(value: float) -> float:
+    """Turn a distance typed in the viewer's units back into kilometres."""
+    return value * _KM_PER_MILE if unit_system() == "imperial" else value
+
+
+def money(minor: int, currency: str) -> str:
+    """Money in the viewer's locale and the given (cluster) currency."""
+    return format_money(minor, currency, str(get_locale() or "en"))
+
+
+def when(value: datetime | None, fmt: str = "medium") -> str:
+    """A stored UTC instant shown in the viewer's time zone."""
+    return format_datetime(value, fmt) if value is not None else ""
+
+
+def day(value: date | None, fmt: str = "medium") -> str:
+    """A calendar date in the viewer's locale."""
+    return format_date(value, fmt) if value is not None else ""
+
+
+def locale_display_name(code: str) -> str:
+    """A locale's own name ("français (Canada)"), for pickers."""
+    return Locale.parse(code).get_display_name(code) or code
+
+
+def init_i18n(app: Flask) -> Babel:
+    """Attach Flask-Babel and the template helpers to the app."""
+    babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.globals.update(
+        LANGUAGES=LANGUAGES, current_locale=lambda: str(get_locale() or "en"),
+        locale_display_name=locale_display_name, unit_system=unit_system,
+    )
+    app.jinja_env.filters.update(
+        money=money, when=when, day=day, distance=format_distance,
+    )
+    return babel

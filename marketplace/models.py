@@ -1,0 +1,12 @@
+"""One import that loads every domain's tables into SQLModel.metadata.
+
+Alembic and the test fixtures need the whole schema; importing each domain's
+models here keeps that list in one place.
+"""
+
+from __future__ import annotations
+
+
+def import_all_models() -> None:
+    """Import every module that defines tables (idempotent)."""
+    import marketplace.clusters.models  # noqa: F401

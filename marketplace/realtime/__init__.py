@@ -1,0 +1,1 @@
+"""Socket.IO: authenticated connections, per-user/member/coordinator rooms."""

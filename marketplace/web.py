@@ -1,0 +1,118 @@
+"""Glue between Flask requests and the services: a session per request, and
+domain errors turned into pages or JSON in the viewer's language.
+
+Views stay thin: parse input, call one service, render.  Whatever a service
+refuses comes back here as a `DomainError` and leaves as a 4xx that says what
+to fix, never as a 500 or a half-written row (the request's session is rolled
+back on every error).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, current_app, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from sqlmodel import Session
+from werkzeug.exceptions import HTTPException
+
+from marketplace.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+
+def db() -> Session:
+    """The database session of the current request, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = Session(current_app.extensions["engine"], expire_on_commit=False)
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def translate(error: DomainError, message: str | None = None) -> str:
+    """The error's message (or one of its field messages) in the viewer's language."""
+    return gettext(message or error.message, **error.params)
+
+
+def wants_json() -> bool:
+    """API calls and clients that prefer JSON get JSON errors."""
+    if request.path.startswith("/api/"):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_payload(error: DomainError) -> dict[str, Any]:
+    """The JSON body of a refusal: stable code, message, and a message per field."""
+    return {"error": {
+        "code": error.code,
+        "message": translate(error),
+        "fields": {name: translate(error, text) for name, text in error.fields.items()},
+    }}
+
+
+def apply_to_form(form: FlaskForm, error: DomainError) -> None:
+    """Show a service's per-field refusals next to the form fields they concern."""
+    for name, text in error.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, translate(error, text)]
+    if not error.fields or not any(hasattr(form, name) for name in error.fields):
+        form.form_errors.append(translate(error))
+
+
+def _domain_error(error: DomainError) -> ResponseReturnValue:
+    db().rollback()
+    log.info("refused %s %s: %s", request.method, request.path, error.code)
+    if wants_json():
+        return jsonify(error_payload(error)), error.status
+    return render_template("errors/error.html", status=error.status,
+                           message=translate(error), fields=error.fields), error.status
+
+
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    status = error.code or 500
+    messages = {
+        400: gettext("The request was not understood. Reload the page and try again."),
+        403: gettext("You do not have access to this page."),
+        404: gettext("We could not find that page. Check the link or go back."),
+        405: gettext("This address does not accept that kind of request."),
+        413: gettext("The upload is too large. Choose a smaller file."),
+        429: gettext("Too many attempts. Wait a minute and try again."),
+    }
+    message = messages.get(status, gettext("Something went wrong. Try again."))
+    if isinstance(error, CSRFError):
+        message = gettext("Your form expired. Reload the page and submit it again.")
+    if wants_json():
+        return jsonify({"error": {"code": f"http_{status}", "message": message,
+                                  "fields": {}}}), status
+    return render_template("errors/error.html", status=status, message=message), status
+
+
+def _server_error(error: Exception) -> ResponseReturnValue:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    db().rollback()
+    message = gettext("Something went wrong on our side. Nothing was saved; try again.")
+    if wants_json():
+        return jsonify({"error": {"code": "server_error", "message": message,
+                                  "fields": {}}}), 500
+    return render_template("errors/error.html", status=500, message=message), 500
+
+
+def init_web(app: Flask) -> None:
+    """Register the request session and error handlers."""
+    app.teardown_appcontext(_close_session)
+    app.jinja_env.globals["refusal_message"] = translate
+    app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _server_error)

@@ -1,0 +1,182 @@
+"""Fixtures: an app on a real database, and a small cluster world to act in.
+
+SQLite by default (a fresh file per test).  When TEST_DATABASE_URL points at
+PostgreSQL (CI), the schema is built once and every table is emptied between
+tests.  With CI=true a missing PostgreSQL or Redis fails the run; it is never
+skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, SQLModel
+
+from marketplace import create_app
+from marketplace.clusters import agreements, invites, service
+from marketplace.clusters.models import Cluster, User
+from marketplace.db import make_engine
+from marketplace.models import import_all_models
+
+PASSWORD = "correct horse battery"
+SECRET = "test-secret-key"
+NOW = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
+IN_CI = os.environ.get("CI") == "true"
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+
+import_all_models()
+
+
+def pytest_report_header() -> str:
+    return f"database: {PG_URL or 'SQLite (file per test)'}; redis: {REDIS_URL or 'none'}"
+
+
+@pytest.fixture(scope="session")
+def _pg_engine() -> Iterator[Engine | None]:
+    if not PG_URL:
+        yield None
+        return
+    engine = make_engine(PG_URL)
+    with engine.begin() as conn:  # fails loudly when PostgreSQL is unreachable
+        conn.execute(text("SELECT 1"))
+    SQLModel.metadata.drop_all(engine)
+    SQLModel.metadata.create_all(engine)
+    yield engine
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _pg_engine: Engine | None) -> Iterator[str]:
+    """A database with the full schema and no rows."""
+    if _pg_engine is None:
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        engine = make_engine(url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    yield PG_URL  # type: ignore[misc]
+    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+    with _pg_engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A reachable Redis, or a skip outside CI (a failure in CI)."""
+    if REDIS_URL:
+        return REDIS_URL
+    if IN_CI:
+        pytest.fail("TEST_REDIS_URL is not set in CI: Redis tests must run")
+    pytest.skip("set TEST_REDIS_URL to run Redis tests")
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    flask_app = create_app({
+        "TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+        "WTF_CSRF_ENABLED": False, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
+    })
+    yield flask_app
+    flask_app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def session(app: Flask) -> Iterator[Session]:
+    with Session(app.extensions["engine"], expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class World:
+    """Two clusters: ours (coordinator, members A and B, A's crew) and a rival one."""
+
+    cluster: Cluster
+    coordinator: User
+    owner_a: User
+    crew_a: User
+    owner_b: User
+    other_coordinator: User
+    other_owner: User
+
+    @property
+    def member_a_id(self) -> int:
+        assert self.owner_a.member_id is not None
+        return self.owner_a.member_id
+
+    @property
+    def member_b_id(self) -> int:
+        assert self.owner_b.member_id is not None
+        return self.owner_b.member_id
+
+
+def terms(**changes: object) -> agreements.AgreementTerms:
+    """Valid agreement terms; override any field."""
+    base = dict(
+        purpose="Share overflow work fairly.", scope_overflow_jobs=True, scope_equipment=True,
+        scope_joint_bids=True, referral_fee_bp=500, platform_fee_bp=100,
+        sunset_on=date(2028, 1, 1), exit_notice_days=30,
+        information_rules="No bid prices across the barrier.",
+    )
+    base.update(changes)
+    return agreements.AgreementTerms(**base)  # type: ignore[arg-type]
+
+
+def make_cluster(session: Session, name: str, email: str) -> tuple[Cluster, User]:
+    return service.create_cluster(
+        session, service.ClusterSettings(name=name, currency="CAD", default_locale="en_CA",
+                                         timezone="America/Toronto"),
+        f"{name} coordinator", email, PASSWORD, NOW)
+
+
+def invite_member(session: Session, coordinator: User, business: str, email: str) -> User:
+    invite = invites.create_member_invite(session, coordinator, email, business, NOW, 7)
+    return invites.accept_invite(session, SECRET, invites.invite_token(SECRET, invite),
+                                 f"{business} owner", PASSWORD, NOW)
+
+
+def invite_user(session: Session, owner: User, email: str, role: str = "crew") -> User:
+    assert owner.member_id is not None
+    invite = invites.create_user_invite(session, owner, owner.member_id, email, role, NOW, 7)
+    return invites.accept_invite(session, SECRET, invites.invite_token(SECRET, invite),
+                                 email.split("@")[0], PASSWORD, NOW)
+
+
+@pytest.fixture
+def world(session: Session) -> World:
+    cluster, coordinator = make_cluster(session, "Valley", "coord@valley.test")
+    agreement = agreements.publish_agreement(session, coordinator, terms(), NOW)
+    owner_a = invite_member(session, coordinator, "Alpha Lawns", "a@alpha.test")
+    owner_b = invite_member(session, coordinator, "Beta Stone", "b@beta.test")
+    crew_a = invite_user(session, owner_a, "crew@alpha.test")
+    for owner in (owner_a, owner_b):
+        agreements.accept_agreement(session, owner, agreement.version, NOW)
+    _other, other_coordinator = make_cluster(session, "Rival Hills", "coord@rival.test")
+    agreements.publish_agreement(session, other_coordinator, terms(), NOW)
+    other_owner = invite_member(session, other_coordinator, "Rival Yard", "r@rival.test")
+    return World(cluster, coordinator, owner_a, crew_a, owner_b, other_coordinator, other_owner)
+
+
+def login(client: FlaskClient, user: User) -> None:
+    response = client.post("/login", data={"email": user.email, "password": PASSWORD})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def later(days: int) -> datetime:
+    return NOW + timedelta(days=days)

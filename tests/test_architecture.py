@@ -1,0 +1,45 @@
+"""The layering rules of DESIGN.md, checked on the source itself."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import marketplace
+
+PACKAGE = Path(marketplace.__file__).parent
+# Modules whose job is to speak HTTP / Socket.IO / CLI; everything else is domain code.
+WEB_EDGE = {"__init__.py", "extensions.py", "web.py", "i18n.py", "cli.py", "views.py",
+            "auth_views.py", "forms.py", "handlers.py"}
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _domain_modules() -> list[Path]:
+    return [p for p in PACKAGE.rglob("*.py") if p.name not in WEB_EDGE]
+
+
+def test_domain_code_never_imports_flask() -> None:
+    offenders = [str(p.relative_to(PACKAGE)) for p in _domain_modules()
+                 if {"flask", "flask_login", "flask_babel", "flask_socketio", "flask_wtf"}
+                 & _imports(p)]
+    assert offenders == []
+
+
+def test_only_the_stripe_gateway_imports_stripe() -> None:
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if "stripe" in _imports(p) and p.name != "stripe_gateway.py"]
+    assert offenders == []
+
+
+def test_there_are_domain_services_to_check() -> None:
+    names = {p.name for p in _domain_modules()}
+    assert {"service.py", "agreements.py", "invites.py", "accounts.py"} <= names
