@@ -86,9 +86,9 @@ def _register_blueprints(app: Flask) -> None:
 def _load_viewer_cluster() -> None:
     from marketplace.clusters.models import Cluster
 
-    g.viewer_cluster = (
-        request_db().get(Cluster, current_user.cluster_id) if current_user.is_authenticated else None
-    )
+    g.viewer_cluster = None
+    if current_user.is_authenticated:
+        g.viewer_cluster = request_db().get(Cluster, current_user.cluster_id)
 
 
 def _security_headers(response: Any) -> Any:
