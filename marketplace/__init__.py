@@ -12,11 +12,13 @@ from flask_login import current_user
 from werkzeug.exceptions import NotFound
 
 from marketplace.cli import init_cli
+from marketplace.clusters.accounts import configure_hashing
 from marketplace.config import PROJECT_ROOT, load_config
 from marketplace.db import make_engine
 from marketplace.extensions import csrf, login_manager, socketio
 from marketplace.i18n import init_i18n
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
+from marketplace.realtime.publisher import install_publisher
 from marketplace.web import db as request_db
 from marketplace.web import init_web
 
@@ -43,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
+    configure_hashing(app.config["PASSWORD_HASH_TIME_COST"],
+                      app.config["PASSWORD_HASH_MEMORY_KIB"])
 
     init_web(app)
     init_i18n(app)
@@ -55,6 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_http_buffer_size=64 * 1024,  # notifications are small; refuse floods
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.
     )
+    install_publisher(app)
     _register_blueprints(app)
     init_cli(app)
     app.before_request(_load_viewer_cluster)
@@ -79,8 +84,11 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from marketplace.clusters.auth_views import bp as auth_bp
     from marketplace.clusters.views import bp as clusters_bp
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(clusters_bp)
+    from marketplace.jobs.views import bp as jobs_bp
+    from marketplace.realtime.views import bp as notifications_bp
+
+    for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp):
+        app.register_blueprint(blueprint)
 
 
 def _load_viewer_cluster() -> None:

@@ -45,13 +45,29 @@ def seed_demo_command() -> None:
 def serve_command(host: str, port: int) -> None:
     """Run the development server with Socket.IO (embedded default)."""
     from marketplace.extensions import socketio
+    from marketplace.scheduling.runner import start_in_process
 
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["SCHEDULER_IN_PROCESS"]:
+        start_in_process(app)
     click.echo(f"marketplace running at http://{host}:{port}/")
-    socketio.run(current_app._get_current_object(), host=host, port=port,  # type: ignore[attr-defined]
-                 allow_unsafe_werkzeug=True, use_reloader=False)
+    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
+
+
+@click.command("scheduler")
+def scheduler_command() -> None:
+    """Run the periodic tasks in this process (one such process per deployment)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from marketplace.scheduling.runner import add_tasks
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    add_tasks(scheduler, current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo("scheduler running; Ctrl-C stops it")
+    scheduler.start()
 
 
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
-    for cmd in (migrate_command, seed_demo_command, serve_command):
+    for cmd in (migrate_command, seed_demo_command, serve_command, scheduler_command):
         app.cli.add_command(cmd)

@@ -8,12 +8,20 @@ stored in UTC and minor units; only here does it become local text.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from flask import Flask, g, request, session
-from flask_babel import Babel, format_date, format_datetime, format_decimal, get_locale
+from flask_babel import (
+    Babel,
+    format_date,
+    format_datetime,
+    format_decimal,
+    format_timedelta,
+    get_locale,
+)
 from flask_login import current_user
 
 from marketplace.money import format_money
@@ -93,6 +101,38 @@ def locale_display_name(code: str) -> str:
     return Locale.parse(code).get_display_name(code) or code
 
 
+class NonexistentLocalTime(ValueError):
+    """A wall-clock time skipped by a daylight-saving change (e.g. 02:30 in spring)."""
+
+
+def local_to_utc(local: datetime, timezone: str | None = None) -> datetime:
+    """A naive wall-clock time typed by the viewer, as an aware UTC instant.
+
+    A repeated hour (autumn) means its first occurrence; a skipped hour
+    (spring) does not exist and is refused rather than silently shifted.
+    """
+    zone = ZoneInfo(timezone or select_timezone())
+    aware = local.replace(tzinfo=zone, fold=0)
+    utc = aware.astimezone(UTC)
+    if utc.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise NonexistentLocalTime(local.isoformat())
+    return utc
+
+
+def utc_to_local_input(value: datetime | None) -> str:
+    """An instant as the value of a datetime-local input in the viewer's zone."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(select_timezone())).strftime("%Y-%m-%dT%H:%M")
+
+
+def relative(value: datetime | None) -> str:
+    """ "in 2 hours" / "3 minutes ago" in the viewer's language."""
+    if value is None:
+        return ""
+    return format_timedelta(value - datetime.now(UTC), add_direction=True, threshold=1.1)
+
+
 def init_i18n(app: Flask) -> Babel:
     """Attach Flask-Babel and the template helpers to the app."""
     babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
@@ -101,6 +141,6 @@ def init_i18n(app: Flask) -> Babel:
         locale_display_name=locale_display_name, unit_system=unit_system,
     )
     app.jinja_env.filters.update(
-        money=money, when=when, day=day, distance=format_distance,
+        money=money, when=when, day=day, distance=format_distance, relative=relative,
     )
     return babel

@@ -27,6 +27,16 @@ MIN_PASSWORD_LENGTH = 10
 _RESET_SALT = "password-reset"
 
 
+def configure_hashing(time_cost: int, memory_cost_kib: int) -> None:
+    """Set the argon2 cost for this process (tests use a cheap one; production the default).
+
+    Existing hashes keep verifying whatever the setting: argon2 stores its own
+    parameters, and `authenticate` rehashes on the next login when they differ.
+    """
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
+
+
 def hash_password(password: str) -> str:
     """Hash a new password after checking it is long enough to be useful."""
     check_password_strength(password)

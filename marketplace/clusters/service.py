@@ -15,7 +15,12 @@ from zoneinfo import available_timezones
 
 from sqlmodel import Session, select
 
-from marketplace.clusters.accounts import find_user_by_email, hash_password, normalise_email
+from marketplace.clusters.accounts import (
+    check_password_strength,
+    find_user_by_email,
+    hash_password,
+    normalise_email,
+)
 from marketplace.clusters.models import Cluster, Member, MemberTrade, Role, UnitSystem, User
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Forbidden, ValidationError, not_found
@@ -93,7 +98,7 @@ def validate_new_account(session: Session, name: str, email: str, password: str)
     if "email" not in errors and find_user_by_email(session, clean) is not None:
         errors["email"] = N_("An account with this e-mail address exists already. Log in instead.")
     _raise_if(errors)
-    hash_password(password)  # raises the password field error without storing anything
+    check_password_strength(password)
 
 
 def create_cluster(

@@ -1,7 +1,9 @@
 """Socket.IO event handlers: the login session decides who may connect and where.
 
 A client cannot pick its rooms; the server joins it to exactly the rooms its
-login entitles it to.  Anonymous connections are refused outright.
+login entitles it to.  Anonymous connections are refused outright.  On
+connect a client may say the last notification id it saw; everything newer
+is replayed to it, so a phone that lost the network misses nothing.
 """
 
 from __future__ import annotations
@@ -9,22 +11,57 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from flask import request
 from flask_login import current_user
-from flask_socketio import join_room
+from flask_socketio import emit, join_room
 
+from marketplace import events
 from marketplace.extensions import socketio
+from marketplace.realtime.publisher import render_notification
 from marketplace.realtime.rooms import rooms_for
+from marketplace.web import db
 
 log = logging.getLogger(__name__)
 
 
+def _last_seen(data: Any) -> int | None:
+    """The client's last notification id, if it sent a sane one."""
+    if not isinstance(data, dict):
+        return None
+    value = data.get("last_id")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62:
+        return value
+    return None
+
+
+def _replay(after_id: int) -> int:
+    missed = events.missed_since(db(), current_user.id, after_id)
+    for row in missed:
+        emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
+    db().rollback()  # end the read transaction at once
+    return len(missed)
+
+
 @socketio.on("connect")
-def on_connect(_auth: Any = None) -> bool:
-    """Accept logged-in people only and put them in their rooms."""
+def on_connect(auth: Any = None) -> bool:
+    """Accept logged-in people only, put them in their rooms, replay what they missed."""
     if not current_user.is_authenticated:
         log.info("socket refused: not logged in")
         return False
     for room in rooms_for(current_user.id, current_user.member_id, current_user.cluster_id,
                           current_user.is_coordinator):
         join_room(room)
+    after = _last_seen(auth)
+    if after is not None:
+        _replay(after)
+    db().rollback()
     return True
+
+
+@socketio.on("replay")
+def on_replay(data: Any = None) -> dict[str, Any]:
+    """Explicit catch-up: {"last_id": n} -> every newer notification, then the count."""
+    after = _last_seen(data)
+    if not current_user.is_authenticated or after is None:
+        return {"error": "send {\"last_id\": <int>}"}
+    return {"replayed": _replay(after)}

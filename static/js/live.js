@@ -1,10 +1,104 @@
-// Live updates: one authenticated Socket.IO connection per page. The server
-// decides the rooms; pages listen for the events they care about. Without
-// JavaScript every page still works; this only saves a reload.
+// Live updates over one authenticated Socket.IO connection per page.
+// The server decides the rooms; this script only reacts. Every page works
+// without it; with it, the board and job pages update without a reload and
+// nothing is missed across a dropped connection (the server replays
+// everything after the last notification id this browser saw).
 (function () {
   "use strict";
   if (typeof window.io !== "function") { return; }
-  const socket = window.io({ transports: ["websocket", "polling"] });
+  var LAST_ID_KEY = "marketplace:last-notification-id";
+  var lastId = parseInt(window.localStorage.getItem(LAST_ID_KEY) || "0", 10) || 0;
+  var socket = window.io({
+    transports: ["websocket", "polling"],
+    auth: function (cb) { cb({ last_id: lastId }); }
+  });
+
+  function remember(message) {
+    if (message && message.id > lastId) {
+      lastId = message.id;
+      window.localStorage.setItem(LAST_ID_KEY, String(lastId));
+    }
+  }
+
+  function bumpBadge() {
+    var badge = document.getElementById("unread-badge");
+    if (!badge) { return; }
+    badge.textContent = String((parseInt(badge.textContent, 10) || 0) + 1);
+    badge.hidden = false;
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  var board = document.querySelector("[data-live=board]");
+  var jobPage = document.querySelector("[data-live=job]");
+  var lang = document.documentElement.lang || "en";
+
+  function jobCard(job, link) {
+    var trades = JSON.parse(board.getAttribute("data-trades") || "{}");
+    var li = el("li", "card job-card fresh");
+    li.setAttribute("data-job-id", String(job.id));
+    var h2 = el("h2");
+    var a = el("a", "", job.title);
+    a.href = link || ("/jobs/" + job.id);
+    h2.appendChild(a);
+    li.appendChild(h2);
+    var chips = el("p");
+    (job.trades || []).forEach(function (t) { chips.appendChild(el("span", "chip", trades[t] || t)); });
+    li.appendChild(chips);
+    var value = new Intl.NumberFormat(lang, { style: "currency", currency: job.currency })
+      .format(job.value_minor / 100);
+    li.appendChild(el("p", "", value));
+    li.appendChild(el("p", "hint", job.locality));
+    return li;
+  }
+
+  function removeCard(jobId) {
+    if (!board) { return; }
+    var card = board.querySelector("[data-job-id='" + jobId + "']");
+    if (card) { card.remove(); }
+    var empty = document.getElementById("board-empty");
+    if (empty && !board.children.length) { empty.hidden = false; }
+  }
+
+  function refreshJobPage() {
+    window.fetch(window.location.href, { headers: { Accept: "text/html" } })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["job", "bids"].forEach(function (id) {
+          var now = document.getElementById(id);
+          var next = fresh.getElementById(id);
+          if (now && next) { now.replaceWith(next); }
+        });
+      });
+  }
+
+  function onEvent(kind, message) {
+    remember(message);
+    bumpBadge();
+    var data = message.data || {};
+    var jobId = data.id || data.job_id;
+    if (board && kind === "job.posted" && !board.querySelector("[data-job-id='" + data.id + "']")) {
+      board.insertBefore(jobCard(data, message.link), board.firstChild);
+      var empty = document.getElementById("board-empty");
+      if (empty) { empty.hidden = true; }
+    }
+    if (board && (kind === "job.taken" || kind === "job.cancelled" || kind === "job.claimed")) {
+      removeCard(jobId);
+    }
+    if (jobPage && String(jobId) === jobPage.getAttribute("data-job-id")) {
+      refreshJobPage();
+    }
+    document.dispatchEvent(new CustomEvent("marketplace:event", { detail: { kind: kind, message: message } }));
+  }
+
+  ["job.posted", "job.claimed", "job.taken", "job.awarded", "job.cancelled", "bid.received",
+   "window.closed", "joint.invited", "joint.confirmed", "job.done", "job.confirmed"]
+    .forEach(function (kind) { socket.on(kind, function (message) { onEvent(kind, message); }); });
   window.marketplaceSocket = socket;
-  document.dispatchEvent(new CustomEvent("marketplace:socket", { detail: socket }));
 })();

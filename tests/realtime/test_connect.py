@@ -10,7 +10,7 @@ from flask import Flask
 
 from marketplace import create_app
 from marketplace.realtime.rooms import coordinators_room, member_room, user_room
-from tests.conftest import PASSWORD, SECRET, World
+from tests.conftest import CHEAP_HASHING, PASSWORD, SECRET, World
 from tests.live import live_server, logged_in_cookie, socket_client
 
 
@@ -41,6 +41,7 @@ def test_logged_in_user_gets_its_rooms_only(app: Flask, world: World) -> None:
         rival.disconnect()
 
 
+@pytest.mark.redis
 def test_emit_from_another_process_reaches_client_through_redis(
         database_url: str, redis_url: str, world: World) -> None:
     """The scale-out path: an emitter with only the Redis URL reaches a connected browser."""
@@ -48,7 +49,7 @@ def test_emit_from_another_process_reaches_client_through_redis(
 
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
                       "WTF_CSRF_ENABLED": False, "REDIS_URL": redis_url,
-                      "PUBLIC_URL": "http://localhost"})
+                      "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
     try:
         with live_server(app) as url:
             owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))

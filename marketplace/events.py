@@ -1,0 +1,115 @@
+"""Domain events: outbox rows written with the change, emitted only after commit.
+
+A service calls `notify(...)` inside its transaction; the rows become part of
+that transaction.  When (and only when) the transaction commits, the queued
+notifications are handed to the publisher the app installed (Socket.IO in the
+web process, a Redis emitter elsewhere).  A rollback drops them.  Because
+every event is also a stored row, a client that was offline replays what it
+missed from the table: nothing is lost when a phone drops off the network.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session, col, func, select
+
+from marketplace.clusters.models import User
+from marketplace.realtime.models import Notification
+
+log = logging.getLogger(__name__)
+Publisher = Callable[[Notification, str | None], None]
+_OUTBOX_KEY = "marketplace.outbox"
+_publisher: Publisher | None = None
+
+
+def set_publisher(publisher: Publisher | None) -> None:
+    """Install the function that delivers committed notifications (one per process)."""
+    global _publisher
+    _publisher = publisher
+
+
+def notify(
+    session: Session,
+    recipients: Iterable[User],
+    kind: str,
+    message: str,
+    *,
+    now: datetime,
+    params: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+    link: str | None = None,
+) -> list[Notification]:
+    """Store one notification per recipient in the current transaction.
+
+    `payload` must already be what every one of these recipients may see;
+    callers build it with the jobs visibility rules, never from raw rows.
+    """
+    rows = []
+    seen: set[int] = set()
+    for user in recipients:
+        if user.id is None or user.id in seen or not user.active:
+            continue
+        seen.add(user.id)
+        row = Notification(user_id=user.id, kind=kind, message=message, params=params or {},
+                           payload=payload or {}, link=link, created_at=now)
+        session.add(row)
+        rows.append(row)
+        session.info.setdefault(_OUTBOX_KEY, []).append((row, user.locale))
+    return rows
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver_after_commit(session: Session) -> None:
+    pending = session.info.pop(_OUTBOX_KEY, [])
+    if not pending or _publisher is None:
+        return
+    for row, locale in pending:
+        try:
+            _publisher(row, locale)
+        except Exception:  # the row is stored; replay delivers it later
+            log.exception("could not deliver notification_id=%s", row.id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_OUTBOX_KEY, None)
+
+
+def missed_since(session: Session, user_id: int, after_id: int, limit: int = 200
+                 ) -> list[Notification]:
+    """The user's notifications newer than `after_id`, oldest first (for replay)."""
+    return list(session.exec(
+        select(Notification)
+        .where(Notification.user_id == user_id, col(Notification.id) > after_id)
+        .order_by(col(Notification.id)).limit(limit)
+    ))
+
+
+def recent(session: Session, user_id: int, limit: int = 100) -> list[Notification]:
+    """The user's latest notifications, newest first (the notification centre)."""
+    return list(session.exec(
+        select(Notification).where(Notification.user_id == user_id)
+        .order_by(col(Notification.id).desc()).limit(limit)
+    ))
+
+
+def unread_count(session: Session, user_id: int) -> int:
+    """How many notifications the user has not opened yet."""
+    return session.exec(
+        select(func.count()).select_from(Notification)
+        .where(Notification.user_id == user_id, col(Notification.read_at).is_(None))
+    ).one()
+
+
+def mark_all_read(session: Session, user_id: int, now: datetime) -> None:
+    """The user has seen the notification centre."""
+    for row in session.exec(select(Notification).where(
+            Notification.user_id == user_id, col(Notification.read_at).is_(None))):
+        row.read_at = now
+        session.add(row)
+    session.commit()

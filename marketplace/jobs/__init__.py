@@ -1,0 +1,1 @@
+"""Overflow jobs: posting, eligibility, claims, bid windows, joint bids, awards, completion."""

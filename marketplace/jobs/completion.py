@@ -1,0 +1,131 @@
+"""After award: the winner reports the work done, the poster confirms, both rate.
+
+Reliability (completion rate, on-time rate, average rating, jobs done) is
+computed from these rows, never stored, so it can never disagree with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Integer, cast, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from marketplace import events
+from marketplace.clusters.models import User
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError
+from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
+from marketplace.jobs.service import acting_member, get_job, users_of
+from marketplace.jobs.visibility import contract_member_ids
+
+
+def _transition(session: Session, job: OverflowJob, before: JobStatus, after: JobStatus
+                ) -> None:
+    moved = session.execute(update(OverflowJob).where(
+        col(OverflowJob.id) == job.id, col(OverflowJob.status) == before)
+        .values(status=after.value))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("wrong_state", N_("This step is not possible in the job's current "
+                                         "state. Reload the page."))
+    session.refresh(job)
+
+
+def report_done(session: Session, actor: User, job_id: int, now: datetime) -> OverflowJob:
+    """A winning party says the work is finished."""
+    member = acting_member(session, actor)
+    job = get_job(session, actor, job_id)
+    if member.id not in contract_member_ids(session, job.id):
+        raise Forbidden("winner_only", N_("Only the business that won the job can report it "
+                                          "done."))
+    _transition(session, job, JobStatus.AWARDED, JobStatus.DONE)
+    events.notify(session, users_of(session, [job.poster_member_id]), "job.done",
+                  N_("%(member)s reports the job %(title)s done. Confirm it."), now=now,
+                  params={"member": member.name, "title": job.title},
+                  payload={"id": job.id, "status": job.status}, link=f"/jobs/{job.id}")
+    session.commit()
+    return job
+
+
+def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
+                       ) -> OverflowJob:
+    """The poster confirms the work; this is when money becomes due."""
+    member = acting_member(session, actor)
+    job = get_job(session, actor, job_id)
+    if job.poster_member_id != member.id:
+        raise Forbidden("poster_only", N_("Only the member who posted the job can confirm "
+                                          "it."))
+    _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
+    events.notify(session, users_of(session, sorted(contract_member_ids(session, job.id))),
+                  "job.confirmed", N_("The job %(title)s is confirmed complete."), now=now,
+                  params={"title": job.title}, payload={"id": job.id, "status": job.status},
+                  link=f"/jobs/{job.id}")
+    session.commit()
+    return job
+
+
+def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score: int,
+         on_time: bool, comment: str, now: datetime) -> JobRating:
+    """Poster rates each winner and winners rate the poster, once, after confirmation."""
+    member = acting_member(session, actor)
+    job = get_job(session, actor, job_id)
+    winners = contract_member_ids(session, job.id)
+    allowed = winners if member.id == job.poster_member_id else (
+        {job.poster_member_id} if member.id in winners else set())
+    if ratee_member_id not in allowed:
+        raise Forbidden("cannot_rate", N_("You can rate only the other side of a job you "
+                                          "took part in."))
+    if job.status != JobStatus.CONFIRMED:
+        raise Conflict("not_confirmed", N_("Ratings open once the poster confirms the job."))
+    if not 1 <= score <= 5 or len(comment) > 1000:
+        raise ValidationError("invalid_rating", N_("Give a score from 1 to 5 and a comment "
+                                                   "under 1000 characters."),
+                              fields={"score": N_("Give a score from 1 to 5.")})
+    exists = session.exec(select(JobRating).where(
+        JobRating.job_id == job.id, JobRating.rater_member_id == member.id,
+        JobRating.ratee_member_id == ratee_member_id)).first()
+    already = Conflict("already_rated", N_("You already rated this partner for this job."))
+    if exists is not None:
+        raise already
+    rating = JobRating(job_id=job.id, rater_member_id=member.id, ratee_member_id=ratee_member_id,  # type: ignore[arg-type]
+                       score=score, on_time=on_time, comment=comment.strip(), created_at=now)
+    session.add(rating)
+    try:
+        session.commit()
+    except IntegrityError:  # a colleague rated in the same instant: the unique key decides
+        session.rollback()
+        raise already from None
+    return rating
+
+
+@dataclass(frozen=True)
+class Reliability:
+    jobs_won: int
+    jobs_completed: int
+    completion_rate: float | None
+    on_time_rate: float | None
+    average_rating: float | None
+    ratings: int
+
+
+def reliability(session: Session, member_id: int) -> Reliability:
+    """A member's track record as partners see it on its profile."""
+    statuses = list(session.exec(
+        select(OverflowJob.status).join(JobContract, col(JobContract.job_id) == OverflowJob.id)
+        .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
+        .where(ContractParty.member_id == member_id)))
+    finished = [s for s in statuses if s in (JobStatus.CONFIRMED, JobStatus.DONE)]
+    completed = [s for s in statuses if s == JobStatus.CONFIRMED]
+    count, average, on_time = session.exec(
+        select(func.count(), func.avg(JobRating.score),
+               func.avg(cast(JobRating.on_time, Integer)))
+        .where(JobRating.ratee_member_id == member_id)).one()
+    closed = len(finished) + len([s for s in statuses if s == JobStatus.CANCELLED])
+    return Reliability(
+        jobs_won=len(statuses), jobs_completed=len(completed),
+        completion_rate=(len(finished) / closed) if closed else None,
+        on_time_rate=float(on_time) if count else None,
+        average_rating=round(float(average), 2) if count else None, ratings=int(count),
+    )

@@ -1,0 +1,329 @@
+"""Posting, browsing, claiming and cancelling overflow jobs.
+
+Claims are settled by the database: a conditional UPDATE moves the job from
+open to awarded, and only the transaction whose UPDATE changed a row writes
+the contract.  Twenty partners tapping "claim" at once get one winner and
+nineteen clear "already claimed" answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from marketplace import events
+from marketplace.clusters.agreements import Activity, agreement_in_force, require_participation
+from marketplace.clusters.models import Cluster, Member, Role, User
+from marketplace.clusters.trades import is_trade
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.jobs.eligibility import (
+    eligible_members,
+    ineligibility_reasons,
+    require_eligible,
+    site_distance_km,
+)
+from marketplace.jobs.models import (
+    Bid,
+    BidShare,
+    ContractParty,
+    JobContract,
+    JobMode,
+    JobStatus,
+    JobTrade,
+    OverflowJob,
+)
+from marketplace.jobs.visibility import job_public
+from marketplace.money import BASIS_POINTS_WHOLE, apply_basis_points
+
+MAX_VALUE_MINOR = 100_000_000_00  # 100 million in major units: beyond is a typo
+MIN_WINDOW = timedelta(minutes=15)
+MAX_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class JobDraft:
+    title: str
+    description: str
+    trades: tuple[str, ...]
+    site_lat: float
+    site_lng: float
+    locality: str
+    address: str
+    customer_name: str
+    customer_contact: str
+    crew_days: int
+    starts_on: date
+    ends_on: date
+    value_minor: int
+    mode: str
+    closes_at: datetime | None = None
+
+
+def acting_member(session: Session, actor: User) -> Member:
+    """The member business the actor works for; coordinators act for none."""
+    if actor.member_id is None:
+        raise Forbidden("member_only", N_("Only people of a member business can do this."))
+    member = session.get(Member, actor.member_id)
+    assert member is not None
+    return member
+
+
+def get_job(session: Session, viewer: User, job_id: int, *, for_update: bool = False
+            ) -> OverflowJob:
+    """A job of the viewer's cluster, or NotFound."""
+    query = select(OverflowJob).where(OverflowJob.id == job_id)
+    if for_update:
+        query = query.with_for_update()
+    job = session.exec(query).first()
+    if job is None or job.cluster_id != viewer.cluster_id:
+        raise not_found()
+    return job
+
+
+def _validate(draft: JobDraft, now: datetime) -> None:
+    errors: dict[str, str] = {}
+    if not 0 < len(draft.title.strip()) <= 120:
+        errors["title"] = N_("Give the job a title of up to 120 characters.")
+    if len(draft.description) > 4000:
+        errors["description"] = N_("Keep the description under 4000 characters.")
+    if not draft.trades:
+        errors["trades"] = N_("Choose at least one trade the job needs.")
+    elif not all(is_trade(t) for t in draft.trades):
+        errors["trades"] = N_("Choose trades from the list.")
+    if not (-90 <= draft.site_lat <= 90 and -180 <= draft.site_lng <= 180):
+        errors["site_lat"] = N_("Give the site's latitude (-90 to 90) and longitude "
+                                "(-180 to 180).")
+    if not 0 < len(draft.locality.strip()) <= 120:
+        errors["locality"] = N_("Name the town or neighbourhood partners will see.")
+    if not 0 < len(draft.address.strip()) <= 300:
+        errors["address"] = N_("Enter the site address (kept private until award).")
+    if not 0 < len(draft.customer_name.strip()) <= 120:
+        errors["customer_name"] = N_("Enter the customer's name (kept private until award).")
+    if len(draft.customer_contact) > 200:
+        errors["customer_contact"] = N_("Keep the contact under 200 characters.")
+    if not 1 <= draft.crew_days <= 10_000:
+        errors["crew_days"] = N_("Estimate the size in crew-days (1 to 10000).")
+    if draft.ends_on < draft.starts_on:
+        errors["ends_on"] = N_("The end date cannot be before the start date.")
+    if not 0 < draft.value_minor <= MAX_VALUE_MINOR:
+        errors["value"] = N_("Enter a contract value above zero.")
+    if draft.mode not in {m.value for m in JobMode}:
+        errors["mode"] = N_("Choose hand-off or bid window.")
+    elif draft.mode == JobMode.BID_WINDOW:
+        if draft.closes_at is None:
+            errors["closes_at"] = N_("Choose when the bid window closes.")
+        elif not now + MIN_WINDOW <= draft.closes_at <= now + MAX_WINDOW:
+            errors["closes_at"] = N_("The bid window must close between 15 minutes and 14 "
+                                     "days from now.")
+    if errors:
+        raise ValidationError("invalid_job", N_("Some fields need your attention."),
+                              fields=errors)
+
+
+def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> OverflowJob:
+    """Post an overflow job and notify exactly the members eligible to take it."""
+    member = acting_member(session, actor)
+    require_participation(session, member, Activity.OVERFLOW_JOBS, now)
+    _validate(draft, now)
+    cluster = session.get(Cluster, member.cluster_id)
+    assert cluster is not None
+    job = OverflowJob(
+        cluster_id=member.cluster_id, poster_member_id=member.id, posted_by_id=actor.id,
+        title=draft.title.strip(), description=draft.description.strip(), mode=draft.mode,
+        site_lat=draft.site_lat, site_lng=draft.site_lng, locality=draft.locality.strip(),
+        address=draft.address.strip(), customer_name=draft.customer_name.strip(),
+        customer_contact=draft.customer_contact.strip(), crew_days=draft.crew_days,
+        starts_on=draft.starts_on, ends_on=draft.ends_on, value_minor=draft.value_minor,
+        currency=cluster.currency,
+        closes_at=draft.closes_at if draft.mode == JobMode.BID_WINDOW else None,
+        created_at=now,
+    )
+    session.add(job)
+    session.flush()
+    for trade in sorted(set(draft.trades)):
+        session.add(JobTrade(job_id=job.id, trade=trade))
+    session.flush()
+    payload = job_public(job, sorted(set(draft.trades)))
+    events.notify(session, users_of(session, [m.id for m in eligible_members(session, job, now)]),
+                  "job.posted", N_("New overflow job near %(locality)s: %(title)s"),
+                  now=now, params={"title": job.title, "locality": job.locality},
+                  payload=payload, link=f"/jobs/{job.id}")
+    session.commit()
+    return job
+
+
+def users_of(session: Session, member_ids: list[int | None]) -> list[User]:
+    """Every active person of these member businesses."""
+    ids = [m for m in member_ids if m is not None]
+    if not ids:
+        return []
+    return list(session.exec(select(User).where(col(User.member_id).in_(ids),
+                                                col(User.active).is_(True))))
+
+
+def write_contract(session: Session, job: OverflowJob, shares: dict[int, int],
+                   bid_id: int | None, value_minor: int, now: datetime) -> JobContract:
+    """Sign the job's contract: parties, frozen shares, value, referral fee.  Immutable.
+
+    For a hand-off the value is the job's; for an awarded bid it is the bid price.
+    """
+    assert sum(shares.values()) == BASIS_POINTS_WHOLE
+    agreement = agreement_in_force(session, job.cluster_id)
+    assert agreement is not None
+    contract = JobContract(
+        job_id=job.id, cluster_id=job.cluster_id, poster_member_id=job.poster_member_id,
+        bid_id=bid_id, value_minor=value_minor, currency=job.currency,
+        referral_fee_bp=agreement.referral_fee_bp,
+        referral_fee_minor=apply_basis_points(value_minor, agreement.referral_fee_bp),
+        platform_fee_bp=agreement.platform_fee_bp, agreement_id=agreement.id, signed_at=now,
+    )
+    session.add(contract)
+    session.flush()
+    for member_id, share in sorted(shares.items()):
+        session.add(ContractParty(contract_id=contract.id, member_id=member_id, share_bp=share))
+    return contract
+
+
+def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobContract:
+    """First eligible partner to claim a hand-off job gets it (409 for the others)."""
+    member = acting_member(session, actor)
+    job = get_job(session, actor, job_id)
+    if job.mode != JobMode.HANDOFF:
+        raise Conflict("not_handoff", N_("This job takes bids; it cannot be claimed."))
+    require_eligible(session, member, job, now)
+    won = session.execute(
+        update(OverflowJob)
+        .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN)
+        .values(status=JobStatus.AWARDED.value, awarded_member_id=member.id)
+    )
+    if won.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("already_claimed", N_("Another partner claimed this job first."))
+    session.refresh(job)
+    contract = write_contract(session, job, {member.id: BASIS_POINTS_WHOLE},  # type: ignore[dict-item]
+                              None, job.value_minor, now)
+    _announce_award(session, job, [member.id], "job.claimed",  # type: ignore[list-item]
+                    N_("%(member)s claimed your job: %(title)s"), member.name, now)
+    session.commit()
+    return contract
+
+
+def _announce_award(session: Session, job: OverflowJob, winner_ids: list[int], kind: str,
+                    poster_message: str, winner_name: str, now: datetime) -> None:
+    """Tell the poster and winners; tell other eligible partners the job is gone."""
+    params = {"title": job.title, "member": winner_name}
+    gone = {"id": job.id, "status": job.status}
+    events.notify(session, users_of(session, [job.poster_member_id]), kind, poster_message,
+                  now=now, params=params, payload={**gone, "awarded_member_id":
+                                                   job.awarded_member_id},
+                  link=f"/jobs/{job.id}")
+    events.notify(session, users_of(session, list(winner_ids)), "job.awarded",
+                  N_("You won the job: %(title)s. The customer's details are now visible."),
+                  now=now, params=params, payload=gone, link=f"/jobs/{job.id}")
+    others = [m.id for m in eligible_or_bidders(session, job, now)
+              if m.id not in winner_ids]
+    events.notify(session, users_of(session, others), "job.taken",
+                  N_("The job %(title)s is no longer available."), now=now,
+                  params={"title": job.title}, payload=gone)
+
+
+def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
+    """The partners who were shown the job (eligible ones) plus anyone who bid on it."""
+    return [m for m in session.exec(select(Member).where(
+        Member.cluster_id == job.cluster_id, col(Member.id) != job.poster_member_id))
+        if _has_bid(session, job, m) or not ineligibility_reasons(session, m, job, now)]
+
+
+def _has_bid(session: Session, job: OverflowJob, member: Member) -> bool:
+    lead = session.exec(select(Bid.id).where(Bid.job_id == job.id,
+                                             Bid.member_id == member.id)).first()
+    partner = session.exec(
+        select(BidShare.bid_id).join(Bid, col(Bid.id) == BidShare.bid_id)
+        .where(Bid.job_id == job.id, BidShare.member_id == member.id)).first()
+    return lead is not None or partner is not None
+
+
+def cancel_job(session: Session, actor: User, job_id: int, reason: str, now: datetime
+               ) -> OverflowJob:
+    """The poster withdraws an open job; everyone who saw it is told why."""
+    member = acting_member(session, actor)
+    job = get_job(session, actor, job_id)
+    if job.poster_member_id != member.id or actor.role not in (Role.OWNER, Role.CREW):
+        raise Forbidden("poster_only", N_("Only the member who posted the job can cancel it."))
+    if not 0 < len(reason.strip()) <= 500:
+        raise ValidationError("reason_required", N_("Say why the job is cancelled."),
+                              fields={"reason": N_("Say why the job is cancelled.")})
+    audience = eligible_or_bidders(session, job, now)
+    done = session.execute(
+        update(OverflowJob)
+        .where(col(OverflowJob.id) == job.id,
+               col(OverflowJob.status).in_([JobStatus.OPEN, JobStatus.WINDOW_CLOSED]))
+        .values(status=JobStatus.CANCELLED.value, cancel_reason=reason.strip())
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("not_cancellable", N_("Only an open job can be cancelled; this one "
+                                             "is already awarded or closed."))
+    session.refresh(job)
+    events.notify(session, users_of(session, [m.id for m in audience]), "job.cancelled",
+                  N_("The job %(title)s was cancelled: %(reason)s"), now=now,
+                  params={"title": job.title, "reason": job.cancel_reason},
+                  payload={"id": job.id, "status": job.status}, link=f"/jobs/{job.id}")
+    session.commit()
+    return job
+
+
+def board(session: Session, actor: User, now: datetime, trade: str | None = None,
+          order: str = "newest") -> list[tuple[OverflowJob, float | None]]:
+    """Open jobs the actor's business could take, nearest or newest first."""
+    member = acting_member(session, actor)
+    query = select(OverflowJob).where(
+        OverflowJob.cluster_id == member.cluster_id, OverflowJob.status == JobStatus.OPEN,
+        col(OverflowJob.poster_member_id) != member.id)
+    if trade:
+        query = query.join(JobTrade, col(JobTrade.job_id) == OverflowJob.id).where(
+            JobTrade.trade == trade)
+    rows = [(job, site_distance_km(member, job)) for job in session.exec(query)
+            if not ineligibility_reasons(session, member, job, now)]
+    if order == "nearest":
+        rows.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -(r[0].id or 0)))
+    else:
+        rows.sort(key=lambda r: -(r[0].id or 0))
+    return rows
+
+
+def my_jobs(session: Session, actor: User) -> dict[str, list[OverflowJob]]:
+    """The actor's business's jobs, grouped: posted, won and in progress, done."""
+    member = acting_member(session, actor)
+    posted = list(session.exec(select(OverflowJob).where(
+        OverflowJob.poster_member_id == member.id).order_by(col(OverflowJob.id).desc())))
+    party_jobs = list(session.exec(
+        select(OverflowJob).join(JobContract, col(JobContract.job_id) == OverflowJob.id)
+        .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
+        .where(ContractParty.member_id == member.id).order_by(col(OverflowJob.id).desc())))
+    bid_job_ids = set(session.exec(select(Bid.job_id).where(Bid.member_id == member.id)))
+    bid_job_ids |= set(session.exec(select(Bid.job_id).join(
+        BidShare, col(BidShare.bid_id) == Bid.id).where(BidShare.member_id == member.id)))
+    won_ids = {j.id for j in party_jobs}
+    bidding = [j for j in (session.get(OverflowJob, i) for i in sorted(bid_job_ids, reverse=True))
+               if j is not None and j.id not in won_ids
+               and j.status in (JobStatus.OPEN, JobStatus.WINDOW_CLOSED)]
+    return {
+        "posted": posted,
+        "bidding": bidding,
+        "won": [j for j in party_jobs if j.status in (JobStatus.AWARDED, JobStatus.DONE)],
+        "done": [j for j in party_jobs if j.status == JobStatus.CONFIRMED],
+    }
+
+
+def explain(session: Session, actor: User, job: OverflowJob, now: datetime) -> list[Any]:
+    """Why the actor's business cannot take this job (empty when it can)."""
+    if actor.member_id is None:
+        return []
+    member = acting_member(session, actor)
+    return ineligibility_reasons(session, member, job, now)
+

@@ -1,0 +1,38 @@
+"""The notification centre: every stored notification, with an unread count."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from marketplace import events
+from marketplace.db import utcnow
+from marketplace.realtime.publisher import render_notification
+from marketplace.web import db
+
+bp = Blueprint("notifications", __name__)
+
+
+@bp.app_context_processor
+def _unread() -> dict[str, object]:
+    """The unread count for the navigation badge (0 for anonymous visitors)."""
+    def unread_count() -> int:
+        if not current_user.is_authenticated:
+            return 0
+        return events.unread_count(db(), current_user.id)
+    return {"unread_count": unread_count}
+
+
+@bp.route("/notifications")
+@login_required
+def centre() -> ResponseReturnValue:
+    rows = events.recent(db(), current_user.id)
+    unread = events.unread_count(db(), current_user.id)
+    items = [render_notification(row) for row in rows]
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify({"unread": unread, "notifications": items})
+    response = render_template("notifications/centre.html", items=items, unread=unread,
+                               unread_ids={r.id for r in rows if r.read_at is None})
+    events.mark_all_read(db(), current_user.id, utcnow())
+    return response

@@ -1,0 +1,1 @@
+"""APScheduler setup: periodic sweeps that call the same services users do."""

@@ -1,0 +1,29 @@
+"""The periodic tasks.  Each takes a session and `now`, and is safe to run twice.
+
+Domain tables are the truth, not the scheduler's job store: a sweep finds
+whatever is due (a bid window whose deadline passed while the app was down
+included) and the service's conditional update makes the second run a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from marketplace.jobs.bidding import close_due_windows
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    id: str
+    every_seconds: float
+    run: Callable[[Session, datetime], Any]
+
+
+TASKS: tuple[PeriodicTask, ...] = (
+    PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
+)
