@@ -39,7 +39,7 @@ install: $(VENV)/.installed node_modules/.package-lock.json translations
 run: install
 	$(FLASK) migrate
 	$(FLASK) seed-demo
-	$(FLASK) serve --host 127.0.0.1 --port 5000
+	$(BIN)/python wsgi.py
 
 lint: install
 	$(BIN)/ruff check marketplace tests bench migrations wsgi.py

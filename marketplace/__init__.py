@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per sweep is noise
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
     configure_hashing(app.config["PASSWORD_HASH_TIME_COST"],
                       app.config["PASSWORD_HASH_MEMORY_KIB"])

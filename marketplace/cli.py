@@ -1,4 +1,4 @@
-"""`flask` commands: migrate the database, seed demo data, serve with Socket.IO."""
+"""`flask` commands: migrate the database, seed demo data, run the scheduler process."""
 
 from __future__ import annotations
 
@@ -39,21 +39,6 @@ def seed_demo_command() -> None:
             click.echo(f"  {user.email:<36} {user.role}")
 
 
-@click.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-def serve_command(host: str, port: int) -> None:
-    """Run the development server with Socket.IO (embedded default)."""
-    from marketplace.extensions import socketio
-    from marketplace.scheduling.runner import start_in_process
-
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    if app.config["SCHEDULER_IN_PROCESS"]:
-        start_in_process(app)
-    click.echo(f"marketplace running at http://{host}:{port}/")
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
-
-
 @click.command("scheduler")
 def scheduler_command() -> None:
     """Run the periodic tasks in this process (one such process per deployment)."""
@@ -69,5 +54,5 @@ def scheduler_command() -> None:
 
 def init_cli(app: Flask) -> None:
     """Register the commands on the app."""
-    for cmd in (migrate_command, seed_demo_command, serve_command, scheduler_command):
+    for cmd in (migrate_command, seed_demo_command, scheduler_command):
         app.cli.add_command(cmd)

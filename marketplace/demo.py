@@ -14,6 +14,10 @@ from sqlmodel import Session, select
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
+from marketplace.jobs.bidding import BidTerms, place_bid
+from marketplace.jobs.completion import confirm_completion, rate, report_done
+from marketplace.jobs.models import JobMode
+from marketplace.jobs.service import JobDraft, claim_job, post_job
 
 DEMO_CLUSTER = "Valley Green Cooperative"
 DEMO_PASSWORD = "valley-green-demo"
@@ -79,7 +83,49 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
             certifications="",
         ))
         agreements.accept_agreement(session, owner, agreement.version, now)
+    _seed_jobs(session, now)
     return True
+
+
+def _owner(session: Session, email: str) -> User:
+    return session.exec(select(User).where(User.email == email)).one()
+
+
+def _seed_jobs(session: Session, now: datetime) -> None:
+    """A finished hand-off with ratings, an open hand-off and an open bid window."""
+    maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
+    start = now.date() + timedelta(days=7)
+
+    def draft(**fields: object) -> JobDraft:
+        base: dict[str, object] = dict(
+            description="", site_lat=45.41, site_lng=-75.70, locality="Glebe, Ottawa",
+            address="181 Glebe Ave", customer_name="R. Chen", customer_contact="613-555-0142",
+            crew_days=4, starts_on=start, ends_on=start + timedelta(days=3),
+            mode=JobMode.HANDOFF.value)
+        base.update(fields)
+        return JobDraft(**base)  # type: ignore[arg-type]
+
+    finished = post_job(session, hernandez, draft(
+        title="Planting beds for a new patio", trades=("planting",), value_minor=2_150_00,
+        starts_on=now.date(), ends_on=now.date()), now)
+    claim_job(session, laurentide, finished.id, now)  # type: ignore[arg-type]
+    report_done(session, laurentide, finished.id, now)  # type: ignore[arg-type]
+    confirm_completion(session, hernandez, finished.id, now)  # type: ignore[arg-type]
+    rate(session, hernandez, finished.id, laurentide.member_id, 5, True,  # type: ignore[arg-type]
+         "Clean work, on time.", now)
+    post_job(session, hernandez, draft(
+        title="Spring cleanup, 12 townhouses", trades=("mowing", "planting"),
+        value_minor=4_800_00, description="Edging, mulch and first mow for a condo board."),
+        now)
+    window = post_job(session, maple, draft(
+        title="Drainage swale behind a school field", trades=("drainage",),
+        locality="Alta Vista, Ottawa", address="1500 Alta Vista Dr", site_lat=45.385,
+        site_lng=-75.665, crew_days=10, value_minor=18_500_00, mode=JobMode.BID_WINDOW.value,
+        closes_at=now + timedelta(days=3),
+        description="About 120 m of swale with a perforated drain; grading to the catch basin."),
+        now)
+    place_bid(session, hernandez, window.id, BidTerms(16_900_00, 4, start,  # type: ignore[arg-type]
+                                                      "We can start the Monday after."), now)
 
 
 def demo_logins(session: Session) -> list[User]:

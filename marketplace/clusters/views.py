@@ -27,6 +27,7 @@ from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
 from marketplace.errors import DomainError
 from marketplace.i18n import km_from_display, unit_system
+from marketplace.jobs.completion import reliability
 from marketplace.web import apply_to_form, db
 
 bp = Blueprint("clusters", __name__)
@@ -95,6 +96,7 @@ def member(member_id: int) -> ResponseReturnValue:
         people=service.member_users(session, viewer, business.id) if can_manage else [],
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
+        track_record=reliability(session, business.id),
     )
 
 
