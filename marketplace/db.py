@@ -49,20 +49,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine for `url`, with SQLite tuned for one writer."""
+def make_engine(url: str, *, lock_on_begin: bool = True) -> Engine:
+    """Create the engine for `url`, with SQLite tuned for one writer.
+
+    `lock_on_begin=False` gives plain deferred transactions on SQLite: fine for
+    a reader that must not hold the write lock (a test inspecting rows while
+    the app writes), wrong for concurrent writers.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=NullPool,
         )
-        _tune_sqlite(engine)
+        _tune_sqlite(engine, lock_on_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _tune_sqlite(engine: Engine) -> None:
+def _tune_sqlite(engine: Engine, lock_on_begin: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin.
@@ -77,7 +82,7 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # Every transaction takes the write lock at once: a later upgrade from
         # reader to writer is what makes SQLite fail with "database is locked".
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if lock_on_begin else "BEGIN")
 
 
 def is_sqlite(engine: Engine) -> bool:

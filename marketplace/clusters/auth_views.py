@@ -46,9 +46,9 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    if current_user.is_authenticated:
+    if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("clusters.home"))
-    form = LoginForm()
+    form = LoginForm()  # a POST while logged in switches account (a shared crew tablet)
     if form.validate_on_submit():
         user = accounts.authenticate(db(), form.email.data or "", form.password.data or "")
         if user is not None:
