@@ -11,7 +11,7 @@ FLASK := $(BIN)/flask --app wsgi
 CI_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CI_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test install translations translations-update lint
+.PHONY: run test install translations translations-update lint chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,11 @@ run: install
 lint: install
 	$(BIN)/ruff check marketplace tests bench migrations wsgi.py
 
-test: install
+# Browser tests drive Debian's chromium (never a browser downloaded by a tool).
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && \
+		apt-get install -y -q chromium >/dev/null; } || \
+		echo "chromium missing: install Debian's chromium to run the browser tests"
+
+test: install chromium
 	@bash tests/run.sh "$(BIN)/python" "$(CI_DATABASE_URL)" "$(CI_REDIS_URL)"

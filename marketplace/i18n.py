@@ -96,6 +96,11 @@ def day(value: date | None, fmt: str = "medium") -> str:
     return format_date(value, fmt) if value is not None else ""
 
 
+def isoday(value: str | None, fmt: str = "medium") -> str:
+    """A date carried as ISO text (barrier-filtered dicts) shown in the viewer's locale."""
+    return day(date.fromisoformat(value), fmt) if value else ""
+
+
 def locale_display_name(code: str) -> str:
     """A locale's own name ("français (Canada)"), for pickers."""
     return Locale.parse(code).get_display_name(code) or code
@@ -142,5 +147,6 @@ def init_i18n(app: Flask) -> Babel:
     )
     app.jinja_env.filters.update(
         money=money, when=when, day=day, distance=format_distance, relative=relative,
+        isoday=isoday,
     )
     return babel

@@ -54,6 +54,19 @@
       .format(job.value_minor / 100);
     li.appendChild(el("p", "", value));
     li.appendChild(el("p", "hint", job.locality));
+    if (job.mode === "handoff") {
+      // One tap to claim, exactly like the server-rendered cards.
+      var form = el("form");
+      form.method = "post";
+      form.action = "/jobs/" + job.id + "/claim";
+      var token = el("input");
+      token.type = "hidden";
+      token.name = "csrf_token";
+      token.value = board.getAttribute("data-csrf") || "";
+      form.appendChild(token);
+      form.appendChild(el("button", "button primary big", board.getAttribute("data-claim-label")));
+      li.appendChild(form);
+    }
     return li;
   }
 
