@@ -96,7 +96,7 @@ def member(member_id: int) -> ResponseReturnValue:
         people=service.member_users(session, viewer, business.id) if can_manage else [],
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
-        track_record=reliability(session, business.id),
+        track_record=reliability(session, business.id, utcnow().date()),
     )
 
 

@@ -7,7 +7,7 @@ computed from these rows, never stored, so it can never disagree with them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Integer, cast, update
 from sqlalchemy.exc import IntegrityError
@@ -110,22 +110,29 @@ class Reliability:
     ratings: int
 
 
-def reliability(session: Session, member_id: int) -> Reliability:
-    """A member's track record as partners see it on its profile."""
-    statuses = list(session.exec(
-        select(OverflowJob.status).join(JobContract, col(JobContract.job_id) == OverflowJob.id)
+def reliability(session: Session, member_id: int, today: date) -> Reliability:
+    """A member's track record as partners see it on its profile.
+
+    Completion rate: of the jobs it won that are finished or past their end
+    date, the share it reported done.  A job still within its dates does not
+    count against anyone.
+    """
+    won = list(session.exec(
+        select(OverflowJob.status, OverflowJob.ends_on)
+        .join(JobContract, col(JobContract.job_id) == OverflowJob.id)
         .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
         .where(ContractParty.member_id == member_id)))
-    finished = [s for s in statuses if s in (JobStatus.CONFIRMED, JobStatus.DONE)]
-    completed = [s for s in statuses if s == JobStatus.CONFIRMED]
+    finished = [s for s, _end in won if s in (JobStatus.CONFIRMED, JobStatus.DONE)]
+    completed = [s for s in finished if s == JobStatus.CONFIRMED]
+    overdue = [s for s, end in won if s == JobStatus.AWARDED and end < today]
     count, average, on_time = session.exec(
         select(func.count(), func.avg(JobRating.score),
                func.avg(cast(JobRating.on_time, Integer)))
         .where(JobRating.ratee_member_id == member_id)).one()
-    closed = len(finished) + len([s for s in statuses if s == JobStatus.CANCELLED])
+    due = len(finished) + len(overdue)
     return Reliability(
-        jobs_won=len(statuses), jobs_completed=len(completed),
-        completion_rate=(len(finished) / closed) if closed else None,
+        jobs_won=len(won), jobs_completed=len(completed),
+        completion_rate=(len(finished) / due) if due else None,
         on_time_rate=float(on_time) if count else None,
         average_rating=round(float(average), 2) if count else None, ratings=int(count),
     )

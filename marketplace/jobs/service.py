@@ -16,7 +16,12 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from marketplace import events
-from marketplace.clusters.agreements import Activity, agreement_in_force, require_participation
+from marketplace.clusters.agreements import (
+    Activity,
+    agreement_in_force,
+    participation_refusal,
+    require_participation,
+)
 from marketplace.clusters.models import Cluster, Member, Role, User
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
@@ -195,6 +200,12 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
     if job.mode != JobMode.HANDOFF:
         raise Conflict("not_handoff", N_("This job takes bids; it cannot be claimed."))
     require_eligible(session, member, job, now)
+    poster = session.get(Member, job.poster_member_id)
+    assert poster is not None
+    if participation_refusal(session, poster, Activity.OVERFLOW_JOBS, now) is not None:
+        raise Conflict("poster_cannot_hand_over",
+                       N_("The poster's business cannot hand over jobs right now (it left "
+                          "the cluster or has not accepted the current agreement)."))
     won = session.execute(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN)
@@ -202,6 +213,9 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
     )
     if won.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
+        session.refresh(job)
+        if job.status == JobStatus.CANCELLED:
+            raise Conflict("job_cancelled", N_("The poster cancelled this job."))
         raise Conflict("already_claimed", N_("Another partner claimed this job first."))
     session.refresh(job)
     contract = write_contract(session, job, {member.id: BASIS_POINTS_WHOLE},  # type: ignore[dict-item]

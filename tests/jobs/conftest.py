@@ -14,11 +14,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from marketplace.clusters import accounts, agreements
+from marketplace.clusters import agreements
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import MemberProfile, update_member_profile
 from marketplace.jobs import service
@@ -101,12 +100,6 @@ def dumped(row: Notification) -> str:
     """Everything a notification carries to its recipient, as one string."""
     return json.dumps({"message": row.message, "params": row.params, "payload": row.payload,
                        "link": row.link}, default=str)
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Job tests create many people; argon2's default cost is not what they test."""
-    monkeypatch.setattr(accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8))
 
 
 @pytest.fixture

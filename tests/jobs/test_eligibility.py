@@ -1,0 +1,173 @@
+"""Who may take a job: every reason on its own, and the exact eligible set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session
+
+from marketplace.clusters import agreements
+from marketplace.clusters.models import Member, User
+from marketplace.errors import Forbidden
+from marketplace.jobs.eligibility import eligible_members, ineligibility_reasons, require_eligible
+from marketplace.jobs.models import OverflowJob
+from tests.conftest import NOW, World, terms
+from tests.jobs.conftest import ENDS_ON, SITE, add_partner, give_profile
+
+Post = Callable[..., OverflowJob]
+
+
+def _member(session: Session, user: User) -> Member:
+    member = session.get(Member, user.member_id)
+    assert member is not None
+    session.refresh(member)
+    return member
+
+
+def _codes(session: Session, user: User, job: OverflowJob) -> list[str]:
+    return [r.code for r in ineligibility_reasons(session, _member(session, user), job, NOW)]
+
+
+def test_a_fully_set_up_partner_is_eligible(session: Session, jobs_world: World,
+                                            post: Post) -> None:
+    job = post()
+    assert ineligibility_reasons(session, _member(session, jobs_world.owner_b), job, NOW) == []
+    require_eligible(session, _member(session, jobs_world.owner_b), job, NOW)  # no raise
+
+
+def test_own_job(session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    assert _codes(session, jobs_world.owner_a, job) == ["own_job"]
+    with pytest.raises(Forbidden) as refused:
+        require_eligible(session, _member(session, jobs_world.owner_a), job, NOW)
+    assert refused.value.code == "own_job"
+
+
+def test_agreement_not_accepted_after_a_new_version(session: Session, jobs_world: World,
+                                                   post: Post) -> None:
+    job = post()
+    agreements.publish_agreement(session, jobs_world.coordinator, terms(referral_fee_bp=700),
+                                 NOW)
+    reasons = ineligibility_reasons(session, _member(session, jobs_world.owner_b), job, NOW)
+    assert [r.code for r in reasons] == ["agreement_not_accepted"]
+    assert reasons[0].params == {"version": 2}
+    agreements.accept_agreement(session, jobs_world.owner_b, 2, NOW)
+    assert _codes(session, jobs_world.owner_b, job) == []
+
+
+def test_missing_trade_names_only_the_missing_ones(session: Session, jobs_world: World,
+                                                   post: Post) -> None:
+    job = post(trades=("mowing", "irrigation"))
+    reasons = ineligibility_reasons(session, _member(session, jobs_world.owner_b), job, NOW)
+    assert [r.code for r in reasons] == ["missing_trades"]
+    assert reasons[0].params == {"trades": ["irrigation"]}
+    give_profile(session, jobs_world.owner_b, trades=("irrigation",))
+    assert _codes(session, jobs_world.owner_b, job) == ["missing_trades"]
+    give_profile(session, jobs_world.owner_b, trades=("irrigation", "mowing"))
+    assert _codes(session, jobs_world.owner_b, job) == []
+
+
+def test_service_radius_is_great_circle(session: Session, jobs_world: World,
+                                        post: Post) -> None:
+    # At 60 degrees north one degree of longitude is ~55.6 km, not ~111 km.
+    job = post(site_lat=60.0, site_lng=10.0)
+    give_profile(session, jobs_world.owner_b, base=(60.0, 11.0), radius_km=57)
+    assert _codes(session, jobs_world.owner_b, job) == []
+    give_profile(session, jobs_world.owner_b, base=(60.0, 11.0), radius_km=54)
+    reasons = ineligibility_reasons(session, _member(session, jobs_world.owner_b), job, NOW)
+    assert [r.code for r in reasons] == ["outside_service_area"]
+    assert reasons[0].params == {"distance": 55.6, "radius": 54}
+
+
+def test_service_radius_across_the_antimeridian(session: Session, jobs_world: World,
+                                                post: Post) -> None:
+    job = post(site_lat=-16.0, site_lng=179.95)  # Fiji
+    give_profile(session, jobs_world.owner_b, base=(-16.0, -179.95), radius_km=15)
+    assert _codes(session, jobs_world.owner_b, job) == []  # ~10.7 km apart, not 359.9 degrees
+    give_profile(session, jobs_world.owner_b, base=(-16.0, -179.95), radius_km=10)
+    assert _codes(session, jobs_world.owner_b, job) == ["outside_service_area"]
+
+
+def test_far_member_is_outside_the_service_area(session: Session, jobs_world: World,
+                                                post: Post) -> None:
+    job = post()
+    give_profile(session, jobs_world.owner_b, base=(45.5017, -73.5673))  # Montreal
+    assert _codes(session, jobs_world.owner_b, job) == ["outside_service_area"]
+
+
+@pytest.mark.parametrize("base,radius", [(None, 50.0), (SITE, None)])
+def test_no_service_area(session: Session, jobs_world: World, post: Post,
+                         base: tuple[float, float] | None, radius: float | None) -> None:
+    job = post()
+    give_profile(session, jobs_world.owner_b, base=base, radius_km=radius)
+    assert _codes(session, jobs_world.owner_b, job) == ["no_service_area"]
+
+
+def test_insurance_must_cover_the_whole_job(session: Session, jobs_world: World,
+                                            post: Post) -> None:
+    job = post()
+    give_profile(session, jobs_world.owner_b, insurance=ENDS_ON - timedelta(days=1))
+    reasons = ineligibility_reasons(session, _member(session, jobs_world.owner_b), job, NOW)
+    assert [r.code for r in reasons] == ["insurance_expires"]
+    give_profile(session, jobs_world.owner_b, insurance=ENDS_ON)  # covers the last day
+    assert _codes(session, jobs_world.owner_b, job) == []
+    give_profile(session, jobs_world.owner_b, insurance=None)
+    assert _codes(session, jobs_world.owner_b, job) == ["no_insurance"]
+
+
+def test_other_cluster(session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    assert _codes(session, jobs_world.other_owner, job) == ["other_cluster"]
+
+
+def test_suspended_member(session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    member = _member(session, jobs_world.owner_b)
+    member.suspended = True
+    session.add(member)
+    session.commit()
+    assert _codes(session, jobs_world.owner_b, job) == ["member_suspended"]
+
+
+def test_member_that_left_is_not_eligible(session: Session, jobs_world: World,
+                                          post: Post) -> None:
+    job = post()
+    member = _member(session, jobs_world.owner_b)
+    member.exit_noticed_at = NOW - timedelta(days=40)
+    member.exit_effective_at = NOW + timedelta(days=1)  # still serving its notice
+    session.add(member)
+    session.commit()
+    assert _codes(session, jobs_world.owner_b, job) == []
+    member.exit_effective_at = NOW
+    session.add(member)
+    session.commit()
+    assert _codes(session, jobs_world.owner_b, job) == ["member_exited"]
+
+
+def test_every_missing_setting_is_reported_at_once(session: Session, jobs_world: World,
+                                                   post: Post) -> None:
+    job = post()
+    give_profile(session, jobs_world.owner_b, trades=(), base=None, insurance=None)
+    assert _codes(session, jobs_world.owner_b, job) == [
+        "missing_trades", "no_service_area", "no_insurance"]
+
+
+def test_eligible_members_is_exactly_the_eligible_set(session: Session, jobs_world: World,
+                                                      post: Post) -> None:
+    w = jobs_world
+    also = add_partner(session, w, "Gamma Trees", "g@gamma.test")
+    add_partner(session, w, "Delta Drains", "d@delta.test", trades=("drainage",))
+    add_partner(session, w, "Far Fields", "f@far.test", base=(45.5017, -73.5673))
+    add_partner(session, w, "Lapsed Cover", "l@lapsed.test", insurance=ENDS_ON - timedelta(1))
+    suspended = add_partner(session, w, "Paused Co", "p@paused.test")
+    member = _member(session, suspended)
+    member.suspended = True
+    session.add(member)
+    session.commit()
+    job = post()
+    eligible = eligible_members(session, job, NOW)
+    assert sorted(m.id for m in eligible) == sorted([w.member_b_id, also.member_id])
+    for m in eligible:  # agrees with the one reason function
+        assert ineligibility_reasons(session, m, job, NOW) == []
