@@ -84,20 +84,29 @@ def place_bid(session: Session, actor: User, job_id: int, terms: BidTerms, now: 
         raise Conflict("joint_bid_exists", N_("Your business leads a joint bid on this job; "
                                               "change that bid instead."))
     is_new = bid is None
+    bid = _write_terms(session, bid, job, member, actor, terms, now)
+    bid.status, bid.submitted_at = BidStatus.SUBMITTED, now
+    session.add(bid)
+    if is_new:
+        session.add(BidShare(bid_id=bid.id, member_id=member.id,
+                             share_bp=BASIS_POINTS_WHOLE, confirmed_at=now))
+    _tell_poster_of_bid(session, job, member, now)
+    session.commit()
+    return bid
+
+
+def _write_terms(session: Session, bid: Bid | None, job: OverflowJob, member: Member,
+                 actor: User, terms: BidTerms, now: datetime) -> Bid:
+    """Create the member's bid on the job, or overwrite its terms; flushed, so it has an id."""
     if bid is None:
         bid = Bid(job_id=job.id, member_id=member.id, placed_by_id=actor.id, created_at=now,
                   price_minor=terms.price_minor, crew_size=terms.crew_size,
                   earliest_start=terms.earliest_start)
     bid.price_minor, bid.crew_size = terms.price_minor, terms.crew_size
     bid.earliest_start, bid.note = terms.earliest_start, terms.note.strip()
-    bid.status, bid.submitted_at, bid.placed_by_id = BidStatus.SUBMITTED, now, actor.id
+    bid.placed_by_id = actor.id  # type: ignore[assignment]
     session.add(bid)
     session.flush()
-    if is_new:
-        session.add(BidShare(bid_id=bid.id, member_id=member.id,
-                             share_bp=BASIS_POINTS_WHOLE, confirmed_at=now))
-    _tell_poster_of_bid(session, job, member, now)
-    session.commit()
     return bid
 
 
@@ -128,12 +137,7 @@ def propose_joint_bid(
     bid = _existing_bid(session, job.id, member.id)  # type: ignore[arg-type]
     if bid is not None and bid.status == BidStatus.SUBMITTED:
         raise Conflict("bid_frozen", N_("This bid is submitted; its shares are frozen."))
-    if bid is None:
-        bid = Bid(job_id=job.id, member_id=member.id, placed_by_id=actor.id, created_at=now,
-                  price_minor=terms.price_minor, crew_size=terms.crew_size,
-                  earliest_start=terms.earliest_start)
-    bid.price_minor, bid.crew_size = terms.price_minor, terms.crew_size
-    bid.earliest_start, bid.note = terms.earliest_start, terms.note.strip()
+    bid = _write_terms(session, bid, job, member, actor, terms, now)
     bid.is_joint, bid.status = True, BidStatus.DRAFT
     session.add(bid)
     session.flush()
