@@ -122,11 +122,19 @@ def test_bid_prices_cross_no_barrier_in_html(client: FlaskClient, session: Sessi
         response = client.post(f"/jobs/{job.id}/bid", data={
             "price": price, "crew_size": "3", "earliest_start": job.starts_on.isoformat()})
         assert response.status_code == 302, response.get_data(as_text=True)[:3000]
-    pages = {}
+    pages, api = {}, {}
     for name, user in (("poster", jobs_world.owner_a), ("b", jobs_world.owner_b),
                        ("rival", rival), ("onlooker", onlooker)):
         login(client, user)
         pages[name] = client.get(f"/jobs/{job.id}").get_data(as_text=True)
+        api[name] = client.get(f"/jobs/{job.id}", headers={"Accept": "application/json"}
+                               ).get_data(as_text=True)
+    assert "111111" in api["poster"] and "222222" in api["poster"]
+    assert "222222" not in api["b"] and "111111" not in api["rival"]
+    assert "111111" not in api["onlooker"] and "222222" not in api["onlooker"]
+    assert '"count": 2' in api["onlooker"].replace('"count":2', '"count": 2')
+    for name in ("b", "rival", "onlooker"):
+        assert CUSTOMER_NAME not in api[name] and ADDRESS not in api[name]
     assert "1,111.11" in pages["poster"] and "2,222.22" in pages["poster"]
     assert "1,111.11" in pages["b"] and "2,222.22" not in pages["b"]
     assert "2,222.22" in pages["rival"] and "1,111.11" not in pages["rival"]
