@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, url_
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.agreements import Activity, AgreementTerms
@@ -22,7 +23,7 @@ from marketplace.clusters.forms import (
     ProfileForm,
     UserInviteForm,
 )
-from marketplace.clusters.models import Member, User
+from marketplace.clusters.models import Agreement, Invite, Member, User
 from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
 from marketplace.errors import DomainError
@@ -43,15 +44,15 @@ def _viewer() -> User:
     return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
 
 
-def _form_failed(template: str, form: object, error: DomainError, **context: object
+def _form_failed(template: str, form: FlaskForm, error: DomainError, **context: object
                  ) -> ResponseReturnValue:
     db().rollback()
-    apply_to_form(form, error)  # type: ignore[arg-type]
+    apply_to_form(form, error)
     return render_template(template, form=form, **context), error.status
 
 
-def _invalid_status(form: object) -> int:
-    return 422 if getattr(form, "errors", None) else 200
+def _invalid_status(form: FlaskForm) -> int:
+    return 422 if form.errors else 200
 
 
 @bp.route("/")
@@ -69,10 +70,11 @@ def home() -> ResponseReturnValue:
     )
 
 
-def _accepted_member_ids(agreement: object) -> set[int]:
-    if agreement is None:
+def _accepted_member_ids(agreement: Agreement | None) -> set[int]:
+    if agreement is None or agreement.id is None:
         return set()
-    return {m.id for _a, m, _u in agreements.acceptances(db(), _viewer(), agreement.id)}  # type: ignore[attr-defined, misc]
+    return {m.id for _a, m, _u in agreements.acceptances(db(), _viewer(), agreement.id)
+            if m.id is not None}
 
 
 @bp.route("/members")
@@ -164,8 +166,8 @@ def give_exit_notice(member_id: int) -> ResponseReturnValue:
     return redirect(url_for("clusters.member", member_id=member_id))
 
 
-def _invite_link(invite: object) -> str:
-    token = invites.invite_token(current_app.config["SECRET_KEY"], invite)  # type: ignore[arg-type]
+def _invite_link(invite: Invite) -> str:
+    token = invites.invite_token(current_app.config["SECRET_KEY"], invite)
     return current_app.config["PUBLIC_URL"] + url_for("auth.accept_invite", token=token)
 
 
@@ -210,14 +212,15 @@ def agreement_version(version: int) -> ResponseReturnValue:
     return _render_agreement(found, is_current=current is not None and current.id == found.id)
 
 
-def _render_agreement(shown: object, is_current: bool, form: AcceptAgreementForm | None = None,
-                      status: int = 200) -> ResponseReturnValue:
+def _render_agreement(shown: Agreement | None, is_current: bool,
+                      form: AcceptAgreementForm | None = None, status: int = 200
+                      ) -> ResponseReturnValue:
     viewer = _viewer()
-    accepted = (agreements.acceptances(db(), viewer, shown.id)  # type: ignore[attr-defined]
-                if shown is not None else [])
+    accepted = (agreements.acceptances(db(), viewer, shown.id)
+                if shown is not None and shown.id is not None else [])
     mine_accepted = any(m.id == viewer.member_id for _a, m, _u in accepted)
     if form is None:
-        form = AcceptAgreementForm(version=str(shown.version) if shown else "")  # type: ignore[attr-defined]
+        form = AcceptAgreementForm(version=str(shown.version) if shown else "")
     return render_template(
         "clusters/agreement.html", agreement=shown, is_current=is_current, accepted=accepted,
         mine_accepted=mine_accepted, form=form,
@@ -282,7 +285,7 @@ def _agreement_errors(form: AgreementForm, error: DomainError) -> AgreementForm:
     return form
 
 
-def _prefill_agreement(form: AgreementForm, current: object) -> None:
+def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
     if current is None:
         form.scope_overflow_jobs.data = form.scope_equipment.data = True
         form.scope_joint_bids.data = True
@@ -291,7 +294,7 @@ def _prefill_agreement(form: AgreementForm, current: object) -> None:
         form.exit_notice_days.data = 30
         form.sunset_on.data = (utcnow() + timedelta(days=365)).date()
         return
-    terms = AgreementTerms.of(current)  # type: ignore[arg-type]
+    terms = AgreementTerms.of(current)
     form.purpose.data = terms.purpose
     form.scope_overflow_jobs.data = terms.scope_overflow_jobs
     form.scope_equipment.data = terms.scope_equipment
