@@ -24,10 +24,14 @@ from flask_babel import (
 )
 from flask_login import current_user
 
+from marketplace.clusters.service import SUPPORTED_LOCALES
 from marketplace.money import format_money
 
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch"}
 _KM_PER_MILE = 1.609344
+_SQ_FEET_PER_M2 = 10.763910417
+_M2_PER_ACRE = 4046.8564224
+_M2_PER_HECTARE = 10_000
 
 
 def _viewer_cluster() -> Any:
@@ -44,11 +48,25 @@ def select_locale() -> str:
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
-    best = request.accept_languages.best_match(list(LANGUAGES))
-    if best:
-        return best
+    browser = _from_accept_language()
+    if browser:
+        return browser
     cluster = _viewer_cluster()
     return cluster.default_locale if cluster is not None else "en"
+
+
+def _from_accept_language() -> str | None:
+    """The browser's first language we speak, keeping its region when we format it
+    ("fr-CA" -> fr_CA, so money reads "1 234,56 $"; "fr-BE" -> fr)."""
+    for tag, _quality in request.accept_languages:
+        code = tag.replace("-", "_")
+        parts = code.split("_")
+        regional = f"{parts[0].lower()}_{parts[1].upper()}" if len(parts) > 1 else code
+        if regional in SUPPORTED_LOCALES:
+            return regional
+        if parts[0].lower() in LANGUAGES:
+            return parts[0].lower()
+    return None
 
 
 def select_timezone() -> str:
@@ -74,6 +92,24 @@ def format_distance(km: float | None) -> str:
     if unit_system() == "imperial":
         return f"{format_decimal(round(km / _KM_PER_MILE, 1))} mi"
     return f"{format_decimal(round(km, 1))} km"
+
+
+def format_area(square_metres: float | None) -> str:
+    """An area in the viewer's units: m² or ha (metric), sq ft or acres (imperial)."""
+    if square_metres is None:
+        return ""
+    if unit_system() == "imperial":
+        if square_metres >= _M2_PER_ACRE / 4:
+            return f"{format_decimal(round(square_metres / _M2_PER_ACRE, 2))} ac"
+        return f"{format_decimal(round(square_metres * _SQ_FEET_PER_M2))} sq ft"
+    if square_metres >= _M2_PER_HECTARE:
+        return f"{format_decimal(round(square_metres / _M2_PER_HECTARE, 2))} ha"
+    return f"{format_decimal(round(square_metres))} m²"
+
+
+def first_weekday() -> int:
+    """The first day of a calendar week for the viewer (0 = Monday, 6 = Sunday)."""
+    return int(Locale.parse(str(get_locale() or "en")).first_week_day)
 
 
 def km_from_display(value: float) -> float:
@@ -147,6 +183,6 @@ def init_i18n(app: Flask) -> Babel:
     )
     app.jinja_env.filters.update(
         money=money, when=when, day=day, distance=format_distance, relative=relative,
-        isoday=isoday,
+        isoday=isoday, area=format_area,
     )
     return babel

@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError
 from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
+from marketplace.clusters.trades import TRADES
 from marketplace.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,13 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def translate(error: DomainError, message: str | None = None) -> str:
-    """The error's message (or one of its field messages) in the viewer's language."""
-    return gettext(message or error.message, **error.params)
+    """The error's message (or one of its field messages) in the viewer's language.
+
+    A list parameter holds codes (trades); each is shown by its translated label.
+    """
+    params = {name: ", ".join(gettext(TRADES[c]) if c in TRADES else str(c) for c in value)
+              if isinstance(value, list) else value for name, value in error.params.items()}
+    return gettext(message or error.message, **params)
 
 
 def wants_json() -> bool:

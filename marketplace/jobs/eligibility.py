@@ -15,7 +15,6 @@ from sqlmodel import Session, col, select
 
 from marketplace.clusters.agreements import Activity, participation_refusal
 from marketplace.clusters.models import Member, MemberTrade
-from marketplace.clusters.trades import TRADES
 from marketplace.errors import N_, DomainError, Forbidden
 from marketplace.geo import distance_km
 from marketplace.jobs.models import JobTrade, OverflowJob
@@ -98,14 +97,9 @@ def require_eligible(session: Session, member: Member, job: OverflowJob, now: da
     reasons = ineligibility_reasons(session, member, job, now)
     if reasons:
         first = reasons[0]
-        raise Forbidden(first.code, first.message, params=_printable(first.params))
-
-
-def _printable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: ", ".join(TRADES.get(t, t) for t in v) if isinstance(v, list) else v
-            for k, v in params.items()}
+        raise reason_as_error(first)
 
 
 def reason_as_error(reason: Reason) -> DomainError:
-    """A reason in the shape the web layer translates."""
-    return Forbidden(reason.code, reason.message, params=_printable(reason.params))
+    """A reason in the shape the web layer translates (trade codes stay codes)."""
+    return Forbidden(reason.code, reason.message, params=reason.params)

@@ -74,6 +74,7 @@ def job_for(session: Session, viewer: Viewer, job: OverflowJob,
             viewer_member: Member | None = None) -> dict[str, Any]:
     """The job as this viewer may see it."""
     data = job_public(job, job_trades(session, job.id))
+    data["distance_km"] = None
     if viewer_member is not None:
         distance = site_distance_km(viewer_member, job)
         data["distance_km"] = round(distance, 1) if distance is not None else None

@@ -115,7 +115,7 @@ def test_ineligible_member_is_refused_with_the_reason(session: Session, jobs_wor
     give_profile(session, jobs_world.owner_b, trades=("paving",))
     error = _refusal(session, job, jobs_world.owner_b)
     assert isinstance(error, Forbidden) and error.code == "missing_trades"
-    assert error.params == {"trades": "Mowing"}
+    assert error.params == {"trades": ["mowing"]}  # codes; the edge shows translated labels
     give_profile(session, jobs_world.owner_b, base=(45.5017, -73.5673))
     error = _refusal(session, job, jobs_world.owner_b)
     assert error.code == "outside_service_area"

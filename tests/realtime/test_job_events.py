@@ -138,3 +138,25 @@ def test_claim_over_http_tells_poster_and_gives_409_to_the_late(app: Flask, sess
         rival_page = requests.get(f"{base}/jobs/{job_id}", headers={"Cookie": g}, timeout=10)
         assert ADDRESS not in rival_page.text and CUSTOMER_NAME not in rival_page.text
         poster.disconnect()
+
+
+def test_french_partner_gets_the_notification_in_french(app: Flask, session: Session,
+                                                        world: World) -> None:
+    """The poster writes in English; the partner's phone speaks French."""
+    from babel.support import Translations
+
+    from marketplace.clusters.service import update_preferences
+
+    _setup(session, world)
+    update_preferences(session, world.owner_b, "fr_CA", None, None)
+    french = Translations.load(str(app.root_path) + "/translations", ["fr_CA"])
+    expected = french.gettext("New overflow job near %(locality)s: %(title)s") % {
+        "locality": "Annex, Toronto", "title": "Mow the Annex"}
+    assert expected.startswith("Nouv")  # the catalog really is French
+    with live_server(app) as base:
+        phone = socket_client(base, logged_in_cookie(base, world.owner_b.email, PASSWORD))
+        inbox = Inbox(phone)
+        _post_job(base, logged_in_cookie(base, world.owner_a.email, PASSWORD), "Mow the Annex")
+        posted = inbox.wait_for("job.posted")
+        assert posted is not None and posted["text"] == expected
+        phone.disconnect()
