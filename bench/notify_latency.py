@@ -1,0 +1,742 @@
+"""Notification latency: how long a posted job takes to reach every eligible phone.
+
+Why this exists: `job.posted` is the event crews wait for, and it fans out to
+every eligible member of a cluster.  The app does real work on that path
+(eligibility for every member, one stored notification per recipient written
+in the posting transaction, rendering each in the recipient's language, then
+one Socket.IO emit per recipient room after commit).  This benchmark says what
+that costs end to end, at 100 and 1 000 connected members, and compares it
+with the same fan-out done by a bare python-socketio server in the same run,
+so the number means something on whatever machine runs it.
+
+What is measured: for each job, `t0 = time.perf_counter()` just before the
+HTTP POST is sent; each client stamps `time.perf_counter()` first thing in its
+`job.posted` handler.  Latency = receipt - t0, for every expected delivery.
+Jobs are posted one after another: the next POST waits until every eligible
+client got the previous job (or a per-job timeout passes), so each number is
+one fan-out on an otherwise idle server.  One warm-up post per server is not
+counted (first-request imports, catalog loading, statement caches).
+
+How it is set up, and why:
+
+* The server (our app, then the bare baseline) runs in its own process,
+  started with `multiprocessing` "spawn", behind werkzeug's threaded server with
+  async mode "threading", exactly as `tests.live.live_server` serves it.  Its
+  CPU time per job is read from /proc and printed next to the latencies.
+* Clients are python-socketio `Client`s (threads + websocket-client, websocket
+  transport only), at most CLIENTS_PER_PROCESS per client process: one process
+  with 1 000 threaded clients burned most of both cores fighting over its GIL
+  and starved the server it was timing (see `ClientPool`).  `AsyncClient`
+  would need aiohttp, which the project does not install.  The stamps of all
+  client processes are comparable: on Linux `perf_counter` is CLOCK_MONOTONIC,
+  one clock for the machine, and every client process's first stamp is
+  checked against the parent's before anything is measured.  A threaded client
+  still runs each received event in a fresh thread, so part of every latency
+  is client-side; it is the same for both servers, so the ratio is fair.
+* The world is built through the real services (create_cluster,
+  publish_agreement, member invites, update_member_profile, accept_agreement)
+  in a temporary SQLite file, or the PostgreSQL database given with
+  `--database-url` (loopback only; tables are created if missing, nothing is
+  dropped; each run makes its own uniquely named cluster).
+* The bare server emits the very message the app sent (captured by a client
+  during the app's run) to one room per client, one emit per room, like the
+  app's publisher does.  What the ratio then shows is what our app adds:
+  eligibility, the notification rows, rendering, the request itself.
+
+Everything stays on 127.0.0.1 and is bounded: at most MAX_CLIENTS clients and
+MAX_JOBS jobs, a per-job delivery timeout, and a hard overall timeout after
+which the run kills its server process and exits with status 3.
+
+    .venv/bin/python bench/notify_latency.py --smoke
+    .venv/bin/python bench/notify_latency.py --clients 100 --jobs 20
+    .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20
+
+Exit status: 0 when every expected delivery arrived, 1 when some did not
+(the numbers are printed either way), 2 on bad arguments, 3 on the hard timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import requests
+import socketio
+
+HOST = "127.0.0.1"
+MAX_CLIENTS = 2000  # every client costs threads here and on the server; 2 000 is plenty
+MAX_JOBS = 500
+PASSWORD = "bench-notify-latency"
+SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
+NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
+JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
+CONNECT_WORKERS = 8  # parallel logins, and socket connects per client process, in setup
+CLIENTS_PER_PROCESS = 125  # see ClientPool
+SECRET_KEY = secrets.token_urlsafe(32)  # per run; the server child gets it explicitly
+_START = time.perf_counter()
+
+
+def say(text: str) -> None:
+    """Progress on stderr with the elapsed time, so a slow phase shows itself."""
+    print(f"notify_latency [{time.perf_counter() - _START:6.1f} s] {text}", file=sys.stderr,
+          flush=True)
+
+
+# --------------------------------------------------------------------- safety
+
+
+class Watchdog:
+    """The hard overall timeout: kill our child processes, clean up, exit 3.
+
+    A benchmark left hanging on a CI machine costs more than a failed one, so
+    the bound is enforced from a timer thread with `os._exit`, which works even
+    when the main thread is stuck inside a socket call.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.cleanup: list[Callable[[], None]] = []
+        self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self, seconds: float) -> None:
+        print(f"notify_latency: hard timeout of {seconds:.0f} s reached; stopping",
+              file=sys.stderr, flush=True)
+        for process in self.processes:
+            if process.is_alive():
+                process.kill()
+        for step in self.cleanup:
+            try:
+                step()
+            except Exception:  # exiting anyway; a leftover temp dir is not worth a trace
+                pass
+        os._exit(3)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """Who posts and who should receive: the emails the clients log in with."""
+
+    poster_email: str
+    member_emails: list[str]
+    seconds: float
+
+
+def _loopback_only(url: str) -> str | None:
+    """Why a database URL is refused (the bench talks to this machine only), or None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as error:
+        return str(error)
+    if parsed.get_backend_name() != "sqlite" and parsed.host not in (
+            None, "", "127.0.0.1", "localhost", "::1"):
+        return f"--database-url must point at this machine, not {parsed.host!r}"
+    return None
+
+
+def build_world(database_url: str, members: int, tag: str) -> World:
+    """A cluster, its agreement, a poster and `members` eligible partners, via the services.
+
+    Eligible means what `marketplace.jobs.eligibility` checks: agreement in
+    force accepted, the job's trade (mowing), the site inside the service
+    circle, insurance valid through the job.  One session is reused for all
+    of it; each service commits its own transaction, as it would in the app.
+    """
+    from sqlmodel import Session, SQLModel
+
+    from marketplace.clusters import agreements, invites
+    from marketplace.clusters.accounts import configure_hashing
+    from marketplace.clusters.service import (
+        ClusterSettings,
+        MemberProfile,
+        create_cluster,
+        update_member_profile,
+    )
+    from marketplace.db import make_engine, utcnow
+    from marketplace.models import import_all_models
+
+    started = time.perf_counter()
+    configure_hashing(1, 1024)  # the cheap argon2 the tests use; login cost is not measured
+    import_all_models()
+    engine = make_engine(database_url)
+    SQLModel.metadata.create_all(engine)
+    now = utcnow()
+    today = now.date()
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            _cluster, coordinator = create_cluster(
+                session, ClusterSettings(name=f"Bench {tag}", currency="CAD",
+                                         default_locale="en_CA", timezone="America/Toronto"),
+                "Bench coordinator", f"coord.{tag}@bench.test", PASSWORD, now)
+            terms = agreements.AgreementTerms(
+                purpose="Share overflow work fairly.", scope_overflow_jobs=True,
+                scope_equipment=True, scope_joint_bids=True, referral_fee_bp=500,
+                platform_fee_bp=100, sunset_on=today + timedelta(days=730),
+                exit_notice_days=30, information_rules="No bid prices across the barrier.")
+            agreement = agreements.publish_agreement(session, coordinator, terms, now)
+            emails = [f"poster.{tag}@bench.test"] + [
+                f"m{i:04d}.{tag}@bench.test" for i in range(members)]
+            for index, email in enumerate(emails):
+                business = "Poster Lawns" if index == 0 else f"Member {index:04d} Mowing"
+                invite = invites.create_member_invite(session, coordinator, email, business,
+                                                      now, 7)
+                owner = invites.accept_invite(session, SECRET_KEY,
+                                              invites.invite_token(SECRET_KEY, invite),
+                                              f"{business} owner", PASSWORD, now)
+                assert owner.member_id is not None
+                update_member_profile(session, owner, owner.member_id, MemberProfile(
+                    name=business, trades=("mowing", "planting"), base_lat=NEAR[0],
+                    base_lng=NEAR[1], service_radius_km=50.0,
+                    insurance_expires_on=today + timedelta(days=365), certifications=""))
+                agreements.accept_agreement(session, owner, agreement.version, now)
+    finally:
+        engine.dispose()
+    return World(emails[0], emails[1:], time.perf_counter() - started)
+
+
+# ------------------------------------------------------------- the servers
+
+
+def _serve(kind: str, spec: dict[str, Any], conn: Connection) -> None:
+    """Child process: serve our app or the bare baseline until the parent says stop."""
+    from werkzeug.serving import make_server
+
+    logging.basicConfig(level=logging.WARNING)
+    # No line per request, and none for the websocket close frames werkzeug reads as a
+    # "bad request" after simple-websocket hands the connection back at disconnect.
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+    if kind == "app":
+        os.environ["SECRET_KEY"] = spec["SECRET_KEY"]  # so load_config writes no key file
+        from marketplace import create_app
+
+        wsgi_app: Any = create_app(spec)
+    else:
+        wsgi_app = _bare_app(spec["rooms"], spec["message"])
+    server = make_server(HOST, 0, wsgi_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    conn.send(server.server_port)
+    try:
+        conn.recv()  # "stop", or EOFError when the parent died
+    except EOFError:
+        pass
+    server.shutdown()
+
+
+def _bare_app(rooms: int, message: dict[str, Any]) -> Any:
+    """The same fan-out without our app: a room per client, one emit per room.
+
+    POST /post with the job's sequence number as the body emits `message`
+    (the app's own wire message, with the id replaced) to rooms user:0..N-1,
+    then answers 302 like the app's job form.  No database, no eligibility,
+    no translation: what is left is Socket.IO itself on the same server stack.
+    """
+    sio = socketio.Server(async_mode="threading")
+
+    @sio.event
+    def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        room = auth.get("room") if isinstance(auth, dict) else None
+        if not isinstance(room, int):
+            return False
+        sio.enter_room(sid, f"user:{room}")
+        return True
+
+    def http(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") != "/post":
+            start_response("404 Not Found", [("Content-Length", "0")])
+            return [b""]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        seq = int(environ["wsgi.input"].read(length) or b"0")
+        for room in range(rooms):
+            sio.emit("job.posted", {**message, "id": seq, "data": {**message["data"], "id": seq}},
+                     to=f"user:{room}")
+        start_response("302 Found", [("Location", f"/jobs/{seq}"), ("Content-Length", "0")])
+        return [b""]
+
+    return socketio.WSGIApp(sio, http)
+
+
+class ServerProcess:
+    """One server child on a free loopback port; `stop()` ends it (kill if it hangs)."""
+
+    def __init__(self, kind: str, spec: dict[str, Any], watchdog: Watchdog) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_serve, args=(kind, spec, child_conn),
+                                       name=f"notify-bench-{kind}", daemon=True)
+        watchdog.processes.append(self.process)
+        self.process.start()
+        if not self._conn.poll(60):
+            self.stop()
+            raise RuntimeError(f"the {kind} server did not start within 60 s")
+        self.url = f"http://{HOST}:{self._conn.recv()}"
+        say(f"{kind} server listening at {self.url}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process used so far (Linux /proc; NaN elsewhere)."""
+        try:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        try:
+            self._conn.send("stop")
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+# ------------------------------------------------------------- the clients
+
+
+def _in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(work, items))
+
+
+def login_cookie(base_url: str, email: str) -> str:
+    """Log in over HTTP like a browser; the Cookie header its socket will send."""
+    http = requests.Session()
+    response = http.post(f"{base_url}/login", data={"email": email, "password": PASSWORD},
+                         allow_redirects=False, timeout=30)
+    if response.status_code != 302:
+        raise RuntimeError(f"login as {email} failed: HTTP {response.status_code}")
+    return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+
+
+def _client_worker(base_url: str, entries: list[tuple[int, dict[str, Any]]],
+                   conn: Connection) -> None:
+    """Child process: connect a share of the clients, stamp every `job.posted` they get.
+
+    Tells the parent ("done", key) once all of its clients have a job, and on
+    "report" sends every stamp.  It ends with `os._exit`: its sockets close with
+    it, and nobody waits for websocket-client's close handshake (3 s per client).
+    """
+    logging.basicConfig(level=logging.CRITICAL)  # engineio's per-client warnings at teardown
+    conn.send(("clock", time.perf_counter()))
+    times: dict[int, dict[int, float]] = {}  # job key -> client index -> first receipt
+    first: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def handler(index: int) -> Callable[[dict[str, Any]], None]:
+        def on_posted(message: dict[str, Any]) -> None:
+            received = time.perf_counter()  # first thing: everything after is client overhead
+            key = int(message["data"]["id"])
+            with lock:
+                got = times.setdefault(key, {})
+                if index in got:
+                    return
+                got[index] = received
+                if not first:
+                    first.append(message)
+                if len(got) == len(entries):
+                    conn.send(("done", key))
+        return on_posted
+
+    def connect(entry: tuple[int, dict[str, Any]]) -> str | None:
+        index, options = entry
+        client = socketio.Client(reconnection=False)
+        client.on("job.posted", handler(index))
+        try:
+            client.connect(base_url, transports=["websocket"], wait_timeout=30, **options)
+        except Exception as error:  # reported, and the run stops: a partial world lies
+            return f"client {index}: {error}"
+        clients.append(client)
+        return None
+
+    clients: list[socketio.Client] = []
+    errors = [e for e in _in_parallel(connect, entries, CONNECT_WORKERS) if e]
+    with lock:
+        conn.send(("connected", len(clients), errors[:3]))
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            break
+        if command == "report":
+            with lock:
+                conn.send(("report", times, first[0] if first else None))
+        else:
+            break
+    conn.close()
+    os._exit(0)
+
+
+class ClientPool:
+    """The N python-socketio clients, spread over client processes of CLIENTS_PER_PROCESS.
+
+    Why several processes: one process holding 1 000 threaded clients spends
+    most of its CPU fighting over its GIL (we measured about 8 ms of CPU per
+    delivered message, three quarters of it in the kernel), so it starved the
+    server it was meant to time.  Receipt stamps stay comparable across
+    processes because `time.perf_counter` is CLOCK_MONOTONIC, one clock for the
+    whole machine on Linux; each worker's first stamp is checked to fall
+    inside the parent's own window before anything is measured.
+    """
+
+    def __init__(self, base_url: str, options: list[dict[str, Any]],
+                 watchdog: Watchdog) -> None:
+        context = multiprocessing.get_context("spawn")
+        entries = list(enumerate(options))
+        shares = max(1, math.ceil(len(entries) / CLIENTS_PER_PROCESS))
+        self.size = len(entries)
+        self.conns: list[Connection] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.done: dict[int, set[int]] = {}
+        started = time.perf_counter()
+        for number in range(shares):
+            parent_conn, child_conn = context.Pipe()
+            process = context.Process(target=_client_worker, daemon=True,
+                                      name=f"notify-bench-clients-{number}",
+                                      args=(base_url, entries[number::shares], child_conn))
+            watchdog.processes.append(process)
+            process.start()
+            self.conns.append(parent_conn)
+            self.processes.append(process)
+        try:
+            for conn in self.conns:
+                kind, stamp = self._expect(conn, "clock", 60)
+                if not started <= stamp <= time.perf_counter():
+                    raise RuntimeError("perf_counter differs between processes on this "
+                                       "platform; latencies could not be compared")
+            connected = 0
+            for conn in self.conns:
+                _kind, count, errors = self._expect(conn, "connected", 300)
+                connected += count
+                if errors:
+                    raise RuntimeError(f"clients failed to connect: {errors}")
+        except BaseException:
+            self.stop()
+            raise
+        self.connect_seconds = time.perf_counter() - started
+        say(f"{connected} clients connected from {shares} client process(es) "
+            f"in {self.connect_seconds:.1f} s")
+
+    def _expect(self, conn: Connection, kind: str, timeout: float) -> Any:
+        """The next message of `kind` from one worker, noting any "done" on the way."""
+        deadline = time.monotonic() + timeout
+        while conn.poll(max(0.0, deadline - time.monotonic())):
+            message = conn.recv()
+            if message[0] == "done":
+                self.done.setdefault(message[1], set()).add(self.conns.index(conn))
+            elif message[0] == kind:
+                return message
+        raise RuntimeError(f"a client process sent no {kind!r} within {timeout:.0f} s")
+
+    def wait_for(self, key: int, timeout: float) -> int:
+        """Wait until every worker has job `key` at all its clients; how many did."""
+        deadline = time.monotonic() + timeout
+        while len(self.done.get(key, ())) < len(self.conns):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = wait(self.conns, left)
+            for number, conn in enumerate(self.conns):
+                if conn in ready:
+                    message = conn.recv()
+                    if message[0] == "done":
+                        self.done.setdefault(message[1], set()).add(number)
+        return len(self.done.get(key, ()))
+
+    def report(self) -> tuple[dict[int, list[float]], dict[str, Any] | None]:
+        """Every receipt stamp per job key, and one message as the clients saw it."""
+        times: dict[int, list[float]] = {}
+        first = None
+        for conn in self.conns:
+            conn.send("report")
+            _kind, worker_times, worker_first = self._expect(conn, "report", 60)
+            for key, stamps in worker_times.items():
+                times.setdefault(key, []).extend(stamps.values())
+            first = first or worker_first
+        return times, first
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send("stop")
+            except OSError:
+                pass
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+
+# --------------------------------------------------------------- the runs
+
+
+@dataclass
+class Run:
+    """What one server did: every latency, the POST round trips, the misses."""
+
+    name: str
+    clients: int
+    jobs: int
+    connect_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    post_ms: list[float] = field(default_factory=list)
+    last_ms: list[float] = field(default_factory=list)  # per job: the slowest client
+    received: int = 0
+    processes: int = 1
+    server_cpu_ms: float = math.nan  # server process CPU per counted job
+
+    @property
+    def expected(self) -> int:
+        return self.clients * self.jobs
+
+
+def measure(run: Run, server: ServerProcess, pool: ClientPool, post: Callable[[int], int],
+            warmup: int = 1) -> dict[str, Any] | None:
+    """Post `warmup + run.jobs` jobs one at a time and turn the stamps into latencies.
+
+    Returns one `job.posted` message as a client received it.
+    """
+    run.connect_seconds, run.processes = pool.connect_seconds, len(pool.conns)
+    sent: dict[int, float] = {}
+    cpu_before = math.nan
+    for seq in range(warmup + run.jobs):
+        t0 = time.perf_counter()
+        key = post(seq)
+        round_trip = time.perf_counter() - t0
+        done = pool.wait_for(key, JOB_WAIT_S)
+        say(f"{run.name} job {seq + 1 - warmup}/{run.jobs}{' (warm-up)' if seq < warmup else ''}"
+            f": POST {round_trip * 1000:.0f} ms, {done}/{len(pool.conns)} client processes "
+            f"complete")
+        if seq + 1 == warmup:
+            cpu_before = server.cpu_seconds()
+        if seq >= warmup:
+            sent[key] = t0
+            run.post_ms.append(round_trip * 1000)
+    run.server_cpu_ms = (server.cpu_seconds() - cpu_before) / run.jobs * 1000
+    times, first = pool.report()
+    for key, t0 in sent.items():
+        stamps = [(t - t0) * 1000 for t in times.get(key, [])]
+        run.received += len(stamps)
+        run.latencies_ms.extend(stamps)
+        if stamps:
+            run.last_ms.append(max(stamps))
+    return first
+
+
+def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
+            ) -> tuple[Run, dict[str, Any], float]:
+    """Our app: log every member in, connect a socket each, post jobs over HTTP."""
+    from marketplace.db import utcnow
+
+    server = ServerProcess("app", {
+        "DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "WTF_CSRF_ENABLED": False,
+        "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024, "REDIS_URL": None,
+        "LOG_LEVEL": "WARNING", "PUBLIC_URL": f"http://{HOST}",
+    }, watchdog)
+    run = Run("app", len(world.member_emails), jobs)
+    pool = None
+    try:
+        started = time.perf_counter()
+        poster = login_cookie(server.url, world.poster_email)
+        cookies = _in_parallel(lambda email: login_cookie(server.url, email),
+                               world.member_emails, CONNECT_WORKERS)
+        login_seconds = time.perf_counter() - started
+        say(f"{len(cookies) + 1} logins in {login_seconds:.1f} s")
+        pool = ClientPool(server.url, [{"headers": {"Cookie": c}} for c in cookies], watchdog)
+        http = requests.Session()
+        today = utcnow().date().isoformat()
+
+        def post(seq: int) -> int:
+            response = http.post(f"{server.url}/jobs/new", headers={"Cookie": poster}, data={
+                "title": f"Bench job {seq}", "description": "Weekly mowing",
+                "trades": ["mowing"], "locality": "Annex, Toronto", "site_lat": str(SITE[0]),
+                "site_lng": str(SITE[1]), "address": "742 Evergreen Terrace",
+                "customer_name": "Bench Customer", "customer_contact": "555-0199",
+                "crew_days": "3", "starts_on": today, "ends_on": today, "value": "1234.50",
+                "mode": "handoff",
+            }, allow_redirects=False, timeout=JOB_WAIT_S)
+            if response.status_code != 302:
+                raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
+            return int(response.headers["Location"].rsplit("/", 1)[1])
+
+        message = measure(run, server, pool, post)
+    finally:
+        if pool is not None:
+            pool.stop()
+        server.stop()
+    if message is None:
+        raise RuntimeError("no client received any job.posted from the app")
+    return run, message, login_seconds
+
+
+def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: int) -> Run:
+    """The baseline: a bare python-socketio server, same clients, same message, same way."""
+    server = ServerProcess("bare", {"rooms": clients_n, "message": message}, watchdog)
+    run = Run("bare", clients_n, jobs)
+    pool = None
+    try:
+        pool = ClientPool(server.url, [{"auth": {"room": i}} for i in range(clients_n)],
+                          watchdog)
+        http = requests.Session()
+
+        def post(seq: int) -> int:
+            key = 1_000_000 + seq  # never an id the app used
+            response = http.post(f"{server.url}/post", data=str(key), allow_redirects=False,
+                                 timeout=JOB_WAIT_S)
+            if response.status_code != 302:
+                raise RuntimeError(f"bare post failed: HTTP {response.status_code}")
+            return key
+
+        measure(run, server, pool, post)
+    finally:
+        if pool is not None:
+            pool.stop()
+        server.stop()
+    return run
+
+
+# ----------------------------------------------------------------- report
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (no interpolation: every number printed was observed)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def report(app: Run, bare: Run, *, database: str, setup: dict[str, float]) -> None:
+    """The results block: the numbers someone quotes, with what they were measured on."""
+    def row(run: Run) -> str:
+        share = run.received / run.expected if run.expected else 0.0
+        return (f"{run.name:<6}{percentile(run.latencies_ms, 50):9.1f}"
+                f"{percentile(run.latencies_ms, 99):9.1f}{max(run.latencies_ms, default=0):9.1f}"
+                f"{percentile(run.last_ms, 50):11.1f}{percentile(run.post_ms, 50):11.1f}"
+                f"{run.server_cpu_ms:12.0f}   {run.received}/{run.expected} ({share:.1%})")
+
+    def ratio(p: float) -> str:
+        bare_value = percentile(bare.latencies_ms, p)
+        return f"{percentile(app.latencies_ms, p) / bare_value:.2f}x" if bare_value else "n/a"
+
+    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"""
+== notify_latency: POST a job -> job.posted at every eligible client ==
+machine   nproc={nproc}  {platform.system()} {platform.machine()}  \
+Python {platform.python_version()}  python-socketio {_version("python-socketio")}  \
+Flask-SocketIO {_version("Flask-SocketIO")}
+database  {database}
+server    its own process: werkzeug threaded server, Socket.IO async_mode "threading"
+clients   {app.clients} python-socketio threaded Clients (websocket only), one per member, \
+in {app.processes} client process(es)
+jobs      {app.jobs} per server, posted one at a time (+1 warm-up each, not counted)
+setup     world {setup['world']:.1f} s, logins {setup['logins']:.1f} s, \
+connect app {app.connect_seconds:.1f} s, connect bare {bare.connect_seconds:.1f} s
+
+ms       p50      p99      max   last p50    rtt p50  server CPU   deliveries
+{row(app)}
+{row(bare)}
+ratio app/bare: p50 {ratio(50)}  p99 {ratio(99)}
+(p50/p99/max: POST sent -> job.posted received, over every delivery; last p50: median
+ over jobs of the slowest client; rtt: the POST's own round trip; server CPU: ms of
+ server-process CPU per job)
+""", flush=True)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+# ------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--clients", type=int, default=100,
+                        help=f"connected eligible members (1..{MAX_CLIENTS}; default 100)")
+    parser.add_argument("--jobs", type=int, default=20,
+                        help=f"jobs posted per server (1..{MAX_JOBS}; default 20)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="20 clients, 3 jobs, 30 s hard timeout: a quick check for CI")
+    parser.add_argument("--database-url", default=None,
+                        help="a loopback PostgreSQL URL (default: a temporary SQLite file)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="hard overall timeout in seconds (default: 30 for --smoke, "
+                             "else 120 + 0.4 s per client + 3 s per job)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.clients, args.jobs = 20, 3
+    if not 1 <= args.clients <= MAX_CLIENTS or not 1 <= args.jobs <= MAX_JOBS:
+        parser.error(f"--clients must be 1..{MAX_CLIENTS} and --jobs 1..{MAX_JOBS}")
+    refusal = _loopback_only(args.database_url) if args.database_url else None
+    if refusal:
+        parser.error(refusal)
+    if args.timeout is None:
+        args.timeout = 30.0 if args.smoke else 120 + 0.4 * args.clients + 3 * args.jobs
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    watchdog = Watchdog(args.timeout)
+    tag = secrets.token_hex(4)
+    tmpdir = None
+    if args.database_url:
+        database_url = args.database_url
+        database = f"{database_url.split(':', 1)[0].split('+', 1)[0]} (--database-url)"
+    else:
+        tmpdir = tempfile.mkdtemp(prefix="notify-bench-")
+        watchdog.cleanup.append(lambda: shutil.rmtree(tmpdir, ignore_errors=True))
+        database_url, database = f"sqlite:///{tmpdir}/bench.db", "SQLite (temporary file)"
+    try:
+        say(f"building {args.clients} eligible members through the services")
+        world = build_world(database_url, args.clients, tag)
+        say(f"world built in {world.seconds:.1f} s; starting the app")
+        app, message, login_seconds = run_app(world, database_url, watchdog, args.jobs)
+        say("starting the bare python-socketio baseline")
+        bare = run_bare(args.clients, message, watchdog, args.jobs)
+        report(app, bare, database=database,
+               setup={"world": world.seconds, "logins": login_seconds})
+    finally:
+        watchdog.cancel()
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    complete = app.received == app.expected and bare.received == bare.expected
+    return 0 if complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
