@@ -10,5 +10,7 @@ from __future__ import annotations
 def import_all_models() -> None:
     """Import every module that defines tables (idempotent)."""
     import marketplace.clusters.models  # noqa: F401
+    import marketplace.equipment.models  # noqa: F401
     import marketplace.jobs.models  # noqa: F401
+    import marketplace.ledger.models  # noqa: F401
     import marketplace.realtime.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Shared machines: listings, bookings that never double-book, rotation of co-owned ones."""

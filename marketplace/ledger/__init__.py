@@ -1,0 +1,1 @@
+"""The ledger: every money movement between members, as immutable entries."""
