@@ -36,6 +36,16 @@ def _tables(url: str) -> set[str]:
     return names
 
 
+def _exclusion_constraints(url: str) -> set[str]:
+    """Names of PostgreSQL exclusion constraints (autogenerate does not compare them)."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        names = set(conn.exec_driver_sql(
+            "SELECT conname FROM pg_constraint WHERE contype = 'x'").scalars())
+    engine.dispose()
+    return names
+
+
 def test_upgrade_downgrade_upgrade_without_drift(database_url: str) -> None:
     _reset(database_url)  # start from nothing, as a fresh install does
     config = alembic_config(database_url)
@@ -46,6 +56,8 @@ def test_upgrade_downgrade_upgrade_without_drift(database_url: str) -> None:
         assert _tables(database_url) <= {"alembic_version"}
         command.upgrade(config, "head")
         assert _drift(database_url) == []
+        if database_url.startswith("postgresql"):
+            assert "booking_no_overlap" in _exclusion_constraints(database_url)
         assert {t.name for t in SQLModel.metadata.sorted_tables} <= _tables(database_url)
     finally:
         _reset(database_url)
