@@ -10,18 +10,23 @@ back on every error).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_babel import gettext
+from flask_babel import get_locale, gettext
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
+from marketplace.clusters.models import User
 from marketplace.clusters.trades import TRADES
-from marketplace.errors import DomainError
+from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.i18n import NonexistentLocalTime, local_to_utc
+from marketplace.money import InvalidAmount, parse_minor
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,31 @@ def _close_session(_exc: BaseException | None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+def viewer() -> User:
+    """The logged-in user as the model the services take."""
+    return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
+
+
+def money_from_form(text: str, field: str, currency: str) -> int:
+    """An amount typed the viewer's way ("1 234,56" in French) in minor units, or a 422."""
+    try:
+        return parse_minor(text, currency, str(get_locale() or "en"))
+    except (InvalidAmount, TypeError):
+        message = N_("Enter an amount such as 1234.56, written the way your language "
+                     "writes numbers.")
+        raise ValidationError("invalid_amount", message, fields={field: message}) from None
+
+
+def utc_from_form(local: datetime, field: str, timezone: str | None = None) -> datetime:
+    """A wall-clock time typed in a form as UTC; a time the clocks skip is a 422."""
+    try:
+        return local_to_utc(local, timezone)
+    except NonexistentLocalTime:
+        message = N_("That time does not exist on that day (the clocks change). "
+                     "Choose another time.")
+        raise ValidationError("nonexistent_time", message, fields={field: message}) from None
 
 
 def translate(error: DomainError, message: str | None = None) -> str:
@@ -69,12 +99,16 @@ def error_payload(error: DomainError) -> dict[str, Any]:
 
 def apply_to_form(form: FlaskForm, error: DomainError) -> None:
     """Show a service's per-field refusals next to the form fields they concern."""
+    unplaced = []
     for name, text in error.fields.items():
         field = getattr(form, name, None)
         if field is not None:
             field.errors = [*field.errors, translate(error, text)]
+        else:  # e.g. weekly hours or shares, entered in inputs that are not form fields
+            unplaced.append(translate(error, text))
     if not error.fields or not any(hasattr(form, name) for name in error.fields):
         form.form_errors.append(translate(error))
+    form.form_errors.extend(unplaced)
 
 
 def _domain_error(error: DomainError) -> ResponseReturnValue:

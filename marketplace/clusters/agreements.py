@@ -9,6 +9,7 @@ function every later domain calls.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -197,23 +198,54 @@ def participation_refusal(
     session: Session, member: Member, activity: Activity, now: datetime
 ) -> DomainError | None:
     """Why this member may not take part in `activity` now, or None if it may."""
+    current = agreement_in_force(session, member.cluster_id)
+    cluster = session.get(Cluster, member.cluster_id)
+    assert cluster is not None
+    accepted = current is not None and _acceptance(session, current.id, member.id) is not None  # type: ignore[arg-type]
+    return _refusal(member, cluster, current, accepted, activity, now)
+
+
+def participation_refusals(
+    session: Session, members: Iterable[Member], activity: Activity, now: datetime
+) -> dict[int | None, DomainError | None]:
+    """`participation_refusal` for many members at once, in two queries per cluster.
+
+    The fan-out of a job to a thousand members must not ask the database three
+    questions per member; the rule itself is the same function either way.
+    """
+    facts: dict[int, tuple[Cluster, Agreement | None, set[int]]] = {}
+    result: dict[int | None, DomainError | None] = {}
+    for member in members:
+        if member.cluster_id not in facts:
+            cluster = session.get(Cluster, member.cluster_id)
+            assert cluster is not None
+            current = agreement_in_force(session, member.cluster_id)
+            accepted = set(session.exec(select(AgreementAcceptance.member_id).where(
+                AgreementAcceptance.agreement_id == current.id))) if current else set()
+            facts[member.cluster_id] = (cluster, current, accepted)
+        cluster, current, accepted = facts[member.cluster_id]
+        result[member.id] = _refusal(member, cluster, current, member.id in accepted,
+                                     activity, now)
+    return result
+
+
+def _refusal(member: Member, cluster: Cluster, current: Agreement | None, accepted: bool,
+             activity: Activity, now: datetime) -> DomainError | None:
+    """The participation rule on facts already loaded (one rule for one or many members)."""
     if member.exit_effective_at is not None and member.exit_effective_at <= now:
         return Forbidden("member_exited", N_("Your business has left the cluster; its history "
                                              "stays visible but it cannot take part."))
     if member.suspended:
         return Forbidden("member_suspended", N_("Your business is suspended. Contact the "
                                                 "cluster coordinator."))
-    current = agreement_in_force(session, member.cluster_id)
     if current is None:
         return Forbidden("no_agreement", N_("The coordinator has not published the cluster "
                                             "agreement yet; nothing can be shared before it."))
-    cluster = session.get(Cluster, member.cluster_id)
-    assert cluster is not None
     if current.sunset_on <= cluster_today(cluster, now):
         return Forbidden("agreement_sunset", N_("The cluster agreement reached its sunset date. "
                                                 "The coordinator must publish a renewed "
                                                 "version."))
-    if _acceptance(session, current.id, member.id) is None:  # type: ignore[arg-type]
+    if not accepted:
         return Forbidden("agreement_not_accepted",
                          N_("Your business has not accepted agreement version %(version)d. "
                             "An owner must read and accept it first."),

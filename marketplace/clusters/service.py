@@ -8,12 +8,12 @@ another cluster is indistinguishable from an id that does not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import available_timezones
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from marketplace.clusters.accounts import (
     check_password_strength,
@@ -186,6 +186,24 @@ def member_users(session: Session, viewer: User, member_id: int) -> list[User]:
     """The people of a member business the viewer may see."""
     get_member(session, viewer, member_id)
     return list(session.exec(select(User).where(User.member_id == member_id).order_by(User.name)))
+
+
+def acting_member(session: Session, actor: User) -> Member:
+    """The member business the actor works for; coordinators act for none."""
+    if actor.member_id is None:
+        raise Forbidden("member_only", N_("Only people of a member business can do this."))
+    member = session.get(Member, actor.member_id)
+    assert member is not None
+    return member
+
+
+def active_users_of(session: Session, member_ids: Iterable[int | None]) -> list[User]:
+    """Every active person of these member businesses (whom a notification reaches)."""
+    ids = sorted({m for m in member_ids if m is not None})
+    if not ids:
+        return []
+    return list(session.exec(select(User).where(col(User.member_id).in_(ids),
+                                                col(User.active).is_(True))))
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,11 @@ from marketplace.clusters.agreements import (
     require_participation,
 )
 from marketplace.clusters.models import Member, User
+from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.eligibility import require_eligible
 from marketplace.jobs.models import Bid, BidShare, BidStatus, JobMode, JobStatus, OverflowJob
-from marketplace.jobs.service import (
-    MAX_VALUE_MINOR,
-    _announce_award,
-    acting_member,
-    get_job,
-    users_of,
-    write_contract,
-)
+from marketplace.jobs.service import MAX_VALUE_MINOR, _announce_award, get_job, write_contract
 from marketplace.money import BASIS_POINTS_WHOLE, InvalidShares, validate_shares
 
 
@@ -112,7 +106,7 @@ def _write_terms(session: Session, bid: Bid | None, job: OverflowJob, member: Me
 
 def _tell_poster_of_bid(session: Session, job: OverflowJob, member: Member, now: datetime
                         ) -> None:
-    events.notify(session, users_of(session, [job.poster_member_id]), "bid.received",
+    events.notify(session, active_users_of(session, [job.poster_member_id]), "bid.received",
                   N_("%(member)s bid on your job %(title)s."), now=now,
                   params={"member": member.name, "title": job.title},
                   payload={"job_id": job.id, "member_id": member.id},
@@ -148,7 +142,7 @@ def propose_joint_bid(
         session.add(BidShare(bid_id=bid.id, member_id=member_id, share_bp=share,
                              confirmed_at=now if member_id == member.id else None))
     partners = [m for m in shares if m != member.id]
-    events.notify(session, users_of(session, partners), "joint.invited",
+    events.notify(session, active_users_of(session, partners), "joint.invited",
                   N_("%(member)s invites you to a joint bid on %(title)s."), now=now,
                   params={"member": member.name, "title": job.title},
                   payload={"job_id": job.id, "bid_id": bid.id}, link=f"/jobs/{job.id}")
@@ -190,7 +184,7 @@ def confirm_joint_share(session: Session, actor: User, bid_id: int, now: datetim
     session.add(share)
     job = session.get(OverflowJob, bid.job_id)
     assert job is not None
-    events.notify(session, users_of(session, [bid.member_id]), "joint.confirmed",
+    events.notify(session, active_users_of(session, [bid.member_id]), "joint.confirmed",
                   N_("%(member)s confirmed its share of your joint bid on %(title)s."),
                   now=now, params={"member": member.name, "title": job.title},
                   payload={"job_id": job.id, "bid_id": bid.id}, link=f"/jobs/{job.id}")
@@ -240,11 +234,11 @@ def close_window(session: Session, job_id: int, now: datetime) -> bool:
                   for s in session.exec(select(BidShare).where(BidShare.bid_id == b.id))}
     params = {"title": job.title, "count": len(bids)}
     payload = {"id": job.id, "status": job.status, "bid_count": len(bids)}
-    events.notify(session, users_of(session, [job.poster_member_id]), "window.closed",
+    events.notify(session, active_users_of(session, [job.poster_member_id]), "window.closed",
                   N_("The bid window for %(title)s closed with %(count)d bid(s). Choose "
                      "the winner."), now=now, params=params, payload=payload,
                   link=f"/jobs/{job.id}")
-    events.notify(session, users_of(session, sorted(bidder_ids)), "window.closed",
+    events.notify(session, active_users_of(session, sorted(bidder_ids)), "window.closed",
                   N_("The bid window for %(title)s closed. The poster will choose a bid."),
                   now=now, params=params, payload=payload, link=f"/jobs/{job.id}")
     session.commit()

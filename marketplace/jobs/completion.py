@@ -15,9 +15,10 @@ from sqlmodel import Session, col, func, select
 
 from marketplace import events
 from marketplace.clusters.models import User
+from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
-from marketplace.jobs.service import acting_member, get_job, users_of
+from marketplace.jobs.service import get_job
 from marketplace.jobs.visibility import contract_member_ids
 
 
@@ -41,7 +42,7 @@ def report_done(session: Session, actor: User, job_id: int, now: datetime) -> Ov
         raise Forbidden("winner_only", N_("Only the business that won the job can report it "
                                           "done."))
     _transition(session, job, JobStatus.AWARDED, JobStatus.DONE)
-    events.notify(session, users_of(session, [job.poster_member_id]), "job.done",
+    events.notify(session, active_users_of(session, [job.poster_member_id]), "job.done",
                   N_("%(member)s reports the job %(title)s done. Confirm it."), now=now,
                   params={"member": member.name, "title": job.title},
                   payload={"id": job.id, "status": job.status}, link=f"/jobs/{job.id}")
@@ -58,7 +59,7 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
         raise Forbidden("poster_only", N_("Only the member who posted the job can confirm "
                                           "it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
-    events.notify(session, users_of(session, sorted(contract_member_ids(session, job.id))),
+    events.notify(session, active_users_of(session, sorted(contract_member_ids(session, job.id))),
                   "job.confirmed", N_("The job %(title)s is confirmed complete."), now=now,
                   params={"title": job.title}, payload={"id": job.id, "status": job.status},
                   link=f"/jobs/{job.id}")

@@ -1,19 +1,28 @@
-"""Who may take an overflow job, and if not, why not: one function, used everywhere.
+"""Who may take an overflow job, and if not, why not: one rule, used everywhere.
 
 The board, the claim, the bid, the joint-bid invitation and the `job.posted`
-fan-out all ask `ineligibility_reasons`, so a member is never shown a job it
-would then be refused, and never refused without being told why.
+fan-out all ask the same predicate, `_reasons`, so a member is never shown a
+job it would then be refused, and never refused without being told why.
+`ineligibility_reasons` feeds it one member's facts; `eligible_members` loads
+the facts of a whole cluster in a fixed handful of queries (the job's trades,
+the members, their trades, the agreement and who accepted it), however many
+members there are, and asks the same predicate for each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
-from marketplace.clusters.agreements import Activity, participation_refusal
+from marketplace.clusters.agreements import (
+    Activity,
+    participation_refusal,
+    participation_refusals,
+)
 from marketplace.clusters.models import Member, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
 from marketplace.geo import distance_km
@@ -45,51 +54,135 @@ def site_distance_km(member: Member, job: OverflowJob) -> float | None:
     return distance_km(member.base_lat, member.base_lng, job.site_lat, job.site_lng)
 
 
-def ineligibility_reasons(
-    session: Session, member: Member, job: OverflowJob, now: datetime,
-    required_trades: list[str] | None = None,
+def _reasons(
+    member: Member,
+    job: OverflowJob,
+    needed: Sequence[str],
+    offered: set[str],
+    refusal: DomainError | None,
 ) -> list[Reason]:
-    """Every reason `member` cannot take `job` now; empty means eligible."""
+    """The rule itself, on facts already loaded: every reason `member` cannot take `job`.
+
+    `needed` is the job's trades, `offered` the member's, `refusal` what the
+    agreement's participation gate says about the member now.
+    """
     if member.cluster_id != job.cluster_id:
         return [Reason("other_cluster", N_("This job belongs to another cluster."))]
     if member.id == job.poster_member_id:
         return [Reason("own_job", N_("This is your own job."))]
     reasons: list[Reason] = []
-    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
     if refusal is not None:
         reasons.append(Reason(refusal.code, refusal.message, refusal.params))
-    needed = required_trades if required_trades is not None else job_trades(session, job.id)
-    missing = [t for t in needed if t not in _member_trades(session, member.id)]
+    missing = [t for t in needed if t not in offered]
     if missing:
-        reasons.append(Reason("missing_trades",
-                              N_("Your business does not list these trades: %(trades)s."),
-                              {"trades": missing}))
+        reasons.append(
+            Reason(
+                "missing_trades",
+                N_("Your business does not list these trades: %(trades)s."),
+                {"trades": missing},
+            )
+        )
     distance = site_distance_km(member, job)
     if distance is None or member.service_radius_km is None:
-        reasons.append(Reason("no_service_area",
-                              N_("Set your base location and service radius in your profile.")))
+        reasons.append(
+            Reason(
+                "no_service_area", N_("Set your base location and service radius in your profile.")
+            )
+        )
     elif distance > member.service_radius_km:
-        reasons.append(Reason("outside_service_area",
-                              N_("The site is %(distance)s km from your base, beyond your "
-                                 "%(radius)s km service area."),
-                              {"distance": round(distance, 1),
-                               "radius": round(member.service_radius_km, 1)}))
+        reasons.append(
+            Reason(
+                "outside_service_area",
+                N_(
+                    "The site is %(distance)s km from your base, beyond your "
+                    "%(radius)s km service area."
+                ),
+                {"distance": round(distance, 1), "radius": round(member.service_radius_km, 1)},
+            )
+        )
     if member.insurance_expires_on is None:
-        reasons.append(Reason("no_insurance", N_("Add your insurance expiry date to your "
-                                                 "profile.")))
+        reasons.append(
+            Reason("no_insurance", N_("Add your insurance expiry date to your profile."))
+        )
     elif member.insurance_expires_on < job.ends_on:
-        reasons.append(Reason("insurance_expires",
-                              N_("Your insurance expires before the job ends."),
-                              {"expires": member.insurance_expires_on.isoformat()}))
+        reasons.append(
+            Reason(
+                "insurance_expires",
+                N_("Your insurance expires before the job ends."),
+                {"expires": member.insurance_expires_on.isoformat()},
+            )
+        )
     return reasons
 
 
+def ineligibility_reasons(
+    session: Session,
+    member: Member,
+    job: OverflowJob,
+    now: datetime,
+    required_trades: list[str] | None = None,
+) -> list[Reason]:
+    """Every reason `member` cannot take `job` now; empty means eligible."""
+    if member.cluster_id != job.cluster_id or member.id == job.poster_member_id:
+        return _reasons(member, job, (), set(), None)
+    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
+    needed = required_trades if required_trades is not None else job_trades(session, job.id)
+    return _reasons(member, job, needed, _member_trades(session, member.id), refusal)
+
+
+def reasons_per_job(
+    session: Session, member: Member, jobs: Sequence[OverflowJob], now: datetime
+) -> list[list[Reason]]:
+    """`ineligibility_reasons` of one member for many jobs (the board), in three queries."""
+    if not jobs:
+        return []
+    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
+    offered = _member_trades(session, member.id)  # type: ignore[arg-type]
+    needed: dict[int, list[str]] = {}
+    for job_id, trade in session.exec(
+        select(JobTrade.job_id, JobTrade.trade)
+        .where(col(JobTrade.job_id).in_([j.id for j in jobs]))
+        .order_by(col(JobTrade.job_id), col(JobTrade.trade))
+    ):
+        needed.setdefault(job_id, []).append(trade)
+    return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
+
+
 def eligible_members(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
-    """Every member of the job's cluster that may take it now."""
-    trades = job_trades(session, job.id)
-    candidates = session.exec(select(Member).where(
-        Member.cluster_id == job.cluster_id, col(Member.id) != job.poster_member_id))
-    return [m for m in candidates if not ineligibility_reasons(session, m, job, now, trades)]
+    """Every member of the job's cluster that may take it now (a fixed number of queries)."""
+    return [m for m, reasons in cluster_reasons(session, job, now) if not reasons]
+
+
+def cluster_reasons(
+    session: Session, job: OverflowJob, now: datetime
+) -> list[tuple[Member, list[Reason]]]:
+    """Each member of the job's cluster other than the poster, with its reasons (by id)."""
+    needed = job_trades(session, job.id)
+    members = list(
+        session.exec(
+            select(Member)
+            .where(Member.cluster_id == job.cluster_id, col(Member.id) != job.poster_member_id)
+            .order_by(col(Member.id))
+        )
+    )
+    offered = _trades_of(session, job.cluster_id)
+    refusals = participation_refusals(session, members, Activity.OVERFLOW_JOBS, now)
+    return [
+        (m, _reasons(m, job, needed, offered.get(m.id or 0, set()), refusals[m.id]))
+        for m in members
+    ]
+
+
+def _trades_of(session: Session, cluster_id: int) -> dict[int, set[str]]:
+    """Every member's trades in one cluster, in one query."""
+    offered: dict[int, set[str]] = {}
+    for member_id, trade in session.exec(
+        select(MemberTrade.member_id, MemberTrade.trade)
+        .join(Member, col(Member.id) == MemberTrade.member_id)
+        .where(Member.cluster_id == cluster_id)
+    ):
+        offered.setdefault(member_id, set()).add(trade)
+    return offered
 
 
 def require_eligible(session: Session, member: Member, job: OverflowJob, now: datetime) -> None:

@@ -23,11 +23,14 @@ from marketplace.clusters.agreements import (
     require_participation,
 )
 from marketplace.clusters.models import Cluster, Member, Role, User
+from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.jobs.eligibility import (
+    cluster_reasons,
     eligible_members,
     ineligibility_reasons,
+    reasons_per_job,
     require_eligible,
     site_distance_km,
 )
@@ -68,17 +71,9 @@ class JobDraft:
     closes_at: datetime | None = None
 
 
-def acting_member(session: Session, actor: User) -> Member:
-    """The member business the actor works for; coordinators act for none."""
-    if actor.member_id is None:
-        raise Forbidden("member_only", N_("Only people of a member business can do this."))
-    member = session.get(Member, actor.member_id)
-    assert member is not None
-    return member
-
-
-def get_job(session: Session, viewer: User, job_id: int, *, for_update: bool = False
-            ) -> OverflowJob:
+def get_job(
+    session: Session, viewer: User, job_id: int, *, for_update: bool = False
+) -> OverflowJob:
     """A job of the viewer's cluster, or NotFound."""
     query = select(OverflowJob).where(OverflowJob.id == job_id)
     if for_update:
@@ -100,8 +95,7 @@ def _validate(draft: JobDraft, now: datetime) -> None:
     elif not all(is_trade(t) for t in draft.trades):
         errors["trades"] = N_("Choose trades from the list.")
     if not (-90 <= draft.site_lat <= 90 and -180 <= draft.site_lng <= 180):
-        errors["site_lat"] = N_("Give the site's latitude (-90 to 90) and longitude "
-                                "(-180 to 180).")
+        errors["site_lat"] = N_("Give the site's latitude (-90 to 90) and longitude (-180 to 180).")
     if not 0 < len(draft.locality.strip()) <= 120:
         errors["locality"] = N_("Name the town or neighbourhood partners will see.")
     if not 0 < len(draft.address.strip()) <= 300:
@@ -122,11 +116,11 @@ def _validate(draft: JobDraft, now: datetime) -> None:
         if draft.closes_at is None:
             errors["closes_at"] = N_("Choose when the bid window closes.")
         elif not now + MIN_WINDOW <= draft.closes_at <= now + MAX_WINDOW:
-            errors["closes_at"] = N_("The bid window must close between 15 minutes and 14 "
-                                     "days from now.")
+            errors["closes_at"] = N_(
+                "The bid window must close between 15 minutes and 14 days from now."
+            )
     if errors:
-        raise ValidationError("invalid_job", N_("Some fields need your attention."),
-                              fields=errors)
+        raise ValidationError("invalid_job", N_("Some fields need your attention."), fields=errors)
 
 
 def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> OverflowJob:
@@ -137,12 +131,22 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
     job = OverflowJob(
-        cluster_id=member.cluster_id, poster_member_id=member.id, posted_by_id=actor.id,
-        title=draft.title.strip(), description=draft.description.strip(), mode=draft.mode,
-        site_lat=draft.site_lat, site_lng=draft.site_lng, locality=draft.locality.strip(),
-        address=draft.address.strip(), customer_name=draft.customer_name.strip(),
-        customer_contact=draft.customer_contact.strip(), crew_days=draft.crew_days,
-        starts_on=draft.starts_on, ends_on=draft.ends_on, value_minor=draft.value_minor,
+        cluster_id=member.cluster_id,
+        poster_member_id=member.id,
+        posted_by_id=actor.id,
+        title=draft.title.strip(),
+        description=draft.description.strip(),
+        mode=draft.mode,
+        site_lat=draft.site_lat,
+        site_lng=draft.site_lng,
+        locality=draft.locality.strip(),
+        address=draft.address.strip(),
+        customer_name=draft.customer_name.strip(),
+        customer_contact=draft.customer_contact.strip(),
+        crew_days=draft.crew_days,
+        starts_on=draft.starts_on,
+        ends_on=draft.ends_on,
+        value_minor=draft.value_minor,
         currency=cluster.currency,
         closes_at=draft.closes_at if draft.mode == JobMode.BID_WINDOW else None,
         created_at=now,
@@ -153,25 +157,28 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
         session.add(JobTrade(job_id=job.id, trade=trade))
     session.flush()
     payload = job_public(job, sorted(set(draft.trades)))
-    events.notify(session, users_of(session, [m.id for m in eligible_members(session, job, now)]),
-                  "job.posted", N_("New overflow job near %(locality)s: %(title)s"),
-                  now=now, params={"title": job.title, "locality": job.locality},
-                  payload=payload, link=f"/jobs/{job.id}")
+    events.notify(
+        session,
+        active_users_of(session, [m.id for m in eligible_members(session, job, now)]),
+        "job.posted",
+        N_("New overflow job near %(locality)s: %(title)s"),
+        now=now,
+        params={"title": job.title, "locality": job.locality},
+        payload=payload,
+        link=f"/jobs/{job.id}",
+    )
     session.commit()
     return job
 
 
-def users_of(session: Session, member_ids: list[int | None]) -> list[User]:
-    """Every active person of these member businesses."""
-    ids = [m for m in member_ids if m is not None]
-    if not ids:
-        return []
-    return list(session.exec(select(User).where(col(User.member_id).in_(ids),
-                                                col(User.active).is_(True))))
-
-
-def write_contract(session: Session, job: OverflowJob, shares: dict[int, int],
-                   bid_id: int | None, value_minor: int, now: datetime) -> JobContract:
+def write_contract(
+    session: Session,
+    job: OverflowJob,
+    shares: dict[int, int],
+    bid_id: int | None,
+    value_minor: int,
+    now: datetime,
+) -> JobContract:
     """Sign the job's contract: parties, frozen shares, value, referral fee.  Immutable.
 
     For a hand-off the value is the job's; for an awarded bid it is the bid price.
@@ -180,11 +187,17 @@ def write_contract(session: Session, job: OverflowJob, shares: dict[int, int],
     agreement = agreement_in_force(session, job.cluster_id)
     assert agreement is not None
     contract = JobContract(
-        job_id=job.id, cluster_id=job.cluster_id, poster_member_id=job.poster_member_id,
-        bid_id=bid_id, value_minor=value_minor, currency=job.currency,
+        job_id=job.id,
+        cluster_id=job.cluster_id,
+        poster_member_id=job.poster_member_id,
+        bid_id=bid_id,
+        value_minor=value_minor,
+        currency=job.currency,
         referral_fee_bp=agreement.referral_fee_bp,
         referral_fee_minor=apply_basis_points(value_minor, agreement.referral_fee_bp),
-        platform_fee_bp=agreement.platform_fee_bp, agreement_id=agreement.id, signed_at=now,
+        platform_fee_bp=agreement.platform_fee_bp,
+        agreement_id=agreement.id,
+        signed_at=now,
     )
     session.add(contract)
     session.flush()
@@ -203,9 +216,13 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
     poster = session.get(Member, job.poster_member_id)
     assert poster is not None
     if participation_refusal(session, poster, Activity.OVERFLOW_JOBS, now) is not None:
-        raise Conflict("poster_cannot_hand_over",
-                       N_("The poster's business cannot hand over jobs right now (it left "
-                          "the cluster or has not accepted the current agreement)."))
+        raise Conflict(
+            "poster_cannot_hand_over",
+            N_(
+                "The poster's business cannot hand over jobs right now (it left "
+                "the cluster or has not accepted the current agreement)."
+            ),
+        )
     won = session.execute(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN)
@@ -218,91 +235,150 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
             raise Conflict("job_cancelled", N_("The poster cancelled this job."))
         raise Conflict("already_claimed", N_("Another partner claimed this job first."))
     session.refresh(job)
-    contract = write_contract(session, job, {member.id: BASIS_POINTS_WHOLE},  # type: ignore[dict-item]
-                              None, job.value_minor, now)
-    _announce_award(session, job, [member.id], "job.claimed",  # type: ignore[list-item]
-                    N_("%(member)s claimed your job: %(title)s"), member.name, now)
+    contract = write_contract(
+        session,
+        job,
+        {member.id: BASIS_POINTS_WHOLE},  # type: ignore[dict-item]
+        None,
+        job.value_minor,
+        now,
+    )
+    _announce_award(
+        session,
+        job,
+        [member.id],
+        "job.claimed",  # type: ignore[list-item]
+        N_("%(member)s claimed your job: %(title)s"),
+        member.name,
+        now,
+    )
     session.commit()
     return contract
 
 
-def _announce_award(session: Session, job: OverflowJob, winner_ids: list[int], kind: str,
-                    poster_message: str, winner_name: str, now: datetime) -> None:
+def _announce_award(
+    session: Session,
+    job: OverflowJob,
+    winner_ids: list[int],
+    kind: str,
+    poster_message: str,
+    winner_name: str,
+    now: datetime,
+) -> None:
     """Tell the poster and winners; tell other eligible partners the job is gone."""
     params = {"title": job.title, "member": winner_name}
     gone = {"id": job.id, "status": job.status}
-    events.notify(session, users_of(session, [job.poster_member_id]), kind, poster_message,
-                  now=now, params=params, payload={**gone, "awarded_member_id":
-                                                   job.awarded_member_id},
-                  link=f"/jobs/{job.id}")
-    events.notify(session, users_of(session, list(winner_ids)), "job.awarded",
-                  N_("You won the job: %(title)s. The customer's details are now visible."),
-                  now=now, params=params, payload=gone, link=f"/jobs/{job.id}")
-    others = [m.id for m in eligible_or_bidders(session, job, now)
-              if m.id not in winner_ids]
-    events.notify(session, users_of(session, others), "job.taken",
-                  N_("The job %(title)s is no longer available."), now=now,
-                  params={"title": job.title}, payload=gone)
+    events.notify(
+        session,
+        active_users_of(session, [job.poster_member_id]),
+        kind,
+        poster_message,
+        now=now,
+        params=params,
+        payload={**gone, "awarded_member_id": job.awarded_member_id},
+        link=f"/jobs/{job.id}",
+    )
+    events.notify(
+        session,
+        active_users_of(session, list(winner_ids)),
+        "job.awarded",
+        N_("You won the job: %(title)s. The customer's details are now visible."),
+        now=now,
+        params=params,
+        payload=gone,
+        link=f"/jobs/{job.id}",
+    )
+    others = [m.id for m in eligible_or_bidders(session, job, now) if m.id not in winner_ids]
+    events.notify(
+        session,
+        active_users_of(session, others),
+        "job.taken",
+        N_("The job %(title)s is no longer available."),
+        now=now,
+        params={"title": job.title},
+        payload=gone,
+    )
 
 
 def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
     """The partners who were shown the job (eligible ones) plus anyone who bid on it."""
-    return [m for m in session.exec(select(Member).where(
-        Member.cluster_id == job.cluster_id, col(Member.id) != job.poster_member_id))
-        if _has_bid(session, job, m) or not ineligibility_reasons(session, m, job, now)]
+    bidders = set(session.exec(select(Bid.member_id).where(Bid.job_id == job.id)))
+    bidders |= set(
+        session.exec(
+            select(BidShare.member_id)
+            .join(Bid, col(Bid.id) == BidShare.bid_id)
+            .where(Bid.job_id == job.id)
+        )
+    )
+    return [
+        m for m, reasons in cluster_reasons(session, job, now) if m.id in bidders or not reasons
+    ]
 
 
-def _has_bid(session: Session, job: OverflowJob, member: Member) -> bool:
-    lead = session.exec(select(Bid.id).where(Bid.job_id == job.id,
-                                             Bid.member_id == member.id)).first()
-    partner = session.exec(
-        select(BidShare.bid_id).join(Bid, col(Bid.id) == BidShare.bid_id)
-        .where(Bid.job_id == job.id, BidShare.member_id == member.id)).first()
-    return lead is not None or partner is not None
-
-
-def cancel_job(session: Session, actor: User, job_id: int, reason: str, now: datetime
-               ) -> OverflowJob:
+def cancel_job(
+    session: Session, actor: User, job_id: int, reason: str, now: datetime
+) -> OverflowJob:
     """The poster withdraws an open job; everyone who saw it is told why."""
     member = acting_member(session, actor)
     job = get_job(session, actor, job_id)
     if job.poster_member_id != member.id or actor.role not in (Role.OWNER, Role.CREW):
         raise Forbidden("poster_only", N_("Only the member who posted the job can cancel it."))
     if not 0 < len(reason.strip()) <= 500:
-        raise ValidationError("reason_required", N_("Say why the job is cancelled."),
-                              fields={"reason": N_("Say why the job is cancelled.")})
+        raise ValidationError(
+            "reason_required",
+            N_("Say why the job is cancelled."),
+            fields={"reason": N_("Say why the job is cancelled.")},
+        )
     audience = eligible_or_bidders(session, job, now)
     done = session.execute(
         update(OverflowJob)
-        .where(col(OverflowJob.id) == job.id,
-               col(OverflowJob.status).in_([JobStatus.OPEN, JobStatus.WINDOW_CLOSED]))
+        .where(
+            col(OverflowJob.id) == job.id,
+            col(OverflowJob.status).in_([JobStatus.OPEN, JobStatus.WINDOW_CLOSED]),
+        )
         .values(status=JobStatus.CANCELLED.value, cancel_reason=reason.strip())
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        raise Conflict("not_cancellable", N_("Only an open job can be cancelled; this one "
-                                             "is already awarded or closed."))
+        raise Conflict(
+            "not_cancellable",
+            N_("Only an open job can be cancelled; this one is already awarded or closed."),
+        )
     session.refresh(job)
-    events.notify(session, users_of(session, [m.id for m in audience]), "job.cancelled",
-                  N_("The job %(title)s was cancelled: %(reason)s"), now=now,
-                  params={"title": job.title, "reason": job.cancel_reason},
-                  payload={"id": job.id, "status": job.status}, link=f"/jobs/{job.id}")
+    events.notify(
+        session,
+        active_users_of(session, [m.id for m in audience]),
+        "job.cancelled",
+        N_("The job %(title)s was cancelled: %(reason)s"),
+        now=now,
+        params={"title": job.title, "reason": job.cancel_reason},
+        payload={"id": job.id, "status": job.status},
+        link=f"/jobs/{job.id}",
+    )
     session.commit()
     return job
 
 
-def board(session: Session, actor: User, now: datetime, trade: str | None = None,
-          order: str = "newest") -> list[tuple[OverflowJob, float | None]]:
+def board(
+    session: Session, actor: User, now: datetime, trade: str | None = None, order: str = "newest"
+) -> list[tuple[OverflowJob, float | None]]:
     """Open jobs the actor's business could take, nearest or newest first."""
     member = acting_member(session, actor)
     query = select(OverflowJob).where(
-        OverflowJob.cluster_id == member.cluster_id, OverflowJob.status == JobStatus.OPEN,
-        col(OverflowJob.poster_member_id) != member.id)
+        OverflowJob.cluster_id == member.cluster_id,
+        OverflowJob.status == JobStatus.OPEN,
+        col(OverflowJob.poster_member_id) != member.id,
+    )
     if trade:
         query = query.join(JobTrade, col(JobTrade.job_id) == OverflowJob.id).where(
-            JobTrade.trade == trade)
-    rows = [(job, site_distance_km(member, job)) for job in session.exec(query)
-            if not ineligibility_reasons(session, member, job, now)]
+            JobTrade.trade == trade
+        )
+    jobs = list(session.exec(query))
+    rows = [
+        (job, site_distance_km(member, job))
+        for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now), strict=True)
+        if not reasons
+    ]
     if order == "nearest":
         rows.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -(r[0].id or 0)))
     else:
@@ -313,19 +389,38 @@ def board(session: Session, actor: User, now: datetime, trade: str | None = None
 def my_jobs(session: Session, actor: User) -> dict[str, list[OverflowJob]]:
     """The actor's business's jobs, grouped: posted, won and in progress, done."""
     member = acting_member(session, actor)
-    posted = list(session.exec(select(OverflowJob).where(
-        OverflowJob.poster_member_id == member.id).order_by(col(OverflowJob.id).desc())))
-    party_jobs = list(session.exec(
-        select(OverflowJob).join(JobContract, col(JobContract.job_id) == OverflowJob.id)
-        .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
-        .where(ContractParty.member_id == member.id).order_by(col(OverflowJob.id).desc())))
+    posted = list(
+        session.exec(
+            select(OverflowJob)
+            .where(OverflowJob.poster_member_id == member.id)
+            .order_by(col(OverflowJob.id).desc())
+        )
+    )
+    party_jobs = list(
+        session.exec(
+            select(OverflowJob)
+            .join(JobContract, col(JobContract.job_id) == OverflowJob.id)
+            .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
+            .where(ContractParty.member_id == member.id)
+            .order_by(col(OverflowJob.id).desc())
+        )
+    )
     bid_job_ids = set(session.exec(select(Bid.job_id).where(Bid.member_id == member.id)))
-    bid_job_ids |= set(session.exec(select(Bid.job_id).join(
-        BidShare, col(BidShare.bid_id) == Bid.id).where(BidShare.member_id == member.id)))
+    bid_job_ids |= set(
+        session.exec(
+            select(Bid.job_id)
+            .join(BidShare, col(BidShare.bid_id) == Bid.id)
+            .where(BidShare.member_id == member.id)
+        )
+    )
     won_ids = {j.id for j in party_jobs}
-    bidding = [j for j in (session.get(OverflowJob, i) for i in sorted(bid_job_ids, reverse=True))
-               if j is not None and j.id not in won_ids
-               and j.status in (JobStatus.OPEN, JobStatus.WINDOW_CLOSED)]
+    bidding = [
+        j
+        for j in (session.get(OverflowJob, i) for i in sorted(bid_job_ids, reverse=True))
+        if j is not None
+        and j.id not in won_ids
+        and j.status in (JobStatus.OPEN, JobStatus.WINDOW_CLOSED)
+    ]
     return {
         "posted": posted,
         "bidding": bidding,
@@ -340,4 +435,3 @@ def explain(session: Session, actor: User, job: OverflowJob, now: datetime) -> l
         return []
     member = acting_member(session, actor)
     return ineligibility_reasons(session, member, job, now)
-

@@ -11,9 +11,8 @@ from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 from sqlmodel import select
 
 from marketplace.clusters.models import Member, User
@@ -21,14 +20,20 @@ from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
 from marketplace.errors import N_, DomainError, ValidationError
-from marketplace.i18n import NonexistentLocalTime, local_to_utc
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
 from marketplace.jobs.models import Bid, JobMode, JobRating, JobStatus
 from marketplace.jobs.visibility import Viewer, bids_for, contract_member_ids, job_for
-from marketplace.money import InvalidAmount, parse_minor
-from marketplace.web import apply_to_form, db, translate, wants_json
+from marketplace.web import (
+    apply_to_form,
+    db,
+    money_from_form,
+    translate,
+    utc_from_form,
+    viewer,
+    wants_json,
+)
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -50,35 +55,26 @@ def _require_login() -> None:
     """Job pages are for logged-in people only."""
 
 
-def _viewer() -> User:
-    return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
-
-
 def _barrier_viewer(user: User) -> Viewer:
     return Viewer(member_id=user.member_id, cluster_id=user.cluster_id,
                   is_coordinator=user.is_coordinator)
 
 
 def _money(text: str, field: str) -> int:
-    cluster = get_cluster(db(), _viewer())
-    try:
-        return parse_minor(text, cluster.currency, str(get_locale() or "en"))
-    except (InvalidAmount, TypeError):
-        message = N_("Enter an amount such as 1234.56, written the way your language "
-                     "writes numbers.")
-        raise ValidationError("invalid_amount", message, fields={field: message}) from None
+    """An amount in the viewer's cluster currency."""
+    return money_from_form(text, field, get_cluster(db(), viewer()).currency)
 
 
 @bp.route("")
 def board() -> ResponseReturnValue:
-    viewer = _viewer()
-    if viewer.member_id is None:
+    user = viewer()
+    if user.member_id is None:
         return redirect(url_for("jobs.cluster_jobs"))
     trade = request.args.get("trade") or None
     order = "nearest" if request.args.get("order") == "nearest" else "newest"
-    rows = service.board(db(), viewer, utcnow(), trade if trade in TRADES else None, order)
-    member = db().get(Member, viewer.member_id)
-    cards = [job_for(db(), _barrier_viewer(viewer), job, member) for job, _d in rows]
+    rows = service.board(db(), user, utcnow(), trade if trade in TRADES else None, order)
+    member = db().get(Member, user.member_id)
+    cards = [job_for(db(), _barrier_viewer(user), job, member) for job, _d in rows]
     if wants_json():
         return jsonify({"jobs": cards})
     return render_template("jobs/board.html", cards=cards, trades=TRADES, trade=trade,
@@ -91,28 +87,22 @@ def cluster_jobs() -> ResponseReturnValue:
     """Coordinators see the cluster's jobs and their state, never bids or customers."""
     from marketplace.jobs.models import OverflowJob
 
-    viewer = _viewer()
-    jobs = db().exec(select(OverflowJob).where(OverflowJob.cluster_id == viewer.cluster_id)
+    user = viewer()
+    jobs = db().exec(select(OverflowJob).where(OverflowJob.cluster_id == user.cluster_id)
                      .order_by(OverflowJob.id.desc()).limit(200))  # type: ignore[union-attr]
-    cards = [job_for(db(), _barrier_viewer(viewer), job) for job in jobs]
+    cards = [job_for(db(), _barrier_viewer(user), job) for job in jobs]
     return render_template("jobs/cluster.html", cards=cards, trades=TRADES)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 def post() -> ResponseReturnValue:
-    viewer = _viewer()
+    user = viewer()
     form = JobForm()
     if form.validate_on_submit():
         try:
             closes_at = None
             if form.mode.data == JobMode.BID_WINDOW and form.closes_at.data is not None:
-                try:
-                    closes_at = local_to_utc(form.closes_at.data)
-                except NonexistentLocalTime:
-                    message = N_("That time does not exist on that day (the clocks change). "
-                                 "Choose another time.")
-                    raise ValidationError("nonexistent_time", message,
-                                          fields={"closes_at": message}) from None
+                closes_at = utc_from_form(form.closes_at.data, "closes_at")
             draft = service.JobDraft(
                 title=form.title.data or "", description=form.description.data or "",
                 trades=tuple(form.trades.data or ()), site_lat=form.site_lat.data or 0.0,
@@ -123,7 +113,7 @@ def post() -> ResponseReturnValue:
                 ends_on=form.ends_on.data,  # type: ignore[arg-type]
                 value_minor=_money(form.value.data or "", "value"), mode=form.mode.data or "",
                 closes_at=closes_at)
-            job = service.post_job(db(), viewer, draft, utcnow())
+            job = service.post_job(db(), user, draft, utcnow())
         except DomainError as error:
             if error.status != 422:
                 raise
@@ -136,26 +126,26 @@ def post() -> ResponseReturnValue:
 
 
 def _detail_context(job_id: int) -> dict[str, Any]:
-    viewer = _viewer()
+    user = viewer()
     session = db()
-    job = service.get_job(session, viewer, job_id)
-    member = session.get(Member, viewer.member_id) if viewer.member_id else None
+    job = service.get_job(session, user, job_id)
+    member = session.get(Member, user.member_id) if user.member_id else None
     parties = contract_member_ids(session, job.id)
     is_poster = member is not None and member.id == job.poster_member_id
-    reasons = service.explain(session, viewer, job, utcnow()) if member else []
+    reasons = service.explain(session, user, job, utcnow()) if member else []
     my_bid = (session.exec(select(Bid).where(Bid.job_id == job.id, Bid.member_id == member.id))
               .first() if member else None)
-    names = {m.id: m.name for m in list_members(session, viewer)}
+    names = {m.id: m.name for m in list_members(session, user)}
     rated = set(session.exec(select(JobRating.ratee_member_id).where(
         JobRating.job_id == job.id, JobRating.rater_member_id == (member.id if member else -1))))
     rate_targets = ([p for p in parties if p not in rated] if is_poster else
                     [job.poster_member_id] if member and member.id in parties
                     and job.poster_member_id not in rated else [])
-    partners = ([m for m in list_members(session, viewer)
+    partners = ([m for m in list_members(session, user)
                  if m.id not in (job.poster_member_id, member.id)] if member else [])
     return {
-        "job": job_for(session, _barrier_viewer(viewer), job, member),
-        "bids": bids_for(session, _barrier_viewer(viewer), job),
+        "job": job_for(session, _barrier_viewer(user), job, member),
+        "bids": bids_for(session, _barrier_viewer(user), job),
         "reasons": [translate(reason_as_error(r)) for r in reasons],
         "is_poster": is_poster, "is_party": member is not None and member.id in parties,
         "my_bid": my_bid, "names": names, "trades": TRADES, "member": member,
@@ -201,7 +191,7 @@ def _form_refused(job_id: int, form_name: str, form: Any, error: DomainError
 
 @bp.route("/<int:job_id>/claim", methods=["POST"])
 def claim(job_id: int) -> ResponseReturnValue:
-    service.claim_job(db(), _viewer(), job_id, utcnow())
+    service.claim_job(db(), viewer(), job_id, utcnow())
     return _after_action(job_id, _("The job is yours. The customer's details are below."))
 
 
@@ -214,7 +204,7 @@ def bid(job_id: int) -> ResponseReturnValue:
     try:
         terms = bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
                                  form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
-        bidding.place_bid(db(), _viewer(), job_id, terms, utcnow())
+        bidding.place_bid(db(), viewer(), job_id, terms, utcnow())
     except DomainError as error:
         return _form_refused(job_id, "bid_form", form, error)
     return _after_action(job_id, _("Your bid is in. Only the poster sees your price."))
@@ -227,16 +217,16 @@ def propose_joint(job_id: int) -> ResponseReturnValue:
         return _form_refused(job_id, "bid_form", form, ValidationError(
             "invalid_bid", N_("Some fields need your attention.")))
     try:
-        shares = _shares_from_form(_viewer())
+        shares = _shares_from_form()
         terms = bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
                                  form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
-        bidding.propose_joint_bid(db(), _viewer(), job_id, terms, shares, utcnow())
+        bidding.propose_joint_bid(db(), viewer(), job_id, terms, shares, utcnow())
     except DomainError as error:
         return _form_refused(job_id, "bid_form", form, error)
     return _after_action(job_id, _("Joint bid proposed. Each partner must confirm its share."))
 
 
-def _shares_from_form(viewer: User) -> dict[int, int]:
+def _shares_from_form() -> dict[int, int]:
     """share-<member id> fields in percent (two decimals) -> basis points."""
     shares: dict[int, int] = {}
     message = N_("Shares must be whole basis points, none negative, adding up to 10000 "
@@ -259,7 +249,7 @@ def _shares_from_form(viewer: User) -> dict[int, int]:
 
 @bp.route("/bids/<int:bid_id>/confirm", methods=["POST"])
 def confirm_share(bid_id: int) -> ResponseReturnValue:
-    share = bidding.confirm_joint_share(db(), _viewer(), bid_id, utcnow())
+    share = bidding.confirm_joint_share(db(), viewer(), bid_id, utcnow())
     bid_row = db().get(Bid, share.bid_id)
     assert bid_row is not None
     return _after_action(bid_row.job_id, _("You confirmed your share of the joint bid."))
@@ -267,7 +257,7 @@ def confirm_share(bid_id: int) -> ResponseReturnValue:
 
 @bp.route("/bids/<int:bid_id>/submit", methods=["POST"])
 def submit_joint(bid_id: int) -> ResponseReturnValue:
-    bid_row = bidding.submit_joint_bid(db(), _viewer(), bid_id, utcnow())
+    bid_row = bidding.submit_joint_bid(db(), viewer(), bid_id, utcnow())
     return _after_action(bid_row.job_id, _("Joint bid submitted; the shares are now frozen."))
 
 
@@ -275,7 +265,7 @@ def submit_joint(bid_id: int) -> ResponseReturnValue:
 def award(job_id: int) -> ResponseReturnValue:
     form = AwardForm()
     bid_id = int(form.bid_id.data) if (form.bid_id.data or "").isdigit() else -1
-    bidding.award_bid(db(), _viewer(), job_id, bid_id, utcnow())
+    bidding.award_bid(db(), viewer(), job_id, bid_id, utcnow())
     return _after_action(job_id, _("Job awarded. The winners can now see the customer's "
                                    "details."))
 
@@ -284,7 +274,7 @@ def award(job_id: int) -> ResponseReturnValue:
 def cancel(job_id: int) -> ResponseReturnValue:
     form = CancelForm()
     try:
-        service.cancel_job(db(), _viewer(), job_id, form.reason.data or "", utcnow())
+        service.cancel_job(db(), viewer(), job_id, form.reason.data or "", utcnow())
     except DomainError as error:
         return _form_refused(job_id, "cancel_form", form, error)
     return _after_action(job_id, _("Job cancelled. Partners have been told."))
@@ -292,13 +282,13 @@ def cancel(job_id: int) -> ResponseReturnValue:
 
 @bp.route("/<int:job_id>/done", methods=["POST"])
 def report_done(job_id: int) -> ResponseReturnValue:
-    completion.report_done(db(), _viewer(), job_id, utcnow())
+    completion.report_done(db(), viewer(), job_id, utcnow())
     return _after_action(job_id, _("Marked as done. The poster will confirm."))
 
 
 @bp.route("/<int:job_id>/confirm", methods=["POST"])
 def confirm(job_id: int) -> ResponseReturnValue:
-    completion.confirm_completion(db(), _viewer(), job_id, utcnow())
+    completion.confirm_completion(db(), viewer(), job_id, utcnow())
     return _after_action(job_id, _("Completion confirmed. Please rate your partner."))
 
 
@@ -308,7 +298,7 @@ def rate(job_id: int) -> ResponseReturnValue:
     ratee = int(form.ratee_member_id.data) if (form.ratee_member_id.data or "").isdigit() else -1
     score = int(form.score.data) if (form.score.data or "").isdigit() else 0
     try:
-        completion.rate(db(), _viewer(), job_id, ratee, score, bool(form.on_time.data),
+        completion.rate(db(), viewer(), job_id, ratee, score, bool(form.on_time.data),
                         form.comment.data or "", utcnow())
     except DomainError as error:
         return _form_refused(job_id, "rate_form", form, error)
@@ -317,5 +307,5 @@ def rate(job_id: int) -> ResponseReturnValue:
 
 @bp.route("/mine")
 def mine() -> ResponseReturnValue:
-    groups = service.my_jobs(db(), _viewer())
+    groups = service.my_jobs(db(), viewer())
     return render_template("jobs/mine.html", groups=groups)

@@ -1,12 +1,16 @@
 """Turn stored notifications into Socket.IO messages, in the recipient's language.
 
-The same rendering serves the live emit after commit, the replay on
+The same wire shape serves the live emit after commit, the replay on
 reconnect and the notification centre's JSON, so a client sees one shape
-whichever way a notification reaches it.
+whichever way a notification reaches it.  A live batch (one event for many
+recipients) is rendered once per language, not once per recipient: the text
+depends only on the message, its parameters and the locale.
 """
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -17,23 +21,58 @@ from marketplace.extensions import socketio
 from marketplace.realtime.models import Notification
 from marketplace.realtime.rooms import user_room
 
+log = logging.getLogger(__name__)
+
+
+def _wire(
+    notification_id: int | None,
+    kind: str,
+    text: str,
+    link: str | None,
+    data: dict[str, Any],
+    created_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "id": notification_id,
+        "kind": kind,
+        "text": text,
+        "link": link,
+        "data": data,
+        "created_at": created_at.isoformat() if created_at else None,
+    }
+
 
 def render_notification(row: Notification) -> dict[str, Any]:
     """The wire shape of a notification, its text in the current locale."""
-    return {
-        "id": row.id, "kind": row.kind, "text": gettext(row.message, **row.params),
-        "link": row.link, "data": row.payload,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-    }
+    return _wire(
+        row.id, row.kind, gettext(row.message, **row.params), row.link, row.payload, row.created_at
+    )
 
 
 def install_publisher(app: Flask) -> None:
     """Emit each committed notification to its recipient's room (via Redis if set)."""
     default_locale = app.config["BABEL_DEFAULT_LOCALE"]
 
-    def publish(row: Notification, locale: str | None) -> None:
-        with app.app_context(), force_locale(locale or default_locale):
-            message = render_notification(row)
-        socketio.emit(row.kind, message, to=user_room(row.user_id))
+    def publish(batch: events.Batch) -> None:
+        texts: dict[str, str] = {}
+        with app.app_context():
+            for recipient in batch.recipients:
+                locale = recipient.locale or default_locale
+                if locale not in texts:
+                    with force_locale(locale):
+                        texts[locale] = gettext(batch.message, **batch.params)
+        for recipient in batch.recipients:
+            message = _wire(
+                recipient.notification_id,
+                batch.kind,
+                texts[recipient.locale or default_locale],
+                batch.link,
+                batch.payload,
+                batch.created_at,
+            )
+            try:
+                socketio.emit(batch.kind, message, to=user_room(recipient.user_id))
+            except Exception:  # the row is stored; replay delivers it later
+                log.exception("could not deliver notification_id=%s", recipient.notification_id)
 
     events.set_publisher(publish)

@@ -1,0 +1,129 @@
+"""The outbox: one INSERT per event, one batch published after commit, text per language.
+
+`events.notify` writes every recipient's row in the caller's transaction and
+queues the batch; only a commit publishes it, a rollback drops rows and batch
+alike.  The publisher renders the text once per language and sends each
+recipient exactly what a replay of its stored row would send.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_babel import force_locale
+from sqlmodel import Session, col, select
+
+from marketplace import events
+from marketplace.clusters.models import User
+from marketplace.errors import N_
+from marketplace.extensions import socketio
+from marketplace.realtime.models import Notification
+from marketplace.realtime.publisher import render_notification
+from marketplace.realtime.rooms import user_room
+from tests.conftest import NOW, World
+
+MESSAGE = N_("New overflow job near %(locality)s: %(title)s")
+PARAMS = {"locality": "Annex, Toronto", "title": "Mow the Annex"}
+
+
+def _rows(session: Session, ids: list[int]) -> list[Notification]:
+    return list(
+        session.exec(
+            select(Notification).where(col(Notification.id).in_(ids)).order_by(col(Notification.id))
+        )
+    )
+
+
+def test_rows_are_written_with_the_change_and_published_once_after_commit(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[events.Batch] = []
+    monkeypatch.setattr(events, "_publisher", published.append)
+    world.crew_a.active = False
+    session.add(world.crew_a)
+    session.commit()
+    users = [world.owner_a, world.owner_b, world.owner_a, world.crew_a]  # a repeat, an inactive
+    ids = events.notify(
+        session,
+        users,
+        "job.posted",
+        MESSAGE,
+        now=NOW,
+        params=PARAMS,
+        payload={"id": 7},
+        link="/jobs/7",
+    )
+    assert len(ids) == 2 and published == []  # stored, not sent: nothing is committed yet
+    rows = _rows(session, ids)
+    assert [(r.id, r.user_id) for r in rows] == list(
+        zip(ids, [world.owner_a.id, world.owner_b.id], strict=True)
+    )
+    assert {(r.kind, r.message, r.link, r.created_at) for r in rows} == {
+        ("job.posted", MESSAGE, "/jobs/7", NOW)
+    }
+    assert all(r.params == PARAMS and r.payload == {"id": 7} and r.read_at is None for r in rows)
+    session.commit()
+    assert len(published) == 1
+    batch = published[0]
+    assert [(r.notification_id, r.user_id, r.locale) for r in batch.recipients] == [
+        (ids[0], world.owner_a.id, world.owner_a.locale),
+        (ids[1], world.owner_b.id, world.owner_b.locale),
+    ]
+    assert (
+        batch.kind,
+        batch.message,
+        batch.params,
+        batch.payload,
+        batch.link,
+        batch.created_at,
+    ) == ("job.posted", MESSAGE, PARAMS, {"id": 7}, "/jobs/7", NOW)
+
+
+def test_a_rollback_drops_the_rows_and_the_batch(
+    session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published: list[events.Batch] = []
+    monkeypatch.setattr(events, "_publisher", published.append)
+    ids = events.notify(session, [world.owner_b], "job.posted", MESSAGE, now=NOW, params=PARAMS)
+    session.rollback()
+    session.commit()
+    assert published == [] and _rows(session, ids) == []
+    assert events.notify(session, [], "job.posted", MESSAGE, now=NOW) == []
+
+
+def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
+    app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emitted: list[tuple[str, dict[str, Any], str]] = []
+    monkeypatch.setattr(
+        socketio, "emit", lambda kind, message, to: emitted.append((kind, message, to))
+    )
+    for user, locale in ((world.owner_a, "fr"), (world.owner_b, "de"), (world.crew_a, None)):
+        user.locale = locale
+        session.add(user)
+    session.commit()
+    users: list[User] = [world.owner_a, world.owner_b, world.crew_a]
+    ids = events.notify(
+        session,
+        users,
+        "job.posted",
+        MESSAGE,
+        now=NOW,
+        params=PARAMS,
+        payload={"id": 7, "trades": ["mowing"]},
+        link="/jobs/7",
+    )
+    session.commit()
+    assert [(kind, message["id"], to) for kind, message, to in emitted] == [
+        ("job.posted", i, user_room(u.id)) for i, u in zip(ids, users, strict=True)
+    ]  # type: ignore[arg-type]
+    for (_kind, message, _to), user, row in zip(emitted, users, _rows(session, ids), strict=True):
+        with app.app_context(), force_locale(user.locale or app.config["BABEL_DEFAULT_LOCALE"]):
+            assert message == render_notification(row)  # live == replay == centre
+    assert [m["text"] for _k, m, _t in emitted] == [
+        "Nouveau contrat en surplus près de Annex, Toronto : Mow the Annex",
+        "Neuer Auftrag zur Weitergabe bei Annex, Toronto: Mow the Annex",
+        "New overflow job near Annex, Toronto: Mow the Annex",
+    ]
