@@ -85,10 +85,13 @@ def _init_login(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from marketplace.clusters.auth_views import bp as auth_bp
     from marketplace.clusters.views import bp as clusters_bp
+    from marketplace.equipment.views import bp as equipment_bp
+    from marketplace.equipment.views import feed_bp as calendar_feed_bp
     from marketplace.jobs.views import bp as jobs_bp
     from marketplace.realtime.views import bp as notifications_bp
 
-    for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp):
+    for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
+                      calendar_feed_bp):
         app.register_blueprint(blueprint)
 
 

@@ -66,6 +66,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
+        "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads"),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
         # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
         "PASSWORD_HASH_TIME_COST": int(env.get("PASSWORD_HASH_TIME_COST") or 3),

@@ -14,6 +14,8 @@ from sqlmodel import Session, select
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
+from marketplace.equipment import booking, listings, rotation
+from marketplace.equipment.models import EquipmentKind, RotationPeriod
 from marketplace.jobs.bidding import BidTerms, place_bid
 from marketplace.jobs.completion import confirm_completion, rate, report_done
 from marketplace.jobs.models import JobMode
@@ -84,6 +86,7 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
         ))
         agreements.accept_agreement(session, owner, agreement.version, now)
     _seed_jobs(session, now)
+    _seed_equipment(session, coordinator, now)
     return True
 
 
@@ -126,6 +129,41 @@ def _seed_jobs(session: Session, now: datetime) -> None:
         now)
     place_bid(session, hernandez, window.id, BidTerms(16_900_00, 4, start,  # type: ignore[arg-type]
                                                       "We can start the Monday after."), now)
+
+
+def _machine(name: str, kind: EquipmentKind, locality: str, hour: int, day: int,
+             **changes: object) -> listings.ListingDraft:
+    weekdays = tuple(listings.WeeklyHours(d, 7 * 60, 18 * 60) for d in range(5))
+    base: dict[str, object] = dict(
+        name=name, kind=kind.value, description="", locality=locality, base_lat=45.40,
+        base_lng=-75.70, hour_rate_minor=hour, day_rate_minor=day, min_minutes=60,
+        max_minutes=3 * 24 * 60, buffer_minutes=30, granularity_minutes=30,
+        timezone="America/Toronto", needs_approval=False, cancel_cutoff_hours=24,
+        cancel_fee_bp=5000, hours=weekdays)
+    base.update(changes)
+    return listings.ListingDraft(**base)  # type: ignore[arg-type]
+
+
+def _seed_equipment(session: Session, coordinator: User, now: datetime) -> None:
+    """A machine each of two firms owns, one the cluster co-owns and rotates, a booking."""
+    maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
+    grinder = listings.list_machine(session, laurentide, _machine(
+        "Vermeer SC30TX stump grinder", EquipmentKind.STUMP_GRINDER, "Gatineau yard",
+        45_00, 280_00, description="Tracked, fits through a 36-inch gate."), now)
+    listings.list_machine(session, hernandez, _machine(
+        "Bobcat E35 mini excavator", EquipmentKind.MINI_EXCAVATOR, "Nepean yard", 85_00,
+        520_00, needs_approval=True, buffer_minutes=60), now)
+    skid = listings.record_co_owned(session, coordinator, _machine(
+        "Kubota SVL75 skid steer (co-owned)", EquipmentKind.SKID_STEER, "Cooperative shed",
+        70_00, 420_00, hours=tuple(listings.WeeklyHours(d, 0, 1440) for d in range(7))),
+        {m.member_id: share for m, share in ((maple, 5000), (hernandez, 3000),  # type: ignore[misc]
+                                             (laurentide, 2000))}, now)
+    rotation.create_plan(session, coordinator, skid.id, RotationPeriod.WEEK.value,  # type: ignore[arg-type]
+                         now.date(), now)
+    monday = now.date() + timedelta(days=7 - now.weekday())
+    starts = datetime.combine(monday, datetime.min.time()).replace(hour=13)  # 08:00/09:00 Toronto
+    booking.book(session, maple, grinder.id, starts.replace(tzinfo=now.tzinfo),  # type: ignore[arg-type]
+                 starts.replace(tzinfo=now.tzinfo) + timedelta(hours=4), now)
 
 
 def demo_logins(session: Session) -> list[User]:

@@ -86,8 +86,9 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
+def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     flask_app = create_app({
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
         "TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
         "WTF_CSRF_ENABLED": False, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
         **CHEAP_HASHING,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from marketplace.equipment.rotation import rotation_sweep
 from marketplace.jobs.bidding import close_due_windows
 
 
@@ -26,4 +27,5 @@ class PeriodicTask:
 
 TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
+    PeriodicTask("equipment.rotation", 60.0, rotation_sweep),
 )

@@ -16,10 +16,12 @@ from sqlmodel import Session
 
 from marketplace.clusters.service import update_preferences
 from marketplace.db import utcnow
+from marketplace.equipment import booking, listings, rotation
 from marketplace.i18n import NonexistentLocalTime, local_to_utc
 from marketplace.jobs import service
 from marketplace.money import format_money, parse_minor
 from tests.conftest import World, login
+from tests.equipment.conftest import anytime_draft as equipment_draft
 from tests.jobs.conftest import give_profile, job_draft
 
 CATALOGS = Path(__file__).resolve().parents[2] / "marketplace" / "translations"
@@ -54,19 +56,44 @@ def job_world(session: Session, world: World) -> tuple[World, int]:
     return world, job.id
 
 
+@pytest.fixture
+def machines(session: Session, world: World) -> dict[str, int]:
+    """A machine A owns (booked by B, needing approval) and one A and B co-own, rotating."""
+    now = utcnow()
+    own = listings.list_machine(session, world.owner_a, equipment_draft(needs_approval=True),
+                                now)
+    shared = listings.record_co_owned(session, world.coordinator, equipment_draft(
+        name="Shared skid steer", kind="skid_steer"),
+        {world.member_a_id: 6000, world.member_b_id: 4000}, now)
+    rotation.create_plan(session, world.coordinator, shared.id, "week",  # type: ignore[arg-type]
+                         now.date(), now)
+    starts = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+    made = booking.book(session, world.owner_b, own.id, starts,  # type: ignore[arg-type]
+                        starts + timedelta(hours=2), now)
+    return {"own": own.id, "shared": shared.id, "booking": made.id}  # type: ignore[dict-item]
+
+
 @pytest.mark.parametrize("lang", ["en", "es", "fr", "de"])
 @pytest.mark.parametrize("role", ["coordinator", "owner_a", "crew_a", "owner_b"])
 def test_every_page_speaks_the_viewers_language(client: FlaskClient, session: Session,
-                                                job_world: tuple[World, int], lang: str,
+                                                job_world: tuple[World, int],
+                                                machines: dict[str, int], lang: str,
                                                 role: str) -> None:
     world, job_id = job_world
     user = getattr(world, role)
     update_preferences(session, user, lang, None, None)
     login(client, user)
     pages = ["/", "/members", f"/members/{world.member_a_id}", "/agreement", "/account",
-             "/notifications", f"/jobs/{job_id}"]
-    pages += (["/invites", "/agreement/edit", "/cluster/settings", "/jobs/cluster"]
-              if role == "coordinator" else ["/jobs", "/jobs/mine", "/jobs/new"])
+             "/notifications", f"/jobs/{job_id}", "/equipment",
+             f"/equipment/{machines['own']}", f"/equipment/{machines['shared']}",
+             f"/equipment/{machines['shared']}/rotation",
+             f"/equipment/bookings/{machines['booking']}"]
+    pages += (["/invites", "/agreement/edit", "/cluster/settings", "/jobs/cluster",
+               "/equipment/co-owned/new", f"/equipment/{machines['shared']}/edit"]
+              if role == "coordinator" else ["/jobs", "/jobs/mine", "/jobs/new",
+                                             "/equipment/bookings"])
+    pages += [f"/equipment/{machines['own']}/edit", "/equipment/new"] \
+        if role == "owner_a" else []
     english = _english_only_phrases(lang) if lang != "en" else set()
     for path in pages:
         response = client.get(path)

@@ -67,3 +67,44 @@ def test_overdue_window_closes_on_start_exactly_once(app: Flask, session: Sessio
     assert sorted(n.user_id for n in closed_notes) == sorted(
         [world.owner_a.id, world.crew_a.id, world.owner_b.id])
     assert job.window_closed_at is not None
+
+
+def test_rotation_handovers_are_announced_by_the_scheduler_once(app: Flask, session: Session,
+                                                                 world: World) -> None:
+    from zoneinfo import ZoneInfo
+
+    from marketplace.equipment import listings, rotation
+    from tests.equipment.conftest import anytime_draft as draft
+
+    yesterday = utcnow() - timedelta(days=1)
+    machine = listings.record_co_owned(session, world.coordinator, draft(),
+                                       {world.member_a_id: 5000, world.member_b_id: 5000},
+                                       yesterday)
+    local_day = yesterday.astimezone(ZoneInfo("America/Toronto")).date()
+    rotation.create_plan(session, world.coordinator, machine.id, "day",  # type: ignore[arg-type]
+                         local_day, yesterday)
+    schedulers = [BackgroundScheduler(timezone="UTC") for _ in range(2)]
+    for scheduler in schedulers:
+        add_tasks(scheduler, app)
+        scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            notes = session.exec(select(Notification).where(
+                Notification.kind == "custody.handover")).all()
+            session.commit()
+            if len(notes) >= 6:
+                break
+            time.sleep(0.1)
+        time.sleep(1)  # a second sweep must add nothing
+    finally:
+        for scheduler in schedulers:
+            scheduler.shutdown(wait=True)
+    notes = session.exec(select(Notification).where(
+        Notification.kind == "custody.handover")).all()
+    # today's hand-over (A to B) at its start and tomorrow's (B to A) the day before:
+    # each person of both businesses is told of each exactly once
+    people = [world.owner_a.id, world.crew_a.id, world.owner_b.id]
+    assert sorted(n.user_id for n in notes) == sorted(people * 2)
+    assert {(n.params["from"], n.params["to"]) for n in notes} == {
+        ("Alpha Lawns", "Beta Stone"), ("Beta Stone", "Alpha Lawns")}
