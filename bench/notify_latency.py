@@ -60,26 +60,22 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import multiprocessing
 import os
-import platform
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import harness
 import requests
 import socketio
+from harness import ServerProcess, Watchdog, percentile
 
-HOST = "127.0.0.1"
 MAX_CLIENTS = 2000  # every client costs threads here and on the server; 2 000 is plenty
 MAX_JOBS = 500
 PASSWORD = "bench-notify-latency"
@@ -88,49 +84,7 @@ NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
 JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
 CONNECT_WORKERS = 8  # parallel logins, and socket connects per client process, in setup
 CLIENTS_PER_PROCESS = 125  # see ClientPool
-SECRET_KEY = secrets.token_urlsafe(32)  # per run; the server child gets it explicitly
-_START = time.perf_counter()
-
-
-def say(text: str) -> None:
-    """Progress on stderr with the elapsed time, so a slow phase shows itself."""
-    print(f"notify_latency [{time.perf_counter() - _START:6.1f} s] {text}", file=sys.stderr,
-          flush=True)
-
-
-# --------------------------------------------------------------------- safety
-
-
-class Watchdog:
-    """The hard overall timeout: kill our child processes, clean up, exit 3.
-
-    A benchmark left hanging on a CI machine costs more than a failed one, so
-    the bound is enforced from a timer thread with `os._exit`, which works even
-    when the main thread is stuck inside a socket call.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.processes: list[multiprocessing.process.BaseProcess] = []
-        self.cleanup: list[Callable[[], None]] = []
-        self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _expire(self, seconds: float) -> None:
-        print(f"notify_latency: hard timeout of {seconds:.0f} s reached; stopping",
-              file=sys.stderr, flush=True)
-        for process in self.processes:
-            if process.is_alive():
-                process.kill()
-        for step in self.cleanup:
-            try:
-                step()
-            except Exception:  # exiting anyway; a leftover temp dir is not worth a trace
-                pass
-        os._exit(3)
-
-    def cancel(self) -> None:
-        self._timer.cancel()
+say = harness.Progress("notify_latency")
 
 
 # ---------------------------------------------------------------- the world
@@ -145,21 +99,6 @@ class World:
     seconds: float
 
 
-def _loopback_only(url: str) -> str | None:
-    """Why a database URL is refused (the bench talks to this machine only), or None."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError as error:
-        return str(error)
-    if parsed.get_backend_name() != "sqlite" and parsed.host not in (
-            None, "", "127.0.0.1", "localhost", "::1"):
-        return f"--database-url must point at this machine, not {parsed.host!r}"
-    return None
-
-
 def build_world(database_url: str, members: int, tag: str) -> World:
     """A cluster, its agreement, a poster and `members` eligible partners, via the services.
 
@@ -168,95 +107,44 @@ def build_world(database_url: str, members: int, tag: str) -> World:
     circle, insurance valid through the job.  One session is reused for all
     of it; each service commits its own transaction, as it would in the app.
     """
-    from sqlmodel import Session, SQLModel
-
-    from marketplace.clusters import agreements, invites
-    from marketplace.clusters.accounts import configure_hashing
-    from marketplace.clusters.service import (
-        ClusterSettings,
-        MemberProfile,
-        create_cluster,
-        update_member_profile,
-    )
-    from marketplace.db import make_engine, utcnow
-    from marketplace.models import import_all_models
+    from marketplace.clusters.service import MemberProfile, update_member_profile
+    from marketplace.db import utcnow
 
     started = time.perf_counter()
-    configure_hashing(1, 1024)  # the cheap argon2 the tests use; login cost is not measured
-    import_all_models()
-    engine = make_engine(database_url)
-    SQLModel.metadata.create_all(engine)
-    now = utcnow()
-    today = now.date()
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            _cluster, coordinator = create_cluster(
-                session, ClusterSettings(name=f"Bench {tag}", currency="CAD",
-                                         default_locale="en_CA", timezone="America/Toronto"),
-                "Bench coordinator", f"coord.{tag}@bench.test", PASSWORD, now)
-            terms = agreements.AgreementTerms(
-                purpose="Share overflow work fairly.", scope_overflow_jobs=True,
-                scope_equipment=True, scope_joint_bids=True, referral_fee_bp=500,
-                platform_fee_bp=100, sunset_on=today + timedelta(days=730),
-                exit_notice_days=30, information_rules="No bid prices across the barrier.")
-            agreement = agreements.publish_agreement(session, coordinator, terms, now)
-            emails = [f"poster.{tag}@bench.test"] + [
-                f"m{i:04d}.{tag}@bench.test" for i in range(members)]
-            for index, email in enumerate(emails):
-                business = "Poster Lawns" if index == 0 else f"Member {index:04d} Mowing"
-                invite = invites.create_member_invite(session, coordinator, email, business,
-                                                      now, 7)
-                owner = invites.accept_invite(session, SECRET_KEY,
-                                              invites.invite_token(SECRET_KEY, invite),
-                                              f"{business} owner", PASSWORD, now)
-                assert owner.member_id is not None
-                update_member_profile(session, owner, owner.member_id, MemberProfile(
-                    name=business, trades=("mowing", "planting"), base_lat=NEAR[0],
-                    base_lng=NEAR[1], service_radius_km=50.0,
-                    insurance_expires_on=today + timedelta(days=365), certifications=""))
-                agreements.accept_agreement(session, owner, agreement.version, now)
-    finally:
-        engine.dispose()
+    emails = [f"poster.{tag}@bench.test"] + [f"m{i:04d}.{tag}@bench.test" for i in range(members)]
+    with harness.world_session(database_url) as session:
+        now = utcnow()
+        today = now.date()
+
+        def make_eligible(owner: Any, business: str) -> None:
+            assert owner.member_id is not None
+            update_member_profile(session, owner, owner.member_id, MemberProfile(
+                name=business, trades=("mowing", "planting"),
+                base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
+                insurance_expires_on=today + timedelta(days=365), certifications=""))
+
+        harness.found_cluster(
+            session, tag, purpose="Share overflow work fairly.", timezone="America/Toronto",
+            members=[(email, "Poster Lawns" if index == 0 else f"Member {index:04d} Mowing")
+                     for index, email in enumerate(emails)],
+            password=PASSWORD, now=now, prepare=make_eligible)
     return World(emails[0], emails[1:], time.perf_counter() - started)
 
 
 # ------------------------------------------------------------- the servers
 
 
-def _serve(kind: str, spec: dict[str, Any], conn: Connection) -> None:
-    """Child process: serve our app or the bare baseline until the parent says stop."""
-    from werkzeug.serving import make_server
-
-    logging.basicConfig(level=logging.WARNING)
-    # No line per request, and none for the websocket close frames werkzeug reads as a
-    # "bad request" after simple-websocket hands the connection back at disconnect.
-    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
-    if kind == "app":
-        os.environ["SECRET_KEY"] = spec["SECRET_KEY"]  # so load_config writes no key file
-        from marketplace import create_app
-
-        wsgi_app: Any = create_app(spec)
-    else:
-        wsgi_app = _bare_app(spec["rooms"], spec["message"])
-    server = make_server(HOST, 0, wsgi_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    conn.send(server.server_port)
-    try:
-        conn.recv()  # "stop", or EOFError when the parent died
-    except EOFError:
-        pass
-    server.shutdown()
-
-
-def _bare_app(rooms: int, message: dict[str, Any]) -> Any:
+def _bare_app(spec: dict[str, Any]) -> Any:
     """The same fan-out without our app: a room per client, one emit per room.
 
+    `spec` holds "rooms" (how many clients) and "message" (the app's own).
     POST /post with the job's sequence number as the body emits `message`
     (the app's own wire message, with the id replaced) to rooms user:0..N-1,
     then answers 302 like the app's job form.  No database, no eligibility,
     no translation: what is left is Socket.IO itself on the same server stack.
     """
+    rooms: int = spec["rooms"]
+    message: dict[str, Any] = spec["message"]
     sio = socketio.Server(async_mode="threading")
 
     @sio.event
@@ -282,57 +170,12 @@ def _bare_app(rooms: int, message: dict[str, Any]) -> Any:
     return socketio.WSGIApp(sio, http)
 
 
-class ServerProcess:
-    """One server child on a free loopback port; `stop()` ends it (kill if it hangs)."""
-
-    def __init__(self, kind: str, spec: dict[str, Any], watchdog: Watchdog) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_serve, args=(kind, spec, child_conn),
-                                       name=f"notify-bench-{kind}", daemon=True)
-        watchdog.processes.append(self.process)
-        self.process.start()
-        if not self._conn.poll(60):
-            self.stop()
-            raise RuntimeError(f"the {kind} server did not start within 60 s")
-        self.url = f"http://{HOST}:{self._conn.recv()}"
-        say(f"{kind} server listening at {self.url}")
-
-    def cpu_seconds(self) -> float:
-        """CPU time the server process used so far (Linux /proc; NaN elsewhere)."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        try:
-            self._conn.send("stop")
-        except (BrokenPipeError, OSError):
-            pass
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
-
-
 # ------------------------------------------------------------- the clients
-
-
-def _in_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(work, items))
 
 
 def login_cookie(base_url: str, email: str) -> str:
     """Log in over HTTP like a browser; the Cookie header its socket will send."""
-    http = requests.Session()
-    response = http.post(f"{base_url}/login", data={"email": email, "password": PASSWORD},
-                         allow_redirects=False, timeout=30)
-    if response.status_code != 302:
-        raise RuntimeError(f"login as {email} failed: HTTP {response.status_code}")
+    http = harness.log_in(base_url, email, PASSWORD, csrf=False)
     return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
 
@@ -377,7 +220,7 @@ def _client_worker(base_url: str, entries: list[tuple[int, dict[str, Any]]],
         return None
 
     clients: list[socketio.Client] = []
-    errors = [e for e in _in_parallel(connect, entries, CONNECT_WORKERS) if e]
+    errors = [e for e in harness.in_parallel(connect, entries, CONNECT_WORKERS) if e]
     with lock:
         conn.send(("connected", len(clients), errors[:3]))
     while True:
@@ -408,21 +251,16 @@ class ClientPool:
 
     def __init__(self, base_url: str, options: list[dict[str, Any]],
                  watchdog: Watchdog) -> None:
-        context = multiprocessing.get_context("spawn")
         entries = list(enumerate(options))
         shares = max(1, math.ceil(len(entries) / CLIENTS_PER_PROCESS))
         self.size = len(entries)
         self.conns: list[Connection] = []
-        self.processes: list[multiprocessing.process.BaseProcess] = []
+        self.processes: list[harness.Process] = []
         self.done: dict[int, set[int]] = {}
         started = time.perf_counter()
         for number in range(shares):
-            parent_conn, child_conn = context.Pipe()
-            process = context.Process(target=_client_worker, daemon=True,
-                                      name=f"notify-bench-clients-{number}",
-                                      args=(base_url, entries[number::shares], child_conn))
-            watchdog.processes.append(process)
-            process.start()
+            parent_conn, process = watchdog.spawn(f"clients-{number}", _client_worker,
+                                                  (base_url, entries[number::shares]))
             self.conns.append(parent_conn)
             self.processes.append(process)
         try:
@@ -483,16 +321,7 @@ class ClientPool:
         return times, first
 
     def stop(self) -> None:
-        for conn in self.conns:
-            try:
-                conn.send("stop")
-            except OSError:
-                pass
-        for process in self.processes:
-            process.join(10)
-            if process.is_alive():
-                process.kill()
-                process.join(5)
+        harness.stop_children(self.conns, self.processes, "stop")
 
 
 # --------------------------------------------------------------- the runs
@@ -556,17 +385,14 @@ def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
     """Our app: log every member in, connect a socket each, post jobs over HTTP."""
     from marketplace.db import utcnow
 
-    server = ServerProcess("app", {
-        "DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "WTF_CSRF_ENABLED": False,
-        "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024, "REDIS_URL": None,
-        "LOG_LEVEL": "WARNING", "PUBLIC_URL": f"http://{HOST}",
-    }, watchdog)
+    server = ServerProcess("app", harness.marketplace_app,
+                           harness.app_config(database_url, WTF_CSRF_ENABLED=False), watchdog)
     run = Run("app", len(world.member_emails), jobs)
     pool = None
     try:
         started = time.perf_counter()
         poster = login_cookie(server.url, world.poster_email)
-        cookies = _in_parallel(lambda email: login_cookie(server.url, email),
+        cookies = harness.in_parallel(lambda email: login_cookie(server.url, email),
                                world.member_emails, CONNECT_WORKERS)
         login_seconds = time.perf_counter() - started
         say(f"{len(cookies) + 1} logins in {login_seconds:.1f} s")
@@ -599,7 +425,8 @@ def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
 
 def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: int) -> Run:
     """The baseline: a bare python-socketio server, same clients, same message, same way."""
-    server = ServerProcess("bare", {"rooms": clients_n, "message": message}, watchdog)
+    server = ServerProcess("bare", _bare_app, {"rooms": clients_n, "message": message},
+                           watchdog)
     run = Run("bare", clients_n, jobs)
     pool = None
     try:
@@ -626,14 +453,6 @@ def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: 
 # ----------------------------------------------------------------- report
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (no interpolation: every number printed was observed)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def report(app: Run, bare: Run, *, database: str, setup: dict[str, float]) -> None:
     """The results block: the numbers someone quotes, with what they were measured on."""
     def row(run: Run) -> str:
@@ -647,12 +466,9 @@ def report(app: Run, bare: Run, *, database: str, setup: dict[str, float]) -> No
         bare_value = percentile(bare.latencies_ms, p)
         return f"{percentile(app.latencies_ms, p) / bare_value:.2f}x" if bare_value else "n/a"
 
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"""
 == notify_latency: POST a job -> job.posted at every eligible client ==
-machine   nproc={nproc}  {platform.system()} {platform.machine()}  \
-Python {platform.python_version()}  python-socketio {_version("python-socketio")}  \
-Flask-SocketIO {_version("Flask-SocketIO")}
+machine   {harness.machine_line("python-socketio", "Flask-SocketIO")}
 database  {database}
 server    its own process: werkzeug threaded server, Socket.IO async_mode "threading"
 clients   {app.clients} python-socketio threaded Clients (websocket only), one per member, \
@@ -671,15 +487,6 @@ ratio app/bare: p50 {ratio(50)}  p99 {ratio(99)}
 """, flush=True)
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "?"
-
-
 # ------------------------------------------------------------------- main
 
 
@@ -689,39 +496,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"connected eligible members (1..{MAX_CLIENTS}; default 100)")
     parser.add_argument("--jobs", type=int, default=20,
                         help=f"jobs posted per server (1..{MAX_JOBS}; default 20)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="20 clients, 3 jobs, 30 s hard timeout: a quick check for CI")
-    parser.add_argument("--database-url", default=None,
-                        help="a loopback PostgreSQL URL (default: a temporary SQLite file)")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="hard overall timeout in seconds (default: 30 for --smoke, "
-                             "else 120 + 0.4 s per client + 3 s per job)")
+    harness.add_run_options(
+        parser, smoke="20 clients, 3 jobs", timeout="120 + 0.4 s per client + 3 s per job",
+        database_url="a loopback PostgreSQL URL (default: a temporary SQLite file)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients, args.jobs = 20, 3
     if not 1 <= args.clients <= MAX_CLIENTS or not 1 <= args.jobs <= MAX_JOBS:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --jobs 1..{MAX_JOBS}")
-    refusal = _loopback_only(args.database_url) if args.database_url else None
-    if refusal:
-        parser.error(refusal)
-    if args.timeout is None:
-        args.timeout = 30.0 if args.smoke else 120 + 0.4 * args.clients + 3 * args.jobs
+    harness.check_run_options(parser, args,
+                              full_timeout=120 + 0.4 * args.clients + 3 * args.jobs)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    watchdog = Watchdog(args.timeout)
     tag = secrets.token_hex(4)
-    tmpdir = None
-    if args.database_url:
-        database_url = args.database_url
-        database = f"{database_url.split(':', 1)[0].split('+', 1)[0]} (--database-url)"
-    else:
-        tmpdir = tempfile.mkdtemp(prefix="notify-bench-")
-        watchdog.cleanup.append(lambda: shutil.rmtree(tmpdir, ignore_errors=True))
-        database_url, database = f"sqlite:///{tmpdir}/bench.db", "SQLite (temporary file)"
-    try:
+    with Watchdog(args.timeout, say, "notify-bench") as watchdog:
+        tmpdir = None if args.database_url else watchdog.temp_dir()
+        database_url, database = harness.choose_database(args.database_url, tmpdir)
         say(f"building {args.clients} eligible members through the services")
         world = build_world(database_url, args.clients, tag)
         say(f"world built in {world.seconds:.1f} s; starting the app")
@@ -730,10 +523,6 @@ def main(argv: list[str] | None = None) -> int:
         bare = run_bare(args.clients, message, watchdog, args.jobs)
         report(app, bare, database=database,
                setup={"world": world.seconds, "logins": login_seconds})
-    finally:
-        watchdog.cancel()
-        if tmpdir is not None:
-            shutil.rmtree(tmpdir, ignore_errors=True)
     complete = app.received == app.expected and bare.received == bare.expected
     return 0 if complete else 1
 

@@ -36,6 +36,8 @@
 
   var board = document.querySelector("[data-live=board]");
   var jobPage = document.querySelector("[data-live=job]");
+  var machinePage = document.querySelector("[data-live=machine]");
+  var bookingPage = document.querySelector("[data-live=booking]");
   var lang = document.documentElement.lang || "en";
 
   function jobCard(job, link) {
@@ -78,12 +80,14 @@
     if (empty && !board.children.length) { empty.hidden = false; }
   }
 
-  function refreshJobPage() {
+  // Re-fetch this page and swap in the sections with these ids (the server
+  // renders them, so what each viewer may see stays decided there).
+  function refreshSections(ids) {
     window.fetch(window.location.href, { headers: { Accept: "text/html" } })
       .then(function (r) { return r.text(); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html");
-        ["job", "bids"].forEach(function (id) {
+        ids.forEach(function (id) {
           var now = document.getElementById(id);
           var next = fresh.getElementById(id);
           if (now && next) { now.replaceWith(next); }
@@ -105,13 +109,21 @@
       removeCard(jobId);
     }
     if (jobPage && String(jobId) === jobPage.getAttribute("data-job-id")) {
-      refreshJobPage();
+      refreshSections(["job", "bids"]);
+    }
+    if (machinePage && kind.indexOf("booking.") === 0 &&
+        String(data.equipment_id) === machinePage.getAttribute("data-equipment-id")) {
+      refreshSections(["week"]);
+    }
+    if (bookingPage && kind.indexOf("booking.") === 0 &&
+        String(data.id) === bookingPage.getAttribute("data-booking-id")) {
+      refreshSections(["booking"]);
     }
     document.dispatchEvent(new CustomEvent("marketplace:event", { detail: { kind: kind, message: message } }));
   }
 
-  ["job.posted", "job.claimed", "job.taken", "job.awarded", "job.cancelled", "bid.received",
-   "window.closed", "joint.invited", "joint.confirmed", "job.done", "job.confirmed"]
-    .forEach(function (kind) { socket.on(kind, function (message) { onEvent(kind, message); }); });
+  // Every event the server sends to this person is a stored notification
+  // (jobs, bookings, rotation hand-overs ...): count it and react where it matters.
+  socket.onAny(function (kind, message) { onEvent(kind, message); });
   window.marketplaceSocket = socket;
 })();

@@ -3,50 +3,17 @@ without a reload, B claims it with one tap, and C (ineligible) never sees it."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from flask import Flask
 from sqlmodel import Session
 
 from marketplace.db import utcnow
 from marketplace.jobs import service
-from tests.conftest import IN_CI, PASSWORD, World
+from tests.browser.conftest import ARTIFACTS, PHONE, log_in
+from tests.conftest import World
 from tests.jobs.conftest import add_partner, give_profile, job_draft
 from tests.live import live_server
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", "artifacts")) / "browser"
-PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("Debian's chromium is missing: make test installs it in CI")
-        pytest.skip("install Debian's chromium to run browser tests")
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-def _log_in(context: object, base: str, email: str) -> object:
-    page = context.new_page()  # type: ignore[attr-defined]
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/")
-    return page
 
 
 def test_job_card_appears_live_and_is_claimed_in_one_tap(
@@ -57,11 +24,12 @@ def test_job_card_appears_live_and_is_claimed_in_one_tap(
     session.commit()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(app) as base:
-        b_page = _log_in(browser.new_context(**PHONE), base, world.owner_b.email)  # type: ignore[attr-defined]
-        c_page = _log_in(browser.new_context(**PHONE), base, "c@cedar.test")  # type: ignore[attr-defined]
+        b_page = log_in(browser.new_context(**PHONE), base, world.owner_b.email)  # type: ignore[attr-defined]
+        c_page = log_in(browser.new_context(**PHONE), base, "c@cedar.test")  # type: ignore[attr-defined]
         for page in (b_page, c_page):
             page.goto(f"{base}/jobs")
-            page.wait_for_function("window.marketplaceSocket && window.marketplaceSocket.connected")
+            page.wait_for_function(
+                "() => window.marketplaceSocket && window.marketplaceSocket.connected")
         now = utcnow()
         job = service.post_job(session, world.owner_a, job_draft(
             title="Live mowing job", starts_on=now.date(), ends_on=now.date() + timedelta(1)),
