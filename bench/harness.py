@@ -24,7 +24,8 @@ What is here:
   `in_parallel` for doing many of them.
 * `choose_database`, `world_session` and `found_cluster`: the database (a
   temporary SQLite file or a loopback `--database-url`) and the cluster every
-  benchmark world starts from, built through the real services.
+  benchmark world starts from, built through the real services
+  (`coordinator_email` names its coordinator).
 * `percentile`, `machine_line`: the pieces of the printed results both use.
 
 The scripts are run as files (`python bench/x.py`), so bench/ is on sys.path
@@ -114,11 +115,13 @@ class Watchdog:
         self.slug = slug
         self.processes: list[Process] = []
         self.cleanup: list[Callable[[], None]] = []
+        self._expired = threading.Event()
         self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
         self._timer.daemon = True
         self._timer.start()
 
     def _expire(self, seconds: float) -> None:
+        self._expired.set()
         print(f"{self.say.name}: hard timeout of {seconds:.0f} s reached; stopping",
               file=sys.stderr, flush=True)
         for process in self.processes:
@@ -136,6 +139,16 @@ class Watchdog:
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+    def wait_if_expiring(self) -> None:
+        """Once the timeout has fired, block until it ends the process with status 3.
+
+        Its killing a child makes the main thread see that child fail; call this
+        before reporting such a failure, so the run ends as a timeout (3) and not
+        as a crash (1) with a misleading traceback.
+        """
+        if self._expired.is_set():
+            time.sleep(60)  # os._exit(3) comes within moments
 
     def __enter__(self) -> Watchdog:
         return self
@@ -277,6 +290,11 @@ def world_session(database_url: str) -> Iterator[Session]:
         engine.dispose()
 
 
+def coordinator_email(tag: str) -> str:
+    """The e-mail of the coordinator `found_cluster` makes for `tag` (to find or log in as)."""
+    return f"coord.{tag}@bench.test"
+
+
 def found_cluster(session: Session, tag: str, *, purpose: str, timezone: str,
                   members: Sequence[tuple[str, str]], password: str, now: datetime,
                   prepare: Callable[[User, str], None] | None = None) -> list[User]:
@@ -294,7 +312,7 @@ def found_cluster(session: Session, tag: str, *, purpose: str, timezone: str,
     _cluster, coordinator = create_cluster(
         session, ClusterSettings(name=f"Bench {tag}", currency="CAD",
                                  default_locale="en_CA", timezone=timezone),
-        "Bench coordinator", f"coord.{tag}@bench.test", password, now)
+        "Bench coordinator", coordinator_email(tag), password, now)
     terms = agreements.AgreementTerms(
         purpose=purpose, scope_overflow_jobs=True,
         scope_equipment=True, scope_joint_bids=True, referral_fee_bp=500,
