@@ -17,6 +17,8 @@ from marketplace.config import PROJECT_ROOT, load_config
 from marketplace.db import make_engine
 from marketplace.extensions import csrf, login_manager, socketio
 from marketplace.i18n import init_i18n
+from marketplace.ledger.payments import install_gateway
+from marketplace.ledger.stripe_gateway import gateway_from_config
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.publisher import install_publisher
 from marketplace.web import db as request_db
@@ -61,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.
     )
     install_publisher(app)
+    install_gateway(gateway_from_config(app.config))
     _register_blueprints(app)
     init_cli(app)
     app.before_request(_load_viewer_cluster)
@@ -88,10 +91,12 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.equipment.views import bp as equipment_bp
     from marketplace.equipment.views import feed_bp as calendar_feed_bp
     from marketplace.jobs.views import bp as jobs_bp
+    from marketplace.ledger.stripe_views import bp as payouts_bp
+    from marketplace.ledger.views import bp as ledger_bp
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
-                      calendar_feed_bp):
+                      calendar_feed_bp, ledger_bp, payouts_bp):
         app.register_blueprint(blueprint)
 
 

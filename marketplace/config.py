@@ -51,6 +51,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SCHEDULER_IN_PROCESS": _flag(env.get("SCHEDULER_IN_PROCESS"), True),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
+        "STRIPE_ACCOUNT_COUNTRY": env.get("STRIPE_ACCOUNT_COUNTRY") or "CA",
         "PUBLIC_URL": public_url,
         "INVITE_VALID_DAYS": int(env.get("INVITE_VALID_DAYS") or 7),
         "PASSWORD_RESET_VALID_MINUTES": int(env.get("PASSWORD_RESET_VALID_MINUTES") or 60),

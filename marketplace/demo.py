@@ -108,14 +108,15 @@ def _seed_jobs(session: Session, now: datetime) -> None:
         base.update(fields)
         return JobDraft(**base)  # type: ignore[arg-type]
 
+    last_month = now - timedelta(days=32)  # so the coordinator has a month to settle
     finished = post_job(session, hernandez, draft(
         title="Planting beds for a new patio", trades=("planting",), value_minor=2_150_00,
-        starts_on=now.date(), ends_on=now.date()), now)
-    claim_job(session, laurentide, finished.id, now)  # type: ignore[arg-type]
-    report_done(session, laurentide, finished.id, now)  # type: ignore[arg-type]
-    confirm_completion(session, hernandez, finished.id, now)  # type: ignore[arg-type]
+        starts_on=last_month.date(), ends_on=last_month.date()), last_month)
+    claim_job(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
+    report_done(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
+    confirm_completion(session, hernandez, finished.id, last_month)  # type: ignore[arg-type]
     rate(session, hernandez, finished.id, laurentide.member_id, 5, True,  # type: ignore[arg-type]
-         "Clean work, on time.", now)
+         "Clean work, on time.", last_month)
     post_job(session, hernandez, draft(
         title="Spring cleanup, 12 townhouses", trades=("mowing", "planting"),
         value_minor=4_800_00, description="Edging, mulch and first mow for a condo board."),

@@ -151,12 +151,26 @@ def allocate(amount: int, shares_bp: Sequence[int]) -> list[int]:
     """
     _check_int(amount, "amount")
     validate_shares(shares_bp)
+    return split_by_weights(amount, shares_bp)
+
+
+def split_by_weights(amount: int, weights: Sequence[int]) -> list[int]:
+    """Split `amount` in proportion to positive integer weights, exactly.
+
+    The same largest-remainder rule as `allocate`, for weights that are not
+    basis points (a refund clawed back in proportion to what each party was
+    actually transferred).
+    """
+    _check_int(amount, "amount")
+    if not weights or any(_check_int(w, "weight") < 0 for w in weights) or not sum(weights):
+        raise InvalidShares("give at least one positive weight")
     if amount < 0:
-        return [-part for part in allocate(-amount, shares_bp)]
+        return [-part for part in split_by_weights(-amount, weights)]
+    total = sum(weights)
     parts: list[int] = []
     remainders: list[int] = []
-    for share in shares_bp:
-        quotient, remainder = divmod(amount * share, BASIS_POINTS_WHOLE)
+    for weight in weights:
+        quotient, remainder = divmod(amount * weight, total)
         parts.append(quotient)
         remainders.append(remainder)
     leftover = amount - sum(parts)

@@ -31,7 +31,9 @@ from marketplace.equipment.models import (
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.money import BASIS_POINTS_WHOLE
 
-MAX_RATE_MINOR = 1_000_000_00
+# Caps keep the dearest allowed booking (60 days) inside 32-bit money columns.
+MAX_HOUR_RATE_MINOR = 10_000_00
+MAX_DAY_RATE_MINOR = 100_000_00
 MAX_BOOKING_MINUTES = 60 * 24 * 60  # sixty days
 GRANULARITIES = (15, 30, 60)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
@@ -89,9 +91,13 @@ def validate_draft(draft: ListingDraft) -> None:
         errors["locality"] = N_("Say where the machine is kept (town or yard).")
     if not (-90 <= draft.base_lat <= 90 and -180 <= draft.base_lng <= 180):
         errors["base_lat"] = N_("Give the latitude (-90 to 90) and longitude (-180 to 180).")
-    for field, rate in (("hour_rate", draft.hour_rate_minor), ("day_rate", draft.day_rate_minor)):
-        if not 0 <= rate <= MAX_RATE_MINOR:
+    for field, rate, cap in (("hour_rate", draft.hour_rate_minor, MAX_HOUR_RATE_MINOR),
+                             ("day_rate", draft.day_rate_minor, MAX_DAY_RATE_MINOR)):
+        if rate < 0:
             errors[field] = N_("Rates cannot be negative.")
+        elif rate > cap:
+            errors[field] = N_("That rate is higher than this marketplace accepts; check "
+                               "the amount.")
     step = draft.granularity_minutes
     if step not in GRANULARITIES:
         errors["granularity_minutes"] = N_("Choose 15, 30 or 60 minute steps.")

@@ -437,7 +437,6 @@ def add_blackout(equipment_id: int) -> ResponseReturnValue:
 
 @bp.route("/blackouts/<int:blackout_id>/delete", methods=["POST"])
 def remove_blackout(blackout_id: int) -> ResponseReturnValue:
-    ActionForm().validate_on_submit()
     equipment_id = request.form.get("equipment_id", type=int)
     listings.remove_blackout(db(), viewer(), blackout_id)
     flash(_("Blackout removed."))
@@ -472,7 +471,6 @@ def my_bookings() -> ResponseReturnValue:
 
 @bp.route("/calendar/renew", methods=["POST"])
 def renew_feed() -> ResponseReturnValue:
-    ActionForm().validate_on_submit()
     user = viewer()
     member = db().get(Member, user.member_id) if user.member_id else None
     if member is None:
@@ -566,7 +564,8 @@ def cancel(booking_id: int) -> ResponseReturnValue:
 def check_out(booking_id: int) -> ResponseReturnValue:
     form = CheckOutForm()
     try:
-        form.validate_on_submit()
+        if not form.validate_on_submit():
+            raise ValidationError("invalid_input", N_("Some fields need your attention."))
         photo_name = _uploaded_photo(form.photo)
         bookings.check_out(db(), viewer(), booking_id, form.meter.data, form.note.data or "",
                            photo_name, utcnow())
@@ -579,7 +578,8 @@ def check_out(booking_id: int) -> ResponseReturnValue:
 def return_machine(booking_id: int) -> ResponseReturnValue:
     form = ReturnForm()
     try:
-        form.validate_on_submit()
+        if not form.validate_on_submit():
+            raise ValidationError("invalid_input", N_("Some fields need your attention."))
         bookings.return_machine(db(), viewer(), booking_id, form.meter.data,
                                 form.note.data or "", utcnow())
     except DomainError as error:
@@ -592,7 +592,8 @@ def return_machine(booking_id: int) -> ResponseReturnValue:
 def close(booking_id: int) -> ResponseReturnValue:
     form = CloseForm()
     try:
-        form.validate_on_submit()
+        if not form.validate_on_submit():
+            raise ValidationError("invalid_input", N_("Some fields need your attention."))
         booking = bookings.get_booking(db(), viewer(), booking_id)
         damage = money_from_form(form.damage.data or "0", "damage", booking.currency)
         bookings.close(db(), viewer(), booking_id, damage, form.damage_note.data or "",
@@ -654,7 +655,6 @@ def create_plan(equipment_id: int) -> ResponseReturnValue:
 
 @bp.route("/custody/<int:custody_id>/release", methods=["POST"])
 def release(custody_id: int) -> ResponseReturnValue:
-    ActionForm().validate_on_submit()
     custody = rotation.release(db(), viewer(), custody_id, utcnow())
     flash(_("Released: other members can book the machine in that period."))
     return redirect(url_for("equipment.rotation_page", equipment_id=custody.equipment_id))
@@ -679,7 +679,6 @@ def request_swap(equipment_id: int) -> ResponseReturnValue:
 def answer_swap(swap_id: int, answer: str) -> ResponseReturnValue:
     if answer not in ("accept", "decline"):
         abort(404)
-    ActionForm().validate_on_submit()
     swap = rotation.answer_swap(db(), viewer(), swap_id, answer == "accept", utcnow())
     custody = rotation.custody_by_id(db(), swap.wanted_id)
     flash(_("Swap accepted: the periods changed hands.") if answer == "accept"

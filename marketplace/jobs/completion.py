@@ -20,6 +20,9 @@ from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
 from marketplace.jobs.service import get_job
 from marketplace.jobs.visibility import contract_member_ids
+from marketplace.ledger.contracts import record_contract
+from marketplace.ledger.models import PaymentStatus
+from marketplace.ledger.payments import payment_of, queue_payouts
 
 
 def _transition(session: Session, job: OverflowJob, before: JobStatus, after: JobStatus
@@ -52,13 +55,20 @@ def report_done(session: Session, actor: User, job_id: int, now: datetime) -> Ov
 
 def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
                        ) -> OverflowJob:
-    """The poster confirms the work; this is when money becomes due."""
+    """The poster confirms the work; this is when money becomes due (ledger entries)."""
     member = acting_member(session, actor)
     job = get_job(session, actor, job_id)
     if job.poster_member_id != member.id:
         raise Forbidden("poster_only", N_("Only the member who posted the job can confirm "
                                           "it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
+    contract = session.exec(select(JobContract).where(JobContract.job_id == job.id)).one()
+    payment = payment_of(session, contract.id)  # type: ignore[arg-type]
+    if payment is None:
+        record_contract(session, contract, now)  # offline: the lead collected the money
+    elif payment.status == PaymentStatus.PAID:
+        queue_payouts(session, contract, now)  # Stripe: the platform pays each party
+    # else: the customer has not paid yet; the payment webhook queues the payouts
     events.notify(session, active_users_of(session, sorted(contract_member_ids(session, job.id))),
                   "job.confirmed", N_("The job %(title)s is confirmed complete."), now=now,
                   params={"title": job.title}, payload={"id": job.id, "status": job.status},

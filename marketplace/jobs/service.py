@@ -47,7 +47,9 @@ from marketplace.jobs.models import (
 from marketplace.jobs.visibility import job_public
 from marketplace.money import BASIS_POINTS_WHOLE, apply_basis_points
 
-MAX_VALUE_MINOR = 100_000_000_00  # 100 million in major units: beyond is a typo
+# 20 million in major units: beyond is a typo, and every amount stays inside the
+# 32-bit integer columns money lives in (2 147 483 647 minor units).
+MAX_VALUE_MINOR = 20_000_000_00
 MIN_WINDOW = timedelta(minutes=15)
 MAX_WINDOW = timedelta(days=14)
 

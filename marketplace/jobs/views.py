@@ -9,7 +9,16 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -23,8 +32,10 @@ from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
-from marketplace.jobs.models import Bid, JobMode, JobRating, JobStatus
+from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobStatus
 from marketplace.jobs.visibility import Viewer, bids_for, contract_member_ids, job_for
+from marketplace.ledger.contracts import contract_lead
+from marketplace.ledger.payments import payment_of
 from marketplace.web import (
     apply_to_form,
     db,
@@ -152,9 +163,20 @@ def _detail_context(job_id: int) -> dict[str, Any]:
         "window_open": job.mode == JobMode.BID_WINDOW and job.status == JobStatus.OPEN
         and job.closes_at is not None and job.closes_at > utcnow(),
         "closes_at": job.closes_at, "rate_targets": rate_targets, "partners": partners,
+        **_payment_context(session, job.id, member),  # type: ignore[arg-type]
         "bid_form": BidForm(), "cancel_form": CancelForm(), "action_form": ActionForm(),
         "award_form": AwardForm(), "rate_form": RateForm(),
     }
+
+
+def _payment_context(session: Any, job_id: int, member: Member | None) -> dict[str, Any]:
+    """Card payment for the job (Stripe mode): visible to the lead party and the poster."""
+    contract = session.exec(select(JobContract).where(JobContract.job_id == job_id)).first()
+    if contract is None or member is None:
+        return {"payment": None, "is_lead": False, "stripe_on": False}
+    return {"payment": payment_of(session, contract.id),
+            "is_lead": contract_lead(session, contract) == member.id,
+            "stripe_on": bool(current_app.config.get("STRIPE_SECRET_KEY"))}
 
 
 @bp.route("/<int:job_id>")

@@ -1,9 +1,11 @@
-"""Ledger entries: who owes whom how much, why, and in which month.
+"""Ledger entries: who owes whom how much, why, and in which month; settlements.
 
 Entries are never edited; a correction is a new entry (DESIGN rule 3: integer
-minor units).  The unique key on (source, source_id, payer, payee) is what
-makes writing them idempotent: recording the same fact twice is refused by
-the database, not by hoping the caller checked first.
+minor units).  Each entry moves money between two accounts: a member, or the
+cluster's platform account (a NULL member id), so the balances of all
+accounts always sum to zero.  `entry_key` (source, source id, payer, payee) is
+unique: recording the same fact twice is refused by the database, not by
+hoping the caller checked first.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.db import UTCDateTime
@@ -22,26 +24,170 @@ class EntrySource(StrEnum):
     BOOKING_REFUND = "booking_refund"  # a cancelled booking's fee, back to the booker
     CANCELLATION_FEE = "cancellation_fee"  # late cancellation, booker -> owner(s)
     DAMAGE_FEE = "damage_fee"  # reported at return, booker -> owner(s)
+    JOB_SHARE = "job_share"  # a confirmed job: the lead -> each partner's share
+    REFERRAL_FEE = "referral_fee"  # a confirmed job: the lead -> the poster
+    PLATFORM_FEE = "platform_fee"  # a confirmed job: the lead -> the platform
+    ADJUSTMENT = "adjustment"  # a coordinator's correction, with its reason
+    # Stripe mode: the platform collected the customer's payment.
+    PAYOUT = "payout"  # a transfer reached the member: settles what the platform owed it
+    JOB_REFUND = "job_refund"  # the customer got money back: the member's share shrinks
+    REVERSAL = "reversal"  # the platform took that part of the transfer back
+
+
+#: The payer or payee id that stands for the cluster's platform account.
+PLATFORM = None
 
 
 class LedgerEntry(SQLModel, table=True):
     """`amount_minor` moves from the payer member to the payee member."""
 
     __table_args__ = (
-        UniqueConstraint("source", "source_id", "payer_member_id", "payee_member_id",
-                         name="ledger_entry_once"),
         CheckConstraint("amount_minor > 0", name="ledger_amount_positive"),
+        CheckConstraint("payer_member_id IS NOT NULL OR payee_member_id IS NOT NULL",
+                        name="ledger_one_member_at_least"),
         CheckConstraint("payer_member_id <> payee_member_id", name="ledger_two_parties"),
+        UniqueConstraint("entry_key", name="uq_ledgerentry_entry_key"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     cluster_id: int = Field(foreign_key="cluster.id", index=True)
     source: str = Field(max_length=30)
     source_id: int
-    payer_member_id: int = Field(foreign_key="member.id", index=True)
-    payee_member_id: int = Field(foreign_key="member.id", index=True)
+    entry_key: str = Field(max_length=80)
+    payer_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    payee_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
     amount_minor: int
     currency: str = Field(max_length=3)
     month: str = Field(max_length=7, index=True)  # YYYY-MM in the cluster's time zone
     memo: str = Field(default="", max_length=300)
+    created_by_id: int | None = Field(default=None, sa_column=Column(  # adjustments: who
+        Integer, ForeignKey("user.id", name="fk_ledgerentry_created_by_id_user"), nullable=True))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+def entry_key(source: str, source_id: int, payer: int | None, payee: int | None) -> str:
+    """The natural key of an entry: one fact moves money once between two accounts."""
+    return f"{source}:{source_id}:{payer if payer is not None else 'p'}:" \
+           f"{payee if payee is not None else 'p'}"
+
+
+class SettlementStatus(StrEnum):
+    DRAFT = "draft"  # the coordinator reviews it and may add adjustments
+    APPROVED = "approved"  # transfers recorded; the month is locked
+
+
+class Settlement(SQLModel, table=True):
+    """One cluster's month, drafted on the 1st and locked by the coordinator's approval."""
+
+    __table_args__ = (UniqueConstraint("cluster_id", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    month: str = Field(max_length=7)
+    status: str = Field(default=SettlementStatus.DRAFT.value, max_length=10)
+    drafted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    approved_at: datetime | None = Field(default=None,
+                                         sa_column=Column(UTCDateTime(), nullable=True))
+    approved_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class TransferDirection(StrEnum):
+    TO_MEMBER = "to_member"  # the platform pays the member its net receivable
+    FROM_MEMBER = "from_member"  # the member pays the platform its net payable
+
+
+class SettlementTransfer(SQLModel, table=True):
+    """The one transfer that settles a member's net for a month (hub and spoke)."""
+
+    __table_args__ = (UniqueConstraint("settlement_id", "member_id"),
+                      CheckConstraint("amount_minor > 0", name="transfer_amount_positive"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    settlement_id: int = Field(foreign_key="settlement.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    direction: str = Field(max_length=12)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    method: str = Field(default="manual", max_length=10)  # manual bank transfer offline
+    reference: str = Field(default="", max_length=120)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ConnectedAccount(SQLModel, table=True):
+    """A member's Stripe Express account, kept current from `account.updated` webhooks."""
+
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    account_id: str = Field(max_length=64, unique=True)
+    details_submitted: bool = Field(default=False)
+    payouts_enabled: bool = Field(default=False)
+    #: When Stripe produced the state we hold: an older event never overwrites a newer one.
+    state_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StripeEvent(SQLModel, table=True):
+    """A webhook event already processed: Stripe retries and replays, we act once."""
+
+    event_id: str = Field(max_length=255, primary_key=True)
+    type: str = Field(max_length=100)
+    received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PaymentStatus(StrEnum):
+    OPEN = "open"  # a Checkout Session waits for the customer
+    PAID = "paid"  # recorded from Stripe's webhook, never from the redirect
+
+
+class JobPayment(SQLModel, table=True):
+    """The customer's payment for a job contract, collected on the platform's account."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int = Field(foreign_key="jobcontract.id", unique=True)
+    checkout_session_id: str = Field(max_length=255, unique=True)
+    checkout_url: str = Field(max_length=1000)
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    status: str = Field(default=PaymentStatus.OPEN.value, max_length=10)
+    payment_intent_id: str | None = Field(default=None, max_length=255)
+    charge_id: str | None = Field(default=None, max_length=255)
+    refunded_minor: int = Field(default=0)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class PayoutStatus(StrEnum):
+    PENDING = "pending"  # to transfer (again, after a failure)
+    PAID = "paid"
+    FAILED = "failed"  # Stripe refused; the reason is shown and the scheduler retries
+
+
+class Payout(SQLModel, table=True):
+    """One transfer from the platform to a party's connected account for a paid job."""
+
+    __table_args__ = (UniqueConstraint("contract_id", "member_id", "kind"),
+                      CheckConstraint("amount_minor > 0", name="payout_amount_positive"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    contract_id: int = Field(foreign_key="jobcontract.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    kind: str = Field(max_length=10)  # share | referral
+    amount_minor: int
+    currency: str = Field(max_length=3)
+    status: str = Field(default=PayoutStatus.PENDING.value, max_length=10, index=True)
+    transfer_id: str | None = Field(default=None, max_length=255)
+    failure_reason: str = Field(default="", max_length=300)
+    attempts: int = Field(default=0)
+    reversed_minor: int = Field(default=0)
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PaymentRefund(SQLModel, table=True):
+    """Money given back to a job's customer; the parties' transfers shrink in proportion."""
+
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="refund_amount_positive"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    payment_id: int = Field(foreign_key="jobpayment.id", index=True)
+    amount_minor: int
+    stripe_refund_id: str = Field(max_length=255)
+    created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

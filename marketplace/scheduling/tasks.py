@@ -16,6 +16,8 @@ from sqlmodel import Session
 
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.jobs.bidding import close_due_windows
+from marketplace.ledger.payments import execute_installed_payouts
+from marketplace.ledger.settlement import draft_due
 
 
 @dataclass(frozen=True)
@@ -28,4 +30,6 @@ class PeriodicTask:
 TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
     PeriodicTask("equipment.rotation", 60.0, rotation_sweep),
+    PeriodicTask("ledger.draft_settlements", 300.0, draft_due),
+    PeriodicTask("ledger.execute_payouts", 30.0, execute_installed_payouts),
 )

@@ -239,3 +239,16 @@ def test_stored_photo_gets_a_random_safe_name(tmp_path: Path) -> None:
     for bad in ("../etc/passwd", "a" * 32 + ".svg", "A" * 32 + ".png", "x.png", ""):
         assert not photos.is_stored_name(bad)
 
+
+
+def test_rates_above_the_cap_are_refused_so_prices_fit_the_money_columns(
+        session: Session, eq: Equip) -> None:
+    from marketplace.equipment.listings import MAX_DAY_RATE_MINOR, MAX_HOUR_RATE_MINOR
+
+    with pytest.raises(ValidationError) as refused:
+        listings.list_machine(session, eq.world.owner_a, draft(
+            hour_rate_minor=MAX_HOUR_RATE_MINOR + 1, day_rate_minor=MAX_DAY_RATE_MINOR + 1),
+            NOW)
+    assert set(refused.value.fields) == {"hour_rate", "day_rate"}
+    session.rollback()
+    assert count(session, Equipment) == 0

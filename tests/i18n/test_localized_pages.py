@@ -7,6 +7,7 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.messages.pofile import read_po
@@ -80,6 +81,7 @@ def test_every_page_speaks_the_viewers_language(client: FlaskClient, session: Se
                                                 machines: dict[str, int], lang: str,
                                                 role: str) -> None:
     world, job_id = job_world
+    this_month = utcnow().astimezone(ZoneInfo(world.cluster.timezone)).strftime("%Y-%m")
     user = getattr(world, role)
     update_preferences(session, user, lang, None, None)
     login(client, user)
@@ -87,11 +89,15 @@ def test_every_page_speaks_the_viewers_language(client: FlaskClient, session: Se
              "/notifications", f"/jobs/{job_id}", "/equipment",
              f"/equipment/{machines['own']}", f"/equipment/{machines['shared']}",
              f"/equipment/{machines['shared']}/rotation",
-             f"/equipment/bookings/{machines['booking']}"]
+             f"/equipment/bookings/{machines['booking']}", "/ledger",
+             f"/ledger/{this_month}"]
     pages += (["/invites", "/agreement/edit", "/cluster/settings", "/jobs/cluster",
-               "/equipment/co-owned/new", f"/equipment/{machines['shared']}/edit"]
+               "/equipment/co-owned/new", f"/equipment/{machines['shared']}/edit",
+               f"/ledger/{this_month}?member={world.member_b_id}",
+               f"/ledger/{this_month}/print?member={world.member_b_id}"]
               if role == "coordinator" else ["/jobs", "/jobs/mine", "/jobs/new",
-                                             "/equipment/bookings"])
+                                             "/equipment/bookings",
+                                             f"/ledger/{this_month}/print"])
     pages += [f"/equipment/{machines['own']}/edit", "/equipment/new"] \
         if role == "owner_a" else []
     english = _english_only_phrases(lang) if lang != "en" else set()

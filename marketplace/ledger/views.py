@@ -1,0 +1,260 @@
+"""Money pages: each member's balance and monthly statements; the coordinator's
+settlement (nets, adjustments, approval); statements as CSV and a printable page.
+
+A member sees only its own entries.  The coordinator sees every member's
+totals, because settling the month is its job, and any member's statement.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import login_required
+
+from marketplace.clusters.models import Member, User
+from marketplace.clusters.service import (
+    get_cluster,
+    get_member,
+    list_members,
+    require_coordinator,
+)
+from marketplace.db import utcnow
+from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.i18n import when
+from marketplace.ledger import connect, payments, service, settlement
+from marketplace.ledger.forms import AdjustmentForm, ApproveForm
+from marketplace.ledger.models import EntrySource, LedgerEntry
+from marketplace.money import minor_digits
+from marketplace.web import apply_to_form, db, money_from_form, viewer
+
+bp = Blueprint("ledger", __name__, url_prefix="/ledger")
+
+SOURCE_LABELS = {
+    EntrySource.BOOKING: N_("Equipment booking"),
+    EntrySource.BOOKING_REFUND: N_("Booking refund"),
+    EntrySource.CANCELLATION_FEE: N_("Late cancellation fee"),
+    EntrySource.DAMAGE_FEE: N_("Damage fee"),
+    EntrySource.JOB_SHARE: N_("Share of a joint job"),
+    EntrySource.REFERRAL_FEE: N_("Referral fee"),
+    EntrySource.PLATFORM_FEE: N_("Cluster fee"),
+    EntrySource.ADJUSTMENT: N_("Adjustment by the coordinator"),
+}
+
+
+@bp.before_request
+@login_required
+def _require_login() -> None:
+    """Money pages are for logged-in people only."""
+
+
+@bp.app_context_processor
+def _labels() -> dict[str, Any]:
+    return {"source_label": lambda s: _(SOURCE_LABELS.get(s, s)), "signed": signed_amount}
+
+
+def _names(user: User) -> dict[int | None, str]:
+    names: dict[int | None, str] = {m.id: m.name for m in list_members(db(), user)}
+    names[None] = _("the cluster")
+    return names
+
+
+def _statement_member(user: User) -> Member:
+    """Whose statement: a member's own; the coordinator picks one with ?member=."""
+    if user.is_coordinator:
+        member_id = request.args.get("member", type=int)
+        if member_id is None:
+            abort(404)
+        return get_member(db(), user, member_id)
+    if user.member_id is None:
+        abort(404)
+    return get_member(db(), user, user.member_id)
+
+
+@bp.route("")
+def index() -> ResponseReturnValue:
+    user = viewer()
+    session = db()
+    cluster = get_cluster(session, user)
+    now = utcnow()
+    current = settlement.current_month(cluster, now)
+    if user.is_coordinator:
+        months = settlement.months_with_entries(session, cluster.id)  # type: ignore[arg-type]
+        rows = [(m, settlement.settlement_for(session, cluster.id, m)) for m in months]  # type: ignore[arg-type]
+        return render_template("ledger/cluster.html", rows=rows, current=current,
+                               previous=settlement.previous_month(current),
+                               approve_form=ApproveForm(), names=_names(user),
+                               failed=payments.failed_payouts(session, cluster.id),  # type: ignore[arg-type]
+                               own_reasons={payments.NOT_ONBOARDED: _(payments.NOT_ONBOARDED)})
+    if user.member_id is None:
+        abort(404)
+    months = settlement.months_with_entries(session, cluster.id, user.member_id)  # type: ignore[arg-type]
+    nets = {m: settlement.month_nets(session, cluster.id, m).get(user.member_id)  # type: ignore[arg-type]
+            for m in months}
+    return render_template("ledger/member.html", months=months, nets=nets, current=current,
+                           balance=service.balance(session, user.member_id),
+                           currency=cluster.currency,
+                           stripe_on=bool(current_app.config.get("STRIPE_SECRET_KEY")),
+                           account=connect.account_of(session, user.member_id),
+                           setup_form=ApproveForm())
+
+
+def _month(text: str) -> str:
+    return settlement.parse_month(text)
+
+
+def _month_context(month: str, **forms: Any) -> dict[str, Any]:
+    user = viewer()
+    session = db()
+    cluster = get_cluster(session, user)
+    draft = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    nets = settlement.month_nets(session, cluster.id, month)  # type: ignore[arg-type]
+    members = list_members(session, user)
+    adjustment_form = forms.get("adjustment_form") or AdjustmentForm()
+    adjustment_form.member_id.choices = [(str(m.id), m.name) for m in members]
+    return {
+        "month": month, "cluster": cluster, "settlement": draft, "members": members,
+        "nets": nets, "plan": settlement.netting(nets),
+        "transfers": settlement.transfers_of(session, draft) if draft else {},
+        "conservation": sum(n.net for n in nets.values()),
+        "month_over": month < settlement.current_month(cluster, utcnow()),
+        "adjustment_form": adjustment_form,
+        "approve_form": forms.get("approve_form") or ApproveForm(),
+    }
+
+
+@bp.route("/<month>")
+def month_page(month: str) -> ResponseReturnValue:
+    user = viewer()
+    month = _month(month)
+    if user.is_coordinator and request.args.get("member") is None:
+        return render_template("ledger/settlement.html", **_month_context(month))
+    return _statement(month, printable=False)
+
+
+def _statement_context(month: str) -> dict[str, Any]:
+    user = viewer()
+    session = db()
+    cluster = get_cluster(session, user)
+    member = _statement_member(user)
+    entries = settlement.statement(session, cluster.id, member.id, month)  # type: ignore[arg-type]
+    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
+    draft = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    transfer = settlement.transfers_of(session, draft).get(member.id) if draft else None  # type: ignore[arg-type]
+    return {"month": month, "member": member, "cluster": cluster, "entries": entries,
+            "net": net, "settlement": draft, "transfer": transfer, "names": _names(user)}
+
+
+def _statement(month: str, printable: bool) -> ResponseReturnValue:
+    context = _statement_context(month)
+    template = "ledger/statement_print.html" if printable else "ledger/statement.html"
+    return render_template(template, **context)
+
+
+@bp.route("/<month>/print")
+def statement_print(month: str) -> ResponseReturnValue:
+    return _statement(_month(month), printable=True)
+
+
+def signed_amount(entry: LedgerEntry, member_id: int) -> int:
+    """Positive when the member receives the entry's amount, negative when it pays."""
+    return entry.amount_minor if entry.payee_member_id == member_id else -entry.amount_minor
+
+
+@bp.route("/<month>/statement.csv")
+def statement_csv(month: str) -> ResponseReturnValue:
+    context = _statement_context(_month(month))
+    member, cluster, names = context["member"], context["cluster"], context["names"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([_("Date"), _("What"), _("With"), _("Note"),
+                     _("Amount (%(currency)s)", currency=cluster.currency)])
+    for entry in context["entries"]:
+        other = entry.payer_member_id if entry.payee_member_id == member.id \
+            else entry.payee_member_id
+        amount = signed_amount(entry, member.id)
+        writer.writerow([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
+                         _cell(names.get(other, "")), _cell(entry.memo),
+                         _plain(amount, cluster.currency)])
+    net = context["net"]
+    writer.writerow([])
+    writer.writerow([_("Net for the month"), "", "", "",
+                     _plain(net.net if net else 0, cluster.currency)])
+    filename = f"statement-{context['month']}-{member.id}.csv"
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+def _cell(text: str) -> str:
+    """User-typed text for a spreadsheet: a leading = + - @ would run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _plain(minor: int, currency: str) -> str:
+    """An amount as a plain signed decimal a spreadsheet reads in any locale (e.g. -12.50)."""
+    digits = minor_digits(currency)
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10 ** digits)
+    return f"{sign}{whole}.{part:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+@bp.route("/<month>/draft", methods=["POST"])
+def draft(month: str) -> ResponseReturnValue:
+    ApproveForm().validate_on_submit()
+    settlement.draft_for(db(), viewer(), month, utcnow())
+    flash(_("Settlement drafted. Review it, add adjustments if needed, then approve."))
+    return redirect(url_for("ledger.month_page", month=_month(month)))
+
+
+@bp.route("/<month>/adjustments", methods=["POST"])
+def add_adjustment(month: str) -> ResponseReturnValue:
+    # First: a refused form re-renders the settlement page, every member's nets.
+    require_coordinator(viewer())
+    month = _month(month)
+    form = AdjustmentForm()
+    form.member_id.choices = [(str(m.id), m.name) for m in list_members(db(), viewer())]
+    try:
+        if not form.validate_on_submit():
+            raise ValidationError("invalid_adjustment", N_("Some fields need your attention."))
+        cluster = get_cluster(db(), viewer())
+        amount = money_from_form(form.amount.data or "", "amount", cluster.currency)
+        if form.direction.data == "charge":
+            amount = -amount
+        settlement.add_adjustment(db(), viewer(), month, int(form.member_id.data or 0),
+                                  amount, form.reason.data or "", utcnow())
+    except DomainError as error:
+        db().rollback()
+        if error.status != 422:
+            raise
+        apply_to_form(form, error)
+        return render_template("ledger/settlement.html",
+                               **_month_context(month, adjustment_form=form)), 422
+    flash(_("Adjustment recorded."))
+    return redirect(url_for("ledger.month_page", month=month))
+
+
+@bp.route("/<month>/approve", methods=["POST"])
+def approve(month: str) -> ResponseReturnValue:
+    ApproveForm().validate_on_submit()
+    month = _month(month)
+    references = {int(key.removeprefix("reference-")): value
+                  for key, value in request.form.items()
+                  if key.startswith("reference-") and key.removeprefix("reference-").isdigit()}
+    settlement.approve(db(), viewer(), month, references, utcnow())
+    flash(_("Month approved and locked. Members have been told their statements are ready."))
+    return redirect(url_for("ledger.month_page", month=month))
+
