@@ -108,8 +108,12 @@ class SettlementTransfer(SQLModel, table=True):
     direction: str = Field(max_length=12)
     amount_minor: int
     currency: str = Field(max_length=3)
-    method: str = Field(default="manual", max_length=10)  # manual bank transfer offline
-    reference: str = Field(default="", max_length=120)
+    method: str = Field(default="manual", max_length=10)  # manual (bank) | stripe
+    reference: str = Field(default="", max_length=120)  # bank reference or Stripe transfer id
+    #: manual ones are "recorded"; Stripe ones go pending -> paid, or failed (retried)
+    status: str = Field(default="recorded", max_length=10)
+    failure_reason: str = Field(default="", max_length=300)
+    attempts: int = Field(default=0)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

@@ -43,6 +43,8 @@ from marketplace.ledger.models import (
     PaymentStatus,
     Payout,
     PayoutStatus,
+    Settlement,
+    SettlementTransfer,
 )
 from marketplace.ledger.service import record, record_split
 from marketplace.ledger.stripe_gateway import GatewayError
@@ -58,7 +60,7 @@ class PaymentGateway(Protocol):
                         success_url: str, cancel_url: str) -> tuple[str, str]: ...
 
     def transfer(self, key: str, amount_minor: int, currency: str, destination: str,
-                 contract_id: int) -> str: ...
+                 group: str) -> str: ...
 
     def reverse_transfer(self, key: str, transfer_id: str, amount_minor: int) -> str: ...
 
@@ -188,10 +190,11 @@ def install_gateway(gateway: PaymentGateway | None) -> None:
 
 
 def execute_installed_payouts(session: Session, now: datetime) -> int:
-    """Scheduler task: run `execute_due_payouts` with the installed gateway, if any."""
+    """Scheduler task: job payouts and settlement transfers, with the installed gateway."""
     if _installed_gateway is None:
         return 0
-    return execute_due_payouts(session, _installed_gateway, now)
+    return (execute_due_payouts(session, _installed_gateway, now)
+            + execute_due_settlement_transfers(session, _installed_gateway, now))
 
 
 def execute_due_payouts(session: Session, gateway: PaymentGateway, now: datetime) -> int:
@@ -212,18 +215,44 @@ def failed_payouts(session: Session, cluster_id: int) -> list[Payout]:
         .order_by(col(Payout.id))))
 
 
-def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: datetime) -> int:
-    account = session.get(ConnectedAccount, payout.member_id)
+Transferable = Payout | SettlementTransfer
+
+
+def _send(session: Session, gateway: PaymentGateway, row: Transferable, key: str, group: str,
+          now: datetime) -> str | None:
+    """Transfer `row` to its member's connected account; None (and the reason kept) if not."""
+    account = session.get(ConnectedAccount, row.member_id)
     if account is None or not account.payouts_enabled:
-        _fail(session, payout, NOT_ONBOARDED, now, definite=False)
-        return 0
-    key = f"payout-{payout.id}-try-{payout.attempts}"
+        _fail(session, row, NOT_ONBOARDED, now, definite=False)
+        return None
     try:
-        transfer_id = gateway.transfer(key, payout.amount_minor, payout.currency,
-                                       account.account_id, payout.contract_id)
+        return gateway.transfer(f"{key}-{row.id}-try-{row.attempts}", row.amount_minor,
+                                row.currency, account.account_id, group)
     except GatewayError as error:
-        log.warning("payout %s refused by Stripe: %s", payout.id, error.reason)
-        _fail(session, payout, error.reason, now, definite=True)
+        log.warning("%s %s refused by Stripe: %s", key, row.id, error.reason)
+        _fail(session, row, error.reason, now, definite=True)
+        return None
+
+
+def _fail(session: Session, row: Transferable, reason: str, now: datetime, *, definite: bool
+          ) -> None:
+    """Keep the reason for the coordinator; a definite refusal moves to a new key."""
+    model = type(row)
+    values: dict[str, Any] = {"status": PayoutStatus.FAILED.value,
+                              "failure_reason": reason[:300]}
+    if isinstance(row, Payout):
+        values["updated_at"] = now
+    if definite:
+        values["attempts"] = row.attempts + 1
+    session.execute(update(model).where(col(model.id) == row.id,
+                                        col(model.status) != PayoutStatus.PAID).values(values))
+    session.commit()
+
+
+def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: datetime) -> int:
+    transfer_id = _send(session, gateway, payout, "payout", f"contract-{payout.contract_id}",
+                        now)
+    if transfer_id is None:
         return 0
     moved = session.execute(
         update(Payout).where(col(Payout.id) == payout.id,
@@ -243,16 +272,28 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
     return 1
 
 
-def _fail(session: Session, payout: Payout, reason: str, now: datetime, *, definite: bool
-          ) -> None:
-    """Keep the reason for the coordinator; a definite refusal moves to a new key."""
-    values: dict[str, Any] = {"status": PayoutStatus.FAILED.value,
-                              "failure_reason": reason[:300], "updated_at": now}
-    if definite:
-        values["attempts"] = payout.attempts + 1
-    session.execute(update(Payout).where(col(Payout.id) == payout.id,
-                                         col(Payout.status) != PayoutStatus.PAID).values(values))
-    session.commit()
+def execute_due_settlement_transfers(session: Session, gateway: PaymentGateway,
+                                     now: datetime) -> int:
+    """Scheduler: pay approved months' nets to members through Stripe (pending or failed)."""
+    done = 0
+    due = session.exec(select(SettlementTransfer, Settlement).join(
+        Settlement, col(Settlement.id) == SettlementTransfer.settlement_id).where(
+        SettlementTransfer.method == "stripe",
+        col(SettlementTransfer.status).in_((PayoutStatus.PENDING.value,
+                                            PayoutStatus.FAILED.value)))
+        .order_by(col(SettlementTransfer.id))).all()
+    for transfer, month in due:
+        transfer_id = _send(session, gateway, transfer, "settlement",
+                            f"settlement-{month.month}", now)
+        if transfer_id is None:
+            continue
+        moved = session.execute(
+            update(SettlementTransfer).where(col(SettlementTransfer.id) == transfer.id,
+                                             col(SettlementTransfer.status) != "paid")
+            .values(status=PayoutStatus.PAID.value, reference=transfer_id, failure_reason=""))
+        session.commit()
+        done += moved.rowcount  # type: ignore[attr-defined]
+    return done
 
 
 def refund(session: Session, actor: User, job_id: int, amount_minor: int,

@@ -17,7 +17,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, func, select
 
 from marketplace.clusters.models import Cluster
-from marketplace.ledger.models import EntrySource, LedgerEntry, entry_key
+from marketplace.ledger.models import (
+    EntrySource,
+    LedgerEntry,
+    Settlement,
+    SettlementStatus,
+    entry_key,
+)
 from marketplace.money import allocate
 
 
@@ -92,9 +98,17 @@ def entries_for(session: Session, source: EntrySource, source_id: int) -> list[L
 
 
 def balance(session: Session, member_id: int) -> int:
-    """What the member is owed (positive) or owes (negative), over all its entries."""
+    """What the member is owed (positive) or owes (negative) and is not settled yet.
+
+    An approved month was settled by its transfers, so only entries of months
+    without an approved settlement count.
+    """
+    settled = select(Settlement.month).where(
+        Settlement.cluster_id == LedgerEntry.cluster_id,
+        Settlement.status == SettlementStatus.APPROVED.value)
+    open_entries = col(LedgerEntry.month).not_in(settled.scalar_subquery())
     received = session.exec(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0))
-                            .where(LedgerEntry.payee_member_id == member_id)).one()
+                            .where(LedgerEntry.payee_member_id == member_id, open_entries)).one()
     paid = session.exec(select(func.coalesce(func.sum(LedgerEntry.amount_minor), 0))
-                        .where(LedgerEntry.payer_member_id == member_id)).one()
+                        .where(LedgerEntry.payer_member_id == member_id, open_entries)).one()
     return int(received) - int(paid)

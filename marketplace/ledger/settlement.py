@@ -231,8 +231,13 @@ def add_adjustment(session: Session, actor: User, month: str, member_id: int,
 
 
 def approve(session: Session, actor: User, month: str, references: dict[int, str],
-            now: datetime) -> Settlement:
-    """Approve the month once: record one transfer per member and lock the month."""
+            now: datetime, *, by_stripe: bool = False) -> Settlement:
+    """Approve the month once: record one transfer per member and lock the month.
+
+    With Stripe, what the platform pays members is queued for the scheduler to
+    transfer to their connected accounts; what members owe is collected by
+    bank transfer and recorded with its reference, as offline.
+    """
     require_coordinator(actor)
     cluster = get_cluster(session, actor)
     month = parse_month(month)
@@ -251,12 +256,17 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
         raise Conflict("already_approved", N_("This month is already approved and locked."))
     plan = netting(month_nets(session, cluster.id, month))  # type: ignore[arg-type]
     for transfer in plan:
-        reference = (references.get(transfer.member_id) or "").strip()[:120] or \
-            f"{month}-{settlement.id}-{transfer.member_id}"
+        if by_stripe and transfer.direction == TransferDirection.TO_MEMBER:
+            method, status, reference = "stripe", "pending", ""
+        else:
+            method, status = "manual", "recorded"
+            reference = (references.get(transfer.member_id) or "").strip()[:120] or \
+                f"{month}-{settlement.id}-{transfer.member_id}"
         session.add(SettlementTransfer(
             settlement_id=settlement.id, member_id=transfer.member_id,
             direction=transfer.direction.value, amount_minor=transfer.amount_minor,
-            currency=cluster.currency, reference=reference, created_at=now))
+            currency=cluster.currency, method=method, status=status, reference=reference,
+            created_at=now))
     events.notify(session, active_users_of(session, [t.member_id for t in plan]),
                   "settlement.approved",
                   N_("The settlement for %(month)s is approved. Your statement is ready."),

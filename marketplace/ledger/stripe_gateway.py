@@ -87,12 +87,15 @@ class StripeGateway:
         return session.id, session.url or ""
 
     def transfer(self, key: str, amount_minor: int, currency: str, destination: str,
-                 contract_id: int) -> str:
-        """Move a party's share to its connected account; `key` makes a retry a replay."""
+                 group: str) -> str:
+        """Move money to a connected account; `key` makes a retry a replay.
+
+        `group` is the transfer group: the contract ("contract-12") or the
+        settled month ("settlement-2026-10").
+        """
         params: TransferCreateParams = {
             "amount": amount_minor, "currency": currency.lower(), "destination": destination,
-            "transfer_group": f"contract-{contract_id}",
-            "metadata": {"contract_id": str(contract_id)},
+            "transfer_group": group, "metadata": {"group": group},
         }
         transfer = self._call(lambda: self._client.v1.transfers.create(
             params, {"idempotency_key": key}))

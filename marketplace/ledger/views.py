@@ -254,7 +254,8 @@ def approve(month: str) -> ResponseReturnValue:
     references = {int(key.removeprefix("reference-")): value
                   for key, value in request.form.items()
                   if key.startswith("reference-") and key.removeprefix("reference-").isdigit()}
-    settlement.approve(db(), viewer(), month, references, utcnow())
+    settlement.approve(db(), viewer(), month, references, utcnow(),
+                       by_stripe=bool(current_app.config.get("STRIPE_SECRET_KEY")))
     flash(_("Month approved and locked. Members have been told their statements are ready."))
     return redirect(url_for("ledger.month_page", month=month))
 

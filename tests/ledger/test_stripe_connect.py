@@ -22,7 +22,14 @@ from marketplace.errors import Conflict, ValidationError
 from marketplace.jobs import completion, service
 from marketplace.jobs.models import JobContract, OverflowJob
 from marketplace.ledger import payments, settlement
-from marketplace.ledger.models import ConnectedAccount, JobPayment, Payout, StripeEvent
+from marketplace.ledger import service as ledger_service
+from marketplace.ledger.models import (
+    ConnectedAccount,
+    JobPayment,
+    Payout,
+    SettlementTransfer,
+    StripeEvent,
+)
 from marketplace.ledger.stripe_gateway import StripeGateway
 from tests.conftest import CHEAP_HASHING, NOW, SECRET, World, login
 from tests.jobs.conftest import VALUE, job_draft
@@ -265,7 +272,7 @@ def test_confirmed_paid_job_pays_each_party_once_even_after_a_crash(
     share = payouts[(jobs_world.member_b_id, "share")]
     gateway.transfer(f"payout-{share.id}-try-0", share.amount_minor, "CAD",
                      session.get(ConnectedAccount, jobs_world.member_b_id).account_id,  # type: ignore[union-attr]
-                     contract.id)  # type: ignore[arg-type]
+                     f"contract-{contract.id}")
     assert payments.execute_due_payouts(session, gateway, NOW) == 2
     assert payments.execute_due_payouts(session, gateway, NOW) == 0
     assert sorted(t["amount"] for t in server.transfers.values()) == sorted(
@@ -328,3 +335,32 @@ def test_a_refund_reverses_the_transfers_in_proportion(
     session.rollback()
     nets = settlement.month_nets(session, jobs_world.cluster.id, "2026-06")  # type: ignore[arg-type]
     assert all(n.net == 0 for n in nets.values())  # the reversals settled the refunds
+
+
+def test_approved_month_pays_members_through_stripe_once(
+        session: Session, world: World, fake: tuple[FakeStripe, str]) -> None:
+    server, base = fake
+    gateway = StripeGateway(server.secret_key, base)
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    settlement.add_adjustment(session, world.coordinator, "2026-05", world.member_a_id,
+                              100_00, "Fuel for the shared trailer", NOW)
+    settlement.add_adjustment(session, world.coordinator, "2026-05", world.member_b_id,
+                              -40_00, "Late return", NOW)
+    settlement.draft(session, world.cluster, "2026-05", NOW)
+    settlement.approve(session, world.coordinator, "2026-05", {world.member_b_id: "BANK-7"},
+                       NOW, by_stripe=True)
+    transfers = {t.member_id: t for t in session.exec(select(SettlementTransfer))}
+    to_a, from_b = transfers[world.member_a_id], transfers[world.member_b_id]
+    assert (to_a.method, to_a.status) == ("stripe", "pending")
+    assert (from_b.method, from_b.status, from_b.reference) == ("manual", "recorded", "BANK-7")
+    # sent once before a crash: the scheduler's run replays it instead of paying again
+    gateway.transfer(f"settlement-{to_a.id}-try-0", 100_00, "CAD",
+                     session.get(ConnectedAccount, world.member_a_id).account_id,  # type: ignore[union-attr]
+                     "settlement-2026-05")
+    assert payments.execute_due_settlement_transfers(session, gateway, NOW) == 1
+    assert payments.execute_due_settlement_transfers(session, gateway, NOW) == 0
+    assert [(t["amount"], t["transfer_group"]) for t in server.transfers.values()] == [
+        (100_00, "settlement-2026-05")]
+    session.refresh(to_a)
+    assert to_a.status == "paid" and to_a.reference in server.transfers
+    assert ledger_service.balance(session, world.member_a_id) == 0  # May is settled
