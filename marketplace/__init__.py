@@ -90,13 +90,14 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.clusters.views import bp as clusters_bp
     from marketplace.equipment.views import bp as equipment_bp
     from marketplace.equipment.views import feed_bp as calendar_feed_bp
+    from marketplace.health import bp as health_bp
     from marketplace.jobs.views import bp as jobs_bp
     from marketplace.ledger.stripe_views import bp as payouts_bp
     from marketplace.ledger.views import bp as ledger_bp
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
-                      calendar_feed_bp, ledger_bp, payouts_bp):
+                      calendar_feed_bp, ledger_bp, payouts_bp, health_bp):
         app.register_blueprint(blueprint)
 
 

@@ -41,15 +41,20 @@ def seed_demo_command() -> None:
 
 @click.command("scheduler")
 def scheduler_command() -> None:
-    """Run the periodic tasks in this process (one such process per deployment)."""
+    """Run the periodic tasks; start two for a hot standby (only the leader runs tasks)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from marketplace.scheduling.runner import add_tasks
 
     scheduler = BlockingScheduler(timezone="UTC")
-    add_tasks(scheduler, current_app._get_current_object())  # type: ignore[attr-defined]
-    click.echo("scheduler running; Ctrl-C stops it")
-    scheduler.start()
+    leadership = add_tasks(scheduler, current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"scheduler {leadership.holder} running "
+               f"({'leader' if leadership.is_leader else 'standing by'}); Ctrl-C stops it",
+               err=True)
+    try:
+        scheduler.start()
+    finally:
+        leadership.release()
 
 
 def init_cli(app: Flask) -> None:

@@ -14,3 +14,4 @@ def import_all_models() -> None:
     import marketplace.jobs.models  # noqa: F401
     import marketplace.ledger.models  # noqa: F401
     import marketplace.realtime.models  # noqa: F401
+    import marketplace.scheduling.models  # noqa: F401
