@@ -11,7 +11,7 @@ FLASK := $(BIN)/flask --app wsgi
 CI_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 CI_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test install translations translations-update lint chromium
+.PHONY: run test install translations translations-update lint debian-packages
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,11 +44,13 @@ run: install
 lint: install
 	$(BIN)/ruff check marketplace tests bench migrations wsgi.py
 
-# Browser tests drive Debian's chromium (never a browser downloaded by a tool).
-chromium:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && \
-		apt-get install -y -q chromium >/dev/null; } || \
-		echo "chromium missing: install Debian's chromium to run the browser tests"
+# Browser tests drive Debian's chromium (never a browser downloaded by a tool); the
+# scale-out test puts Debian's nginx in front of two app instances.
+debian-packages:
+	@{ command -v chromium >/dev/null && command -v nginx >/dev/null; } || \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && \
+		apt-get install -y -q chromium nginx-light >/dev/null; } || \
+		echo "chromium or nginx missing: install Debian's chromium and nginx-light for those tests"
 
-test: install chromium
+test: install debian-packages
 	@bash tests/run.sh "$(BIN)/python" "$(CI_DATABASE_URL)" "$(CI_REDIS_URL)"

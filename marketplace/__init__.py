@@ -10,6 +10,7 @@ from flask import Flask, g, send_from_directory
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from marketplace.cli import init_cli
 from marketplace.clusters.accounts import configure_hashing
@@ -44,6 +45,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(load_config())
     app.config.update(config or {})
+    if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per sweep is noise

@@ -54,6 +54,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE") or None,
         "STRIPE_ACCOUNT_COUNTRY": env.get("STRIPE_ACCOUNT_COUNTRY") or "CA",
         "PUBLIC_URL": public_url,
+        "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES") or 0),
         "INVITE_VALID_DAYS": int(env.get("INVITE_VALID_DAYS") or 7),
         "PASSWORD_RESET_VALID_MINUTES": int(env.get("PASSWORD_RESET_VALID_MINUTES") or 60),
         # Secure cookies whenever the site is served over HTTPS (always in production).
