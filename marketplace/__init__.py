@@ -16,7 +16,7 @@ from marketplace.cli import init_cli
 from marketplace.clusters.accounts import configure_hashing
 from marketplace.config import PROJECT_ROOT, load_config
 from marketplace.db import make_engine
-from marketplace.extensions import csrf, login_manager, socketio
+from marketplace.extensions import csrf, limiter, login_manager, socketio
 from marketplace.i18n import init_i18n
 from marketplace.ledger.payments import install_gateway
 from marketplace.ledger.stripe_gateway import gateway_from_config
@@ -58,6 +58,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_web(app)
     init_i18n(app)
     csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    limiter.init_app(app)
     _init_login(app)
     socketio.init_app(
         app,

@@ -71,6 +71,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
         "UPLOAD_DIR": env.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads"),
         "LOG_LEVEL": env.get("LOG_LEVEL") or "INFO",
+        "RATELIMIT_ENABLED": _flag(env.get("RATELIMIT_ENABLED"), True),
+        "RATELIMIT_LOGIN": env.get("RATELIMIT_LOGIN") or "10 per minute; 100 per hour",
+        "RATELIMIT_PASSWORD_RESET": env.get("RATELIMIT_PASSWORD_RESET")
+        or "5 per minute; 20 per hour",
+        "RATELIMIT_POST": env.get("RATELIMIT_POST") or "30 per hour",
+        "RATELIMIT_CLAIM": env.get("RATELIMIT_CLAIM") or "60 per minute",
         # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
         "PASSWORD_HASH_TIME_COST": int(env.get("PASSWORD_HASH_TIME_COST") or 3),
         "PASSWORD_HASH_MEMORY_KIB": int(env.get("PASSWORD_HASH_MEMORY_KIB") or 65536),

@@ -88,7 +88,7 @@ def redis_url() -> str:
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     flask_app = create_app({
-        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"), "RATELIMIT_ENABLED": False,
         "TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
         "WTF_CSRF_ENABLED": False, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
         **CHEAP_HASHING,

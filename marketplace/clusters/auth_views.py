@@ -30,6 +30,7 @@ from marketplace.clusters.forms import (
 from marketplace.db import utcnow
 from marketplace.errors import DomainError
 from marketplace.i18n import LANGUAGES
+from marketplace.ratelimits import login_limit, reset_limit
 from marketplace.web import apply_to_form, db
 
 bp = Blueprint("auth", __name__)
@@ -45,6 +46,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@login_limit
 def login() -> ResponseReturnValue:
     if current_user.is_authenticated and request.method == "GET":
         return redirect(url_for("clusters.home"))
@@ -71,6 +73,7 @@ def logout() -> ResponseReturnValue:
 
 
 @bp.route("/password/forgot", methods=["GET", "POST"])
+@reset_limit
 def forgot_password() -> ResponseReturnValue:
     form = ForgotPasswordForm()
     if form.validate_on_submit():

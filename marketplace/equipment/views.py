@@ -57,6 +57,7 @@ from marketplace.equipment.models import Booking, Equipment
 from marketplace.equipment.photos import MEDIA_TYPES, is_stored_name, store_photo
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import first_weekday, select_timezone
+from marketplace.ratelimits import claim_limit
 from marketplace.web import apply_to_form, db, money_from_form, utc_from_form, viewer, wants_json
 
 bp = Blueprint("equipment", __name__, url_prefix="/equipment")
@@ -372,6 +373,7 @@ def _send_photo(name: str) -> Response:
 
 
 @bp.route("/<int:equipment_id>/book", methods=["POST"])
+@claim_limit
 def book(equipment_id: int) -> ResponseReturnValue:
     form = BookingForm()
     try:

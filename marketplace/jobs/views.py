@@ -36,6 +36,7 @@ from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobSta
 from marketplace.jobs.visibility import Viewer, bids_for, contract_member_ids, job_for
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
+from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
     apply_to_form,
     db,
@@ -106,6 +107,7 @@ def cluster_jobs() -> ResponseReturnValue:
 
 
 @bp.route("/new", methods=["GET", "POST"])
+@post_limit
 def post() -> ResponseReturnValue:
     user = viewer()
     form = JobForm()
@@ -212,12 +214,14 @@ def _form_refused(job_id: int, form_name: str, form: Any, error: DomainError
 
 
 @bp.route("/<int:job_id>/claim", methods=["POST"])
+@claim_limit
 def claim(job_id: int) -> ResponseReturnValue:
     service.claim_job(db(), viewer(), job_id, utcnow())
     return _after_action(job_id, _("The job is yours. The customer's details are below."))
 
 
 @bp.route("/<int:job_id>/bid", methods=["POST"])
+@claim_limit
 def bid(job_id: int) -> ResponseReturnValue:
     form = BidForm()
     if not form.validate_on_submit():

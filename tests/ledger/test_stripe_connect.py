@@ -54,6 +54,7 @@ def stripe_client(database_url: str, tmp_path: Path, fake: tuple[FakeStripe, str
         "WTF_CSRF_ENABLED": False, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
         "UPLOAD_DIR": str(tmp_path / "uploads"), "STRIPE_SECRET_KEY": fake[0].secret_key,
         "STRIPE_API_BASE": fake[1], "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "RATELIMIT_ENABLED": False,
         **CHEAP_HASHING})
     yield app.test_client()
     app.extensions["engine"].dispose()

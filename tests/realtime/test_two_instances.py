@@ -78,6 +78,7 @@ def app_instance(database_url: str, redis_url: str) -> Iterator[str]:
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
            "SECRET_KEY": SECRET, "SCHEDULER_IN_PROCESS": "false", "HOST": "127.0.0.1",
+           "RATELIMIT_ENABLED": "false",
            "PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}", "LOG_LEVEL": "WARNING"}
     process = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
