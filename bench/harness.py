@@ -20,6 +20,10 @@ What is here:
 * `ServerProcess`: our app or a baseline, each in its own "spawn" process
   behind werkzeug's threaded server on a free loopback port, as
   `tests.live.live_server` serves it; `app_config` is the app's config there.
+  `Watchdog.popen` for a child that is a program (nginx, `python wsgi.py`),
+  `cpu_seconds` for any child's CPU time.
+* `SocketClientPool`: many python-socketio clients spread over client
+  processes, stamping each `job.posted` they receive (notification latency).
 * `log_in` and `csrf_token`: a login over HTTP as a browser does it;
   `in_parallel` for doing many of them.
 * `choose_database`, `world_session` and `found_cluster`: the database (a
@@ -44,6 +48,9 @@ import platform
 import re
 import secrets
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -114,6 +121,7 @@ class Watchdog:
         self.say = say
         self.slug = slug
         self.processes: list[Process] = []
+        self.programs: list[subprocess.Popen[bytes]] = []
         self.cleanup: list[Callable[[], None]] = []
         self._expired = threading.Event()
         self._timer = threading.Timer(seconds, self._expire, args=(seconds,))
@@ -127,6 +135,8 @@ class Watchdog:
         for process in self.processes:
             if process.is_alive():
                 process.kill()
+        for program in self.programs:
+            _kill_group(program)
         self._clean_up()
         os._exit(3)
 
@@ -156,6 +166,8 @@ class Watchdog:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.cancel()
+        for program in self.programs:  # left running by a failed run: stop it anyway
+            stop_program(program)
         self._clean_up()
 
     def spawn(self, role: str, target: Callable[..., None], args: tuple[Any, ...] = ()
@@ -172,6 +184,16 @@ class Watchdog:
         self.processes.append(process)
         process.start()
         return parent_conn, process
+
+    def popen(self, args: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        """Start a program (nginx, `python wsgi.py`) as a child the timeout will kill.
+
+        It gets a session and process group of its own, so the timeout kills
+        whatever it forked too (nginx's worker), by that group's id.
+        """
+        program = subprocess.Popen(list(args), start_new_session=True, **kwargs)
+        self.programs.append(program)
+        return program
 
     def temp_dir(self) -> str:
         """A fresh temporary directory, removed on exit and on the hard timeout."""
@@ -199,6 +221,41 @@ def stop_children(conns: Iterable[Connection], processes: Iterable[Process],
             process.join(5)
 
 
+def _kill_group(program: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a `Watchdog.popen` child's process group (it leads its own)."""
+    if program.poll() is None:
+        try:
+            os.killpg(program.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_program(program: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a `Watchdog.popen` child, then kill its group if it is still there
+    after 10 s (nginx's master stops its worker on SIGTERM; SIGKILL would orphan it)."""
+    if program.poll() is None:
+        program.terminate()
+        try:
+            program.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(program)
+    try:
+        program.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process `pid` used so far (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def loopback_only(url: str) -> str | None:
     """Why a database URL is refused (the bench talks to this machine only), or None."""
     from sqlalchemy.engine import make_url
@@ -215,38 +272,39 @@ def loopback_only(url: str) -> str | None:
 
 
 def add_run_options(parser: argparse.ArgumentParser, *, smoke: str, database_url: str,
-                    timeout: str) -> None:
+                    timeout: str, smoke_timeout: float = SMOKE_TIMEOUT_S) -> None:
     """--smoke, --database-url and --timeout, which every benchmark has and means alike.
 
     `smoke` says what a smoke run is made of, `timeout` how the default
     timeout grows without --smoke, `database_url` what the database may be;
     the rest of the help text is common.  `check_run_options` then applies
-    the common rules.
+    the common rules.  `smoke_timeout` is for a smoke run that cannot fit in
+    SMOKE_TIMEOUT_S (one that starts many servers); pass the same to both.
     """
     parser.add_argument("--smoke", action="store_true",
-                        help=f"{smoke}, {SMOKE_TIMEOUT_S:.0f} s hard timeout: "
+                        help=f"{smoke}, {smoke_timeout:.0f} s hard timeout: "
                              "a quick check for CI")
     parser.add_argument("--database-url", default=None, help=database_url)
     parser.add_argument("--timeout", type=float, default=None,
                         help=f"hard overall timeout in seconds (default: "
-                             f"{SMOKE_TIMEOUT_S:.0f} for --smoke, else {timeout})")
+                             f"{smoke_timeout:.0f} for --smoke, else {timeout})")
 
 
 def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, *,
-                      full_timeout: float) -> None:
+                      full_timeout: float, smoke_timeout: float = SMOKE_TIMEOUT_S) -> None:
     """Refuse a non-loopback --database-url; fill in the default --timeout.
 
     The benchmarks write into the database they are given and load the
     machine heavily, so pointing one at a shared server by mistake must fail
     before anything happens: the argparse way, with the usage and exit status
-    2.  The timeout defaults to SMOKE_TIMEOUT_S with --smoke (a CI step must
+    2.  The timeout defaults to `smoke_timeout` with --smoke (a CI step must
     stay short), else to `full_timeout`, which the script sizes to its run.
     """
     refusal = loopback_only(args.database_url) if args.database_url else None
     if refusal:
         parser.error(refusal)
     if args.timeout is None:
-        args.timeout = SMOKE_TIMEOUT_S if args.smoke else full_timeout
+        args.timeout = smoke_timeout if args.smoke else full_timeout
 
 
 def choose_database(database_url: str | None, tmpdir: str | None) -> tuple[str, str]:
@@ -337,9 +395,10 @@ def found_cluster(session: Session, tag: str, *, purpose: str, timezone: str,
 
 def app_config(database_url: str, **overrides: Any) -> dict[str, Any]:
     """Our app's config in a server child: the run's database and key, cheap hashing,
-    no Redis, quiet logs.  `overrides` adds what one benchmark needs on top."""
+    no Redis, no rate limits (hundreds of logins come from one address), quiet logs.
+    `overrides` adds what one benchmark needs on top."""
     return {
-        "DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY,
+        "DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY, "RATELIMIT_ENABLED": False,
         "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024, "REDIS_URL": None,
         "LOG_LEVEL": "WARNING", "PUBLIC_URL": f"http://{HOST}", **overrides,
     }
@@ -392,12 +451,8 @@ class ServerProcess:
 
     def cpu_seconds(self) -> float:
         """CPU time the server process used so far (Linux /proc; NaN elsewhere)."""
-        try:
-            with open(f"/proc/{self.process.pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            return math.nan
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        assert self.process.pid is not None
+        return cpu_seconds(self.process.pid)
 
     def stop(self) -> None:
         stop_children([self._conn], [self.process], "stop")
@@ -438,6 +493,181 @@ def log_in(base_url: str, email: str, password: str, *, csrf: bool) -> requests.
     if response.status_code != 302:
         raise RuntimeError(f"login as {email} failed: HTTP {response.status_code}")
     return http
+
+
+def bound_socket(base_url: str, source_address: str) -> socket.socket:
+    """A TCP connection to `base_url`'s host and port from `source_address` (any of
+    127.0.0.0/8 on Linux): how a client on this machine looks like a client from
+    elsewhere to a proxy that balances by address (nginx `ip_hash`)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    sock = socket.create_connection((parts.hostname or HOST, parts.port or 80),
+                                    timeout=LOGIN_TIMEOUT_S,
+                                    source_address=(source_address, 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+SOCKET_CONNECT_WORKERS = 8  # socket connects in parallel per client process, in setup
+CLIENTS_PER_PROCESS = 125  # see SocketClientPool
+
+
+def _socket_client_worker(base_url: str, entries: list[tuple[int, dict[str, Any]]],
+                          conn: Connection) -> None:
+    """Child process: connect a share of the clients, stamp every `job.posted` they get.
+
+    Each entry is (client index, keyword arguments of `Client.connect`), plus
+    an optional "source_address" the client's connection is made from
+    (`bound_socket`).  Tells the parent ("done", key) once all of its clients
+    have job `key`, and on "report" sends every stamp.  It ends with
+    `os._exit`: its sockets close with it, and nobody waits for
+    websocket-client's close handshake (3 s per client).
+    """
+    import socketio
+
+    logging.basicConfig(level=logging.CRITICAL)  # engineio's per-client warnings at teardown
+    conn.send(("clock", time.perf_counter()))
+    times: dict[int, dict[int, float]] = {}  # job key -> client index -> first receipt
+    first: list[dict[str, Any]] = []
+    lock = threading.Lock()
+
+    def handler(index: int) -> Callable[[dict[str, Any]], None]:
+        def on_posted(message: dict[str, Any]) -> None:
+            received = time.perf_counter()  # first thing: everything after is client overhead
+            key = int(message["data"]["id"])
+            with lock:
+                got = times.setdefault(key, {})
+                if index in got:
+                    return
+                got[index] = received
+                if not first:
+                    first.append(message)
+                if len(got) == len(entries):
+                    conn.send(("done", key))
+        return on_posted
+
+    def connect(entry: tuple[int, dict[str, Any]]) -> str | None:
+        index, options = entry
+        options = dict(options)
+        source = options.pop("source_address", None)
+        try:
+            extra = {} if source is None else {
+                "websocket_extra_options": {"socket": bound_socket(base_url, source)}}
+            client = socketio.Client(reconnection=False, **extra)
+            client.on("job.posted", handler(index))
+            client.connect(base_url, transports=["websocket"], wait_timeout=30, **options)
+        except Exception as error:  # reported, and the run stops: a partial world lies
+            return f"client {index}: {error}"
+        clients.append(client)
+        return None
+
+    clients: list[Any] = []
+    errors = [e for e in in_parallel(connect, entries, SOCKET_CONNECT_WORKERS) if e]
+    with lock:
+        conn.send(("connected", len(clients), errors[:3]))
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            break
+        if command == "report":
+            with lock:
+                conn.send(("report", times, first[0] if first else None))
+        else:
+            break
+    conn.close()
+    os._exit(0)
+
+
+class SocketClientPool:
+    """N python-socketio clients (websocket only), spread over client processes of
+    CLIENTS_PER_PROCESS, each stamping `time.perf_counter()` first thing when a
+    `job.posted` reaches it; jobs are told apart by their id (`message.data.id`).
+
+    Why several processes: one process holding 1 000 threaded clients spends
+    most of its CPU fighting over its GIL (we measured about 8 ms of CPU per
+    delivered message, three quarters of it in the kernel), so it starved the
+    server it was meant to time.  Receipt stamps stay comparable across
+    processes because `time.perf_counter` is CLOCK_MONOTONIC, one clock for the
+    whole machine on Linux; each worker's first stamp is checked to fall
+    inside the parent's own window before anything is measured.
+    `options` are per client (see `_socket_client_worker`).
+    """
+
+    def __init__(self, base_url: str, options: list[dict[str, Any]],
+                 watchdog: Watchdog) -> None:
+        entries = list(enumerate(options))
+        shares = max(1, math.ceil(len(entries) / CLIENTS_PER_PROCESS))
+        self.size = len(entries)
+        self.conns: list[Connection] = []
+        self.processes: list[Process] = []
+        self.done: dict[int, set[int]] = {}
+        started = time.perf_counter()
+        for number in range(shares):
+            parent_conn, process = watchdog.spawn(f"clients-{number}", _socket_client_worker,
+                                                  (base_url, entries[number::shares]))
+            self.conns.append(parent_conn)
+            self.processes.append(process)
+        try:
+            for conn in self.conns:
+                kind, stamp = self._expect(conn, "clock", 60)
+                if not started <= stamp <= time.perf_counter():
+                    raise RuntimeError("perf_counter differs between processes on this "
+                                       "platform; latencies could not be compared")
+            connected = 0
+            for conn in self.conns:
+                _kind, count, errors = self._expect(conn, "connected", 300)
+                connected += count
+                if errors:
+                    raise RuntimeError(f"clients failed to connect: {errors}")
+        except BaseException:
+            self.stop()
+            raise
+        self.connect_seconds = time.perf_counter() - started
+        watchdog.say(f"{connected} clients connected from {shares} client process(es) "
+                     f"in {self.connect_seconds:.1f} s")
+
+    def _expect(self, conn: Connection, kind: str, timeout: float) -> Any:
+        """The next message of `kind` from one worker, noting any "done" on the way."""
+        deadline = time.monotonic() + timeout
+        while conn.poll(max(0.0, deadline - time.monotonic())):
+            message = conn.recv()
+            if message[0] == "done":
+                self.done.setdefault(message[1], set()).add(self.conns.index(conn))
+            elif message[0] == kind:
+                return message
+        raise RuntimeError(f"a client process sent no {kind!r} within {timeout:.0f} s")
+
+    def wait_for(self, key: int, timeout: float) -> int:
+        """Wait until every worker has job `key` at all its clients; how many did."""
+        deadline = time.monotonic() + timeout
+        while len(self.done.get(key, ())) < len(self.conns):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = wait(self.conns, left)
+            for number, conn in enumerate(self.conns):
+                if conn in ready:
+                    message = conn.recv()
+                    if message[0] == "done":
+                        self.done.setdefault(message[1], set()).add(number)
+        return len(self.done.get(key, ()))
+
+    def report(self) -> tuple[dict[int, list[float]], dict[str, Any] | None]:
+        """Every receipt stamp per job key, and one message as the clients saw it."""
+        times: dict[int, list[float]] = {}
+        first = None
+        for conn in self.conns:
+            conn.send("report")
+            _kind, worker_times, worker_first = self._expect(conn, "report", 60)
+            for key, stamps in worker_times.items():
+                times.setdefault(key, []).extend(stamps.values())
+            first = first or worker_first
+        return times, first
+
+    def stop(self) -> None:
+        stop_children(self.conns, self.processes, "stop")
 
 
 # ---------------------------------------------------------------------- report

@@ -24,10 +24,10 @@ How it is set up, and why:
   async mode "threading", exactly as `tests.live.live_server` serves it.  Its
   CPU time per job is read from /proc and printed next to the latencies.
 * Clients are python-socketio `Client`s (threads + websocket-client, websocket
-  transport only), at most CLIENTS_PER_PROCESS per client process: one process
-  with 1 000 threaded clients burned most of both cores fighting over its GIL
-  and starved the server it was timing (see `ClientPool`).  `AsyncClient`
-  would need aiohttp, which the project does not install.  The stamps of all
+  transport only), at most `harness.CLIENTS_PER_PROCESS` per client process: one
+  process with 1 000 threaded clients burned most of both cores fighting over its
+  GIL and starved the server it was timing (see `harness.SocketClientPool`).
+  `AsyncClient` would need aiohttp, which the project does not install.  The stamps of all
   client processes are comparable: on Linux `perf_counter` is CLOCK_MONOTONIC,
   one clock for the machine, and every client process's first stamp is
   checked against the parent's before anything is measured.  A threaded client
@@ -58,23 +58,19 @@ Exit status: 0 when every expected delivery arrived, 1 when some did not
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import os
 import secrets
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import harness
 import requests
 import socketio
-from harness import ServerProcess, Watchdog, percentile
+from harness import ServerProcess, SocketClientPool, Watchdog, percentile
 
 MAX_CLIENTS = 2000  # every client costs threads here and on the server; 2 000 is plenty
 MAX_JOBS = 500
@@ -82,8 +78,7 @@ PASSWORD = "bench-notify-latency"
 SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
 NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
 JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
-CONNECT_WORKERS = 8  # parallel logins, and socket connects per client process, in setup
-CLIENTS_PER_PROCESS = 125  # see ClientPool
+CONNECT_WORKERS = 8  # parallel logins in setup
 say = harness.Progress("notify_latency")
 
 
@@ -179,151 +174,6 @@ def login_cookie(base_url: str, email: str) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
 
-def _client_worker(base_url: str, entries: list[tuple[int, dict[str, Any]]],
-                   conn: Connection) -> None:
-    """Child process: connect a share of the clients, stamp every `job.posted` they get.
-
-    Tells the parent ("done", key) once all of its clients have a job, and on
-    "report" sends every stamp.  It ends with `os._exit`: its sockets close with
-    it, and nobody waits for websocket-client's close handshake (3 s per client).
-    """
-    logging.basicConfig(level=logging.CRITICAL)  # engineio's per-client warnings at teardown
-    conn.send(("clock", time.perf_counter()))
-    times: dict[int, dict[int, float]] = {}  # job key -> client index -> first receipt
-    first: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    def handler(index: int) -> Callable[[dict[str, Any]], None]:
-        def on_posted(message: dict[str, Any]) -> None:
-            received = time.perf_counter()  # first thing: everything after is client overhead
-            key = int(message["data"]["id"])
-            with lock:
-                got = times.setdefault(key, {})
-                if index in got:
-                    return
-                got[index] = received
-                if not first:
-                    first.append(message)
-                if len(got) == len(entries):
-                    conn.send(("done", key))
-        return on_posted
-
-    def connect(entry: tuple[int, dict[str, Any]]) -> str | None:
-        index, options = entry
-        client = socketio.Client(reconnection=False)
-        client.on("job.posted", handler(index))
-        try:
-            client.connect(base_url, transports=["websocket"], wait_timeout=30, **options)
-        except Exception as error:  # reported, and the run stops: a partial world lies
-            return f"client {index}: {error}"
-        clients.append(client)
-        return None
-
-    clients: list[socketio.Client] = []
-    errors = [e for e in harness.in_parallel(connect, entries, CONNECT_WORKERS) if e]
-    with lock:
-        conn.send(("connected", len(clients), errors[:3]))
-    while True:
-        try:
-            command = conn.recv()
-        except EOFError:
-            break
-        if command == "report":
-            with lock:
-                conn.send(("report", times, first[0] if first else None))
-        else:
-            break
-    conn.close()
-    os._exit(0)
-
-
-class ClientPool:
-    """The N python-socketio clients, spread over client processes of CLIENTS_PER_PROCESS.
-
-    Why several processes: one process holding 1 000 threaded clients spends
-    most of its CPU fighting over its GIL (we measured about 8 ms of CPU per
-    delivered message, three quarters of it in the kernel), so it starved the
-    server it was meant to time.  Receipt stamps stay comparable across
-    processes because `time.perf_counter` is CLOCK_MONOTONIC, one clock for the
-    whole machine on Linux; each worker's first stamp is checked to fall
-    inside the parent's own window before anything is measured.
-    """
-
-    def __init__(self, base_url: str, options: list[dict[str, Any]],
-                 watchdog: Watchdog) -> None:
-        entries = list(enumerate(options))
-        shares = max(1, math.ceil(len(entries) / CLIENTS_PER_PROCESS))
-        self.size = len(entries)
-        self.conns: list[Connection] = []
-        self.processes: list[harness.Process] = []
-        self.done: dict[int, set[int]] = {}
-        started = time.perf_counter()
-        for number in range(shares):
-            parent_conn, process = watchdog.spawn(f"clients-{number}", _client_worker,
-                                                  (base_url, entries[number::shares]))
-            self.conns.append(parent_conn)
-            self.processes.append(process)
-        try:
-            for conn in self.conns:
-                kind, stamp = self._expect(conn, "clock", 60)
-                if not started <= stamp <= time.perf_counter():
-                    raise RuntimeError("perf_counter differs between processes on this "
-                                       "platform; latencies could not be compared")
-            connected = 0
-            for conn in self.conns:
-                _kind, count, errors = self._expect(conn, "connected", 300)
-                connected += count
-                if errors:
-                    raise RuntimeError(f"clients failed to connect: {errors}")
-        except BaseException:
-            self.stop()
-            raise
-        self.connect_seconds = time.perf_counter() - started
-        say(f"{connected} clients connected from {shares} client process(es) "
-            f"in {self.connect_seconds:.1f} s")
-
-    def _expect(self, conn: Connection, kind: str, timeout: float) -> Any:
-        """The next message of `kind` from one worker, noting any "done" on the way."""
-        deadline = time.monotonic() + timeout
-        while conn.poll(max(0.0, deadline - time.monotonic())):
-            message = conn.recv()
-            if message[0] == "done":
-                self.done.setdefault(message[1], set()).add(self.conns.index(conn))
-            elif message[0] == kind:
-                return message
-        raise RuntimeError(f"a client process sent no {kind!r} within {timeout:.0f} s")
-
-    def wait_for(self, key: int, timeout: float) -> int:
-        """Wait until every worker has job `key` at all its clients; how many did."""
-        deadline = time.monotonic() + timeout
-        while len(self.done.get(key, ())) < len(self.conns):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready = wait(self.conns, left)
-            for number, conn in enumerate(self.conns):
-                if conn in ready:
-                    message = conn.recv()
-                    if message[0] == "done":
-                        self.done.setdefault(message[1], set()).add(number)
-        return len(self.done.get(key, ()))
-
-    def report(self) -> tuple[dict[int, list[float]], dict[str, Any] | None]:
-        """Every receipt stamp per job key, and one message as the clients saw it."""
-        times: dict[int, list[float]] = {}
-        first = None
-        for conn in self.conns:
-            conn.send("report")
-            _kind, worker_times, worker_first = self._expect(conn, "report", 60)
-            for key, stamps in worker_times.items():
-                times.setdefault(key, []).extend(stamps.values())
-            first = first or worker_first
-        return times, first
-
-    def stop(self) -> None:
-        harness.stop_children(self.conns, self.processes, "stop")
-
-
 # --------------------------------------------------------------- the runs
 
 
@@ -347,7 +197,7 @@ class Run:
         return self.clients * self.jobs
 
 
-def measure(run: Run, server: ServerProcess, pool: ClientPool, post: Callable[[int], int],
+def measure(run: Run, server: ServerProcess, pool: SocketClientPool, post: Callable[[int], int],
             warmup: int = 1) -> dict[str, Any] | None:
     """Post `warmup + run.jobs` jobs one at a time and turn the stamps into latencies.
 
@@ -396,7 +246,8 @@ def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
                                world.member_emails, CONNECT_WORKERS)
         login_seconds = time.perf_counter() - started
         say(f"{len(cookies) + 1} logins in {login_seconds:.1f} s")
-        pool = ClientPool(server.url, [{"headers": {"Cookie": c}} for c in cookies], watchdog)
+        pool = SocketClientPool(server.url, [{"headers": {"Cookie": c}} for c in cookies],
+                                watchdog)
         http = requests.Session()
         today = utcnow().date().isoformat()
 
@@ -430,7 +281,7 @@ def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: 
     run = Run("bare", clients_n, jobs)
     pool = None
     try:
-        pool = ClientPool(server.url, [{"auth": {"room": i}} for i in range(clients_n)],
+        pool = SocketClientPool(server.url, [{"auth": {"room": i}} for i in range(clients_n)],
                           watchdog)
         http = requests.Session()
 

@@ -18,9 +18,13 @@ run_pytest() {
 
 echo "== tests on SQLite (tests marked redis run in the PostgreSQL + Redis leg)"
 (unset TEST_DATABASE_URL TEST_REDIS_URL; run_pytest -m "not redis") || exit 1
-"$python" -m ruff check marketplace tests wsgi.py || exit 1
+"$python" -m ruff check marketplace tests bench wsgi.py || exit 1
 
 if [ "${CI:-}" = "true" ]; then
   echo "== tests on PostgreSQL + Redis"
   TEST_DATABASE_URL=$pg_url TEST_REDIS_URL=$redis_url run_pytest || exit 1
+  echo "== benchmarks in smoke mode (they must keep working; numbers come from full runs)"
+  for bench in notify_latency booking_contention settlement; do
+    "$python" "bench/$bench.py" --smoke >/dev/null || { echo "bench/$bench.py --smoke failed" >&2; exit 1; }
+  done
 fi
