@@ -15,15 +15,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from marketplace.scheduling.leader import current_leader
+from marketplace.web import db
 
 bp = Blueprint("health", __name__)
 
 
 def _database() -> dict[str, Any]:
+    # The request's own session: a second connection could wait on the write lock
+    # this request's session already holds on SQLite, and report a healthy database down.
     try:
-        with current_app.extensions["engine"].connect() as connection:
-            connection.execute(text("SELECT 1"))
+        db().execute(text("SELECT 1"))
     except SQLAlchemyError as error:
+        db().rollback()
         return {"ok": False, "error": type(error).__name__}
     return {"ok": True}
 
@@ -43,7 +46,7 @@ def _redis() -> dict[str, Any]:
 
 def _scheduler() -> dict[str, Any]:
     try:
-        lease = current_leader(current_app.extensions["engine"])
+        lease = current_leader(db())
     except SQLAlchemyError as error:
         return {"ok": False, "error": type(error).__name__}
     if lease is None:

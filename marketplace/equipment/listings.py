@@ -28,7 +28,7 @@ from marketplace.equipment.models import (
     EquipmentOwner,
     ListingStatus,
 )
-from marketplace.errors import N_, Conflict, Forbidden, ValidationError
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.money import BASIS_POINTS_WHOLE
 
 # Caps keep the dearest allowed booking (60 days) inside 32-bit money columns.
@@ -289,8 +289,8 @@ def add_blackout(session: Session, actor: User, equipment_id: int, starts_at: da
 def remove_blackout(session: Session, actor: User, blackout_id: int) -> None:
     """The machine is bookable again in that period."""
     blackout = session.get(Blackout, blackout_id)
-    if blackout is None:
-        raise Conflict("blackout_gone", N_("That blackout was already removed."))
+    if blackout is None:  # gone, or never ours: the same answer, so ids reveal nothing
+        raise not_found()
     equipment = get_equipment(session, actor, blackout.equipment_id)
     require_manager(session, actor, equipment)
     session.delete(blackout)

@@ -130,12 +130,10 @@ class Leadership:
             return True
 
 
-def current_leader(engine: Engine, now: datetime | None = None) -> SchedulerLease | None:
+def current_leader(session: Session, now: datetime | None = None) -> SchedulerLease | None:
     """The leader named by a lease renewed within LEASE_SECONDS, if any."""
     now = now or utcnow()
-    with Session(engine) as session:
-        lease = session.exec(select(SchedulerLease).where(
-            SchedulerLease.name == LEASE_NAME)).first()
+    lease = session.exec(select(SchedulerLease).where(SchedulerLease.name == LEASE_NAME)).first()
     if lease is None or lease.renewed_at < now - timedelta(seconds=LEASE_SECONDS):
         return None
     return lease

@@ -42,10 +42,12 @@ def test_one_leader_at_a_time_and_a_takeover_when_it_stops(app: Flask) -> None:
     first._drop_database_lock()  # the leader dies: its connection (and lock) go away
     later = now + timedelta(seconds=5 + LEASE_SECONDS + 1)  # and it stops renewing
     assert second.tick(later)
-    assert current_leader(engine, later).holder == "second"  # type: ignore[union-attr]
+    with Session(engine) as session:
+        assert current_leader(session, later).holder == "second"  # type: ignore[union-attr]
     assert not first.tick(later)  # the old leader, back, must stand by
     second.release()
-    assert current_leader(engine, later) is None  # a clean stop hands over at once
+    with Session(engine) as session:
+        assert current_leader(session, later) is None  # a clean stop hands over at once
 
 
 def test_healthz_reports_database_redis_and_leader(app: Flask, client: FlaskClient) -> None:
