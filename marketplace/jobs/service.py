@@ -388,6 +388,12 @@ def board(
     return rows
 
 
+def cluster_jobs(session: Session, actor: User, limit: int = 200) -> list[OverflowJob]:
+    """The cluster's latest jobs, for its coordinator's overview (newest first)."""
+    return list(session.exec(select(OverflowJob).where(OverflowJob.cluster_id == actor.cluster_id)
+                             .order_by(col(OverflowJob.id).desc()).limit(limit)))
+
+
 def my_jobs(session: Session, actor: User) -> dict[str, list[OverflowJob]]:
     """The actor's business's jobs, grouped: posted, won and in progress, done."""
     member = acting_member(session, actor)

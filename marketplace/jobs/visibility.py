@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from marketplace.clusters.models import Member
+from marketplace.clusters.models import Member, User
 from marketplace.jobs.eligibility import job_trades, site_distance_km
 from marketplace.jobs.models import (
     Bid,
@@ -35,6 +35,12 @@ class Viewer:
     member_id: int | None
     cluster_id: int
     is_coordinator: bool = False
+
+
+def viewer_of(user: User) -> Viewer:
+    """The barrier's view of a logged-in person: its business, or the coordinator."""
+    return Viewer(member_id=user.member_id, cluster_id=user.cluster_id,
+                  is_coordinator=user.is_coordinator)
 
 
 def contract_member_ids(session: Session, job_id: int) -> set[int]:

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: the same service calls as the pages, for scripts and apps."""

@@ -1,0 +1,229 @@
+"""The caller, its cluster, members, the agreement and notifications over the API.
+
+A member's profile details (base location, radius, insurance, certifications)
+go only to those who may manage it — its own people and the coordinator — the
+same rule as the member page; other members see its name and trades.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import Field
+
+from marketplace import events
+from marketplace.api import tokens
+from marketplace.api.fields import Latitude, Locale, Longitude, Moment, Trade, Units
+from marketplace.api.spec import RequestModel, ResponseModel, operation
+from marketplace.clusters import agreements, service
+from marketplace.clusters.models import Member
+from marketplace.db import utcnow
+from marketplace.errors import N_, NotFound
+from marketplace.realtime.publisher import render_notification
+from marketplace.web import db, viewer
+
+TAG = "cluster"
+
+
+class MeOut(ResponseModel):
+    id: int
+    name: str
+    email: str
+    role: str
+    member_id: int | None
+    cluster_id: int
+    locale: str | None
+    timezone: str | None
+    unit_system: str | None
+
+
+class ClusterOut(ResponseModel):
+    id: int
+    name: str
+    currency: str
+    default_locale: str
+    timezone: str
+    unit_system: str
+
+
+class MemberOut(ResponseModel):
+    id: int
+    name: str
+    trades: list[str]
+    exit_effective_at: Moment | None
+    base_lat: float | None = None
+    base_lng: float | None = None
+    service_radius_km: float | None = None
+    insurance_expires_on: date | None = None
+    certifications: str | None = None
+
+
+class MemberList(ResponseModel):
+    members: list[MemberOut]
+
+
+class AgreementOut(ResponseModel):
+    version: int
+    purpose: str
+    scope_overflow_jobs: bool
+    scope_equipment: bool
+    scope_joint_bids: bool
+    referral_fee_bp: int
+    platform_fee_bp: int
+    sunset_on: date
+    exit_notice_days: int
+    information_rules: str
+    accepted_by_my_business: bool | None = Field(default=None, description="Members only.")
+
+
+class NotificationOut(ResponseModel):
+    id: int
+    kind: str
+    text: str
+    link: str | None
+    data: dict[str, Any]
+    created_at: Moment | None
+
+
+class NotificationList(ResponseModel):
+    unread: int
+    notifications: list[NotificationOut]
+
+
+class TokenOut(ResponseModel):
+    id: int
+    name: str
+    prefix: str
+    created_at: Moment
+    last_used_at: Moment | None
+
+
+class TokenList(ResponseModel):
+    tokens: list[TokenOut]
+
+
+class PreferencesIn(RequestModel):
+    locale: Locale | None = None
+    timezone: str | None = Field(default=None, max_length=64,
+                                 description="An IANA name such as America/Toronto.")
+    unit_system: Units | None = None
+
+
+class ProfileIn(RequestModel):
+    name: str = Field(max_length=120)
+    trades: list[Trade] = Field(max_length=20)
+    base_lat: Latitude | None = None
+    base_lng: Longitude | None = None
+    service_radius_km: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    insurance_expires_on: date | None = None
+    certifications: str = Field(default="", max_length=2000)
+
+
+class AcceptIn(RequestModel):
+    version: int = Field(ge=1, le=1_000_000, description="The version the caller read.")
+
+
+def _member_out(member: Member) -> dict[str, Any]:
+    user, session = viewer(), db()
+    data: dict[str, Any] = {"id": member.id, "name": member.name,
+                            "trades": service.member_trades(session, member.id),  # type: ignore[arg-type]
+                            "exit_effective_at": member.exit_effective_at}
+    if service.can_manage_member(user, member):
+        data.update(base_lat=member.base_lat, base_lng=member.base_lng,
+                    service_radius_km=member.service_radius_km,
+                    insurance_expires_on=member.insurance_expires_on,
+                    certifications=member.certifications)
+    return data
+
+
+@operation("GET", "/me", summary="The caller", tag=TAG, response=MeOut)
+def me() -> Any:
+    return viewer()
+
+
+@operation("PUT", "/me/preferences", summary="The caller's language, time zone and units "
+           "(null: the cluster's)", tag=TAG, body=PreferencesIn, response=MeOut)
+def update_preferences(body: PreferencesIn) -> Any:
+    return service.update_preferences(db(), viewer(), body.locale, body.timezone,
+                                      body.unit_system)
+
+
+@operation("GET", "/cluster", summary="The caller's cluster", tag=TAG, response=ClusterOut)
+def get_cluster() -> Any:
+    return service.get_cluster(db(), viewer())
+
+
+@operation("GET", "/members", summary="The cluster's member businesses", tag=TAG,
+           response=MemberList)
+def list_members() -> dict[str, Any]:
+    return {"members": [_member_out(m) for m in service.list_members(db(), viewer())]}
+
+
+@operation("GET", "/members/{member_id}", summary="One member business", tag=TAG,
+           response=MemberOut)
+def get_member(member_id: int) -> dict[str, Any]:
+    return _member_out(service.get_member(db(), viewer(), member_id))
+
+
+@operation("PUT", "/members/{member_id}", summary="Change a business profile (its owners "
+           "or the coordinator)", tag=TAG, body=ProfileIn, response=MemberOut)
+def update_member(member_id: int, body: ProfileIn) -> dict[str, Any]:
+    profile = service.MemberProfile(**body.model_dump(exclude={"trades"}),
+                                    trades=tuple(body.trades))
+    return _member_out(service.update_member_profile(db(), viewer(), member_id, profile))
+
+
+@operation("POST", "/members/{member_id}/exit", summary="Give notice of the business's exit "
+           "(its owner); it leaves after the agreement's notice period", tag=TAG,
+           response=MemberOut)
+def give_exit_notice(member_id: int) -> dict[str, Any]:
+    return _member_out(agreements.give_exit_notice(db(), viewer(), member_id, utcnow()))
+
+
+@operation("GET", "/agreement", summary="The agreement in force", tag=TAG,
+           response=AgreementOut)
+def get_agreement() -> dict[str, Any]:
+    user, session = viewer(), db()
+    current = agreements.agreement_in_force(session, user.cluster_id)
+    if current is None:
+        message = N_("The coordinator has not published an agreement yet.")
+        raise NotFound("no_agreement", message)
+    data = AgreementOut.model_validate(current).model_dump()
+    if user.member_id is not None:
+        accepted = {m.id for _a, m, _u in agreements.acceptances(session, user, current.id)}  # type: ignore[arg-type]
+        data["accepted_by_my_business"] = user.member_id in accepted
+    return data
+
+
+@operation("POST", "/agreement/accept", summary="Accept the agreement in force for the "
+           "caller's business (owners)", tag=TAG, body=AcceptIn, response=AgreementOut)
+def accept_agreement(body: AcceptIn) -> dict[str, Any]:
+    agreements.accept_agreement(db(), viewer(), body.version, utcnow())
+    return get_agreement()
+
+
+@operation("GET", "/notifications", summary="The caller's latest notifications", tag=TAG,
+           response=NotificationList)
+def list_notifications() -> dict[str, Any]:
+    user, session = viewer(), db()
+    return {"unread": events.unread_count(session, user.id),  # type: ignore[arg-type]
+            "notifications": [render_notification(row)
+                              for row in events.recent(session, user.id)]}  # type: ignore[arg-type]
+
+
+@operation("POST", "/notifications/read", summary="Mark every notification read", tag=TAG)
+def mark_read() -> None:
+    events.mark_all_read(db(), viewer().id, utcnow())  # type: ignore[arg-type]
+
+
+@operation("GET", "/tokens", summary="The caller's API tokens (never their secrets)",
+           tag=TAG, response=TokenList)
+def list_tokens() -> dict[str, Any]:
+    return {"tokens": tokens.active_tokens(db(), viewer())}
+
+
+@operation("DELETE", "/tokens/{token_id}", summary="Revoke one of the caller's API tokens",
+           tag=TAG)
+def revoke_token(token_id: int) -> None:
+    tokens.revoke_token(db(), viewer(), token_id, utcnow())

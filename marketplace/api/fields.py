@@ -1,0 +1,35 @@
+"""Field types shared by the API's schemas: bounded so a number never overflows a column.
+
+The services still decide what is *allowed* (a job's maximum value, a booking's
+step); these bounds only say what can be *stored*, so that absurd input is a
+422 at the door and never a database error.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from marketplace.clusters.models import UnitSystem
+from marketplace.clusters.service import SUPPORTED_LOCALES
+from marketplace.clusters.trades import TRADES
+from marketplace.web import MAX_ID
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Count = Annotated[int, Field(ge=0, le=MAX_ID)]
+Minor = Annotated[int, Field(ge=0, le=MAX_ID, description="Amount in minor units (cents).")]
+BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="Share in basis points; "
+                                   "10 000 = 100 %.")]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+Moment = Annotated[AwareDatetime, Field(description="ISO 8601 with a UTC offset.")]
+Reading = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False,
+                                 description="Hour meter reading.")]
+
+
+#: The taxonomy's trade codes and the supported languages, as enums in the document.
+Trade = StrEnum("Trade", {code: code for code in TRADES})  # type: ignore[misc]
+Locale = StrEnum("Locale", {code: code for code in SUPPORTED_LOCALES})  # type: ignore[misc]
+Units = UnitSystem
