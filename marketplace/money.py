@@ -240,3 +240,14 @@ def format_money(minor: int, currency: str, locale: str) -> str:
     _check_int(minor, "minor")
     amount = Decimal(minor).scaleb(-minor_digits(currency))
     return format_currency(amount, currency, locale=locale)
+
+
+def plain_decimal(minor: int, currency: str) -> str:
+    """Minor units as a plain signed decimal that a spreadsheet reads in any locale
+    ("-12.50", "1234.56"; "1234" for a currency without decimals): CSV exports, where
+    the viewer's "1 234,56 $" would be read as text or as the wrong number."""
+    _check_int(minor, "minor")
+    digits = minor_digits(currency)
+    sign = "-" if minor < 0 else ""
+    whole, part = divmod(abs(minor), 10 ** digits)
+    return f"{sign}{whole}.{part:0{digits}d}" if digits else f"{sign}{whole}"

@@ -9,11 +9,14 @@ back on every error).
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 from flask_login import current_user
@@ -21,6 +24,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from marketplace.clusters.models import User
 from marketplace.clusters.trades import TRADES
@@ -29,6 +33,65 @@ from marketplace.i18n import NonexistentLocalTime, local_to_utc
 from marketplace.money import InvalidAmount, parse_minor
 
 log = logging.getLogger(__name__)
+
+#: The largest id a table can hold (PostgreSQL INTEGER); anything larger names nothing.
+MAX_ID = 2**31 - 1
+
+
+#: What an id too large for any table becomes: no row has it, so lookups find nothing.
+NO_SUCH_ID = 0
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in URLs: an id too large for the database becomes NO_SUCH_ID, so the
+    lookup answers the usual 404 instead of a query the database driver refuses.
+
+    (Refusing the match instead, with `max=`, would make werkzeug answer 405 where
+    another method shares the path.)"""
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if number <= MAX_ID else NO_SUCH_ID
+
+
+def form_id(text: object) -> int | None:
+    """An id typed or carried in a form ("42"), or None for anything that cannot be one
+    (text, signs, digits of other scripts such as "²", numbers too large for a table).
+    Ids start at 1, so `form_id(text) or -1` is an id that names nothing."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
+
+
+def _null_characters(value: Any, name: str = "") -> Iterator[str]:
+    """The names of the fields (JSON paths) whose text holds a NUL character."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield name
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _null_characters(key, name)
+            yield from _null_characters(item, f"{name}.{key}".lstrip("."))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _null_characters(item, name)
+
+
+def _refuse_null_characters() -> None:
+    """PostgreSQL cannot store a NUL character in text, and no person types one: a form
+    field, query parameter or JSON value carrying one is refused up front with a 422,
+    instead of failing at the database as a 500 (on SQLite too, so both answer alike)."""
+    found = {name for key, value in [*request.args.items(multi=True),
+                                     *request.form.items(multi=True)]
+             for name in _null_characters(value, key)}
+    if request.is_json:
+        found.update(_null_characters(request.get_json(silent=True)))
+    if found:
+        message = N_("A field holds a null character, which cannot be saved. Remove it and "
+                     "send the form again.")
+        raise ValidationError("null_character", message,
+                              fields={name or "body": message for name in sorted(found)})
 
 
 def db() -> Session:
@@ -68,6 +131,15 @@ def utc_from_form(local: datetime, field: str, timezone: str | None = None) -> d
         message = N_("That time does not exist on that day (the clocks change). "
                      "Choose another time.")
         raise ValidationError("nonexistent_time", message, fields={field: message}) from None
+
+
+def csv_download(rows: Iterable[Sequence[object]], filename: str) -> Response:
+    """A CSV file the browser saves as `filename`; cells people typed must already be
+    `spreadsheet.spreadsheet_text`."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return Response(buffer.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={filename}"})
 
 
 def translate(error: DomainError, message: str | None = None) -> str:
@@ -111,6 +183,16 @@ def apply_to_form(form: FlaskForm, error: DomainError) -> None:
     form.form_errors.extend(unplaced)
 
 
+def refuse_form(form: FlaskForm, error: DomainError) -> None:
+    """A refused form action: undo its writes and show a 422's field messages next to the
+    form the view then renders again; any other refusal (403, 404, 409) and any JSON
+    client get the app's error answer instead."""
+    db().rollback()
+    if error.status != 422 or wants_json():
+        raise error
+    apply_to_form(form, error)
+
+
 def _domain_error(error: DomainError) -> ResponseReturnValue:
     db().rollback()
     log.info("refused %s %s: %s", request.method, request.path, error.code)
@@ -150,7 +232,10 @@ def _server_error(error: Exception) -> ResponseReturnValue:
 
 
 def init_web(app: Flask) -> None:
-    """Register the request session and error handlers."""
+    """Register the request session, error handlers and the id converter (before any
+    route is added)."""
+    app.url_map.converters["int"] = IdConverter
+    app.before_request(_refuse_null_characters)
     app.teardown_appcontext(_close_session)
     app.jinja_env.globals["refusal_message"] = translate
     app.register_error_handler(DomainError, _domain_error)

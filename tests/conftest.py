@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -59,20 +60,30 @@ def _pg_engine() -> Iterator[Engine | None]:
     engine.dispose()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path, _pg_engine: Engine | None) -> Iterator[str]:
-    """A database with the full schema and no rows."""
-    if _pg_engine is None:
-        url = f"sqlite:///{tmp_path / 'test.db'}"
+@contextmanager
+def empty_database(directory: Path, pg_engine: Engine | None) -> Iterator[str]:
+    """A database with the full schema and no rows: a new SQLite file in `directory`,
+    or the PostgreSQL test database, emptied again afterwards."""
+    if pg_engine is None:
+        url = f"sqlite:///{directory / 'test.db'}"
         engine = make_engine(url)
         SQLModel.metadata.create_all(engine)
         engine.dispose()
         yield url
         return
-    yield PG_URL  # type: ignore[misc]
-    tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
-    with _pg_engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    try:
+        yield PG_URL  # type: ignore[misc]
+    finally:
+        tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+        with pg_engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, _pg_engine: Engine | None) -> Iterator[str]:
+    """A database with the full schema and no rows."""
+    with empty_database(tmp_path, _pg_engine) as url:
+        yield url
 
 
 @pytest.fixture
@@ -101,10 +112,19 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
 def session(app: Flask, database_url: str) -> Iterator[Session]:
     """The test's own session.  On SQLite its transactions do not take the write
     lock up front, so a test that reads rows never blocks the app it is driving."""
-    engine = make_engine(database_url, lock_on_begin=False)
-    with Session(engine, expire_on_commit=False) as s:
+    with own_session(database_url) as s:
         yield s
-    engine.dispose()
+
+
+@contextmanager
+def own_session(database_url: str) -> Iterator[Session]:
+    """A session of the test's own (see the `session` fixture)."""
+    engine = make_engine(database_url, lock_on_begin=False)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            yield s
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
@@ -169,6 +189,11 @@ def invite_user(session: Session, owner: User, email: str, role: str = "crew") -
 
 @pytest.fixture
 def world(session: Session) -> World:
+    return make_world(session)
+
+
+def make_world(session: Session) -> World:
+    """Our cluster (coordinator, A with its crew, B; agreement accepted) and a rival one."""
     cluster, coordinator = make_cluster(session, "Valley", "coord@valley.test")
     agreement = agreements.publish_agreement(session, coordinator, terms(), NOW)
     owner_a = invite_member(session, coordinator, "Alpha Lawns", "a@alpha.test")

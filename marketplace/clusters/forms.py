@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -29,6 +28,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from marketplace.clusters.service import SUPPORTED_CURRENCIES, SUPPORTED_LOCALES
 from marketplace.clusters.trades import TRADES
+from marketplace.forms import WebForm
 
 _required = _l("This field is required.")
 UNIT_CHOICES = [("metric", _l("Metric (km, m²)")), ("imperial", _l("Imperial (miles, acres)"))]
@@ -48,26 +48,26 @@ def _locale_choices() -> list[tuple[str, str]]:
     return [(code, locale_display_name(code)) for code in SUPPORTED_LOCALES]
 
 
-class LoginForm(FlaskForm):
+class LoginForm(WebForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
     password = PasswordField(_l("Password"), validators=[DataRequired(_required)])
     remember = BooleanField(_l("Keep me logged in on this device"))
 
 
-class ForgotPasswordForm(FlaskForm):
+class ForgotPasswordForm(WebForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(WebForm):
     password = PasswordField(_l("New password"), validators=[DataRequired(_required)])
 
 
-class SignupForm(FlaskForm):
+class SignupForm(WebForm):
     name = StringField(_l("Your name"), validators=[DataRequired(_required), Length(max=120)])
     password = PasswordField(_l("Choose a password"), validators=[DataRequired(_required)])
 
 
-class ClusterSettingsForm(FlaskForm):
+class ClusterSettingsForm(WebForm):
     cluster_name = StringField(_l("Cluster name"),
                                validators=[DataRequired(_required), Length(max=120)])
     currency = SelectField(_l("Currency"), choices=[(c, c) for c in SUPPORTED_CURRENCIES])
@@ -87,18 +87,18 @@ class StartClusterForm(ClusterSettingsForm):
     password = PasswordField(_l("Choose a password"), validators=[DataRequired(_required)])
 
 
-class MemberInviteForm(FlaskForm):
+class MemberInviteForm(WebForm):
     business_name = StringField(_l("Business name"),
                                 validators=[DataRequired(_required), Length(max=120)])
     email = EmailField(_l("Owner's e-mail"), validators=[DataRequired(_required)])
 
 
-class UserInviteForm(FlaskForm):
+class UserInviteForm(WebForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(_required)])
     role = SelectField(_l("Role"), choices=ROLE_CHOICES)
 
 
-class ProfileForm(FlaskForm):
+class ProfileForm(WebForm):
     name = StringField(_l("Business name"), validators=[DataRequired(_required), Length(max=120)])
     trades = MultiCheckboxField(_l("Trades"), choices=[], validate_choice=False)
     base_lat = FloatField(_l("Base latitude"), validators=[Optional()])
@@ -114,7 +114,7 @@ class ProfileForm(FlaskForm):
         self.trades.choices = [(code, gettext(label)) for code, label in TRADES.items()]
 
 
-class AgreementForm(FlaskForm):
+class AgreementForm(WebForm):
     purpose = TextAreaField(_l("Purpose"), validators=[DataRequired(_required),
                                                        Length(max=2000)])
     scope_overflow_jobs = BooleanField(_l("Overflow jobs"))
@@ -133,20 +133,20 @@ class AgreementForm(FlaskForm):
                                       validators=[DataRequired(_required), Length(max=5000)])
 
 
-class AcceptAgreementForm(FlaskForm):
+class AcceptAgreementForm(WebForm):
     version = HiddenField(validators=[DataRequired(_required)])
     confirm = BooleanField(_l("I have read this version and accept it for my business"),
                            validators=[DataRequired(_l("Tick the box to accept."))])
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(WebForm):
     """A bare form for one-button actions: it carries only the CSRF token."""
 
     confirm = BooleanField(_l("I understand"), validators=[DataRequired(_l("Tick the box to "
                                                                             "confirm."))])
 
 
-class PreferencesForm(FlaskForm):
+class PreferencesForm(WebForm):
     locale = SelectField(_l("Language"))
     timezone = StringField(_l("Time zone (leave empty for the cluster's)"))
     unit_system = SelectField(_l("Units"))
@@ -159,3 +159,9 @@ class PreferencesForm(FlaskForm):
         self.unit_system.choices = [("", gettext("Cluster default")), *UNIT_CHOICES]
 
 
+
+
+class ApiTokenForm(WebForm):
+    """Name a new personal API token (the app or script that will use it)."""
+
+    name = StringField(_l("Token name"), validators=[DataRequired(_required), Length(max=80)])

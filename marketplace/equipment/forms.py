@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
@@ -19,6 +18,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from marketplace.equipment.models import EquipmentKind, RotationPeriod
+from marketplace.forms import WebForm
 
 _required = _l("This field is required.")
 
@@ -34,7 +34,7 @@ WEEKDAYS = (_l("Monday"), _l("Tuesday"), _l("Wednesday"), _l("Thursday"), _l("Fr
             _l("Saturday"), _l("Sunday"))
 
 
-class ListingForm(FlaskForm):
+class ListingForm(WebForm):
     name = StringField(_l("Name"), validators=[DataRequired(_required), Length(max=120)])
     kind = SelectField(_l("Type"), choices=[])
     description = TextAreaField(_l("Description"), validators=[Length(max=4000)])
@@ -65,18 +65,18 @@ class ListingForm(FlaskForm):
         self.kind.choices = [(kind.value, str(label)) for kind, label in KIND_LABELS.items()]
 
 
-class BookingForm(FlaskForm):
+class BookingForm(WebForm):
     starts_at = DateTimeLocalField(_l("From (your local time)"), format="%Y-%m-%dT%H:%M",
                                    validators=[InputRequired(_required)])
     ends_at = DateTimeLocalField(_l("Until (your local time)"), format="%Y-%m-%dT%H:%M",
                                  validators=[InputRequired(_required)])
 
 
-class ReasonForm(FlaskForm):
+class ReasonForm(WebForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(_required), Length(max=500)])
 
 
-class StatusForm(FlaskForm):
+class StatusForm(WebForm):
     status = SelectField(_l("Change to"), choices=[])
     reason = StringField(_l("Reason (told to everyone with a booking)"),
                          validators=[Length(max=300)])
@@ -87,7 +87,7 @@ class StatusForm(FlaskForm):
                                ("retired", gettext("Retired"))]
 
 
-class BlackoutForm(FlaskForm):
+class BlackoutForm(WebForm):
     starts_at = DateTimeLocalField(_l("From (your local time)"), format="%Y-%m-%dT%H:%M",
                                    validators=[InputRequired(_required)])
     ends_at = DateTimeLocalField(_l("Until (your local time)"), format="%Y-%m-%dT%H:%M",
@@ -96,33 +96,33 @@ class BlackoutForm(FlaskForm):
                          validators=[DataRequired(_required), Length(max=300)])
 
 
-class CheckOutForm(FlaskForm):
+class CheckOutForm(WebForm):
     meter = FloatField(_l("Hour meter"), validators=[Optional()])
     note = TextAreaField(_l("Condition"), validators=[Length(max=1000)])
     photo = FileField(_l("Photo (optional)"))
 
 
-class ReturnForm(FlaskForm):
+class ReturnForm(WebForm):
     meter = FloatField(_l("Hour meter"), validators=[Optional()])
     note = TextAreaField(_l("Condition and anything to report"), validators=[Length(max=1000)])
 
 
-class CloseForm(FlaskForm):
+class CloseForm(WebForm):
     damage = StringField(_l("Damage fee (0 if none)"), default="0")
     damage_note = TextAreaField(_l("What was damaged"), validators=[Length(max=1000)])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(WebForm):
     """One-button actions (approve, release, accept): the CSRF token is the whole form."""
 
 
-class PlanForm(FlaskForm):
+class PlanForm(WebForm):
     period = SelectField(_l("Each co-owner holds it for"), choices=[
         (RotationPeriod.WEEK.value, _l("a week")), (RotationPeriod.DAY.value, _l("a day"))])
     starts_on = DateField(_l("Starting on"), validators=[InputRequired(_required)])
 
 
-class SwapForm(FlaskForm):
+class SwapForm(WebForm):
     offered_id = SelectField(_l("Your period"), choices=[], validate_choice=False)
     wanted_id = SelectField(_l("Their period"), choices=[], validate_choice=False)
 

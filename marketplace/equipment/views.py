@@ -54,11 +54,26 @@ from marketplace.equipment.forms import (
     weekly_hours_field_names,
 )
 from marketplace.equipment.models import Booking, Equipment
-from marketplace.equipment.photos import MEDIA_TYPES, is_stored_name, store_photo
+from marketplace.equipment.photos import (
+    MEDIA_TYPES,
+    Rendition,
+    display_copy,
+    is_stored_name,
+    store_photo,
+)
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import first_weekday, select_timezone
 from marketplace.ratelimits import claim_limit
-from marketplace.web import apply_to_form, db, money_from_form, utc_from_form, viewer, wants_json
+from marketplace.web import (
+    apply_to_form,
+    db,
+    form_id,
+    money_from_form,
+    refuse_form,
+    utc_from_form,
+    viewer,
+    wants_json,
+)
 
 bp = Blueprint("equipment", __name__, url_prefix="/equipment")
 feed_bp = Blueprint("calendar_feed", __name__)
@@ -78,7 +93,15 @@ def _labels() -> dict[str, Any]:
         "booking_status_label": lambda s: _(BOOKING_STATUS_LABELS.get(s, s)),
         "listing_status_label": lambda s: _(LISTING_STATUS_LABELS.get(s, s)),
         "kind_label": lambda k: str(KIND_LABELS.get(k, k)),
+        "photo_shown": _photo_shown,
     }
+
+
+def _photo_shown(name: str | None) -> Rendition | None:
+    """What a page shows for a stored photo (its pixel size reserves the space), if any."""
+    if not name or not is_stored_name(name):
+        return None
+    return display_copy(_photo_dir(), name)
 
 
 @bp.before_request
@@ -125,7 +148,7 @@ def _percent_to_bp(text: str, field: str) -> int:
         value = Decimal((text or "0").strip().replace(",", "."))
     except InvalidOperation:
         raise ValidationError("invalid_percent", message, fields={field: message}) from None
-    basis_points = value * 100
+    basis_points = value * 100 if value.is_finite() else Decimal(-1)
     if basis_points != basis_points.to_integral_value() or not 0 <= basis_points <= 10_000:
         raise ValidationError("invalid_percent", message, fields={field: message})
     return int(basis_points)
@@ -135,7 +158,7 @@ def _minutes(text: str) -> int | None:
     if not text:
         return None
     hours, _sep, minutes = text.partition(":")
-    if not (hours.isdigit() and minutes.isdigit()):
+    if not (hours.isascii() and hours.isdigit() and minutes.isascii() and minutes.isdigit()):
         return None
     return int(hours) * 60 + int(minutes)
 
@@ -224,13 +247,6 @@ def _listing_page(form: ListingForm, title: str, status: int = 200, **extra: Any
                            hours=extra.pop("hours", None) or _hours_rows(), **extra), status
 
 
-def _refused(form: Any, error: DomainError) -> None:
-    db().rollback()
-    if error.status != 422:
-        raise error
-    apply_to_form(form, error)
-
-
 @bp.route("/new", methods=["GET", "POST"])
 def new() -> ResponseReturnValue:
     user = viewer()
@@ -245,7 +261,7 @@ def new() -> ResponseReturnValue:
             photo = _uploaded_photo(form.photo)
             machine = listings.list_machine(db(), user, draft, utcnow(), photo)
         except DomainError as error:
-            _refused(form, error)
+            refuse_form(form, error)
             return _listing_page(form, _("List a machine"), 422)
         flash(_("Machine listed. Members of the cluster can book it now."))
         return redirect(url_for("equipment.detail", equipment_id=machine.id))
@@ -270,7 +286,7 @@ def new_co_owned() -> ResponseReturnValue:
             photo = _uploaded_photo(form.photo)
             machine = listings.record_co_owned(db(), user, draft, shares, utcnow(), photo)  # type: ignore[arg-type]
         except DomainError as error:
-            _refused(form, error)
+            refuse_form(form, error)
             return _listing_page(form, _("Record a co-owned machine"), 422, members=members)
         flash(_("Co-owned machine recorded."))
         return redirect(url_for("equipment.detail", equipment_id=machine.id))
@@ -297,7 +313,7 @@ def edit(equipment_id: int) -> ResponseReturnValue:
             photo = _uploaded_photo(form.photo)
             listings.update_listing(db(), user, equipment_id, draft, photo)
         except DomainError as error:
-            _refused(form, error)
+            refuse_form(form, error)
             return _listing_page(form, _("Change the listing"), 422, hours=hours,
                                  machine=machine)
         flash(_("Listing saved. Existing bookings keep their terms."))
@@ -366,8 +382,15 @@ def photo(equipment_id: int) -> ResponseReturnValue:
 
 
 def _send_photo(name: str) -> Response:
-    extension = name.rsplit(".", 1)[-1]
-    response = send_from_directory(_photo_dir(), name, mimetype=MEDIA_TYPES[extension])
+    """The smaller copy pages show; the photo as it was sent with `?size=full`."""
+    if request.args.get("size") == "full":
+        path, media_type = _photo_dir() / name, MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+    else:
+        shown = display_copy(_photo_dir(), name)
+        if shown is None:
+            abort(404)
+        path, media_type = shown.path, shown.media_type
+    response = send_from_directory(path.parent, path.name, mimetype=media_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -412,7 +435,7 @@ def change_status(equipment_id: int) -> ResponseReturnValue:
         listings.set_status(db(), viewer(), equipment_id, form.status.data or "",
                             form.reason.data or "", utcnow())
     except DomainError as error:
-        _refused(form, error)
+        refuse_form(form, error)
         return render_template("equipment/detail.html",
                                **_detail_context(equipment_id, status_form=form)), 422
     flash(_("Listing status changed. Anyone whose booking was cancelled has been told."))
@@ -430,7 +453,7 @@ def add_blackout(equipment_id: int) -> ResponseReturnValue:
                               utc_from_form(form.ends_at.data, "ends_at"),  # type: ignore[arg-type]
                               form.reason.data or "", utcnow())
     except DomainError as error:
-        _refused(form, error)
+        refuse_form(form, error)
         return render_template("equipment/detail.html",
                                **_detail_context(equipment_id, blackout_form=form)), 422
     flash(_("Blackout added. Bookings inside it were cancelled and their bookers told."))
@@ -528,10 +551,7 @@ def _booking_done(booking_id: int, message: str) -> ResponseReturnValue:
 
 def _booking_refused(booking_id: int, form_name: str, form: Any, error: DomainError
                      ) -> ResponseReturnValue:
-    if wants_json():
-        db().rollback()
-        raise error
-    _refused(form, error)
+    refuse_form(form, error)
     return render_template("equipment/booking.html",
                            **_booking_context(booking_id, **{form_name: form})), 422
 
@@ -648,7 +668,7 @@ def create_plan(equipment_id: int) -> ResponseReturnValue:
         rotation.create_plan(db(), viewer(), equipment_id, form.period.data or "",
                              form.starts_on.data, utcnow())  # type: ignore[arg-type]
     except DomainError as error:
-        _refused(form, error)
+        refuse_form(form, error)
         return render_template("equipment/rotation.html",
                                **_rotation_context(equipment_id, plan_form=form)), 422
     flash(_("Rotation planned for the next periods."))
@@ -665,12 +685,11 @@ def release(custody_id: int) -> ResponseReturnValue:
 @bp.route("/<int:equipment_id>/swaps", methods=["POST"])
 def request_swap(equipment_id: int) -> ResponseReturnValue:
     form = SwapForm()
-    offered = int(form.offered_id.data) if (form.offered_id.data or "").isdigit() else -1
-    wanted = int(form.wanted_id.data) if (form.wanted_id.data or "").isdigit() else -1
+    offered, wanted = form_id(form.offered_id.data) or -1, form_id(form.wanted_id.data) or -1
     try:
         rotation.request_swap(db(), viewer(), offered, wanted, utcnow())
     except DomainError as error:
-        _refused(form, error)
+        refuse_form(form, error)
         return render_template("equipment/rotation.html",
                                **_rotation_context(equipment_id, swap_form=form)), 422
     flash(_("Swap requested. It happens when the other co-owner accepts."))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -21,11 +20,12 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from marketplace.clusters.forms import MultiCheckboxField
 from marketplace.clusters.trades import TRADES
+from marketplace.forms import WebForm
 
 _required = _l("This field is required.")
 
 
-class JobForm(FlaskForm):
+class JobForm(WebForm):
     title = StringField(_l("Title"), validators=[DataRequired(_required), Length(max=120)])
     description = TextAreaField(_l("What needs doing"), validators=[Length(max=4000)])
     trades = MultiCheckboxField(_l("Trades needed"), choices=[], validate_choice=False)
@@ -55,27 +55,27 @@ class JobForm(FlaskForm):
         self.trades.choices = [(code, gettext(label)) for code, label in TRADES.items()]
 
 
-class BidForm(FlaskForm):
+class BidForm(WebForm):
     price = StringField(_l("Your price"), validators=[DataRequired(_required)])
     crew_size = IntegerField(_l("Crew size"), validators=[InputRequired(_required)])
     earliest_start = DateField(_l("Earliest start"), validators=[InputRequired(_required)])
     note = TextAreaField(_l("Note to the poster"), validators=[Length(max=1000)])
 
 
-class CancelForm(FlaskForm):
+class CancelForm(WebForm):
     reason = StringField(_l("Why is the job cancelled?"),
                          validators=[DataRequired(_required), Length(max=500)])
 
 
-class ActionForm(FlaskForm):
+class ActionForm(WebForm):
     """One-button actions (claim, confirm, submit): the CSRF token is the whole form."""
 
 
-class AwardForm(FlaskForm):
+class AwardForm(WebForm):
     bid_id = HiddenField(validators=[DataRequired(_required)])
 
 
-class RateForm(FlaskForm):
+class RateForm(WebForm):
     ratee_member_id = HiddenField(validators=[DataRequired(_required)])
     score = SelectField(_l("Rating"), choices=[(str(n), "★" * n) for n in range(5, 0, -1)])
     on_time = BooleanField(_l("Finished on time"))

@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import select
 
-from marketplace.clusters.models import Member, User
+from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
@@ -33,14 +33,15 @@ from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
 from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobStatus
-from marketplace.jobs.visibility import Viewer, bids_for, contract_member_ids, job_for
+from marketplace.jobs.visibility import bids_for, contract_member_ids, job_for, viewer_of
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
-    apply_to_form,
     db,
+    form_id,
     money_from_form,
+    refuse_form,
     translate,
     utc_from_form,
     viewer,
@@ -67,11 +68,6 @@ def _require_login() -> None:
     """Job pages are for logged-in people only."""
 
 
-def _barrier_viewer(user: User) -> Viewer:
-    return Viewer(member_id=user.member_id, cluster_id=user.cluster_id,
-                  is_coordinator=user.is_coordinator)
-
-
 def _money(text: str, field: str) -> int:
     """An amount in the viewer's cluster currency."""
     return money_from_form(text, field, get_cluster(db(), viewer()).currency)
@@ -86,7 +82,7 @@ def board() -> ResponseReturnValue:
     order = "nearest" if request.args.get("order") == "nearest" else "newest"
     rows = service.board(db(), user, utcnow(), trade if trade in TRADES else None, order)
     member = db().get(Member, user.member_id)
-    cards = [job_for(db(), _barrier_viewer(user), job, member) for job, _d in rows]
+    cards = [job_for(db(), viewer_of(user), job, member) for job, _d in rows]
     if wants_json():
         return jsonify({"jobs": cards})
     return render_template("jobs/board.html", cards=cards, trades=TRADES, trade=trade,
@@ -97,12 +93,8 @@ def board() -> ResponseReturnValue:
 @bp.route("/cluster")
 def cluster_jobs() -> ResponseReturnValue:
     """Coordinators see the cluster's jobs and their state, never bids or customers."""
-    from marketplace.jobs.models import OverflowJob
-
     user = viewer()
-    jobs = db().exec(select(OverflowJob).where(OverflowJob.cluster_id == user.cluster_id)
-                     .order_by(OverflowJob.id.desc()).limit(200))  # type: ignore[union-attr]
-    cards = [job_for(db(), _barrier_viewer(user), job) for job in jobs]
+    cards = [job_for(db(), viewer_of(user), job) for job in service.cluster_jobs(db(), user)]
     return render_template("jobs/cluster.html", cards=cards, trades=TRADES)
 
 
@@ -128,10 +120,7 @@ def post() -> ResponseReturnValue:
                 closes_at=closes_at)
             job = service.post_job(db(), user, draft, utcnow())
         except DomainError as error:
-            if error.status != 422:
-                raise
-            db().rollback()
-            apply_to_form(form, error)
+            refuse_form(form, error)
             return render_template("jobs/post.html", form=form), 422
         flash(_("Job posted. Eligible partners have been notified."))
         return redirect(url_for("jobs.detail", job_id=job.id))
@@ -157,8 +146,8 @@ def _detail_context(job_id: int) -> dict[str, Any]:
     partners = ([m for m in list_members(session, user)
                  if m.id not in (job.poster_member_id, member.id)] if member else [])
     return {
-        "job": job_for(session, _barrier_viewer(user), job, member),
-        "bids": bids_for(session, _barrier_viewer(user), job),
+        "job": job_for(session, viewer_of(user), job, member),
+        "bids": bids_for(session, viewer_of(user), job),
         "reasons": [translate(reason_as_error(r)) for r in reasons],
         "is_poster": is_poster, "is_party": member is not None and member.id in parties,
         "my_bid": my_bid, "names": names, "trades": TRADES, "member": member,
@@ -204,11 +193,8 @@ def _json_state(job_id: int) -> dict[str, Any]:
 
 def _form_refused(job_id: int, form_name: str, form: Any, error: DomainError
                   ) -> ResponseReturnValue:
-    db().rollback()
-    if wants_json() or error.status != 422:
-        raise error
+    refuse_form(form, error)
     context = _detail_context(job_id)
-    apply_to_form(form, error)
     context[form_name] = form
     return render_template("jobs/detail.html", **context), 422
 
@@ -260,11 +246,13 @@ def _shares_from_form() -> dict[int, int]:
     for key, raw in request.form.items():
         if not key.startswith("share-") or not raw.strip():
             continue
+        member_id = form_id(key.removeprefix("share-"))
         try:
-            member_id = int(key.removeprefix("share-"))
             percent = Decimal(raw.strip().replace(",", "."))
-        except (ValueError, InvalidOperation):
-            raise ValidationError("invalid_shares", message, fields={"shares": message}) from None
+        except InvalidOperation:
+            percent = Decimal("NaN")
+        if member_id is None or not percent.is_finite():
+            raise ValidationError("invalid_shares", message, fields={"shares": message})
         basis_points = percent * 100
         if basis_points != basis_points.to_integral_value():
             raise ValidationError("invalid_shares", message, fields={"shares": message})
@@ -290,8 +278,7 @@ def submit_joint(bid_id: int) -> ResponseReturnValue:
 @bp.route("/<int:job_id>/award", methods=["POST"])
 def award(job_id: int) -> ResponseReturnValue:
     form = AwardForm()
-    bid_id = int(form.bid_id.data) if (form.bid_id.data or "").isdigit() else -1
-    bidding.award_bid(db(), viewer(), job_id, bid_id, utcnow())
+    bidding.award_bid(db(), viewer(), job_id, form_id(form.bid_id.data) or -1, utcnow())
     return _after_action(job_id, _("Job awarded. The winners can now see the customer's "
                                    "details."))
 
@@ -321,8 +308,8 @@ def confirm(job_id: int) -> ResponseReturnValue:
 @bp.route("/<int:job_id>/rate", methods=["POST"])
 def rate(job_id: int) -> ResponseReturnValue:
     form = RateForm()
-    ratee = int(form.ratee_member_id.data) if (form.ratee_member_id.data or "").isdigit() else -1
-    score = int(form.score.data) if (form.score.data or "").isdigit() else 0
+    ratee = form_id(form.ratee_member_id.data) or -1
+    score = form_id(form.score.data) or 0
     try:
         completion.rate(db(), viewer(), job_id, ratee, score, bool(form.on_time.data),
                         form.comment.data or "", utcnow())

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length
+
+from marketplace.forms import WebForm
 
 _required = _l("This field is required.")
 
 
-class AdjustmentForm(FlaskForm):
+class AdjustmentForm(WebForm):
     member_id = SelectField(_l("Member"), choices=[], validate_choice=False)
     direction = RadioField(_l("Direction"), default="credit", choices=[
         ("credit", _l("Credit the member")), ("charge", _l("Charge the member"))])
@@ -19,5 +20,5 @@ class AdjustmentForm(FlaskForm):
                          validators=[DataRequired(_required), Length(max=300)])
 
 
-class ApproveForm(FlaskForm):
+class ApproveForm(WebForm):
     """Draft and approve buttons: the CSRF token is the whole form."""

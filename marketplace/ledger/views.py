@@ -7,13 +7,10 @@ totals, because settling the month is its job, and any member's statement.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -39,8 +36,16 @@ from marketplace.i18n import when
 from marketplace.ledger import connect, payments, service, settlement
 from marketplace.ledger.forms import AdjustmentForm, ApproveForm
 from marketplace.ledger.models import EntrySource, LedgerEntry
-from marketplace.money import minor_digits
-from marketplace.web import apply_to_form, db, money_from_form, viewer
+from marketplace.money import plain_decimal
+from marketplace.spreadsheet import spreadsheet_text
+from marketplace.web import (
+    csv_download,
+    db,
+    form_id,
+    money_from_form,
+    refuse_form,
+    viewer,
+)
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
 
@@ -76,7 +81,7 @@ def _names(user: User) -> dict[int | None, str]:
 def _statement_member(user: User) -> Member:
     """Whose statement: a member's own; the coordinator picks one with ?member=."""
     if user.is_coordinator:
-        member_id = request.args.get("member", type=int)
+        member_id = form_id(request.args.get("member"))
         if member_id is None:
             abort(404)
         return get_member(db(), user, member_id)
@@ -179,37 +184,20 @@ def signed_amount(entry: LedgerEntry, member_id: int) -> int:
 def statement_csv(month: str) -> ResponseReturnValue:
     context = _statement_context(_month(month))
     member, cluster, names = context["member"], context["cluster"], context["names"]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([_("Date"), _("What"), _("With"), _("Note"),
-                     _("Amount (%(currency)s)", currency=cluster.currency)])
+    rows: list[list[str]] = [[_("Date"), _("What"), _("With"), _("Note"),
+                              _("Amount (%(currency)s)", currency=cluster.currency)]]
     for entry in context["entries"]:
         other = entry.payer_member_id if entry.payee_member_id == member.id \
             else entry.payee_member_id
         amount = signed_amount(entry, member.id)
-        writer.writerow([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
-                         _cell(names.get(other, "")), _cell(entry.memo),
-                         _plain(amount, cluster.currency)])
+        rows.append([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
+                     spreadsheet_text(names.get(other, "")), spreadsheet_text(entry.memo),
+                     plain_decimal(amount, cluster.currency)])
     net = context["net"]
-    writer.writerow([])
-    writer.writerow([_("Net for the month"), "", "", "",
-                     _plain(net.net if net else 0, cluster.currency)])
-    filename = f"statement-{context['month']}-{member.id}.csv"
-    return Response(buffer.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={filename}"})
-
-
-def _cell(text: str) -> str:
-    """User-typed text for a spreadsheet: a leading = + - @ would run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-def _plain(minor: int, currency: str) -> str:
-    """An amount as a plain signed decimal a spreadsheet reads in any locale (e.g. -12.50)."""
-    digits = minor_digits(currency)
-    sign = "-" if minor < 0 else ""
-    whole, part = divmod(abs(minor), 10 ** digits)
-    return f"{sign}{whole}.{part:0{digits}d}" if digits else f"{sign}{whole}"
+    rows.append([])
+    rows.append([_("Net for the month"), "", "", "",
+                 plain_decimal(net.net if net else 0, cluster.currency)])
+    return csv_download(rows, f"statement-{context['month']}-{member.id}.csv")
 
 
 @bp.route("/<month>/draft", methods=["POST"])
@@ -234,13 +222,10 @@ def add_adjustment(month: str) -> ResponseReturnValue:
         amount = money_from_form(form.amount.data or "", "amount", cluster.currency)
         if form.direction.data == "charge":
             amount = -amount
-        settlement.add_adjustment(db(), viewer(), month, int(form.member_id.data or 0),
+        settlement.add_adjustment(db(), viewer(), month, form_id(form.member_id.data) or 0,
                                   amount, form.reason.data or "", utcnow())
     except DomainError as error:
-        db().rollback()
-        if error.status != 422:
-            raise
-        apply_to_form(form, error)
+        refuse_form(form, error)
         return render_template("ledger/settlement.html",
                                **_month_context(month, adjustment_form=form)), 422
     flash(_("Adjustment recorded."))
@@ -251,9 +236,9 @@ def add_adjustment(month: str) -> ResponseReturnValue:
 def approve(month: str) -> ResponseReturnValue:
     ApproveForm().validate_on_submit()
     month = _month(month)
-    references = {int(key.removeprefix("reference-")): value
-                  for key, value in request.form.items()
-                  if key.startswith("reference-") and key.removeprefix("reference-").isdigit()}
+    references = {settlement_id: value for key, value in request.form.items()
+                  if key.startswith("reference-")
+                  and (settlement_id := form_id(key.removeprefix("reference-"))) is not None}
     settlement.approve(db(), viewer(), month, references, utcnow(),
                        by_stripe=bool(current_app.config.get("STRIPE_SECRET_KEY")))
     flash(_("Month approved and locked. Members have been told their statements are ready."))

@@ -59,9 +59,22 @@ def on_connect(auth: Any = None) -> bool:
 
 
 @socketio.on("replay")
-def on_replay(data: Any = None) -> dict[str, Any]:
-    """Explicit catch-up: {"last_id": n} -> every newer notification, then the count."""
+def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
+    """Explicit catch-up: {"last_id": n} -> every newer notification, then the count.
+
+    Any other first argument is refused with a hint; further arguments are ignored
+    (a client decides how many it sends, and a handler that cannot take them would
+    fail instead of answering)."""
     after = _last_seen(data)
     if not current_user.is_authenticated or after is None:
         return {"error": "send {\"last_id\": <int>}"}
     return {"replayed": _replay(after)}
+
+
+@socketio.on_error_default
+def on_error(error: Exception) -> dict[str, str]:
+    """A handler that failed all the same: logged and rolled back, and the client gets
+    an answer instead of silence (the socket counterpart of the 500 page)."""
+    log.exception("socket event failed: %s", error)
+    db().rollback()
+    return {"error": "server_error"}

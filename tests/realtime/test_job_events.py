@@ -8,8 +8,6 @@ on reconnect; payloads never carry what the barrier hides.
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any
 
 import requests
 import socketio
@@ -19,26 +17,7 @@ from sqlmodel import Session
 from marketplace.db import utcnow
 from tests.conftest import PASSWORD, World
 from tests.jobs.conftest import ADDRESS, CUSTOMER_NAME, SITE, give_profile
-from tests.live import live_server, logged_in_cookie, socket_client
-
-
-class Inbox:
-    """Collects every event a client receives, with a way to wait for one kind."""
-
-    def __init__(self, client: socketio.Client) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self._arrived = threading.Condition()
-        client.on("*", self._on_any)
-
-    def _on_any(self, kind: str, data: dict[str, Any]) -> None:
-        with self._arrived:
-            self.events.append((kind, data))
-            self._arrived.notify_all()
-
-    def wait_for(self, kind: str, timeout: float = 5) -> dict[str, Any] | None:
-        with self._arrived:
-            self._arrived.wait_for(lambda: any(k == kind for k, _ in self.events), timeout)
-            return next((d for k, d in self.events if k == kind), None)
+from tests.live import Inbox, live_server, logged_in_cookie, socket_client
 
 
 def _post_job(base: str, cookie: str, title: str) -> int:
