@@ -8,22 +8,31 @@ hold a state the product itself could not reach.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
+from marketplace.dashboard.periods import months_back, next_month
 from marketplace.equipment import booking, listings, rotation
-from marketplace.equipment.models import EquipmentKind, RotationPeriod
-from marketplace.jobs.bidding import BidTerms, place_bid
+from marketplace.equipment.models import Equipment, EquipmentKind, RotationPeriod
+from marketplace.events import mark_all_read
+from marketplace.jobs.bidding import BidTerms, award_bid, close_window, place_bid
 from marketplace.jobs.completion import confirm_completion, rate, report_done
 from marketplace.jobs.models import JobMode
-from marketplace.jobs.service import JobDraft, claim_job, post_job
+from marketplace.jobs.service import JobDraft, cancel_job, claim_job, post_job
+from marketplace.ledger.settlement import approve, current_month, draft_for
 
 DEMO_CLUSTER = "Valley Green Cooperative"
 DEMO_PASSWORD = "valley-green-demo"
 COORDINATOR_EMAIL = "coordinator@valleygreen.example"
+VALLEY_TIME = ZoneInfo("America/Toronto")
+HISTORY_MONTHS = 6
+#: The owned machines were listed this long ago: before the first history month began.
+HISTORY_DAYS = (HISTORY_MONTHS + 1) * 31 + 7
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,10 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
             certifications="",
         ))
         agreements.accept_agreement(session, owner, agreement.version, now)
+    grinder, excavator = _list_machines(session, now - timedelta(days=HISTORY_DAYS))
+    _seed_history(session, coordinator, grinder.id, excavator.id, now)  # type: ignore[arg-type]
     _seed_jobs(session, now)
-    _seed_equipment(session, coordinator, now)
+    _seed_equipment(session, coordinator, grinder.id, now)  # type: ignore[arg-type]
     return True
 
 
@@ -145,15 +156,22 @@ def _machine(name: str, kind: EquipmentKind, locality: str, hour: int, day: int,
     return listings.ListingDraft(**base)  # type: ignore[arg-type]
 
 
-def _seed_equipment(session: Session, coordinator: User, now: datetime) -> None:
-    """A machine each of two firms owns, one the cluster co-owns and rotates, a booking."""
-    maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
+def _list_machines(session: Session, listed_at: datetime) -> tuple[Equipment, Equipment]:
+    """The two machines members own outright, listed months ago (they have a history)."""
+    hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[1:3])
     grinder = listings.list_machine(session, laurentide, _machine(
         "Vermeer SC30TX stump grinder", EquipmentKind.STUMP_GRINDER, "Gatineau yard",
-        45_00, 280_00, description="Tracked, fits through a 36-inch gate."), now)
-    listings.list_machine(session, hernandez, _machine(
+        45_00, 280_00, description="Tracked, fits through a 36-inch gate."), listed_at)
+    excavator = listings.list_machine(session, hernandez, _machine(
         "Bobcat E35 mini excavator", EquipmentKind.MINI_EXCAVATOR, "Nepean yard", 85_00,
-        520_00, needs_approval=True, buffer_minutes=60), now)
+        520_00, needs_approval=True, buffer_minutes=60), listed_at)
+    return grinder, excavator
+
+
+def _seed_equipment(session: Session, coordinator: User, grinder_id: int, now: datetime
+                    ) -> None:
+    """The machine the cluster co-owns and rotates, and a booking of the grinder."""
+    maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
     skid = listings.record_co_owned(session, coordinator, _machine(
         "Kubota SVL75 skid steer (co-owned)", EquipmentKind.SKID_STEER, "Cooperative shed",
         70_00, 420_00, hours=tuple(listings.WeeklyHours(d, 0, 1440) for d in range(7))),
@@ -163,8 +181,109 @@ def _seed_equipment(session: Session, coordinator: User, now: datetime) -> None:
                          now.date(), now)
     monday = now.date() + timedelta(days=7 - now.weekday())
     starts = datetime.combine(monday, datetime.min.time()).replace(hour=13)  # 08:00/09:00 Toronto
-    booking.book(session, maple, grinder.id, starts.replace(tzinfo=now.tzinfo),  # type: ignore[arg-type]
+    booking.book(session, maple, grinder_id, starts.replace(tzinfo=now.tzinfo),
                  starts.replace(tzinfo=now.tzinfo) + timedelta(hours=4), now)
+
+
+def _weekday(month: str, number: int) -> date:
+    """The `number`-th working day (Monday to Friday, from 0) of a YYYY-MM month."""
+    day = date(int(month[:4]), int(month[5:7]), 1)
+    while day.weekday() > 4 or number:
+        number -= day.weekday() <= 4
+        day += timedelta(days=1)
+    return day
+
+
+def _at(day: date, hour: int) -> datetime:
+    """A wall-clock hour in the valley, as the aware instant the services take."""
+    return datetime.combine(day, time(hour), tzinfo=VALLEY_TIME).astimezone(UTC)
+
+
+def _seed_history(session: Session, coordinator: User, grinder_id: int, excavator_id: int,
+                  now: datetime) -> None:
+    """Six months of cooperation for the dashboard, each step at its own moment.
+
+    Every month: Maple hands a planting job to Laurentide and Hernández awards a
+    drainage job to Ottawa Valley Excavating by bid (both done, confirmed and
+    rated, except last month's bid job, still under way); every other month
+    Laurentide hands fencing to Green Fence; twice a paving job finds nobody and
+    once a job is cancelled.  Maple books the grinder a few times a month, Green
+    Fence the excavator (Hernández approves).  Months are settled up to the one
+    before the demo's finished job (32 days ago), so the coordinator still has a
+    month to settle.  Everything here is history, so its notifications are marked
+    read; the demo's current jobs and booking, seeded afterwards, stay unread.
+    """
+    maple, hernandez, laurentide, excavating, fence = (_owner(session, f.email) for f in FIRMS)
+    cluster = service.get_cluster(session, coordinator)
+    current = current_month(cluster, now)
+    keep_open = current_month(cluster, now - timedelta(days=32))  # and the months after
+    for back in range(HISTORY_MONTHS, 0, -1):
+        month = months_back(current, back)
+        day = partial(_weekday, month)
+        value = 1_800_00 + back * 150_00
+        handed = post_job(session, maple, _history_draft(
+            "Perennial beds for a townhouse row", ("planting",), value, day(6), day(8)),
+            _at(day(1), 9))
+        claim_job(session, laurentide, handed.id, _at(day(1), 15))  # type: ignore[arg-type]
+        report_done(session, laurentide, handed.id, _at(day(8), 17))  # type: ignore[arg-type]
+        confirm_completion(session, maple, handed.id, _at(day(9), 8))  # type: ignore[arg-type]
+        rate(session, maple, handed.id, laurentide.member_id, 4 + back % 2,  # type: ignore[arg-type]
+             back != 3, "", _at(day(9), 9))
+        rate(session, laurentide, handed.id, maple.member_id, 5, True, "",  # type: ignore[arg-type]
+             _at(day(9), 10))
+        window = post_job(session, hernandez, _history_draft(
+            "French drain along a parking lot", ("drainage",), 9_500_00 + back * 700_00,
+            day(10), day(14), mode=JobMode.BID_WINDOW.value, closes_at=_at(day(3), 17)),
+            _at(day(2), 9))
+        bid = place_bid(session, excavating, window.id, BidTerms(  # type: ignore[arg-type]
+            8_900_00 + back * 600_00, 3, day(10)), _at(day(2), 14))
+        close_window(session, window.id, _at(day(3), 17))  # type: ignore[arg-type]
+        award_bid(session, hernandez, window.id, bid.id, _at(day(4), 9))  # type: ignore[arg-type]
+        if back > 1:
+            report_done(session, excavating, window.id, _at(day(14), 17))  # type: ignore[arg-type]
+            confirm_completion(session, hernandez, window.id, _at(day(15), 9))  # type: ignore[arg-type]
+            rate(session, hernandez, window.id, excavating.member_id, 3 + back % 3,  # type: ignore[arg-type]
+                 back % 2 == 0, "", _at(day(15), 10))
+        if back % 2 == 0:
+            fencing = post_job(session, laurentide, _history_draft(
+                "Cedar privacy fence, 40 m", ("fencing",), 3_200_00, day(9), day(11)),
+                _at(day(5), 9))
+            claim_job(session, fence, fencing.id, _at(day(5), 11))  # type: ignore[arg-type]
+            report_done(session, fence, fencing.id, _at(day(11), 17))  # type: ignore[arg-type]
+            confirm_completion(session, laurentide, fencing.id, _at(day(12), 9))  # type: ignore[arg-type]
+        if back in (5, 2):
+            post_job(session, fence, _history_draft(
+                "Interlock driveway, 60 m²", ("paving",), 2_600_00, day(12), day(13)),
+                _at(day(7), 9))
+        if back == 3:
+            dropped = post_job(session, maple, _history_draft(
+                "Irrigation for a sports field", ("irrigation",), 5_400_00, day(16), day(18)),
+                _at(day(7), 9))
+            cancel_job(session, maple, dropped.id, "The customer postponed to next year.",  # type: ignore[arg-type]
+                       _at(day(8), 9))
+        for slot in range(2 + back % 3):
+            booking.book(session, maple, grinder_id, _at(day(3 + 4 * slot), 8),
+                         _at(day(3 + 4 * slot), 12 + slot), _at(day(0), 9))
+        request = booking.book(session, fence, excavator_id, _at(day(16), 7),
+                               _at(day(16), 15), _at(day(0), 10))
+        booking.approve(session, hernandez, request.id, _at(day(0), 16))  # type: ignore[arg-type]
+        if month < keep_open:
+            settled_on = _at(_weekday(next_month(month), 0), 10)
+            draft_for(session, coordinator, month, settled_on)
+            approve(session, coordinator, month, {}, settled_on)
+    for user in demo_logins(session):
+        mark_all_read(session, user.id, now)  # type: ignore[arg-type]
+
+
+def _history_draft(title: str, trades: tuple[str, ...], value: int, starts: date, ends: date,
+                   **fields: object) -> JobDraft:
+    base: dict[str, object] = dict(
+        title=title, description="", trades=trades, site_lat=45.41, site_lng=-75.70,
+        locality="Centretown, Ottawa", address="310 Bank St", customer_name="M. Okafor",
+        customer_contact="613-555-0187", crew_days=3, starts_on=starts, ends_on=ends,
+        value_minor=value, mode=JobMode.HANDOFF.value)
+    base.update(fields)
+    return JobDraft(**base)  # type: ignore[arg-type]
 
 
 def demo_logins(session: Session) -> list[User]:

@@ -1,0 +1,67 @@
+"""Whose figures a viewer may see on the dashboard: the one place that decides.
+
+The coordinator runs the cluster: it sees the cluster's totals and every
+member's figures.  A member's people (owners and crew) see the cluster's
+totals and their own business's figures, never another member's revenue,
+fees or ratings (DESIGN rule 5): asking for another member of the cluster is
+refused, and an id from another cluster looks exactly like one that does not
+exist.  Every page and CSV of the dashboard gets its scope from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from marketplace.clusters.models import Cluster, Member, User
+from marketplace.clusters.service import acting_member, get_cluster, get_member, list_members
+from marketplace.errors import N_, Forbidden, ValidationError
+
+#: The member filter's value for the cluster's totals.
+CLUSTER = "cluster"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The cluster, the member whose figures are shown (None: the cluster's totals),
+    and the members the viewer may choose from."""
+
+    cluster: Cluster
+    member: Member | None
+    choices: tuple[Member, ...]
+    sees_every_member: bool
+
+    @property
+    def cluster_id(self) -> int:
+        assert self.cluster.id is not None
+        return self.cluster.id
+
+    @property
+    def member_id(self) -> int | None:
+        return self.member.id if self.member is not None else None
+
+
+def _member_id(text: str) -> int:
+    if not text.isdigit():
+        message = N_("Choose the whole cluster or a member from the list.")
+        raise ValidationError("invalid_member", message, fields={"member": message})
+    return int(text)
+
+
+def scope_for(session: Session, viewer: User, member: str | None) -> Scope:
+    """The scope `viewer` asked for with the member filter (`member`: None or blank for
+    the default, CLUSTER for the totals, or a member id)."""
+    cluster = get_cluster(session, viewer)
+    wanted = (member or "").strip()
+    if viewer.is_coordinator:
+        chosen = None if wanted in ("", CLUSTER) else \
+            get_member(session, viewer, _member_id(wanted))
+        return Scope(cluster, chosen, tuple(list_members(session, viewer)), True)
+    own = acting_member(session, viewer)
+    if wanted == CLUSTER:
+        return Scope(cluster, None, (own,), False)
+    if wanted and get_member(session, viewer, _member_id(wanted)).id != own.id:
+        raise Forbidden("own_figures_only", N_("You can see the cluster’s totals and your own "
+                                               "business’s figures only."))
+    return Scope(cluster, own, (own,), False)
