@@ -168,6 +168,14 @@ def recent(session: Session, user_id: int, limit: int = 100) -> list[Notificatio
     )
 
 
+def latest_id(session: Session, user_id: int) -> int:
+    """The id of the user's newest notification (0 for none): what a page rendered now
+    already reflects, so the page's live connection replays only what comes after."""
+    return session.exec(
+        select(func.max(Notification.id)).where(Notification.user_id == user_id)
+    ).one() or 0
+
+
 def unread_count(session: Session, user_id: int) -> int:
     """How many notifications the user has not opened yet."""
     return session.exec(

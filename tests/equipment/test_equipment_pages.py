@@ -60,9 +60,11 @@ def test_owner_lists_a_machine_with_photo_and_weekly_hours(client: FlaskClient,
     assert (machine.hour_rate_minor, machine.day_rate_minor) == (85_50, 520_00)
     assert [(w.weekday, w.start_minute, w.end_minute)
             for w in listings.hours_of(session, machine.id)] == [(0, 420, 1080), (5, 0, 1440)]
-    photo = client.get(f"/equipment/{machine.id}/photo")
-    assert photo.status_code == 200 and photo.mimetype == "image/png"
+    photo = client.get(f"/equipment/{machine.id}/photo")  # the copy pages show
+    assert photo.status_code == 200 and photo.mimetype == "image/webp"
     assert photo.headers["X-Content-Type-Options"] == "nosniff"
+    full = client.get(f"/equipment/{machine.id}/photo?size=full")
+    assert full.mimetype == "image/png" and full.get_data() == _png()
 
 
 def test_bad_listing_input_says_what_to_fix_and_writes_nothing(client: FlaskClient,
