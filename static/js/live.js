@@ -7,7 +7,13 @@
   "use strict";
   if (typeof window.io !== "function") { return; }
   var LAST_ID_KEY = "marketplace:last-notification-id";
-  var lastId = parseInt(window.localStorage.getItem(LAST_ID_KEY) || "0", 10) || 0;
+  // Replay starts after the newest notification the page was rendered with (its
+  // badge and lists already count those), or after a newer one this browser saw.
+  // From 0, a new phone would be sent its whole history: old jobs back on the
+  // board and the unread badge counting every notification twice.
+  var rendered = parseInt(document.body.getAttribute("data-last-notification-id") || "0", 10);
+  var lastId = Math.max(
+    parseInt(window.localStorage.getItem(LAST_ID_KEY) || "0", 10) || 0, rendered || 0);
   var socket = window.io({
     transports: ["websocket", "polling"],
     auth: function (cb) { cb({ last_id: lastId }); }
@@ -81,16 +87,18 @@
   }
 
   // Re-fetch this page and swap in the sections with these ids (the server
-  // renders them, so what each viewer may see stays decided there).
+  // renders them, so what each viewer may see stays decided there).  A section
+  // the fresh page no longer has goes (the bid form once the window closed).
   function refreshSections(ids) {
     window.fetch(window.location.href, { headers: { Accept: "text/html" } })
-      .then(function (r) { return r.text(); })
+      .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
+        if (html === null) { return; }
         var fresh = new DOMParser().parseFromString(html, "text/html");
         ids.forEach(function (id) {
           var now = document.getElementById(id);
           var next = fresh.getElementById(id);
-          if (now && next) { now.replaceWith(next); }
+          if (now && next) { now.replaceWith(next); } else if (now) { now.remove(); }
         });
       });
   }
@@ -109,7 +117,7 @@
       removeCard(jobId);
     }
     if (jobPage && String(jobId) === jobPage.getAttribute("data-job-id")) {
-      refreshSections(["job", "bids"]);
+      refreshSections(["job", "bids", "place-bid"]);
     }
     if (machinePage && kind.indexOf("booking.") === 0 &&
         String(data.equipment_id) === machinePage.getAttribute("data-equipment-id")) {

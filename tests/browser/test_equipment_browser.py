@@ -1,48 +1,75 @@
-"""In real phone-sized Chromium: B books A's machine with the form; A, looking at the
-machine's week, sees the booking appear without a reload and its unread count go up."""
+"""Journey 4 on phones: B books A's machine with the form; A, looking at the machine's
+week, sees the booking appear without a reload and its unread count go up; C, a
+rival asking for the same slot, is refused with a clear message; the booking is
+in B's calendar."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Flask
+from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
 from marketplace.db import utcnow
 from marketplace.equipment import listings
-from tests.browser.conftest import ARTIFACTS, PHONE, log_in
+from tests.browser.conftest import Phones, live
+from tests.browser.steps import go
 from tests.conftest import World
-from tests.equipment.conftest import anytime_draft
+from tests.equipment.conftest import anytime_draft, join
 from tests.live import live_server
 
-NARROW_PHONE = {**PHONE, "viewport": {"width": 360, "height": 740}}
+
+def book(page: Page, day: date, starts: str, ends: str) -> None:
+    """On the machine's page: type the slot and tap Book."""
+    page.fill("#starts_at", f"{day.isoformat()}T{starts}")
+    page.fill("#ends_at", f"{day.isoformat()}T{ends}")
+    page.locator("#book button[type=submit]").tap()
+    page.wait_for_load_state()
 
 
 def test_booking_appears_live_in_the_owners_week(app: Flask, session: Session, world: World,
-                                                 browser: object) -> None:
+                                                 phones: Phones) -> None:
     machine = listings.list_machine(session, world.owner_a, anytime_draft(), utcnow())
+    join(session, world, "Cedar Diggers", "c@cedar.test")
+    session.commit()
     tomorrow = (utcnow().astimezone(ZoneInfo("America/Toronto")) + timedelta(days=1)).date()
     week_url = f"/equipment/{machine.id}?week={tomorrow.isoformat()}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(app) as base:
-        owner = log_in(browser.new_context(**NARROW_PHONE), base, world.owner_a.email)  # type: ignore[attr-defined]
-        booker = log_in(browser.new_context(**NARROW_PHONE), base, world.owner_b.email)  # type: ignore[attr-defined]
+        owner, booker, rival = (phones.log_in(base, email) for email in (
+            world.owner_a.email, world.owner_b.email, "c@cedar.test"))
         owner.goto(base + week_url)
-        owner.wait_for_function(
-                "() => window.marketplaceSocket && window.marketplaceSocket.connected")
+        live(owner)
         assert "Beta Stone" not in owner.inner_text("#week")
-        # Mobile first: the week is a day list that fits a 360 px screen.
+        # Mobile first: the week is a day list that fits the phone, even a 360 px one.
         assert owner.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        owner.set_viewport_size({"width": 360, "height": 740})
+        assert owner.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        owner.set_viewport_size({"width": 390, "height": 844})
 
         booker.goto(base + week_url)
-        booker.fill("#starts_at", f"{tomorrow.isoformat()}T09:00")
-        booker.fill("#ends_at", f"{tomorrow.isoformat()}T11:30")
-        booker.click("#book button[type=submit]")
+        book(booker, tomorrow, "09:00", "11:30")
         booker.wait_for_url(f"{base}/equipment/bookings/*")
         assert "Booked. It is in your calendar." in booker.content()
 
         owner.locator("#week", has_text="Beta Stone").wait_for(timeout=5000)
         assert owner.inner_text("#unread-badge") == "1"
-        owner.screenshot(path=str(ARTIFACTS / "equipment-week-live.png"), full_page=True)
+        phones.shot(owner, "1-owner-week-live")
         assert "09:00–11:30" in owner.inner_text("#week")
+
+        # The rival asks for an overlapping slot: refused, told why, nothing booked.
+        rival.goto(base + week_url)
+        book(rival, tomorrow, "10:00", "12:00")
+        expect(rival.locator("#book .alert-error")).to_contain_text(
+            "Someone has booked the machine then (including 30 minutes to move and clean it "
+            "between bookings). Choose another time.")
+        expect(rival.locator("#week")).to_contain_text("booked")
+        assert "Beta Stone" not in rival.inner_text("#week")  # taken, never by whom
+        phones.shot(rival, "2-rival-refused")
+
+        go(booker, "/equipment")
+        booker.locator("main a[href='/equipment/bookings']").tap()
+        expect(booker.locator("#bookings li", has_text="Vermeer SC30")).to_contain_text(
+            "confirmed")
+        phones.shot(booker, "3-my-bookings")

@@ -1,46 +1,80 @@
-"""In a real phone-sized Chromium: a job posted by A appears on B's board
-without a reload, B claims it with one tap, and C (ineligible) never sees it."""
+"""Journey 2 on phones: A posts a hand-off job with the form; it appears on B's board
+without a reload, B claims it with one tap, A's job page shows it taken by B,
+and C (ineligible: fencing only) never sees it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from flask import Flask
+from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
 from marketplace.db import utcnow
-from marketplace.jobs import service
-from tests.browser.conftest import ARTIFACTS, PHONE, log_in
+from tests.browser.conftest import Phones, live
+from tests.browser.steps import go
 from tests.conftest import World
-from tests.jobs.conftest import add_partner, give_profile, job_draft
+from tests.jobs.conftest import SITE, add_partner, give_profile
 from tests.live import live_server
+
+TITLE = "Live mowing job"
+# Every event reaching a page, so a test can tell what a phone was sent.
+RECORD_EVENTS = ("window.seen = []; document.addEventListener('marketplace:event', "
+                 "e => window.seen.push(e.detail.kind))")
+
+
+def _post_handoff(page: Page, title: str) -> None:
+    """A fills in the job form (a hand-off is the default) and posts it."""
+    go(page, "/jobs")
+    page.locator("a[href='/jobs/new']").tap()
+    today = utcnow().date()
+    page.fill("#title", title)
+    page.locator("input[name=trades][value=mowing]").tap()
+    for field, value in (("#locality", "Annex, Toronto"), ("#site_lat", str(SITE[0])),
+                         ("#site_lng", str(SITE[1])), ("#address", "12 Admiral Road"),
+                         ("#customer_name", "Ada Lovelace"), ("#crew_days", "2"),
+                         ("#starts_on", today.isoformat()),
+                         ("#ends_on", (today + timedelta(days=1)).isoformat()),
+                         ("#value", "1800.00")):
+        page.fill(field, value)
+    page.locator("main form button[type=submit]").tap()
+    page.wait_for_url("**/jobs/*")
 
 
 def test_job_card_appears_live_and_is_claimed_in_one_tap(
-        app: Flask, session: Session, world: World, browser: object) -> None:
+        app: Flask, session: Session, world: World, phones: Phones) -> None:
     give_profile(session, world.owner_a)
     give_profile(session, world.owner_b)
     add_partner(session, world, "Cedar Fencing", "c@cedar.test", trades=("fencing",))
     session.commit()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_server(app) as base:
-        b_page = log_in(browser.new_context(**PHONE), base, world.owner_b.email)  # type: ignore[attr-defined]
-        c_page = log_in(browser.new_context(**PHONE), base, "c@cedar.test")  # type: ignore[attr-defined]
-        for page in (b_page, c_page):
-            page.goto(f"{base}/jobs")
-            page.wait_for_function(
-                "() => window.marketplaceSocket && window.marketplaceSocket.connected")
-        now = utcnow()
-        job = service.post_job(session, world.owner_a, job_draft(
-            title="Live mowing job", starts_on=now.date(), ends_on=now.date() + timedelta(1)),
-            now)
-        card = b_page.locator(f"[data-job-id='{job.id}']")
-        card.wait_for(timeout=5000)
-        b_page.screenshot(path=str(ARTIFACTS / "board-live-card.png"), full_page=True)
+        a = phones.log_in(base, world.owner_a.email)
+        b, c = (phones.log_in(base, email) for email in (world.owner_b.email, "c@cedar.test"))
+        for page in (b, c):
+            go(page, "/jobs")
+            live(page).evaluate(RECORD_EVENTS)
+
+        _post_handoff(a, TITLE)
+        expect(a.get_by_role("status")).to_contain_text("Job posted.")
+        job_url = a.url
+        live(a)
+        card = b.locator(".job-card", has_text=TITLE)
+        expect(card).to_be_visible()
+        phones.shot(b, "1-board-live-card")
         assert "Live mowing job" in card.inner_text()
-        card.get_by_role("button").click()
-        b_page.wait_for_url(f"{base}/jobs/{job.id}")
-        assert "The job is yours" in b_page.content()
-        b_page.screenshot(path=str(ARTIFACTS / "claimed.png"), full_page=True)
-        c_page.wait_for_timeout(500)
-        assert "Live mowing job" not in c_page.content()
+
+        card.get_by_role("button").tap()
+        b.wait_for_url(job_url)
+        assert "The job is yours" in b.content()
+        expect(b.locator("#customer-address")).to_have_text("12 Admiral Road")
+        phones.shot(b, "2-claimed")
+        # The poster's open page turns to "taken by B" by itself.
+        expect(a.locator("#awarded-to")).to_have_text("Beta Stone")
+        phones.shot(a, "3-poster-sees-claim")
+
+        # C's phone, live all along, was never sent the job, and its board never had it.
+        assert "job.posted" not in c.evaluate("window.seen")
+        assert "Live mowing job" not in c.content()
+        c.reload()
+        assert "Live mowing job" not in c.content()
+        phones.shot(c, "4-ineligible-board")

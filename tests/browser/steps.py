@@ -1,0 +1,108 @@
+"""What a person does on a phone, step by step, shared by the journeys.
+
+Every step taps and types through the pages, the way a person would; it
+finds things by ids, names and addresses rather than English labels, so the
+same steps work when the page speaks Spanish or French.  Steps end when the
+page they lead to has loaded; the journeys assert what is shown there.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+
+def submit(page: Page, button: Locator) -> None:
+    """Tap a form's button and wait for the page the answer brings (even the same URL)."""
+    with page.expect_navigation():
+        button.tap()
+
+
+def go(page: Page, path: str) -> None:
+    """Tap the main menu entry leading to `path` (e.g. "/invites")."""
+    submit(page, page.locator(f"header nav a[href='{path}']"))
+
+
+def switch_language(page: Page, code: str) -> None:
+    """Tap a language in the footer; the same page comes back in that language."""
+    submit(page, page.locator(f"footer a[lang='{code}']"))
+
+
+def create_invite(coordinator: Page, business: str, email: str) -> str:
+    """The coordinator invites a member business; returns the link to send its owner."""
+    go(coordinator, "/invites")
+    coordinator.fill("#business_name", business)
+    coordinator.fill("#email", email)
+    submit(coordinator, coordinator.locator("main form button[type=submit]"))
+    return coordinator.locator("main li", has_text=email).locator("input.copy").input_value()
+
+
+def sign_up(page: Page, name: str, password: str) -> None:
+    """On an invite's page: give a name and a password, and create the account."""
+    page.fill("#name", name)
+    page.fill("#password", password)
+    submit(page, page.locator("main form button[type=submit]"))
+
+
+def accept_agreement(page: Page) -> None:
+    """On the agreement: tick that it was read, and accept the version shown."""
+    form = page.locator("form[action$='/agreement/accept']")
+    form.locator("#confirm").tap()
+    submit(page, form.locator("button[type=submit]"))
+
+
+def complete_profile(page: Page, trades: Iterable[str], base: tuple[float, float],
+                     radius: str, insured_until: date, certifications: str) -> None:
+    """On the profile form: trades, service area, insurance and certifications; save."""
+    for trade in trades:
+        box = page.locator(f"input[name=trades][value={trade}]")
+        box.tap()
+        assert box.is_checked(), f"tapping {trade} did not tick it"
+    page.fill("#base_lat", str(base[0]))
+    page.fill("#base_lng", str(base[1]))
+    page.fill("#service_radius", radius)
+    page.fill("#insurance_expires_on", insured_until.isoformat())
+    page.fill("#certifications", certifications)
+    submit(page, page.locator("main form button[type=submit]"))
+
+
+def open_month(page: Page, month: str) -> None:
+    """From Money, tap a month (YYYY-MM): the coordinator's settlement page for it."""
+    go(page, "/ledger")
+    submit(page, page.locator("#months a", has_text=month))
+
+
+def draft_month(page: Page, month: str) -> None:
+    submit(page, page.locator(f"form[action$='/ledger/{month}/draft'] button"))
+
+
+def add_adjustment(page: Page, month: str, member_id: int, amount: str, reason: str) -> None:
+    """Credit a member `amount` (typed as the viewer's language writes numbers)."""
+    page.select_option("#member_id", str(member_id))
+    page.locator("input[name=direction][value=credit]").tap()
+    page.fill("#amount", amount)
+    page.fill("#reason", reason)
+    submit(page, page.locator(f"form[action$='/ledger/{month}/adjustments'] button"))
+
+
+def approve_month(page: Page, month: str, references: dict[int, str]) -> None:
+    """Enter each member's bank transfer reference and approve the month."""
+    for member_id, reference in references.items():
+        page.fill(f"#reference-{member_id}", reference)
+    submit(page, page.locator(f"form[action$='/ledger/{month}/approve'] button"))
+
+
+def download_statement(page: Page, folder: Path) -> list[list[str]]:
+    """Tap "Download CSV" on a statement page; the rows of the file, saved in `folder`."""
+    with page.expect_download() as download:
+        page.locator("a[href*='statement.csv']").tap()
+    target = folder / download.value.suggested_filename
+    download.value.save_as(target)
+    with open(target, newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
