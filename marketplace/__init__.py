@@ -6,12 +6,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, g, send_from_directory
-from flask.typing import ResponseReturnValue
+from flask import Flask, g
 from flask_login import current_user
-from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from marketplace.assets import init_assets
 from marketplace.cli import init_cli
 from marketplace.clusters.accounts import configure_hashing
 from marketplace.config import PROJECT_ROOT, load_config
@@ -21,14 +20,12 @@ from marketplace.i18n import init_i18n
 from marketplace.ledger.payments import install_gateway
 from marketplace.ledger.stripe_gateway import gateway_from_config
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
+from marketplace.realtime.limits import PollingBodyLimit
 from marketplace.realtime.publisher import install_publisher
 from marketplace.web import db as request_db
 from marketplace.web import init_web
 
-# Front-end libraries come from npm; these are the files pages may load.
-_VENDOR_FILES = {
-    "socket.io.min.js": PROJECT_ROOT / "node_modules/socket.io-client/dist",
-}
+_SOCKET_MESSAGE_LIMIT = 64 * 1024  # notifications are small; refuse floods
 
 _CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -68,16 +65,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app,
         message_queue=app.config["REDIS_URL"],
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "threading"),
-        max_http_buffer_size=64 * 1024,  # notifications are small; refuse floods
+        max_http_buffer_size=_SOCKET_MESSAGE_LIMIT,
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.
     )
+    app.wsgi_app = PollingBodyLimit(app.wsgi_app, "socket.io",  # type: ignore[method-assign]
+                                    _SOCKET_MESSAGE_LIMIT)
     install_publisher(app)
     install_gateway(gateway_from_config(app.config))
     _register_blueprints(app)
     init_cli(app)
     app.before_request(_load_viewer_cluster)
     app.after_request(_security_headers)
-    app.add_url_rule("/vendor/<path:filename>", "vendor", _vendor_file)
+    init_assets(app)  # /vendor/ (npm files), fingerprinted asset URLs, caching, gzip
     return app
 
 
@@ -95,8 +94,11 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from marketplace.api.auth import init_api_auth
+    from marketplace.api.views import bp as api_bp
     from marketplace.clusters.auth_views import bp as auth_bp
     from marketplace.clusters.views import bp as clusters_bp
+    from marketplace.dashboard.views import bp as dashboard_bp
     from marketplace.equipment.views import bp as equipment_bp
     from marketplace.equipment.views import feed_bp as calendar_feed_bp
     from marketplace.health import bp as health_bp
@@ -106,8 +108,10 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
-                      calendar_feed_bp, ledger_bp, payouts_bp, health_bp):
+                      calendar_feed_bp, ledger_bp, payouts_bp, health_bp, api_bp,
+                      dashboard_bp):
         app.register_blueprint(blueprint)
+    init_api_auth()
 
 
 def _load_viewer_cluster() -> None:
@@ -124,10 +128,3 @@ def _security_headers(response: Any) -> Any:
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("X-Frame-Options", "DENY")
     return response
-
-
-def _vendor_file(filename: str) -> ResponseReturnValue:
-    folder = _VENDOR_FILES.get(filename)
-    if folder is None:
-        raise NotFound()
-    return send_from_directory(folder, filename, max_age=86400)

@@ -8,14 +8,16 @@ from decimal import Decimal
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 from flask_wtf import FlaskForm
 
+from marketplace.api import tokens
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.agreements import Activity, AgreementTerms
 from marketplace.clusters.forms import (
     AcceptAgreementForm,
     AgreementForm,
+    ApiTokenForm,
     ClusterSettingsForm,
     ConfirmForm,
     MemberInviteForm,
@@ -23,13 +25,14 @@ from marketplace.clusters.forms import (
     ProfileForm,
     UserInviteForm,
 )
-from marketplace.clusters.models import Agreement, Invite, Member, User
+from marketplace.clusters.models import Agreement, Invite, Member
 from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
 from marketplace.errors import DomainError
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
-from marketplace.web import apply_to_form, db
+from marketplace.web import apply_to_form, db, form_id
+from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
 
@@ -38,10 +41,6 @@ bp = Blueprint("clusters", __name__)
 @login_required
 def _require_login() -> None:
     """Every cluster page is for logged-in people only."""
-
-
-def _viewer() -> User:
-    return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
 
 
 def _form_failed(template: str, form: FlaskForm, error: DomainError, **context: object
@@ -57,7 +56,7 @@ def _invalid_status(form: FlaskForm) -> int:
 
 @bp.route("/")
 def home() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     session = db()
     current = agreements.agreement_in_force(session, viewer.cluster_id)
     my_member = session.get(Member, viewer.member_id) if viewer.member_id else None
@@ -73,13 +72,13 @@ def home() -> ResponseReturnValue:
 def _accepted_member_ids(agreement: Agreement | None) -> set[int]:
     if agreement is None or agreement.id is None:
         return set()
-    return {m.id for _a, m, _u in agreements.acceptances(db(), _viewer(), agreement.id)
+    return {m.id for _a, m, _u in agreements.acceptances(db(), acting_user(), agreement.id)
             if m.id is not None}
 
 
 @bp.route("/members")
 def members() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     session = db()
     rows = [(m, service.member_trades(session, m.id))
             for m in service.list_members(session, viewer)]
@@ -88,7 +87,7 @@ def members() -> ResponseReturnValue:
 
 @bp.route("/members/<int:member_id>")
 def member(member_id: int) -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     session = db()
     business = service.get_member(session, viewer, member_id)
     can_manage = service.can_manage_member(viewer, business)
@@ -104,7 +103,7 @@ def member(member_id: int) -> ResponseReturnValue:
 
 @bp.route("/members/<int:member_id>/edit", methods=["GET", "POST"])
 def edit_member(member_id: int) -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     session = db()
     business = service.get_member(session, viewer, member_id)
     form = ProfileForm(obj=business)
@@ -140,7 +139,7 @@ def edit_member(member_id: int) -> ResponseReturnValue:
 
 @bp.route("/members/<int:member_id>/people", methods=["POST"])
 def invite_person(member_id: int) -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     form = UserInviteForm()
     business = service.get_member(db(), viewer, member_id)
     if not form.validate_on_submit():
@@ -160,7 +159,7 @@ def give_exit_notice(member_id: int) -> ResponseReturnValue:
     if not form.validate_on_submit():
         flash(_("Tick the box to confirm."), "error")
         return redirect(url_for("clusters.member", member_id=member_id))
-    business = agreements.give_exit_notice(db(), _viewer(), member_id, utcnow())
+    business = agreements.give_exit_notice(db(), acting_user(), member_id, utcnow())
     flash(_("Notice of exit recorded. Your business leaves the cluster on %(date)s.",
             date=business.exit_effective_at and business.exit_effective_at.date().isoformat()))
     return redirect(url_for("clusters.member", member_id=member_id))
@@ -173,7 +172,7 @@ def _invite_link(invite: Invite) -> str:
 
 @bp.route("/invites", methods=["GET", "POST"])
 def member_invites() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     service.require_coordinator(viewer)
     form = MemberInviteForm()
     if form.validate_on_submit():
@@ -183,7 +182,8 @@ def member_invites() -> ResponseReturnValue:
                 current_app.config["INVITE_VALID_DAYS"])
         except DomainError as error:
             return _form_failed("clusters/invites.html", form, error,
-                                pending=invites.pending_invites(db(), viewer), link=_invite_link)
+                                pending=invites.pending_invites(db(), viewer), link=_invite_link,
+                                now=utcnow())
         flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
                 link=_invite_link(invite)))
         return redirect(url_for("clusters.member_invites"))
@@ -194,14 +194,14 @@ def member_invites() -> ResponseReturnValue:
 
 @bp.route("/agreement")
 def agreement() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     current = agreements.agreement_in_force(db(), viewer.cluster_id)
     return _render_agreement(current, is_current=True)
 
 
 @bp.route("/agreement/v/<int:version>")
 def agreement_version(version: int) -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     found = next((a for a in agreements.agreement_versions(db(), viewer)
                   if a.version == version), None)
     if found is None:
@@ -215,7 +215,7 @@ def agreement_version(version: int) -> ResponseReturnValue:
 def _render_agreement(shown: Agreement | None, is_current: bool,
                       form: AcceptAgreementForm | None = None, status: int = 200
                       ) -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     accepted = (agreements.acceptances(db(), viewer, shown.id)
                 if shown is not None and shown.id is not None else [])
     mine_accepted = any(m.id == viewer.member_id for _a, m, _u in accepted)
@@ -231,12 +231,13 @@ def _render_agreement(shown: Agreement | None, is_current: bool,
 
 @bp.route("/agreement/accept", methods=["POST"])
 def accept_agreement() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     form = AcceptAgreementForm()
     current = agreements.agreement_in_force(db(), viewer.cluster_id)
-    if not form.validate_on_submit() or not (form.version.data or "").isdigit():
+    version = form_id(form.version.data)
+    if not form.validate_on_submit() or version is None:
         return _render_agreement(current, is_current=True, form=form, status=422)
-    agreements.accept_agreement(db(), viewer, int(form.version.data or 0), utcnow())
+    agreements.accept_agreement(db(), viewer, version, utcnow())
     flash(_("Agreement accepted. Your business can now take part."))
     if viewer.member_id is not None:
         return redirect(url_for("clusters.edit_member", member_id=viewer.member_id))
@@ -245,7 +246,7 @@ def accept_agreement() -> ResponseReturnValue:
 
 @bp.route("/agreement/edit", methods=["GET", "POST"])
 def edit_agreement() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     service.require_coordinator(viewer)
     current = agreements.agreement_in_force(db(), viewer.cluster_id)
     form = AgreementForm()
@@ -313,7 +314,7 @@ def _percent_to_bp(value: Decimal | None) -> int:
 
 @bp.route("/cluster/settings", methods=["GET", "POST"])
 def cluster_settings() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     service.require_coordinator(viewer)
     cluster = service.get_cluster(db(), viewer)
     form = ClusterSettingsForm(obj=cluster)
@@ -335,7 +336,7 @@ def cluster_settings() -> ResponseReturnValue:
 
 @bp.route("/account", methods=["GET", "POST"])
 def account() -> ResponseReturnValue:
-    viewer = _viewer()
+    viewer = acting_user()
     form = PreferencesForm(obj=viewer)
     if not form.is_submitted():
         form.locale.data = viewer.locale or ""
@@ -346,7 +347,44 @@ def account() -> ResponseReturnValue:
                                        (form.timezone.data or "").strip() or None,
                                        form.unit_system.data or None)
         except DomainError as error:
-            return _form_failed("accounts/preferences.html", form, error)
+            db().rollback()
+            apply_to_form(form, error)
+            return _account_page(form), error.status
         flash(_("Preferences saved."))
         return redirect(url_for("clusters.account"))
-    return render_template("accounts/preferences.html", form=form), _invalid_status(form)
+    return _account_page(form), _invalid_status(form)
+
+
+def _account_page(form: PreferencesForm | None = None, **extra: object) -> str:
+    """The profile page: preferences and the person's API tokens."""
+    viewer = acting_user()
+    if form is None:
+        form = PreferencesForm(obj=viewer, formdata=None)
+        form.locale.data = viewer.locale or ""
+        form.unit_system.data = viewer.unit_system or ""
+    extra.setdefault("token_form", ApiTokenForm(formdata=None))
+    return render_template("accounts/preferences.html", form=form,
+                           api_tokens=tokens.active_tokens(db(), viewer),
+                           action_form=ConfirmForm(formdata=None), **extra)
+
+
+@bp.route("/account/tokens", methods=["POST"])
+def create_api_token() -> ResponseReturnValue:
+    """Issue a token and show its secret on this response only: it is never stored."""
+    form = ApiTokenForm()
+    if form.validate_on_submit():
+        try:
+            issued = tokens.create_token(db(), acting_user(), form.name.data or "", utcnow())
+        except DomainError as error:
+            db().rollback()
+            apply_to_form(form, error)
+            return _account_page(token_form=form), error.status
+        return _account_page(new_token=issued)
+    return _account_page(token_form=form), 422
+
+
+@bp.route("/account/tokens/<int:token_id>/revoke", methods=["POST"])
+def revoke_api_token(token_id: int) -> ResponseReturnValue:
+    tokens.revoke_token(db(), acting_user(), token_id, utcnow())
+    flash(_("Token revoked. Apps using it can no longer reach your account."))
+    return redirect(url_for("clusters.account"))
