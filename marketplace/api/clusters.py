@@ -8,16 +8,18 @@ same rule as the member page; other members see its name and trades.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
+from flask import current_app
 from pydantic import Field
 
 from marketplace import events
 from marketplace.api import tokens
 from marketplace.api.fields import Latitude, Locale, Longitude, Moment, Trade, Units
 from marketplace.api.spec import RequestModel, ResponseModel, operation
-from marketplace.clusters import agreements, service
+from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Member
+from marketplace.clusters.views import invite_link
 from marketplace.db import utcnow
 from marketplace.errors import N_, NotFound
 from marketplace.realtime.publisher import render_notification
@@ -120,6 +122,18 @@ class ProfileIn(RequestModel):
     certifications: str = Field(default="", max_length=2000)
 
 
+class PersonInviteIn(RequestModel):
+    email: str = Field(max_length=254)
+    role: Literal["owner", "crew"]
+
+
+class InviteOut(ResponseModel):
+    email: str
+    role: str
+    expires_at: Moment
+    link: str = Field(description="The signed, single-use sign-up link to send.")
+
+
 class AcceptIn(RequestModel):
     version: int = Field(ge=1, le=1_000_000, description="The version the caller read.")
 
@@ -172,6 +186,18 @@ def update_member(member_id: int, body: ProfileIn) -> dict[str, Any]:
     profile = service.MemberProfile(**body.model_dump(exclude={"trades"}),
                                     trades=tuple(body.trades))
     return _member_out(service.update_member_profile(db(), viewer(), member_id, profile))
+
+
+@operation("POST", "/members/{member_id}/people", summary="Invite a person to a business "
+           "as owner or crew (its owners)", tag=TAG, body=PersonInviteIn, response=InviteOut,
+           status=201)
+def invite_person(member_id: int, body: PersonInviteIn) -> dict[str, Any]:
+    business = service.get_member(db(), viewer(), member_id)
+    invite = invites.create_user_invite(db(), viewer(), business.id, body.email,  # type: ignore[arg-type]
+                                        body.role, utcnow(),
+                                        current_app.config["INVITE_VALID_DAYS"])
+    return {"email": invite.email, "role": invite.role, "expires_at": invite.expires_at,
+            "link": invite_link(invite)}
 
 
 @operation("POST", "/members/{member_id}/exit", summary="Give notice of the business's exit "

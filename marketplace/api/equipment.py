@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import url_for
 from pydantic import Field
 
 from marketplace.api.fields import (
@@ -24,6 +25,7 @@ from marketplace.api.fields import (
     Reading,
 )
 from marketplace.api.spec import RequestModel, ResponseModel, operation
+from marketplace.clusters.service import acting_member
 from marketplace.db import utcnow
 from marketplace.equipment import booking as bookings
 from marketplace.equipment import calendar, listings, rotation
@@ -220,6 +222,11 @@ class SwapOut(ResponseModel):
     status: str
 
 
+class FeedOut(ResponseModel):
+    url: str = Field(description="Secret address of the business's equipment calendar "
+                     "(iCalendar); anyone holding it can read it.")
+
+
 def _draft(body: ListingIn) -> listings.ListingDraft:
     hours = tuple(listings.WeeklyHours(h.weekday, h.start_minute, h.end_minute)
                   for h in body.hours)
@@ -352,6 +359,25 @@ def return_machine(booking_id: int, body: MeterIn) -> Any:
 def close_booking(booking_id: int, body: CloseIn) -> Any:
     return bookings.close(db(), viewer(), booking_id, body.damage_minor, body.damage_note,
                           utcnow())
+
+
+def _feed(renew: bool) -> dict[str, str]:
+    user = viewer()
+    member = acting_member(db(), user)
+    token = calendar.feed_token(db(), member, utcnow(), renew=renew)
+    return {"url": url_for("calendar_feed.feed", token=token, _external=True)}
+
+
+@operation("GET", "/calendar", summary="The business's calendar feed address", tag=TAG,
+           response=FeedOut)
+def calendar_feed() -> dict[str, str]:
+    return _feed(renew=False)
+
+
+@operation("POST", "/calendar/renew", summary="Replace the calendar feed address; the old "
+           "one stops working", tag=TAG, response=FeedOut)
+def renew_calendar_feed() -> dict[str, str]:
+    return _feed(renew=True)
 
 
 @operation("POST", "/equipment/{equipment_id}/rotation", summary="Start rotating a "

@@ -149,7 +149,7 @@ def invite_person(member_id: int) -> ResponseReturnValue:
         db(), viewer, business.id, form.email.data or "", form.role.data or "", utcnow(),
         current_app.config["INVITE_VALID_DAYS"])
     flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
-            link=_invite_link(invite)))
+            link=invite_link(invite)))
     return redirect(url_for("clusters.member", member_id=business.id))
 
 
@@ -165,7 +165,8 @@ def give_exit_notice(member_id: int) -> ResponseReturnValue:
     return redirect(url_for("clusters.member", member_id=member_id))
 
 
-def _invite_link(invite: Invite) -> str:
+def invite_link(invite: Invite) -> str:
+    """The signed link an invitee opens (also handed out by the API)."""
     token = invites.invite_token(current_app.config["SECRET_KEY"], invite)
     return current_app.config["PUBLIC_URL"] + url_for("auth.accept_invite", token=token)
 
@@ -182,13 +183,13 @@ def member_invites() -> ResponseReturnValue:
                 current_app.config["INVITE_VALID_DAYS"])
         except DomainError as error:
             return _form_failed("clusters/invites.html", form, error,
-                                pending=invites.pending_invites(db(), viewer), link=_invite_link,
+                                pending=invites.pending_invites(db(), viewer), link=invite_link,
                                 now=utcnow())
         flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
-                link=_invite_link(invite)))
+                link=invite_link(invite)))
         return redirect(url_for("clusters.member_invites"))
     return render_template("clusters/invites.html", form=form,
-                           pending=invites.pending_invites(db(), viewer), link=_invite_link,
+                           pending=invites.pending_invites(db(), viewer), link=invite_link,
                            now=utcnow()), _invalid_status(form)
 
 

@@ -183,3 +183,27 @@ def test_tokens_are_created_and_revoked_on_the_profile_page(
     session.rollback()  # end the test's read snapshot before it writes (SQLite)
     other = tokens.create_token(session, world.owner_b, "b's", utcnow()).token
     assert client.post(f"/account/tokens/{other.id}/revoke").status_code == 404
+
+
+def test_an_owner_invites_a_person_and_gets_the_link_to_send(
+        api: FlaskClient, session: Session, jobs_world: World) -> None:
+    member_id = jobs_world.member_a_id
+    response = api.post(f"/api/v1/members/{member_id}/people", headers=bearer(
+        session, jobs_world.owner_a), json={"email": "new.crew@alpha.test", "role": "crew"})
+    assert response.status_code == 201, response.get_json()
+    link = response.get_json()["link"]
+    assert api.get(link.removeprefix("http://localhost")).status_code == 200  # the sign-up
+    # B's owner cannot staff A's business.
+    refused = api.post(f"/api/v1/members/{member_id}/people", headers=bearer(
+        session, jobs_world.owner_b), json={"email": "x@beta.test", "role": "owner"})
+    assert refused.status_code == 403
+
+
+def test_the_calendar_feed_address_renews(api: FlaskClient, session: Session,
+                                          jobs_world: World) -> None:
+    headers = bearer(session, jobs_world.owner_b)
+    first = api.get("/api/v1/calendar", headers=headers).get_json()["url"]
+    assert api.get(first.removeprefix("http://localhost")).status_code == 200
+    renewed = api.post("/api/v1/calendar/renew", headers=headers).get_json()["url"]
+    assert renewed != first
+    assert api.get(first.removeprefix("http://localhost")).status_code == 404
