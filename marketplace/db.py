@@ -101,3 +101,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+#: The largest id a table can hold (PostgreSQL INTEGER); anything larger names nothing.
+MAX_ID = 2**31 - 1
+#: What an id too large for any table becomes in a URL: no row has it.
+NO_SUCH_ID = 0
+
+
+def parse_id(text: object) -> int | None:
+    """An id typed or carried in a form or query ("42"), or None for anything that cannot
+    be one (text, signs, digits of other scripts such as "²", numbers too large for a
+    table).  Ids start at 1, so `parse_id(text) or -1` is an id that names nothing."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None

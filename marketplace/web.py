@@ -23,24 +23,17 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
 from sqlmodel import Session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import IntegerConverter
 
 from marketplace.clusters.models import User
 from marketplace.clusters.trades import TRADES
+from marketplace.db import MAX_ID, NO_SUCH_ID
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import NonexistentLocalTime, local_to_utc
 from marketplace.money import InvalidAmount, parse_minor
 
 log = logging.getLogger(__name__)
-
-#: The largest id a table can hold (PostgreSQL INTEGER); anything larger names nothing.
-MAX_ID = 2**31 - 1
-
-
-#: What an id too large for any table becomes: no row has it, so lookups find nothing.
-NO_SUCH_ID = 0
-
 
 class IdConverter(IntegerConverter):
     """`<int:...>` in URLs: an id too large for the database becomes NO_SUCH_ID, so the
@@ -52,16 +45,6 @@ class IdConverter(IntegerConverter):
     def to_python(self, value: str) -> int:
         number = int(value)
         return number if number <= MAX_ID else NO_SUCH_ID
-
-
-def form_id(text: object) -> int | None:
-    """An id typed or carried in a form ("42"), or None for anything that cannot be one
-    (text, signs, digits of other scripts such as "²", numbers too large for a table).
-    Ids start at 1, so `form_id(text) or -1` is an id that names nothing."""
-    if not isinstance(text, str) or not (text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if value <= MAX_ID else None
 
 
 def _null_characters(value: Any, name: str = "") -> Iterator[str]:
@@ -86,7 +69,10 @@ def _refuse_null_characters() -> None:
                                      *request.form.items(multi=True)]
              for name in _null_characters(value, key)}
     if request.is_json:
-        found.update(_null_characters(request.get_json(silent=True)))
+        try:
+            found.update(_null_characters(request.get_json(silent=True)))
+        except RecursionError:  # thousands of nested brackets: no request of ours
+            raise BadRequest() from None
     if found:
         message = N_("A field holds a null character, which cannot be saved. Remove it and "
                      "send the form again.")

@@ -39,18 +39,26 @@ def _user_from_token(req: Request) -> User | None:
 
 
 def require_caller() -> None:
-    """Before every API call (but the public ones): a known, active caller.
+    """Before every API call but the OpenAPI document: a known, active caller.
 
-    With a Bearer header the token alone decides; a session cookie sent along
-    with it does not stand in for a bad token.
+    With a Bearer header the token decides; a session cookie sent along with it
+    does not stand in for a bad token, nor for another person's.
     """
-    if _bearer_secret(request) is not None:
-        if not current_user.is_authenticated or g.get("api_token_user_id") != current_user.id:
+    secret = _bearer_secret(request)
+    authenticated = current_user.is_authenticated  # runs the loaders first
+    if secret is not None:
+        # Flask-Login asks the request loader only when no session names a user; with a
+        # cookie sent along, the token is checked here and must name that same person.
+        token_user_id = g.get("api_token_user_id")
+        if token_user_id is None:
+            token_user = tokens.user_for_secret(db(), secret, utcnow())
+            token_user_id = token_user.id if token_user is not None else None
+        if token_user_id is None or not authenticated or token_user_id != current_user.id:
             raise DomainError("invalid_token", N_(
                 "That API token is not valid (mistyped or revoked). Create a new one under "
                 "Your account."), status=401)
         return
-    if not current_user.is_authenticated:
+    if not authenticated:
         raise DomainError("unauthenticated", N_(
             "Log in, or send a personal API token (see Your account) as "
             "\"Authorization: Bearer <token>\"."), status=401)

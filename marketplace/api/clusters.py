@@ -15,7 +15,7 @@ from pydantic import Field
 
 from marketplace import events
 from marketplace.api import tokens
-from marketplace.api.fields import Latitude, Locale, Longitude, Moment, Trade, Units
+from marketplace.api.fields import Day, Latitude, Locale, Longitude, Moment, Trade, Units
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Member
@@ -118,7 +118,7 @@ class ProfileIn(RequestModel):
     base_lat: Latitude | None = None
     base_lng: Longitude | None = None
     service_radius_km: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
-    insurance_expires_on: date | None = None
+    insurance_expires_on: Day | None = None
     certifications: str = Field(default="", max_length=2000)
 
 

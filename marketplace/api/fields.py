@@ -7,6 +7,7 @@ step); these bounds only say what can be *stored*, so that absurd input is a
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from pydantic import AwareDatetime, Field
 from marketplace.clusters.models import UnitSystem
 from marketplace.clusters.service import SUPPORTED_LOCALES
 from marketplace.clusters.trades import TRADES
-from marketplace.web import MAX_ID
+from marketplace.db import MAX_ID
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Count = Annotated[int, Field(ge=0, le=MAX_ID)]
@@ -24,7 +25,11 @@ BasisPoints = Annotated[int, Field(ge=0, le=10_000, description="Share in basis 
                                    "10 000 = 100 %.")]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
-Moment = Annotated[AwareDatetime, Field(description="ISO 8601 with a UTC offset.")]
+# Years 2000-2999: wide enough for any real date, far from where date arithmetic overflows.
+Moment = Annotated[AwareDatetime, Field(ge=datetime(2000, 1, 1, tzinfo=UTC),
+                                        le=datetime(2999, 12, 1, tzinfo=UTC),
+                                        description="ISO 8601 with a UTC offset.")]
+Day = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2999, 12, 1))]
 Reading = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False,
                                  description="Hour meter reading.")]
 

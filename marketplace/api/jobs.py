@@ -15,6 +15,7 @@ from pydantic import Field
 from marketplace.api.fields import (
     BasisPoints,
     Count,
+    Day,
     Id,
     Latitude,
     Longitude,
@@ -122,8 +123,8 @@ class JobIn(RequestModel):
     customer_name: str = Field(max_length=120)
     customer_contact: str = Field(max_length=200)
     crew_days: Count
-    starts_on: date
-    ends_on: date
+    starts_on: Day
+    ends_on: Day
     value_minor: Minor
     mode: JobMode
     closes_at: Moment | None = Field(default=None, description="Required for a bid window.")
@@ -132,7 +133,7 @@ class JobIn(RequestModel):
 class BidIn(RequestModel):
     price_minor: Minor
     crew_size: Count
-    earliest_start: date
+    earliest_start: Day
     note: str = Field(default="", max_length=1000)
 
 

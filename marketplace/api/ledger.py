@@ -17,10 +17,10 @@ from marketplace.api.fields import Id, Moment
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, get_member, require_coordinator
-from marketplace.db import utcnow
+from marketplace.db import MAX_ID, parse_id, utcnow
 from marketplace.errors import not_found
 from marketplace.ledger import service, settlement
-from marketplace.web import MAX_ID, db, form_id, viewer
+from marketplace.web import db, viewer
 
 TAG = "money"
 
@@ -193,8 +193,8 @@ def add_adjustment(month: str, body: AdjustmentIn) -> dict[str, Any]:
            response=SettlementOut, string_params=("month",))
 def approve_settlement(month: str, body: ApproveIn) -> dict[str, Any]:
     month = settlement.parse_month(month)
-    references = {member_id: value[:120] for key, value in body.references.items()
-                  if (member_id := form_id(key)) is not None}
+    references = {member_id: value for key, value in body.references.items()
+                  if (member_id := parse_id(key)) is not None}
     settlement.approve(db(), viewer(), month, references, utcnow(),
                        by_stripe=bool(current_app.config.get("STRIPE_SECRET_KEY")))
     return settlement_state(month)

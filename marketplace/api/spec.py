@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticError
 from pydantic.json_schema import models_json_schema
 
+from marketplace.db import MAX_ID
 from marketplace.errors import N_, ValidationError
-from marketplace.web import MAX_ID
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -66,7 +66,6 @@ class Operation:
     response: type[ResponseModel] | None
     status: int
     string_params: tuple[str, ...]
-    public: bool
 
 
 OPERATIONS: list[Operation] = []
@@ -149,7 +148,7 @@ def _flask_rule(path: str, string_params: tuple[str, ...]) -> str:
 def operation(method: str, path: str, *, summary: str, tag: str,
               body: type[RequestModel] | None = None, query: type[RequestModel] | None = None,
               response: type[ResponseModel] | None = None, status: int | None = None,
-              string_params: tuple[str, ...] = (), public: bool = False,
+              string_params: tuple[str, ...] = (),
               limit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None,
               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `method path` (OpenAPI notation, ids as {name}) and its schemas.
@@ -179,7 +178,7 @@ def operation(method: str, path: str, *, summary: str, tag: str,
         bp.add_url_rule(_flask_rule(path, string_params), endpoint,
                         limit(view) if limit else view, methods=[method])
         OPERATIONS.append(Operation(method, path, endpoint, summary, tag, body, query,
-                                    response, success, string_params, public))
+                                    response, success, string_params))
         return handler
     return decorate
 
@@ -235,8 +234,6 @@ def openapi(version: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"operationId": op.endpoint, "summary": op.summary,
                                  "tags": [op.tag], "parameters": _parameters(op, schemas),
                                  "responses": responses}
-        if op.public:
-            entry["security"] = []
         if op.body is not None:
             entry["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}}}}

@@ -7,6 +7,7 @@ per-field refusals are shown next to these fields (`web.apply_to_form`).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -31,6 +32,17 @@ from marketplace.clusters.trades import TRADES
 from marketplace.forms import WebForm
 
 _required = _l("This field is required.")
+
+
+class FiniteDecimalField(DecimalField):
+    """A decimal that is a number: "NaN", "sNaN" and "Infinity" parse as Decimals but
+    break every comparison made with them (a signalling NaN raises on the range check)."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        super().process_formdata(valuelist)
+        if isinstance(self.data, Decimal) and not self.data.is_finite():
+            self.data = None
+            raise ValueError(self.gettext("Not a valid decimal value."))
 UNIT_CHOICES = [("metric", _l("Metric (km, m²)")), ("imperial", _l("Imperial (miles, acres)"))]
 ROLE_CHOICES = [("crew", _l("Crew")), ("owner", _l("Owner"))]
 
@@ -120,10 +132,10 @@ class AgreementForm(WebForm):
     scope_overflow_jobs = BooleanField(_l("Overflow jobs"))
     scope_equipment = BooleanField(_l("Equipment sharing"))
     scope_joint_bids = BooleanField(_l("Joint bids"))
-    referral_fee_percent = DecimalField(
+    referral_fee_percent = FiniteDecimalField(
         _l("Referral fee (%)"), places=2,
         validators=[InputRequired(_required), NumberRange(Decimal(0), Decimal(100))])
-    platform_fee_percent = DecimalField(
+    platform_fee_percent = FiniteDecimalField(
         _l("Cluster fee (%)"), places=2,
         validators=[InputRequired(_required), NumberRange(Decimal(0), Decimal(100))])
     sunset_on = DateField(_l("Sunset date"), validators=[InputRequired(_required)])

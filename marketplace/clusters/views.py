@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
@@ -27,11 +35,11 @@ from marketplace.clusters.forms import (
 )
 from marketplace.clusters.models import Agreement, Invite, Member
 from marketplace.clusters.trades import TRADES
-from marketplace.db import utcnow
+from marketplace.db import parse_id, utcnow
 from marketplace.errors import DomainError
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
-from marketplace.web import apply_to_form, db, form_id
+from marketplace.web import apply_to_form, db
 from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
@@ -235,7 +243,7 @@ def accept_agreement() -> ResponseReturnValue:
     viewer = acting_user()
     form = AcceptAgreementForm()
     current = agreements.agreement_in_force(db(), viewer.cluster_id)
-    version = form_id(form.version.data)
+    version = parse_id(form.version.data)
     if not form.validate_on_submit() or version is None:
         return _render_agreement(current, is_current=True, form=form, status=422)
     agreements.accept_agreement(db(), viewer, version, utcnow())
@@ -380,7 +388,9 @@ def create_api_token() -> ResponseReturnValue:
             db().rollback()
             apply_to_form(form, error)
             return _account_page(token_form=form), error.status
-        return _account_page(new_token=issued)
+        shown_once = make_response(_account_page(new_token=issued))
+        shown_once.headers["Cache-Control"] = "no-store"  # the secret stays out of caches
+        return shown_once
     return _account_page(token_form=form), 422
 
 

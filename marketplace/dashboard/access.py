@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from marketplace.clusters.models import Cluster, Member, User
 from marketplace.clusters.service import acting_member, get_cluster, get_member, list_members
+from marketplace.db import parse_id
 from marketplace.errors import N_, Forbidden, ValidationError
 
 #: The member filter's value for the cluster's totals.
@@ -43,10 +44,11 @@ class Scope:
 
 
 def _member_id(text: str) -> int:
-    if not text.isdigit():
+    member_id = parse_id(text)
+    if member_id is None:
         message = N_("Choose the whole cluster or a member from the list.")
         raise ValidationError("invalid_member", message, fields={"member": message})
-    return int(text)
+    return member_id
 
 
 def scope_for(session: Session, viewer: User, member: str | None) -> Scope:

@@ -49,6 +49,20 @@ class Day:
     segments: tuple[Segment, ...]
 
 
+#: Weeks a calendar can show: far enough for any booking, never near date.min/max.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 24)
+
+
+def week_start(chosen: date | None, timezone: str, first_weekday: int, now: datetime
+               ) -> date:
+    """The first day (in the viewer's convention, 0 = Monday) of the week holding
+    `chosen`, or of this week in the machine's time zone; kept within FIRST_DAY..LAST_DAY
+    so a week from any typed date can be computed."""
+    day = chosen or now.astimezone(ZoneInfo(timezone)).date()
+    day = min(max(day, FIRST_DAY), LAST_DAY)
+    return day - timedelta(days=(day.weekday() - first_weekday) % 7)
+
+
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 

@@ -33,7 +33,7 @@ from flask_login import login_required
 
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster, list_members, require_coordinator
-from marketplace.db import utcnow
+from marketplace.db import parse_id, utcnow
 from marketplace.equipment import booking as bookings
 from marketplace.equipment import calendar, listings, rotation
 from marketplace.equipment.access import can_manage, get_equipment, owner_shares
@@ -67,7 +67,6 @@ from marketplace.ratelimits import claim_limit
 from marketplace.web import (
     apply_to_form,
     db,
-    form_id,
     money_from_form,
     refuse_form,
     utc_from_form,
@@ -148,7 +147,8 @@ def _percent_to_bp(text: str, field: str) -> int:
         value = Decimal((text or "0").strip().replace(",", "."))
     except InvalidOperation:
         raise ValidationError("invalid_percent", message, fields={field: message}) from None
-    basis_points = value * 100 if value.is_finite() else Decimal(-1)
+    # Bound before multiplying: 1e999999 * 100 overflows Decimal's context.
+    basis_points = value * 100 if value.is_finite() and abs(value) <= 100 else Decimal(-1)
     if basis_points != basis_points.to_integral_value() or not 0 <= basis_points <= 10_000:
         raise ValidationError("invalid_percent", message, fields={field: message})
     return int(basis_points)
@@ -328,12 +328,11 @@ def _plain_amount(minor: int) -> str:
 
 
 def _week_start(text: str | None, timezone: str) -> date:
-    today = utcnow().astimezone(ZoneInfo(timezone)).date()
     try:
-        chosen = date.fromisoformat(text) if text else today
+        chosen = date.fromisoformat(text) if text else None
     except ValueError:
-        chosen = today
-    return chosen - timedelta(days=(chosen.weekday() - first_weekday()) % 7)
+        chosen = None
+    return calendar.week_start(chosen, timezone, first_weekday(), utcnow())
 
 
 def _detail_context(equipment_id: int, **forms: Any) -> dict[str, Any]:
@@ -685,7 +684,7 @@ def release(custody_id: int) -> ResponseReturnValue:
 @bp.route("/<int:equipment_id>/swaps", methods=["POST"])
 def request_swap(equipment_id: int) -> ResponseReturnValue:
     form = SwapForm()
-    offered, wanted = form_id(form.offered_id.data) or -1, form_id(form.wanted_id.data) or -1
+    offered, wanted = parse_id(form.offered_id.data) or -1, parse_id(form.wanted_id.data) or -1
     try:
         rotation.request_swap(db(), viewer(), offered, wanted, utcnow())
     except DomainError as error:

@@ -27,7 +27,7 @@ from sqlmodel import select
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
-from marketplace.db import utcnow
+from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
@@ -39,7 +39,6 @@ from marketplace.ledger.payments import payment_of
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
     db,
-    form_id,
     money_from_form,
     refuse_form,
     translate,
@@ -246,12 +245,12 @@ def _shares_from_form() -> dict[int, int]:
     for key, raw in request.form.items():
         if not key.startswith("share-") or not raw.strip():
             continue
-        member_id = form_id(key.removeprefix("share-"))
+        member_id = parse_id(key.removeprefix("share-"))
         try:
             percent = Decimal(raw.strip().replace(",", "."))
         except InvalidOperation:
             percent = Decimal("NaN")
-        if member_id is None or not percent.is_finite():
+        if member_id is None or not percent.is_finite() or abs(percent) > 100:
             raise ValidationError("invalid_shares", message, fields={"shares": message})
         basis_points = percent * 100
         if basis_points != basis_points.to_integral_value():
@@ -278,7 +277,7 @@ def submit_joint(bid_id: int) -> ResponseReturnValue:
 @bp.route("/<int:job_id>/award", methods=["POST"])
 def award(job_id: int) -> ResponseReturnValue:
     form = AwardForm()
-    bidding.award_bid(db(), viewer(), job_id, form_id(form.bid_id.data) or -1, utcnow())
+    bidding.award_bid(db(), viewer(), job_id, parse_id(form.bid_id.data) or -1, utcnow())
     return _after_action(job_id, _("Job awarded. The winners can now see the customer's "
                                    "details."))
 
@@ -308,8 +307,8 @@ def confirm(job_id: int) -> ResponseReturnValue:
 @bp.route("/<int:job_id>/rate", methods=["POST"])
 def rate(job_id: int) -> ResponseReturnValue:
     form = RateForm()
-    ratee = form_id(form.ratee_member_id.data) or -1
-    score = form_id(form.score.data) or 0
+    ratee = parse_id(form.ratee_member_id.data) or -1
+    score = parse_id(form.score.data) or 0
     try:
         completion.rate(db(), viewer(), job_id, ratee, score, bool(form.on_time.data),
                         form.comment.data or "", utcnow())

@@ -58,12 +58,14 @@ class Net:
 
 def parse_month(text: str) -> str:
     """A YYYY-MM month, or a ValidationError saying how to write it."""
+    message = N_("Give the month as YYYY-MM, for example 2026-11.")
     try:
         parsed = date.fromisoformat(f"{text}-01")
     except ValueError:
-        message = N_("Give the month as YYYY-MM, for example 2026-11.")
         raise ValidationError("invalid_month", message, fields={"month": message}) from None
-    return parsed.strftime("%Y-%m")
+    if not 2000 <= parsed.year <= 2999:  # no ledger outside; month arithmetic stays in range
+        raise ValidationError("invalid_month", message, fields={"month": message})
+    return f"{parsed.year:04d}-{parsed.month:02d}"
 
 
 def previous_month(month: str) -> str:

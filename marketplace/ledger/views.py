@@ -30,7 +30,7 @@ from marketplace.clusters.service import (
     list_members,
     require_coordinator,
 )
-from marketplace.db import utcnow
+from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import when
 from marketplace.ledger import connect, payments, service, settlement
@@ -41,7 +41,6 @@ from marketplace.spreadsheet import spreadsheet_text
 from marketplace.web import (
     csv_download,
     db,
-    form_id,
     money_from_form,
     refuse_form,
     viewer,
@@ -81,7 +80,7 @@ def _names(user: User) -> dict[int | None, str]:
 def _statement_member(user: User) -> Member:
     """Whose statement: a member's own; the coordinator picks one with ?member=."""
     if user.is_coordinator:
-        member_id = form_id(request.args.get("member"))
+        member_id = parse_id(request.args.get("member"))
         if member_id is None:
             abort(404)
         return get_member(db(), user, member_id)
@@ -222,7 +221,7 @@ def add_adjustment(month: str) -> ResponseReturnValue:
         amount = money_from_form(form.amount.data or "", "amount", cluster.currency)
         if form.direction.data == "charge":
             amount = -amount
-        settlement.add_adjustment(db(), viewer(), month, form_id(form.member_id.data) or 0,
+        settlement.add_adjustment(db(), viewer(), month, parse_id(form.member_id.data) or 0,
                                   amount, form.reason.data or "", utcnow())
     except DomainError as error:
         refuse_form(form, error)
@@ -238,7 +237,7 @@ def approve(month: str) -> ResponseReturnValue:
     month = _month(month)
     references = {settlement_id: value for key, value in request.form.items()
                   if key.startswith("reference-")
-                  and (settlement_id := form_id(key.removeprefix("reference-"))) is not None}
+                  and (settlement_id := parse_id(key.removeprefix("reference-"))) is not None}
     settlement.approve(db(), viewer(), month, references, utcnow(),
                        by_stripe=bool(current_app.config.get("STRIPE_SECRET_KEY")))
     flash(_("Month approved and locked. Members have been told their statements are ready."))

@@ -164,7 +164,7 @@ def test_tokens_are_created_and_revoked_on_the_profile_page(
         client: FlaskClient, session: Session, world: World) -> None:
     login(client, world.owner_a)
     page = client.post("/account/tokens", data={"name": "Invoicing script"})
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
     html = page.get_data(as_text=True)
     secret = html.split('data-testid="new-token">')[1].split("<")[0]
     assert secret.startswith("cm_")
