@@ -8,9 +8,14 @@ its own `flask --app wsgi scheduler` process.
 import os
 
 from marketplace import create_app
+from marketplace.config import require_message_queue
 from marketplace.extensions import socketio
 
 app = create_app()
+if not app.config["SCHEDULER_IN_PROCESS"]:
+    # The scheduler runs in a process of its own: what it does (a bid window closing,
+    # a hand-over) reaches this instance's phones only through the message queue.
+    require_message_queue(app.config, "A web instance whose scheduler runs elsewhere")
 
 if __name__ == "__main__":
     from marketplace.scheduling.runner import start_in_process

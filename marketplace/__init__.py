@@ -15,6 +15,7 @@ from marketplace.cli import init_cli
 from marketplace.clusters.accounts import configure_hashing
 from marketplace.config import PROJECT_ROOT, load_config
 from marketplace.db import make_engine
+from marketplace.delivery.runner import init_push
 from marketplace.extensions import csrf, limiter, login_manager, socketio
 from marketplace.i18n import init_i18n
 from marketplace.ledger.payments import install_gateway
@@ -71,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = PollingBodyLimit(app.wsgi_app, "socket.io",  # type: ignore[method-assign]
                                     _SOCKET_MESSAGE_LIMIT)
     install_publisher(app)
+    init_push(app)  # VAPID keys (generated into instance/ once), the push sender
     install_gateway(gateway_from_config(app.config))
     _register_blueprints(app)
     init_cli(app)
@@ -99,17 +101,19 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.clusters.auth_views import bp as auth_bp
     from marketplace.clusters.views import bp as clusters_bp
     from marketplace.dashboard.views import bp as dashboard_bp
+    from marketplace.delivery.views import bp as push_bp
     from marketplace.equipment.views import bp as equipment_bp
     from marketplace.equipment.views import feed_bp as calendar_feed_bp
     from marketplace.health import bp as health_bp
     from marketplace.jobs.views import bp as jobs_bp
     from marketplace.ledger.stripe_views import bp as payouts_bp
     from marketplace.ledger.views import bp as ledger_bp
+    from marketplace.pwa import bp as pwa_bp
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
                       calendar_feed_bp, ledger_bp, payouts_bp, health_bp, api_bp,
-                      dashboard_bp):
+                      dashboard_bp, push_bp, pwa_bp):
         app.register_blueprint(blueprint)
     init_api_auth()
 

@@ -44,8 +44,13 @@ def scheduler_command() -> None:
     """Run the periodic tasks; start two for a hot standby (only the leader runs tasks)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from marketplace.config import ConfigurationError, require_message_queue
     from marketplace.scheduling.runner import add_tasks
 
+    try:
+        require_message_queue(current_app.config, "The scheduler process")
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
     scheduler = BlockingScheduler(timezone="UTC")
     leadership = add_tasks(scheduler, current_app._get_current_object())  # type: ignore[attr-defined]
     click.echo(f"scheduler {leadership.holder} running "

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from marketplace.delivery.subscriptions import DEFAULT_PUSH_HOSTS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
@@ -80,4 +82,40 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
         "PASSWORD_HASH_TIME_COST": int(env.get("PASSWORD_HASH_TIME_COST") or 3),
         "PASSWORD_HASH_MEMORY_KIB": int(env.get("PASSWORD_HASH_MEMORY_KIB") or 65536),
+        "INSTANCE_DIR": str(INSTANCE_DIR),
+        # Web Push: the VAPID key is generated into instance/ unless given here.
+        "PUSH_ENABLED": _flag(env.get("PUSH_ENABLED"), True),
+        "VAPID_PRIVATE_KEY": env.get("VAPID_PRIVATE_KEY") or None,
+        "VAPID_SUBJECT": env.get("VAPID_SUBJECT") or _vapid_subject(public_url),
+        "PUSH_SERVICE_HOSTS": _words(env.get("PUSH_SERVICE_HOSTS")) or list(DEFAULT_PUSH_HOSTS),
+        "PUSH_TTL_SECONDS": int(env.get("PUSH_TTL_SECONDS") or 12 * 3600),
+        "PUSH_TIMEOUT_SECONDS": float(env.get("PUSH_TIMEOUT_SECONDS") or 10),
+        "PUSH_CONCURRENCY": int(env.get("PUSH_CONCURRENCY") or 8),
+        "PUSH_LEASE_SECONDS": int(env.get("PUSH_LEASE_SECONDS") or 60),
     }
+
+
+def _words(value: str | None) -> list[str]:
+    return [word.strip().lower() for word in (value or "").replace(",", " ").split()
+            if word.strip()]
+
+
+def _vapid_subject(public_url: str) -> str:
+    """Who push services may contact about our pushes (RFC 8292 `sub`): the site
+    itself when it is served over HTTPS, else a mailbox on this machine."""
+    return public_url if public_url.startswith("https://") else "mailto:admin@localhost"
+
+
+class ConfigurationError(RuntimeError):
+    """A combination of settings that would fail silently at run time."""
+
+
+def require_message_queue(config: Mapping[str, Any], process: str) -> None:
+    """Refuse to start a process whose events other processes must hear, when there
+    is no message queue to carry them: its Socket.IO emits would reach nobody."""
+    if not config.get("REDIS_URL"):
+        raise ConfigurationError(
+            f"{process} publishes live updates to the web instances, which only works "
+            "through a message queue: set REDIS_URL (the same Redis for every process), "
+            "or run one web instance with the scheduler in-process "
+            "(SCHEDULER_IN_PROCESS=true, `python wsgi.py`).")

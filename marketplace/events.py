@@ -1,35 +1,51 @@
 """Domain events: outbox rows written with the change, emitted only after commit.
 
-A service calls `notify(...)` inside its transaction; the rows become part of
-that transaction.  When (and only when) the transaction commits, the queued
-notifications are handed to the publisher the app installed (Socket.IO in the
-web process, a Redis emitter elsewhere).  A rollback drops them.  Because
-every event is also a stored row, a client that was offline replays what it
-missed from the table: nothing is lost when a phone drops off the network.
+A service calls `notify(...)` inside its transaction.  When that transaction
+commits, the queued events become stored notifications *in the same commit*
+(never without it), each numbered in its recipient's own sequence, together
+with the delivery rows of the outside channels (Web Push) the recipient chose.
+Only after the commit succeeded are they handed to the publisher the app
+installed (Socket.IO in the web process, a Redis emitter elsewhere); a
+rollback drops them all.  Because every event is a stored row, a client that
+was offline replays what it missed from the table: nothing is lost when a
+phone drops off the network.
+
+Why the rows are written at commit and not in `notify`: the sequence numbers
+must be taken under a lock on each recipient's `NotificationSequence` row, and
+taking all of a transaction's locks at once, in user-id order, right before
+the commit, is what keeps them short and free of deadlocks (two transactions
+that notify the same people in a different order would otherwise each hold
+what the other waits for).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import event, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, func, select
 
 from marketplace.clusters.models import User
-from marketplace.realtime.models import Notification
+from marketplace.delivery import planner
+from marketplace.realtime.models import Notification, NotificationSequence
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Recipient:
-    """One stored notification of a batch: its row id, whose it is, in which language."""
+    """One stored notification of a batch: its row id, its place in the person's
+    sequence, whose it is, in which language."""
 
     notification_id: int
+    seq: int
     user_id: int
     locale: str | None
 
@@ -47,7 +63,21 @@ class Batch:
     recipients: tuple[Recipient, ...]
 
 
+@dataclass
+class _Pending:
+    """A `notify` call waiting for its transaction to commit."""
+
+    kind: str
+    message: str
+    params: dict[str, Any]
+    payload: dict[str, Any]
+    link: str | None
+    created_at: datetime
+    users: list[tuple[int, str | None]] = field(default_factory=list)
+
+
 Publisher = Callable[[Batch], None]
+_PENDING_KEY = "marketplace.pending_events"
 _OUTBOX_KEY = "marketplace.outbox"
 _publisher: Publisher | None = None
 
@@ -68,57 +98,100 @@ def notify(
     params: dict[str, Any] | None = None,
     payload: dict[str, Any] | None = None,
     link: str | None = None,
-) -> list[int]:
-    """Store one notification per recipient in the current transaction; their ids.
+) -> int:
+    """Queue one notification per active recipient for this transaction's commit;
+    how many were queued.
 
-    The rows go in with multi-row INSERTs (not one ORM object each), and
-    the batch is queued to be published after commit.  `payload` must already
-    be what every one of these recipients may see; callers build it with the
-    jobs visibility rules, never from raw rows.
+    `payload` must already be what every one of these recipients may see;
+    callers build it with the visibility rules, never from raw rows.
     """
-    users: list[User] = []
+    users: list[tuple[int, str | None]] = []
     seen: set[int] = set()
     for user in recipients:
         if user.id is None or user.id in seen or not user.active:
             continue
         seen.add(user.id)
-        users.append(user)
-    if not users:
-        return []
-    params, payload = params or {}, payload or {}
-    # Users are unique here, so each returned row is matched by its user id; RETURNING
-    # needs no order, which lets SQLite take the rows in a few multi-row INSERTs.
+        users.append((user.id, user.locale))
+    if users:
+        if not session.in_transaction():
+            session.begin()  # so that a rollback before any query still drops this
+        session.info.setdefault(_PENDING_KEY, []).append(_Pending(
+            kind, message, params or {}, payload or {}, link, now, users))
+    return len(users)
+
+
+def _take_sequences(session: Session, counts: Counter[int]) -> dict[int, int]:
+    """Reserve `counts[user]` numbers in each user's sequence; the first of each.
+
+    The rows are locked in user-id order (SELECT ... ORDER BY ... FOR UPDATE:
+    PostgreSQL locks as the sorted rows come out), so concurrent commits queue
+    behind each other per person instead of deadlocking.  On SQLite the
+    transaction already holds the database's write lock.
+    """
+    user_ids = sorted(counts)
+
+    def locked(ids: list[int]) -> dict[int, int]:
+        rows = session.execute(
+            select(NotificationSequence.user_id, NotificationSequence.last_seq)
+            .where(col(NotificationSequence.user_id).in_(ids))
+            .order_by(col(NotificationSequence.user_id)).with_for_update())
+        return {user_id: last for user_id, last in rows}
+
+    last = locked(user_ids)
+    missing = [user_id for user_id in user_ids if user_id not in last]
+    if missing:  # a person's first notification: start the sequence (racing inserts are fine)
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(NotificationSequence).on_conflict_do_nothing(),
+                        [{"user_id": user_id, "last_seq": 0} for user_id in missing])
+        last.update(locked(missing))
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for user_id in user_ids:
+        by_count[counts[user_id]].append(user_id)
+    for taken, ids in by_count.items():
+        session.execute(update(NotificationSequence)
+                        .where(col(NotificationSequence.user_id).in_(ids))
+                        .values(last_seq=NotificationSequence.last_seq + taken))
+    return {user_id: last[user_id] + 1 for user_id in user_ids}
+
+
+def _write_pending(session: Session) -> None:
+    """Store the transaction's queued notifications and their deliveries (before commit)."""
+    pending: list[_Pending] = session.info.pop(_PENDING_KEY, [])
+    if not pending:
+        return
+    next_seq = _take_sequences(session, Counter(u for p in pending for u, _l in p.users))
+    values: list[dict[str, Any]] = []
+    for item in pending:
+        for user_id, _locale in item.users:
+            values.append({"user_id": user_id, "seq": next_seq[user_id], "kind": item.kind,
+                           "message": item.message, "params": item.params,
+                           "payload": item.payload, "link": item.link,
+                           "created_at": item.created_at})
+            next_seq[user_id] += 1
+    # (user, seq) is unique, so RETURNING needs no order: SQLite takes the rows in a
+    # few multi-row INSERTs and each id is matched back by its (user, seq).
     stored = session.execute(
-        insert(Notification).returning(col(Notification.user_id), col(Notification.id)),
-        [
-            {
-                "user_id": user.id,
-                "kind": kind,
-                "message": message,
-                "params": params,
-                "payload": payload,
-                "link": link,
-                "created_at": now,
-            }
-            for user in users
-        ],
-    )
-    id_of: dict[int, int] = {user_id: row_id for user_id, row_id in stored}
-    ids = [id_of[user.id] for user in users]  # type: ignore[index]
-    batch = Batch(
-        kind=kind,
-        message=message,
-        params=params,
-        payload=payload,
-        link=link,
-        created_at=now,
-        recipients=tuple(
-            Recipient(notification_id, user.id, user.locale)  # type: ignore[arg-type]
-            for notification_id, user in zip(ids, users, strict=True)
-        ),
-    )
-    session.info.setdefault(_OUTBOX_KEY, []).append(batch)
-    return ids
+        insert(Notification).returning(col(Notification.user_id), col(Notification.seq),
+                                       col(Notification.id)), values)
+    id_of = {(user_id, seq): row_id for user_id, seq, row_id in stored}
+    batches: list[Batch] = []
+    rows = iter(values)
+    for item in pending:
+        recipients = []
+        for user_id, locale in item.users:
+            seq = next(rows)["seq"]
+            recipients.append(Recipient(id_of[(user_id, seq)], seq, user_id, locale))
+        batches.append(Batch(item.kind, item.message, item.params, item.payload, item.link,
+                             item.created_at, tuple(recipients)))
+    planner.plan_deliveries(session, [
+        planner.Planned(r.notification_id, r.user_id, b.kind, b.created_at)
+        for b in batches for r in b.recipients])
+    session.info.setdefault(_OUTBOX_KEY, []).extend(batches)
+
+
+@event.listens_for(Session, "before_commit")
+def _store_before_commit(session: Session) -> None:
+    _write_pending(session)
 
 
 @event.listens_for(Session, "after_commit")
@@ -137,20 +210,26 @@ def _deliver_after_commit(session: Session) -> None:
             )
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_OUTBOX_KEY, None)
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous: SessionTransaction) -> None:
+    """Any rollback of the whole transaction drops what it queued, even one that never
+    reached the database (`notify` itself writes nothing until the commit)."""
+    if not previous.nested:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_OUTBOX_KEY, None)
 
 
 def missed_since(
-    session: Session, user_id: int, after_id: int, limit: int = 200
+    session: Session, user_id: int, cursor: int, limit: int = 200
 ) -> list[Notification]:
-    """The user's notifications newer than `after_id`, oldest first (for replay)."""
+    """The user's notifications after position `cursor` of their sequence, in order
+    (for replay).  Sequence numbers commit in order and without gaps, so this is
+    everything committed that the holder of `cursor` has not seen."""
     return list(
         session.exec(
             select(Notification)
-            .where(Notification.user_id == user_id, col(Notification.id) > after_id)
-            .order_by(col(Notification.id))
+            .where(Notification.user_id == user_id, col(Notification.seq) > cursor)
+            .order_by(col(Notification.seq))
             .limit(limit)
         )
     )
@@ -162,18 +241,19 @@ def recent(session: Session, user_id: int, limit: int = 100) -> list[Notificatio
         session.exec(
             select(Notification)
             .where(Notification.user_id == user_id)
-            .order_by(col(Notification.id).desc())
+            .order_by(col(Notification.seq).desc())
             .limit(limit)
         )
     )
 
 
-def latest_id(session: Session, user_id: int) -> int:
-    """The id of the user's newest notification (0 for none): what a page rendered now
-    already reflects, so the page's live connection replays only what comes after."""
+def cursor_of(session: Session, user_id: int) -> int:
+    """The position of the user's newest committed notification (0 for none): what a
+    page rendered now already reflects, so its live connection replays only what
+    comes after."""
     return session.exec(
-        select(func.max(Notification.id)).where(Notification.user_id == user_id)
-    ).one() or 0
+        select(NotificationSequence.last_seq).where(NotificationSequence.user_id == user_id)
+    ).first() or 0
 
 
 def unread_count(session: Session, user_id: int) -> int:
@@ -187,11 +267,7 @@ def unread_count(session: Session, user_id: int) -> int:
 
 def mark_all_read(session: Session, user_id: int, now: datetime) -> None:
     """The user has seen the notification centre."""
-    for row in session.exec(
-        select(Notification).where(
-            Notification.user_id == user_id, col(Notification.read_at).is_(None)
-        )
-    ):
-        row.read_at = now
-        session.add(row)
+    session.execute(update(Notification).where(
+        col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
+        .values(read_at=now))
     session.commit()

@@ -106,12 +106,20 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("auth.start_cluster", "POST"):             ("-",               422,   422,   422,   422,   422,   422,   422,   422),
     ("static", "GET"):                          ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     ("vendor", "GET"):                          ("-",               200,   200,   200,   200,   200,   200,   200,   200),
+    # the installable app: manifest, service worker and offline page are public
+    ("pwa.manifest", "GET"):                    ("-",               200,   200,   200,   200,   200,   200,   200,   200),
+    ("pwa.service_worker", "GET"):              ("-",               200,   200,   200,   200,   200,   200,   200,   200),
+    ("pwa.offline", "GET"):                     ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     # cluster
     ("clusters.home", "GET"):                   ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.account", "GET"):                ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.account", "POST"):               ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.create_api_token", "POST"):      ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.revoke_api_token", "POST"):      ("api_token",     LOGIN,   404,   302,   404,   404,   404,   404,   404),
+    ("clusters.save_push_preferences", "POST"): ("-",             LOGIN,   302,   302,   302,   302,   302,   302,   302),
+    # push subscriptions: JSON only (an empty form is refused), each person's own
+    ("push.subscribe", "POST"):                 ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
+    ("push.unsubscribe", "POST"):               ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.agreement", "GET"):              ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.accept_agreement", "POST"):      ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.edit_agreement", "GET"):         ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),

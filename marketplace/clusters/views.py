@@ -36,6 +36,9 @@ from marketplace.clusters.forms import (
 from marketplace.clusters.models import Agreement, Invite, Member
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
+from marketplace.delivery import preferences as push_preferences
+from marketplace.delivery import subscriptions
+from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import DomainError
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
@@ -372,9 +375,30 @@ def _account_page(form: PreferencesForm | None = None, **extra: object) -> str:
         form.locale.data = viewer.locale or ""
         form.unit_system.data = viewer.unit_system or ""
     extra.setdefault("token_form", ApiTokenForm(formdata=None))
+    if "push_form" not in extra:
+        push_form = PushPreferencesForm(formdata=None)
+        push_form.fill(push_preferences.push_settings(db(), viewer.id))  # type: ignore[arg-type]
+        extra["push_form"] = push_form
     return render_template("accounts/preferences.html", form=form,
                            api_tokens=tokens.active_tokens(db(), viewer),
+                           push_devices=subscriptions.devices(db(), viewer.id),  # type: ignore[arg-type]
                            action_form=ConfirmForm(formdata=None), **extra)
+
+
+@bp.route("/account/notifications", methods=["POST"])
+def save_push_preferences() -> ResponseReturnValue:
+    """Which events reach this person's devices by push, and their quiet hours."""
+    form = PushPreferencesForm()
+    if form.validate_on_submit():
+        try:
+            push_preferences.save_push_settings(db(), acting_user(), form.settings())
+        except DomainError as error:
+            db().rollback()
+            apply_to_form(form, error)
+            return _account_page(push_form=form), error.status
+        flash(_("Notification choices saved."))
+        return redirect(url_for("clusters.account") + "#push")
+    return _account_page(push_form=form), 422
 
 
 @bp.route("/account/tokens", methods=["POST"])

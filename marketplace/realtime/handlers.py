@@ -2,8 +2,10 @@
 
 A client cannot pick its rooms; the server joins it to exactly the rooms its
 login entitles it to.  Anonymous connections are refused outright.  On
-connect a client may say the last notification id it saw; everything newer
-is replayed to it, so a phone that lost the network misses nothing.
+connect a client says its delivery cursor: the highest position of the
+person's notification sequence up to which it has everything.  Everything
+after it is replayed, so a phone that lost the network misses nothing; the
+client drops by id what it then also receives live.
 """
 
 from __future__ import annotations
@@ -24,22 +26,33 @@ from marketplace.web import db
 log = logging.getLogger(__name__)
 
 
-def _last_seen(data: Any) -> int | None:
-    """The client's last notification id, if it sent a sane one."""
+REPLAY_PAGE = 200
+REPLAY_MOST = 2000  # a phone away for weeks reloads instead (the page shows the state)
+
+
+def _cursor(data: Any) -> int | None:
+    """The client's delivery cursor, if it sent a sane one."""
     if not isinstance(data, dict):
         return None
-    value = data.get("last_id")
+    value = data.get("cursor")
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62:
         return value
     return None
 
 
-def _replay(after_id: int) -> int:
-    missed = events.missed_since(db(), current_user.id, after_id)
-    for row in missed:
-        emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
-    db().rollback()  # end the read transaction at once
-    return len(missed)
+def _replay(cursor: int) -> int:
+    """Send everything after `cursor`, in sequence order, a page at a time."""
+    sent = 0
+    while sent < REPLAY_MOST:
+        missed = events.missed_since(db(), current_user.id, cursor, REPLAY_PAGE)
+        db().rollback()  # end each read transaction at once
+        for row in missed:
+            emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
+        sent += len(missed)
+        if len(missed) < REPLAY_PAGE:
+            break
+        cursor = missed[-1].seq
+    return sent
 
 
 @socketio.on("connect")
@@ -51,24 +64,24 @@ def on_connect(auth: Any = None) -> bool:
     for room in rooms_for(current_user.id, current_user.member_id, current_user.cluster_id,
                           current_user.is_coordinator):
         join_room(room)
-    after = _last_seen(auth)
-    if after is not None:
-        _replay(after)
+    cursor = _cursor(auth)
+    if cursor is not None:
+        _replay(cursor)
     db().rollback()
     return True
 
 
 @socketio.on("replay")
 def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
-    """Explicit catch-up: {"last_id": n} -> every newer notification, then the count.
+    """Explicit catch-up: {"cursor": n} -> every later notification, then the count.
 
     Any other first argument is refused with a hint; further arguments are ignored
     (a client decides how many it sends, and a handler that cannot take them would
     fail instead of answering)."""
-    after = _last_seen(data)
-    if not current_user.is_authenticated or after is None:
-        return {"error": "send {\"last_id\": <int>}"}
-    return {"replayed": _replay(after)}
+    cursor = _cursor(data)
+    if not current_user.is_authenticated or cursor is None:
+        return {"error": "send {\"cursor\": <int>}"}
+    return {"replayed": _replay(cursor)}
 
 
 @socketio.on_error_default

@@ -1,8 +1,8 @@
 """Turn stored notifications into Socket.IO messages, in the recipient's language.
 
-The same wire shape serves the live emit after commit, the replay on
-reconnect and the notification centre's JSON, so a client sees one shape
-whichever way a notification reaches it.  A live batch (one event for many
+The same wire shape (realtime/wire.py) serves the live emit after commit, the
+replay on reconnect, the notification centre's JSON and Web Push, so a client
+sees one shape whichever way a notification reaches it.  A live batch (one event for many
 recipients) is rendered once per language, not once per recipient: the text
 depends only on the message, its parameters and the locale.
 """
@@ -10,7 +10,6 @@ depends only on the message, its parameters and the locale.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -20,33 +19,15 @@ from marketplace import events
 from marketplace.extensions import socketio
 from marketplace.realtime.models import Notification
 from marketplace.realtime.rooms import user_room
+from marketplace.realtime.wire import wire
 
 log = logging.getLogger(__name__)
 
 
-def _wire(
-    notification_id: int | None,
-    kind: str,
-    text: str,
-    link: str | None,
-    data: dict[str, Any],
-    created_at: datetime | None,
-) -> dict[str, Any]:
-    return {
-        "id": notification_id,
-        "kind": kind,
-        "text": text,
-        "link": link,
-        "data": data,
-        "created_at": created_at.isoformat() if created_at else None,
-    }
-
-
 def render_notification(row: Notification) -> dict[str, Any]:
     """The wire shape of a notification, its text in the current locale."""
-    return _wire(
-        row.id, row.kind, gettext(row.message, **row.params), row.link, row.payload, row.created_at
-    )
+    return wire(row.id, row.seq, row.kind, gettext(row.message, **row.params), row.link,
+                row.payload, row.created_at)
 
 
 def install_publisher(app: Flask) -> None:
@@ -62,8 +43,9 @@ def install_publisher(app: Flask) -> None:
                     with force_locale(locale):
                         texts[locale] = gettext(batch.message, **batch.params)
         for recipient in batch.recipients:
-            message = _wire(
+            message = wire(
                 recipient.notification_id,
+                recipient.seq,
                 batch.kind,
                 texts[recipient.locale or default_locale],
                 batch.link,

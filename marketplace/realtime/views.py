@@ -16,18 +16,18 @@ bp = Blueprint("notifications", __name__)
 
 @bp.app_context_processor
 def _unread() -> dict[str, object]:
-    """The unread count for the navigation badge and the newest notification id the
-    page reflects, where live.js starts its replay (both 0 for anonymous visitors)."""
+    """The unread count for the navigation badge and the delivery cursor the page
+    reflects, where live.js starts its replay (both 0 for anonymous visitors)."""
     def unread_count() -> int:
         if not current_user.is_authenticated:
             return 0
         return events.unread_count(db(), current_user.id)
 
-    def last_notification_id() -> int:
+    def notification_cursor() -> int:
         if not current_user.is_authenticated:
             return 0
-        return events.latest_id(db(), current_user.id)
-    return {"unread_count": unread_count, "last_notification_id": last_notification_id}
+        return events.cursor_of(db(), current_user.id)
+    return {"unread_count": unread_count, "notification_cursor": notification_cursor}
 
 
 @bp.route("/notifications")

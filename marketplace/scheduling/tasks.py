@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.jobs.bidding import close_due_windows
 from marketplace.ledger.payments import execute_installed_payouts
@@ -29,6 +30,9 @@ class PeriodicTask:
 
 TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
+    # Web Push off the request path: every second, whatever became due (new rows,
+    # retries whose back-off ran out, rows a crashed worker left claimed).
+    PeriodicTask("delivery.send_push", 1.0, send_due_pushes),
     PeriodicTask("equipment.rotation", 60.0, rotation_sweep),
     PeriodicTask("ledger.draft_settlements", 300.0, draft_due),
     PeriodicTask("ledger.execute_payouts", 30.0, execute_installed_payouts),

@@ -1,29 +1,44 @@
 // Live updates over one authenticated Socket.IO connection per page.
 // The server decides the rooms; this script only reacts. Every page works
 // without it; with it, the board and job pages update without a reload and
-// nothing is missed across a dropped connection (the server replays
-// everything after the last notification id this browser saw).
+// nothing is missed or doubled across a dropped connection (the server
+// replays everything after the page's delivery cursor).
 (function () {
   "use strict";
   if (typeof window.io !== "function") { return; }
-  var LAST_ID_KEY = "marketplace:last-notification-id";
-  // Replay starts after the newest notification the page was rendered with (its
-  // badge and lists already count those), or after a newer one this browser saw.
-  // From 0, a new phone would be sent its whole history: old jobs back on the
-  // board and the unread badge counting every notification twice.
-  var rendered = parseInt(document.body.getAttribute("data-last-notification-id") || "0", 10);
-  var lastId = Math.max(
-    parseInt(window.localStorage.getItem(LAST_ID_KEY) || "0", 10) || 0, rendered || 0);
+  // The delivery cursor: this person's notifications are numbered 1, 2, 3 ... in
+  // the order they committed, with no gaps.  `cursor` is the highest number up to
+  // which this page has every notification; the server renders the page at its
+  // current cursor and replays everything after it on every (re)connect.  A
+  // notification that arrives ahead of a missing one waits in `ahead` until the
+  // gap fills, so a live message overtaking an earlier one can never make the
+  // page skip it.  Kept in memory only: it belongs to the person the page was
+  // rendered for, never to the browser (a shared tablet has several people).
+  var cursor = parseInt(document.body.getAttribute("data-notification-cursor") || "0", 10) || 0;
+  var ahead = {};
+  var seen = {};
+  var gapTimer = null;
   var socket = window.io({
     transports: ["websocket", "polling"],
-    auth: function (cb) { cb({ last_id: lastId }); }
+    auth: function (cb) { cb({ cursor: cursor }); }
   });
 
-  function remember(message) {
-    if (message && message.id > lastId) {
-      lastId = message.id;
-      window.localStorage.setItem(LAST_ID_KEY, String(lastId));
+  // True the first time a notification arrives, false for a repeat (replayed and
+  // live, or sent twice by two instances): each is shown and counted once.
+  function fresh(message) {
+    if (!message || typeof message.seq !== "number") { return true; }
+    if (message.seq <= cursor || seen[message.id]) { return false; }
+    seen[message.id] = true;
+    ahead[message.seq] = true;
+    while (ahead[cursor + 1]) { delete ahead[cursor + 1]; cursor += 1; }
+    if (Object.keys(ahead).length && !gapTimer) {
+      // Something overtook a notification that has not arrived: ask for it.
+      gapTimer = window.setTimeout(function () {
+        gapTimer = null;
+        if (Object.keys(ahead).length) { socket.emit("replay", { cursor: cursor }); }
+      }, 2000);
     }
+    return true;
   }
 
   function bumpBadge() {
@@ -104,7 +119,7 @@
   }
 
   function onEvent(kind, message) {
-    remember(message);
+    if (!fresh(message)) { return; }
     bumpBadge();
     var data = message.data || {};
     var jobId = data.id || data.job_id;

@@ -27,7 +27,7 @@ RECORD_EVENTS = ("window.seen = []; document.addEventListener('marketplace:event
 # Ask the server for what came after the page and wait for its answer: messages on
 # one connection arrive in order, so whatever the connection replayed came first.
 ROUND_TRIP = ("() => new Promise(done => window.marketplaceSocket.emit('replay', "
-              "{last_id: Number(document.body.dataset.lastNotificationId)}, done))")
+              "{cursor: Number(document.body.dataset.notificationCursor)}, done))")
 
 
 def test_a_new_phone_is_not_sent_what_its_page_already_shows(

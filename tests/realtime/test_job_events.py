@@ -82,7 +82,7 @@ def test_offline_phone_replays_missed_events_on_reconnect(app: Flask, session: S
         again = socketio.Client(reconnection=False)
         replayed = Inbox(again)
         again.connect(base, headers={"Cookie": partner_cookie}, transports=["websocket"],
-                      auth={"last_id": first["id"]}, wait_timeout=5)
+                      auth={"cursor": first["seq"]}, wait_timeout=5)
         got = replayed.wait_for("job.posted")
         assert got is not None and got["data"]["id"] == missed_id
         assert [d["data"]["id"] for k, d in replayed.events if k == "job.posted"] == [missed_id]

@@ -1,9 +1,10 @@
-"""The outbox: one INSERT per event, one batch published after commit, text per language.
+"""The outbox: rows stored by the commit itself, published after it, text per language.
 
-`events.notify` writes every recipient's row in the caller's transaction and
-queues the batch; only a commit publishes it, a rollback drops rows and batch
-alike.  The publisher renders the text once per language and sends each
-recipient exactly what a replay of its stored row would send.
+`events.notify` queues every recipient's row in the caller's transaction; the
+commit stores them (numbered in each person's sequence) and only then are they
+published; a rollback drops rows and batch alike.  The publisher renders the
+text once per language and sends each recipient exactly what a replay of its
+stored row would send.
 """
 
 from __future__ import annotations
@@ -28,12 +29,8 @@ MESSAGE = N_("New overflow job near %(locality)s: %(title)s")
 PARAMS = {"locality": "Annex, Toronto", "title": "Mow the Annex"}
 
 
-def _rows(session: Session, ids: list[int]) -> list[Notification]:
-    return list(
-        session.exec(
-            select(Notification).where(col(Notification.id).in_(ids)).order_by(col(Notification.id))
-        )
-    )
+def _rows(session: Session) -> list[Notification]:
+    return list(session.exec(select(Notification).order_by(col(Notification.id))))
 
 
 def test_rows_are_written_with_the_change_and_published_once_after_commit(
@@ -45,7 +42,7 @@ def test_rows_are_written_with_the_change_and_published_once_after_commit(
     session.add(world.crew_a)
     session.commit()
     users = [world.owner_a, world.owner_b, world.owner_a, world.crew_a]  # a repeat, an inactive
-    ids = events.notify(
+    queued = events.notify(
         session,
         users,
         "job.posted",
@@ -55,21 +52,22 @@ def test_rows_are_written_with_the_change_and_published_once_after_commit(
         payload={"id": 7},
         link="/jobs/7",
     )
-    assert len(ids) == 2 and published == []  # stored, not sent: nothing is committed yet
-    rows = _rows(session, ids)
-    assert [(r.id, r.user_id) for r in rows] == list(
-        zip(ids, [world.owner_a.id, world.owner_b.id], strict=True)
-    )
+    assert queued == 2 and published == []  # nothing is committed yet
+    session.flush()
+    assert _rows(session) == []  # not even flushed: the commit writes them, with the change
+    session.commit()
+    rows = _rows(session)
+    ids = [r.id for r in rows]
+    assert [(r.user_id, r.seq) for r in rows] == [(world.owner_a.id, 1), (world.owner_b.id, 1)]
     assert {(r.kind, r.message, r.link, r.created_at) for r in rows} == {
         ("job.posted", MESSAGE, "/jobs/7", NOW)
     }
     assert all(r.params == PARAMS and r.payload == {"id": 7} and r.read_at is None for r in rows)
-    session.commit()
     assert len(published) == 1
     batch = published[0]
-    assert [(r.notification_id, r.user_id, r.locale) for r in batch.recipients] == [
-        (ids[0], world.owner_a.id, world.owner_a.locale),
-        (ids[1], world.owner_b.id, world.owner_b.locale),
+    assert [(r.notification_id, r.seq, r.user_id, r.locale) for r in batch.recipients] == [
+        (ids[0], 1, world.owner_a.id, world.owner_a.locale),
+        (ids[1], 1, world.owner_b.id, world.owner_b.locale),
     ]
     assert (
         batch.kind,
@@ -86,11 +84,12 @@ def test_a_rollback_drops_the_rows_and_the_batch(
 ) -> None:
     published: list[events.Batch] = []
     monkeypatch.setattr(events, "_publisher", published.append)
-    ids = events.notify(session, [world.owner_b], "job.posted", MESSAGE, now=NOW, params=PARAMS)
+    events.notify(session, [world.owner_b], "job.posted", MESSAGE, now=NOW, params=PARAMS)
     session.rollback()
     session.commit()
-    assert published == [] and _rows(session, ids) == []
-    assert events.notify(session, [], "job.posted", MESSAGE, now=NOW) == []
+    assert published == [] and _rows(session) == []
+    assert events.cursor_of(session, world.owner_b.id) == 0  # type: ignore[arg-type]
+    assert events.notify(session, [], "job.posted", MESSAGE, now=NOW) == 0
 
 
 def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
@@ -105,7 +104,7 @@ def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
         session.add(user)
     session.commit()
     users: list[User] = [world.owner_a, world.owner_b, world.crew_a]
-    ids = events.notify(
+    events.notify(
         session,
         users,
         "job.posted",
@@ -116,10 +115,11 @@ def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
         link="/jobs/7",
     )
     session.commit()
+    ids = [r.id for r in _rows(session)]
     assert [(kind, message["id"], to) for kind, message, to in emitted] == [
         ("job.posted", i, user_room(u.id)) for i, u in zip(ids, users, strict=True)
     ]  # type: ignore[arg-type]
-    for (_kind, message, _to), user, row in zip(emitted, users, _rows(session, ids), strict=True):
+    for (_kind, message, _to), user, row in zip(emitted, users, _rows(session), strict=True):
         with app.app_context(), force_locale(user.locale or app.config["BABEL_DEFAULT_LOCALE"]):
             assert message == render_notification(row)  # live == replay == centre
     assert [m["text"] for _k, m, _t in emitted] == [
@@ -127,3 +127,26 @@ def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
         "Neuer Auftrag zur Weitergabe bei Annex, Toronto: Mow the Annex",
         "New overflow job near Annex, Toronto: Mow the Annex",
     ]
+
+
+def test_each_person_numbers_their_notifications_in_commit_order_without_gaps(
+    session: Session, world: World
+) -> None:
+    """Several events in one transaction, and across transactions: a person's
+    notifications are 1, 2, 3 ... in the order they were committed; a rolled-back
+    transaction uses up no number."""
+    a, b = world.owner_a, world.owner_b
+    events.notify(session, [a, b], "job.posted", MESSAGE, now=NOW, params=PARAMS)
+    events.notify(session, [b], "job.taken", MESSAGE, now=NOW, params=PARAMS)
+    session.commit()
+    events.notify(session, [a], "job.posted", MESSAGE, now=NOW, params=PARAMS)
+    session.rollback()
+    events.notify(session, [b, a], "job.cancelled", MESSAGE, now=NOW, params=PARAMS)
+    session.commit()
+    numbered = [(r.user_id, r.seq, r.kind) for r in _rows(session)]
+    assert sorted(numbered) == sorted([
+        (a.id, 1, "job.posted"), (b.id, 1, "job.posted"), (b.id, 2, "job.taken"),
+        (a.id, 2, "job.cancelled"), (b.id, 3, "job.cancelled")])
+    assert events.cursor_of(session, a.id) == 2 and events.cursor_of(session, b.id) == 3  # type: ignore[arg-type]
+    assert [r.kind for r in events.missed_since(session, b.id, 1)] == ["job.taken",  # type: ignore[arg-type]
+                                                                      "job.cancelled"]

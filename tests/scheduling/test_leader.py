@@ -80,7 +80,8 @@ def _bid_window(session: Session, world: World, closes_in: timedelta, title: str
 
 def _scheduler_process(database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-           "REDIS_URL": "", "LOG_LEVEL": "WARNING"}
+           "REDIS_URL": os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:1/0",
+           "LOG_LEVEL": "WARNING"}  # a scheduler process needs a message queue, even one down
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

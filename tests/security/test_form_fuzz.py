@@ -86,6 +86,11 @@ BASELINES: dict[str, Form] = {
     "clusters.member_invites": lambda i: {"business_name": "Eta Sod", "email": "h@eta.test"},
     "clusters.create_api_token": lambda i: {"name": "Spreadsheet sync"},
     "clusters.revoke_api_token": lambda i: {},
+    "clusters.save_push_preferences": lambda i: {
+        "new_jobs": "y", "bookings": "y", "quiet": "y", "quiet_start": "22:00",
+        "quiet_end": "06:30", "quiet_new_jobs": "skip"},
+    "push.subscribe": lambda i: {},
+    "push.unsubscribe": lambda i: {},
     "clusters.edit_member": lambda i: {
         "name": "Alpha Lawns", "trades": "mowing", "base_lat": "43.7", "base_lng": "-79.4",
         "service_radius": "50", "insurance_expires_on": "2028-06-01",

@@ -45,21 +45,21 @@ from tests.live import Inbox, live_server, logged_in_cookie, socket_client
 from tests.matrix_world import table_digest
 
 LIMIT = 64 * 1024  # max_http_buffer_size in marketplace/__init__.py
-REFUSAL = {"error": 'send {"last_id": <int>}'}
+REFUSAL = {"error": 'send {"cursor": <int>}'}
 
 #: One argument each, as a client would send it: every one is refused by "replay".
 BAD_ARGUMENTS: list[Any] = [
-    None, "", "last_id", 17, -1, 2**70, 1.5, float("inf"), True, [], [1, 2], {},
-    {"last_id": None}, {"last_id": "12"}, {"last_id": -5}, {"last_id": 2**62},
-    {"last_id": 10**99}, {"last_id": 1e308}, {"last_id": True}, {"last_id": [1]},
-    {"last_id": {"$gt": 0}}, {"LAST_ID": 1}, {"last_id\x00": 1}, {"\ud800": "\udfff"},
-    {"last_id": "\ud800"}, {"a": {"b": {"c": {"d": [[[[None]]]]}}}},
-    {"last_id": b"\x00\x01"}, b"\xff\xfe\xfd", {"nested": [b"\x00" * 1000, {"x": b"1"}]},
+    None, "", "cursor", 17, -1, 2**70, 1.5, float("inf"), True, [], [1, 2], {},
+    {"cursor": None}, {"cursor": "12"}, {"cursor": -5}, {"cursor": 2**62},
+    {"cursor": 10**99}, {"cursor": 1e308}, {"cursor": True}, {"cursor": [1]},
+    {"cursor": {"$gt": 0}}, {"CURSOR": 1}, {"cursor\x00": 1}, {"\ud800": "\udfff"},
+    {"cursor": "\ud800"}, {"a": {"b": {"c": {"d": [[[[None]]]]}}}},
+    {"cursor": b"\x00\x01"}, b"\xff\xfe\xfd", {"nested": [b"\x00" * 1000, {"x": b"1"}]},
     "é" * 5000,
 ]
 #: Numbers of more than 100 digits: the protocol layer will not even parse them (a
 #: quadratic int() is a known denial of service), so the event is dropped unanswered.
-UNREADABLE: list[Any] = [10**100, {"last_id": 10**400}, [1, -(10**150)]]
+UNREADABLE: list[Any] = [10**100, {"cursor": 10**400}, [1, -(10**150)]]
 #: Event names a client might try in order to get into rooms or to confuse dispatch.
 FOREIGN_EVENTS = ("join", "join_room", "enter_room", "subscribe", "leave_room", "message",
                   "rooms", "connect_error", "*", "", "replay ", "REPLAY", "x" * 2000,
@@ -68,19 +68,19 @@ FOREIGN_EVENTS = ("join", "join_room", "enter_room", "subscribe", "leave_room", 
 #: announced but never sent, a namespace that does not exist, reserved event names.
 RAW_FRAMES: list[str | bytes] = [
     "", "x", "4", "9", "49", "42", "42[]", "42[1]", "42[null]", '42["replay"', "42{}",
-    '42"replay"', '42["replay",{"last_id":1e999}]', '42["replay",{"last_id":"\\ud800"}]',
-    '42["replay",{"last_id":' + "9" * 5000 + "}]", "42" + "[" * 20_000 + "]" * 20_000,
+    '42"replay"', '42["replay",{"cursor":1e999}]', '42["replay",{"cursor":"\\ud800"}]',
+    '42["replay",{"cursor":' + "9" * 5000 + "}]", "42" + "[" * 20_000 + "]" * 20_000,
     '421["replay"]', "43", '431["replay"]', '451-["replay",{"_placeholder":true,"num":0}]',
     '459-["replay",{"_placeholder":true,"num":7}]', '40/nope,', '42/nope,["replay"]',
-    '42["connect",{"last_id":"x"}]', '42["disconnect"]', "2", "3", "5", "6", "2probe",
+    '42["connect",{"cursor":"x"}]', '42["disconnect"]', "2", "3", "5", "6", "2probe",
     b"\xff\xfe\x00\x01", b"\x04junk", "4" + "x" * (LIMIT + 1),
 ]
 
 
 #: Auth payloads of the CONNECT packet ("40" + this): the login decides, the rest is
 #: ignored.
-BAD_AUTH = ('"junk"', "42", "[1,2]", '{"last_id":"0"}', '{"last_id":-1}',
-            '{"last_id":' + str(2**70) + "}", '{"last_id":{"a":[null]}}', "{}", "null",
+BAD_AUTH = ('"junk"', "42", "[1,2]", '{"cursor":"0"}', '{"cursor":-1}',
+            '{"cursor":' + str(2**70) + "}", '{"cursor":{"a":[null]}}', "{}", "null",
             '{"' + "x" * 100 + '":"' + "y" * 1000 + '"}')
 
 
@@ -140,7 +140,7 @@ def _raw_socket(base: str, cookie: str, connect: str = "40") -> websocket.WebSoc
 
 def _raw_replay(raw: websocket.WebSocket) -> tuple[list[str], Any]:
     """Ask for everything since id 0; the events replayed before the answer, and it."""
-    raw.send('421["replay",{"last_id":0}]')
+    raw.send('421["replay",{"cursor":0}]')
     before: list[str] = []
     while not (frame := raw.recv()).startswith("431"):
         before.append(frame)
@@ -203,12 +203,12 @@ def test_replay_refuses_every_malformed_argument(scene: Scene) -> None:
             scene.attacker.call("replay", argument, timeout=0.5)
     assert scene.attacker.call("replay", timeout=5) == REFUSAL  # no argument at all
     # Several arguments (a tuple is sent as separate arguments): the first one counts.
-    assert scene.attacker.call("replay", ({"last_id": "x"}, {"last_id": 0}), timeout=5) \
+    assert scene.attacker.call("replay", ({"cursor": "x"}, {"cursor": 0}), timeout=5) \
         == REFUSAL
-    assert scene.attacker.call("replay", ({"last_id": 0}, "junk", b"\x00"), timeout=5) \
+    assert scene.attacker.call("replay", ({"cursor": 0}, "junk", b"\x00"), timeout=5) \
         == {"replayed": 0}
     # A sane id with junk beside it replays (nothing, for this rival) and joins no room.
-    assert scene.attacker.call("replay", {"last_id": 0, "room": member_room(1),
+    assert scene.attacker.call("replay", {"cursor": 0, "room": member_room(1),
                                           "rooms": ["*"]}, timeout=5) == {"replayed": 0}
 
     @settings(max_examples=40, deadline=None, derandomize=IN_CI,
@@ -233,8 +233,8 @@ def test_events_without_a_handler_are_ignored_and_join_no_room(scene: Scene) -> 
             scene.attacker.emit(name, {"room": room, "rooms": rooms})
             scene.attacker.emit(name, room)
     # A connect event sent again by a connected client only replays its own notifications.
-    assert scene.attacker.call("connect", {"last_id": 0}, timeout=5) is True
-    assert scene.attacker.call("replay", {"last_id": 0}, timeout=5) == {"replayed": 0}
+    assert scene.attacker.call("connect", {"cursor": 0}, timeout=5) is True
+    assert scene.attacker.call("replay", {"cursor": 0}, timeout=5) == {"replayed": 0}
     assert table_digest(scene.session) == before
     assert_in_no_room_of_ours(scene)
     assert_still_serving(scene)
@@ -267,7 +267,7 @@ def test_oversize_messages_are_refused_and_harm_nobody_else(scene: Scene) -> Non
     refused = requests.post(url, data='42["replay",{"pad":"' + "x" * LIMIT + '"}]',
                             headers=headers, timeout=5)
     assert refused.status_code == 413
-    scene.attacker.emit("replay", {"last_id": 1, "pad": "x" * (LIMIT + 1)})
+    scene.attacker.emit("replay", {"cursor": 1, "pad": "x" * (LIMIT + 1)})
     assert _wait_disconnected(scene.attacker), "an oversize message was accepted"
     assert table_digest(scene.session) == before
     assert_still_serving(scene)
