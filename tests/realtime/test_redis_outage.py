@@ -101,7 +101,7 @@ def test_redis_outage_loses_nothing(database_url: str, redis_url: str, session: 
 
                 phone.on("job.posted", on_posted)
                 phone.connect(url, headers={"Cookie": cookie}, transports=["websocket"],
-                              auth={"last_id": 0}, wait_timeout=5)
+                              auth={"cursor": 0}, wait_timeout=5)
                 assert got.wait(5), "the phone did not catch up"
                 assert received[0]["data"]["id"] == job.id  # type: ignore[index]
                 phone.disconnect()
