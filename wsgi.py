@@ -5,6 +5,7 @@ Importing this module starts nothing in the background: `python wsgi.py`
 its own `flask --app wsgi scheduler` process.
 """
 
+import gc
 import os
 
 from marketplace import create_app
@@ -16,6 +17,10 @@ if not app.config["SCHEDULER_IN_PROCESS"]:
     # The scheduler runs in a process of its own: what it does (a bid window closing,
     # a hand-over) reaches this instance's phones only through the message queue.
     require_message_queue(app.config, "A web instance whose scheduler runs elsewhere")
+# Everything loaded at start-up lives as long as the process: keep the cyclic garbage
+# collector from walking those ~200 000 objects on every full collection (a 100 ms
+# pause inside whichever request triggers it, measured by bench/push_fanout.py).
+gc.freeze()
 
 if __name__ == "__main__":
     from marketplace.scheduling.runner import start_in_process

@@ -20,6 +20,7 @@ from marketplace.extensions import csrf, limiter, login_manager, socketio
 from marketplace.i18n import init_i18n
 from marketplace.ledger.payments import install_gateway
 from marketplace.ledger.stripe_gateway import gateway_from_config
+from marketplace.mail.runner import init_mail
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.limits import PollingBodyLimit
 from marketplace.realtime.publisher import install_publisher
@@ -73,6 +74,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                     _SOCKET_MESSAGE_LIMIT)
     install_publisher(app)
     init_push(app)  # VAPID keys (generated into instance/ once), the push sender
+    init_mail(app)  # SMTP when MAIL_SERVER is set, else .eml files in instance/mail/
     install_gateway(gateway_from_config(app.config))
     _register_blueprints(app)
     init_cli(app)
@@ -108,12 +110,13 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.jobs.views import bp as jobs_bp
     from marketplace.ledger.stripe_views import bp as payouts_bp
     from marketplace.ledger.views import bp as ledger_bp
+    from marketplace.mail.views import bp as mail_bp
     from marketplace.pwa import bp as pwa_bp
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
                       calendar_feed_bp, ledger_bp, payouts_bp, health_bp, api_bp,
-                      dashboard_bp, push_bp, pwa_bp):
+                      dashboard_bp, push_bp, mail_bp, pwa_bp):
         app.register_blueprint(blueprint)
     init_api_auth()
 

@@ -92,6 +92,22 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PUSH_TIMEOUT_SECONDS": float(env.get("PUSH_TIMEOUT_SECONDS") or 10),
         "PUSH_CONCURRENCY": int(env.get("PUSH_CONCURRENCY") or 8),
         "PUSH_LEASE_SECONDS": int(env.get("PUSH_LEASE_SECONDS") or 60),
+        # E-mail: SMTP when MAIL_SERVER is set, else .eml files written to MAIL_FOLDER.
+        "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        # The port follows the security mode: submission with STARTTLS (587), implicit
+        # TLS (465), or a plain relay (25).
+        "MAIL_PORT": int(env.get("MAIL_PORT")
+                         or (587 if _flag(env.get("MAIL_USE_TLS"), False)
+                             else 465 if _flag(env.get("MAIL_USE_SSL"), False) else 25)),
+        "MAIL_USE_TLS": _flag(env.get("MAIL_USE_TLS"), False),
+        "MAIL_USE_SSL": _flag(env.get("MAIL_USE_SSL"), False),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_FROM": env.get("MAIL_FROM") or "Coopetition marketplace <no-reply@localhost>",
+        "MAIL_FOLDER": env.get("MAIL_FOLDER") or str(INSTANCE_DIR / "mail"),
+        "MAIL_TIMEOUT_SECONDS": float(env.get("MAIL_TIMEOUT_SECONDS") or 20),
+        # how long the mail worker's claim on a row lasts before another worker may take it
+        "MAIL_LEASE_SECONDS": int(env.get("MAIL_LEASE_SECONDS") or 120),
     }
 
 

@@ -137,6 +137,11 @@ def isoday(value: str | None, fmt: str = "medium") -> str:
     return day(date.fromisoformat(value), fmt) if value else ""
 
 
+def isowhen(value: str | None, fmt: str = "medium") -> str:
+    """An instant carried as ISO text (barrier-filtered dicts) in the viewer's time zone."""
+    return when(datetime.fromisoformat(value), fmt) if value else ""
+
+
 def locale_display_name(code: str) -> str:
     """A locale's own name ("français (Canada)"), for pickers."""
     return Locale.parse(code).get_display_name(code) or code
@@ -183,6 +188,6 @@ def init_i18n(app: Flask) -> Babel:
     )
     app.jinja_env.filters.update(
         money=money, when=when, day=day, distance=format_distance, relative=relative,
-        isoday=isoday, area=format_area,
+        isoday=isoday, isowhen=isowhen, area=format_area,
     )
     return babel

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -99,7 +101,8 @@ def redis_url() -> str:
 @pytest.fixture
 def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
     flask_app = create_app({
-        "UPLOAD_DIR": str(tmp_path / "uploads"), "RATELIMIT_ENABLED": False,
+        "UPLOAD_DIR": str(tmp_path / "uploads"), "MAIL_FOLDER": str(tmp_path / "mail"),
+        "RATELIMIT_ENABLED": False,
         "TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
         "WTF_CSRF_ENABLED": False, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
         **CHEAP_HASHING,
@@ -210,6 +213,19 @@ def make_world(session: Session) -> World:
 def login(client: FlaskClient, user: User) -> None:
     response = client.post("/login", data={"email": user.email, "password": PASSWORD})
     assert response.status_code == 302, response.get_data(as_text=True)
+
+
+def sent_mails(app: Flask) -> list[EmailMessage]:
+    """Run the mail worker once and read what it wrote to the app's MAIL_FOLDER (the
+    embedded default's .eml files), oldest first."""
+    from marketplace.db import session_scope, utcnow
+    from marketplace.mail.runner import send_due_mails
+
+    with app.app_context(), session_scope(app.extensions["engine"]) as work:
+        send_due_mails(work, utcnow())
+    folder = Path(app.config["MAIL_FOLDER"])
+    return [message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for path in sorted(folder.glob("*.eml"))]
 
 
 def later(days: int) -> datetime:

@@ -33,12 +33,14 @@ from marketplace.api import tokens
 from marketplace.clusters import accounts, agreements, invites
 from marketplace.clusters.models import Member, User
 from marketplace.db import utcnow
+from marketplace.delivery.preferences import Category
 from marketplace.equipment import booking, calendar, listings, rotation
 from marketplace.equipment.photos import store_photo
 from marketplace.events import notify
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.models import JobMode
 from marketplace.ledger import settlement
+from marketplace.mail.composer import unsubscribe_token
 from marketplace.scheduling.leader import LEASE_NAME
 from marketplace.scheduling.models import SchedulerLease
 from tests.conftest import CHEAP_HASHING, SECRET, World, terms
@@ -182,6 +184,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "invite": invites.invite_token(SECRET, invite),
         "reset": accounts.make_reset_token(SECRET, world.crew_a),
         "feed": calendar.feed_token(session, member_a, now),
+        "unsubscribe": unsubscribe_token(SECRET, world.crew_a.id, Category.MONEY),  # type: ignore[arg-type]
         # Form values, typed the way the users (Toronto) would.
         "start_date": dates["starts_on"].isoformat(),
         "tomorrow": (today + timedelta(days=1)).isoformat(),

@@ -11,7 +11,8 @@ PACKAGE = Path(marketplace.__file__).parent
 # Modules whose job is to speak HTTP / Socket.IO / CLI; everything else is domain code.
 WEB_EDGE = {"__init__.py", "extensions.py", "web.py", "i18n.py", "cli.py", "views.py",
             "auth_views.py", "stripe_views.py", "health.py", "ratelimits.py", "forms.py",
-            "handlers.py", "publisher.py", "runner.py", "assets.py", "pwa.py"}
+            "handlers.py", "publisher.py", "runner.py", "assets.py", "pwa.py",
+            "composer.py"}
 
 
 def _imports(path: Path) -> set[str]:

@@ -102,6 +102,9 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("auth.forgot_password", "POST"):           ("-",               422,   422,   422,   422,   422,   422,   422,   422),
     ("auth.reset_password", "GET"):             ("reset",           200,   200,   200,   200,   200,   200,   200,   200),
     ("auth.reset_password", "POST"):            ("reset",           422,   422,   422,   422,   422,   422,   422,   422),
+    ("mail.unsubscribe", "GET"):                ("unsubscribe",     200,   200,   200,   200,   200,   200,   200,   200),
+    ("mail.unsubscribe", "POST"):               ("unsubscribe",     422,   422,   422,   422,   422,   422,   422,   422),
+    ("mail.try_again", "POST"):                 ("-",             LOGIN,   302,   302,   302,   302,   302,   302,   302),
     ("auth.start_cluster", "GET"):              ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     ("auth.start_cluster", "POST"):             ("-",               422,   422,   422,   422,   422,   422,   422,   422),
     ("static", "GET"):                          ("-",               200,   200,   200,   200,   200,   200,   200,   200),
@@ -285,7 +288,7 @@ OUR_OBJECTS = frozenset({
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
     "custody", "swap", "version", "api_token"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
-CAPABILITIES = frozenset({"invite", "reset", "feed"})
+CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.
 OUR_MARKERS = ("Alpha Lawns", "Beta Stone", "Gamma Trees", "Delta Decks", "Zelda Quackenbush",
                "Evergreen", "Edge the park", "Plant the boulevard", "Rake the lawns",

@@ -30,6 +30,7 @@ from marketplace.clusters.forms import (
 from marketplace.db import utcnow
 from marketplace.errors import DomainError
 from marketplace.i18n import LANGUAGES
+from marketplace.mail import outbox
 from marketplace.ratelimits import login_limit, reset_limit
 from marketplace.web import apply_to_form, db
 
@@ -79,10 +80,10 @@ def forgot_password() -> ResponseReturnValue:
     if form.validate_on_submit():
         user = accounts.find_user_by_email(db(), form.email.data or "")
         if user is not None and user.active:
-            token = accounts.make_reset_token(current_app.config["SECRET_KEY"], user)
-            link = current_app.config["PUBLIC_URL"] + url_for("auth.reset_password", token=token)
-            # No mail server in the embedded default: the link goes to the log.
-            log.warning("password reset link for user_id=%s: %s", user.id, link)
+            # The mail (with its link, signed when it is composed) goes out from the
+            # delivery worker: the same page and the same time for any address typed.
+            outbox.queue_password_reset(db(), user, utcnow())
+            log.info("password reset mail queued for user_id=%s", user.id)
         flash(_("If that address has an account, a reset link is on its way."))
         return redirect(url_for("auth.login"))
     return render_template("accounts/forgot.html", form=form), 422 if form.errors else 200

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from marketplace.clusters.accounts import hash_password, normalise_email
-from marketplace.clusters.models import Invite, InviteKind, Member, Role, User
+from marketplace.clusters.models import Cluster, Invite, InviteKind, Member, Role, User
 from marketplace.clusters.service import (
     can_manage_member,
     get_member,
@@ -23,6 +23,7 @@ from marketplace.clusters.service import (
     validate_new_account,
 )
 from marketplace.errors import N_, Conflict, Forbidden, Gone, ValidationError
+from marketplace.mail.outbox import MailKind, queue_mail
 
 _SALT = "invite"
 
@@ -71,11 +72,18 @@ def create_user_invite(
 
 
 def _store(session: Session, invite: Invite, actor: User, now: datetime, days: int) -> Invite:
+    """Keep the invite and, in the same commit, the mail that carries its link (in the
+    cluster's language: the invited person has no language of their own yet)."""
     invite.nonce = secrets.token_urlsafe(24)
     invite.created_by_id = actor.id
     invite.created_at = now
     invite.expires_at = now + timedelta(days=days)
     session.add(invite)
+    session.flush()
+    cluster = session.get(Cluster, invite.cluster_id)
+    queue_mail(session, MailKind.INVITE, invite.email,
+               cluster.default_locale if cluster else "en", now,
+               params={"invite_id": invite.id})
     session.commit()
     return invite
 

@@ -188,6 +188,13 @@ def member_users(session: Session, viewer: User, member_id: int) -> list[User]:
     return list(session.exec(select(User).where(User.member_id == member_id).order_by(User.name)))
 
 
+def cluster_people(session: Session, coordinator: User) -> list[User]:
+    """Every person of the coordinator's cluster (who can be reached, and how)."""
+    require_coordinator(coordinator)
+    return list(session.exec(select(User).where(User.cluster_id == coordinator.cluster_id)
+                             .order_by(User.name)))
+
+
 def acting_member(session: Session, actor: User) -> Member:
     """The member business the actor works for; coordinators act for none."""
     if actor.member_id is None:

@@ -42,6 +42,7 @@ from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import DomainError
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
+from marketplace.mail import outbox
 from marketplace.web import apply_to_form, db
 from marketplace.web import viewer as acting_user
 
@@ -93,7 +94,15 @@ def members() -> ResponseReturnValue:
     session = db()
     rows = [(m, service.member_trades(session, m.id))
             for m in service.list_members(session, viewer)]
-    return render_template("clusters/members.html", rows=rows, trades=TRADES)
+    unreachable: dict[int, list[str]] = {}
+    if viewer.is_coordinator:  # who cannot be reached by mail, so the coordinator can call
+        people = service.cluster_people(session, viewer)
+        refused = outbox.undeliverable_among(session, [p.email for p in people])
+        for person in people:
+            if person.member_id and person.email.lower() in refused:
+                unreachable.setdefault(person.member_id, []).append(person.name)
+    return render_template("clusters/members.html", rows=rows, trades=TRADES,
+                           unreachable=unreachable)
 
 
 @bp.route("/members/<int:member_id>")
@@ -106,6 +115,9 @@ def member(member_id: int) -> ResponseReturnValue:
         "clusters/member.html", member=business, trades=TRADES,
         member_trades=service.member_trades(session, business.id),
         people=service.member_users(session, viewer, business.id) if can_manage else [],
+        refused=outbox.undeliverable_among(
+            session, [p.email for p in service.member_users(session, viewer, business.id)])
+        if can_manage else {},
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
         track_record=reliability(session, business.id, utcnow().date()),
@@ -378,7 +390,9 @@ def _account_page(form: PreferencesForm | None = None, **extra: object) -> str:
     if "push_form" not in extra:
         push_form = PushPreferencesForm(formdata=None)
         push_form.fill(push_preferences.push_settings(db(), viewer.id))  # type: ignore[arg-type]
+        push_form.fill_mail(push_preferences.mail_settings(db(), viewer.id))  # type: ignore[arg-type]
         extra["push_form"] = push_form
+    extra.setdefault("mail_refused", outbox.undeliverable(db(), viewer.email))
     return render_template("accounts/preferences.html", form=form,
                            api_tokens=tokens.active_tokens(db(), viewer),
                            push_devices=subscriptions.devices(db(), viewer.id),  # type: ignore[arg-type]
@@ -391,7 +405,8 @@ def save_push_preferences() -> ResponseReturnValue:
     form = PushPreferencesForm()
     if form.validate_on_submit():
         try:
-            push_preferences.save_push_settings(db(), acting_user(), form.settings())
+            push_preferences.save_push_settings(db(), acting_user(), form.settings(),
+                                                form.mail_settings())
         except DomainError as error:
             db().rollback()
             apply_to_form(form, error)

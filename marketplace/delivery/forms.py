@@ -1,4 +1,5 @@
-"""The account page's push choices: one switch per kind of event, and quiet hours."""
+"""The account page's notification choices: a row per kind of event, a column per
+channel (push, e-mail), the new-job mail at once or as a daily digest, quiet hours."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, RadioField, TimeField
 from wtforms.validators import Optional
 
-from marketplace.delivery.preferences import Category, PushSettings, QuietTime
+from marketplace.delivery.preferences import (
+    DEFAULT_DIGEST_MINUTE,
+    Category,
+    MailSettings,
+    PushSettings,
+    QuietTime,
+)
 from marketplace.forms import WebForm
 
 
@@ -17,6 +24,14 @@ class PushPreferencesForm(WebForm):
     job_updates = BooleanField(_l("Bids, awards and claims on my jobs"))
     bookings = BooleanField(_l("Bookings and machine hand-overs"))
     money = BooleanField(_l("Monthly settlements and payments"))
+    email_new_jobs = BooleanField(_l("New jobs I can take"))
+    email_job_updates = BooleanField(_l("Bids, awards and claims on my jobs"))
+    email_bookings = BooleanField(_l("Bookings and machine hand-overs"))
+    email_money = BooleanField(_l("Monthly settlements and payments"))
+    email_new_jobs_when = RadioField(_l("New jobs by e-mail"), default="now", choices=[
+        ("now", _l("At once, one mail per job")),
+        ("digest", _l("One mail a day with all of them"))])
+    digest_time = TimeField(_l("Daily mail at"), validators=[Optional()])
     quiet = BooleanField(_l("Quiet hours: no pushes at night"))
     quiet_start = TimeField(_l("Quiet from"), validators=[Optional()])
     quiet_end = TimeField(_l("until"), validators=[Optional()])
@@ -33,6 +48,22 @@ class PushPreferencesForm(WebForm):
             self.quiet_start.data = time(start // 60, start % 60)
             self.quiet_end.data = time(end // 60, end % 60)
             self.quiet_new_jobs.data = "skip" if settings.quiet.skip_new_jobs else "wait"
+
+    def fill_mail(self, settings: MailSettings) -> None:
+        for category in Category:
+            getattr(self, f"email_{category.value}").data = settings.enabled[category]
+        digest = settings.digest_minute
+        self.email_new_jobs_when.data = "now" if digest is None else "digest"
+        minute = DEFAULT_DIGEST_MINUTE if digest is None else digest
+        self.digest_time.data = time(minute // 60, minute % 60)
+
+    def mail_settings(self) -> MailSettings:
+        digest = None
+        if self.email_new_jobs_when.data == "digest":
+            at = self.digest_time.data
+            digest = at.hour * 60 + at.minute if at else -1
+        return MailSettings({c: bool(getattr(self, f"email_{c.value}").data) for c in Category},
+                            digest)
 
     def settings(self) -> PushSettings:
         """What was chosen; quiet hours switched on without both times are a 422 later."""

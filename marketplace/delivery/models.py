@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.db import UTCDateTime
@@ -19,6 +20,7 @@ from marketplace.db import UTCDateTime
 
 class Channel(StrEnum):
     PUSH = "push"
+    EMAIL = "email"
 
 
 class DeliveryStatus(StrEnum):
@@ -60,9 +62,15 @@ class Delivery(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    notification_id: int = Field(foreign_key="notification.id", index=True)
+    #: the event told (None for a mail that is not a notification: invite, reset)
+    notification_id: int | None = Field(default=None, foreign_key="notification.id",
+                                        index=True)
     channel: str = Field(max_length=10)
     subscription_id: int | None = Field(default=None, foreign_key="pushsubscription.id")
+    #: the composed-at-send-time mail this row sends (e-mail only)
+    mail_id: int | None = Field(default=None, foreign_key="outboundmail.id", index=True)
+    #: a new-job mail that waits for the person's daily digest, sent with the others
+    digest: bool = Field(default=False)
     status: str = Field(default=DeliveryStatus.PENDING.value, max_length=10)
     attempts: int = Field(default=0)
     due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
@@ -81,6 +89,32 @@ class ChannelPreference(SQLModel, table=True):
     channel: str = Field(max_length=10, primary_key=True)
     category: str = Field(max_length=20, primary_key=True)
     enabled: bool = Field(default=True)
+    #: e-mail only: collect these into one mail a day, at this minute of the person's day
+    digest_minute: int | None = Field(default=None)
+
+
+class OutboundMail(SQLModel, table=True):
+    """A mail that is not one notification (an invite, a password reset, a digest is
+    built from its deliveries instead): what to compose, for whom, in which language.
+    Composed when sent, so secrets such as a reset link are never stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    to_address: str = Field(max_length=254)
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    locale: str = Field(max_length=10)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class UndeliverableAddress(SQLModel, table=True):
+    """An address a mail server refused for good (5xx): no more mail goes there until
+    its owner asks to try again; the account page and the coordinator say so."""
+
+    address: str = Field(max_length=254, primary_key=True)
+    code: int | None = Field(default=None)
+    reason: str = Field(default="", max_length=300)
+    since: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class QuietHours(SQLModel, table=True):

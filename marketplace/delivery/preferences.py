@@ -43,7 +43,11 @@ CATEGORY_TITLES: dict[Category, str] = {
 }
 # A job that is gone ("taken", "cancelled") replaces the notice that announced it,
 # so it belongs with the announcement.
-_NEW_JOB_KINDS = {"job.posted", "job.taken", "job.cancelled"}
+_NEW_JOB_KINDS = {"job.posted", "job.taken", "job.cancelled", "window.closing"}
+#: what a daily digest collects; the rest of the category comes at once (a window
+#: closing in an hour) or, for a person on the digest, not by mail at all (a job gone)
+DIGEST_KINDS = {"job.posted"}
+URGENT_KINDS = {"window.closing"}
 _PREFIXES = {"booking": Category.BOOKINGS, "custody": Category.BOOKINGS,
              "settlement": Category.MONEY, "payment": Category.MONEY}
 
@@ -89,6 +93,19 @@ def quiet_until(now: datetime, zone: ZoneInfo, quiet: QuietTime) -> datetime | N
     return max(ends, now)
 
 
+def next_daily(now: datetime, zone: ZoneInfo, minute: int) -> datetime:
+    """The next moment after `now` at which the person's wall clock shows `minute`
+    (their daily digest).  A minute the clocks skip that day comes an hour late."""
+    local = now.astimezone(zone)
+    for days in (0, 1, 2):
+        day = local.date() + timedelta(days=days)
+        candidate = datetime.combine(day, time(minute // 60, minute % 60),
+                                     tzinfo=zone).astimezone(UTC)
+        if candidate > now:
+            return candidate
+    raise AssertionError("a day always has that minute within two days")
+
+
 def zone_of(user: User, cluster: Cluster) -> ZoneInfo:
     """The person's own time zone, else the cluster's."""
     return ZoneInfo(user.timezone or cluster.timezone)
@@ -102,6 +119,53 @@ class PushSettings:
     quiet: QuietTime | None
 
 
+@dataclass(frozen=True)
+class MailSettings:
+    """Which categories reach the person by e-mail; new jobs either at once or
+    collected into one mail a day at `digest_minute` of their day."""
+
+    enabled: dict[Category, bool]
+    digest_minute: int | None
+
+
+DEFAULT_DIGEST_MINUTE = 7 * 60
+
+
+def mail_settings(session: Session, user_id: int) -> MailSettings:
+    rows = {row.category: row for row in session.exec(select(ChannelPreference).where(
+        ChannelPreference.user_id == user_id, ChannelPreference.channel == Channel.EMAIL))}
+    new_jobs = rows.get(Category.NEW_JOBS.value)
+    return MailSettings(
+        {category: rows[category.value].enabled if category.value in rows else True
+         for category in Category},
+        new_jobs.digest_minute if new_jobs else None)
+
+
+def save_mail_settings(session: Session, user: User, settings: MailSettings) -> None:
+    """Replace the person's e-mail choices (committed with the push choices)."""
+    if settings.digest_minute is not None and not 0 <= settings.digest_minute < 24 * 60:
+        message = N_("Give the time of day the daily digest should come.")
+        raise ValidationError("digest_time", message, fields={"digest_time": message})
+    assert user.id is not None
+    session.execute(delete(ChannelPreference).where(
+        col(ChannelPreference.user_id) == user.id,
+        col(ChannelPreference.channel) == Channel.EMAIL))
+    for category, enabled in settings.enabled.items():
+        session.add(ChannelPreference(
+            user_id=user.id, channel=Channel.EMAIL, category=category.value, enabled=enabled,
+            digest_minute=settings.digest_minute if category is Category.NEW_JOBS else None))
+
+
+def mute_mail(session: Session, user_id: int, category: Category) -> None:
+    """One-click unsubscribe: this category no longer comes by e-mail."""
+    row = session.get(ChannelPreference, (user_id, Channel.EMAIL.value, category.value))
+    if row is None:
+        row = ChannelPreference(user_id=user_id, channel=Channel.EMAIL, category=category.value)
+    row.enabled = False
+    session.add(row)
+    session.commit()
+
+
 def push_settings(session: Session, user_id: int) -> PushSettings:
     rows = session.exec(select(ChannelPreference).where(
         ChannelPreference.user_id == user_id, ChannelPreference.channel == Channel.PUSH))
@@ -113,8 +177,12 @@ def push_settings(session: Session, user_id: int) -> PushSettings:
         if quiet else None)
 
 
-def save_push_settings(session: Session, user: User, settings: PushSettings) -> None:
-    """Replace the person's push choices; quiet hours of no length are refused."""
+def save_push_settings(session: Session, user: User, settings: PushSettings,
+                       mail: MailSettings | None = None) -> None:
+    """Replace the person's push (and e-mail) choices; quiet hours of no length are
+    refused."""
+    if mail is not None:
+        save_mail_settings(session, user, mail)
     if settings.quiet is not None:
         for minute in (settings.quiet.start_minute, settings.quiet.end_minute):
             if not 0 <= minute < 24 * 60:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -99,16 +99,21 @@ def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
     return delay
 
 
-def _claim(session: Session, now: datetime, settings: WorkerSettings) -> list[tuple[int, int]]:
-    """Take up to `batch` due rows for this worker; (delivery id, attempt number)."""
-    due = (select(Delivery.id).where(
-        col(Delivery.channel) == Channel.PUSH,
-        or_(
-            (col(Delivery.status) == DeliveryStatus.PENDING) & (col(Delivery.due_at) <= now),
-            (col(Delivery.status) == DeliveryStatus.SENDING)
-            & (col(Delivery.claimed_until) < now)))
-        .order_by(col(Delivery.due_at), col(Delivery.id)).limit(settings.batch)
-        .with_for_update(skip_locked=True))
+def due_rows(channel: Channel, now: datetime) -> ColumnElement[bool]:
+    """Rows of `channel` a worker may take now: pending and due, or claimed by a worker
+    whose lease ran out (it crashed, or hangs)."""
+    return (col(Delivery.channel) == channel) & or_(
+        (col(Delivery.status) == DeliveryStatus.PENDING) & (col(Delivery.due_at) <= now),
+        (col(Delivery.status) == DeliveryStatus.SENDING) & (col(Delivery.claimed_until) < now))
+
+
+def claim(session: Session, now: datetime, settings: WorkerSettings,
+          where: ColumnElement[bool], limit: int | None = None) -> list[tuple[int, int]]:
+    """Take due rows matching `where` for this worker (status `sending`, a lease, one
+    more attempt) and commit; (delivery id, attempt number) of each."""
+    due = (select(Delivery.id).where(where)
+           .order_by(col(Delivery.due_at), col(Delivery.id)).limit(limit or settings.batch)
+           .with_for_update(skip_locked=True))
     ids = list(session.execute(due).scalars())
     if not ids:
         session.rollback()
@@ -121,6 +126,22 @@ def _claim(session: Session, now: datetime, settings: WorkerSettings) -> list[tu
     rows = [(delivery_id, attempts) for delivery_id, attempts in claimed]
     session.commit()
     return rows
+
+
+def _claim(session: Session, now: datetime, settings: WorkerSettings) -> list[tuple[int, int]]:
+    return claim(session, now, settings, due_rows(Channel.PUSH, now))
+
+
+def retry_later(session: Session, delivery_id: int, attempts: int, now: datetime,
+                retry_after: float | None, reason: str) -> bool:
+    """Put our claimed row back, due after the back-off; False when it was not ours."""
+    result = session.execute(
+        update(Delivery).where(col(Delivery.id) == delivery_id,
+                               col(Delivery.status) == DeliveryStatus.SENDING,
+                               col(Delivery.attempts) == attempts)
+        .values(status=DeliveryStatus.PENDING.value, claimed_until=None,
+                due_at=now + retry_delay(attempts, retry_after), last_error=reason[:300]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
@@ -139,15 +160,15 @@ def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
     ready: list[_Claimed] = []
     for delivery, notification, subscription, locale, cluster_name, cluster_locale in rows:
         if subscription.removed_at is not None:
-            _close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.GONE,
+            close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.GONE,
                    "device unsubscribed", now, done)
             continue
         if subscription.user_id != notification.user_id:  # another person subscribed it since
-            _close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.GONE,
+            close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.GONE,
                    "device moved to another person", now, done)
             continue
         if now - delivery.due_at > STALE_AFTER:
-            _close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.FAILED,
+            close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.FAILED,
                    "stale: not sent within 12 hours", now, done)
             continue
         language = locale or cluster_locale or settings.default_locale
@@ -161,7 +182,7 @@ def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
             # fail this row, never the batch (raising would leave every row of it claimed,
             # to be claimed and fail again after each lease, holding up everyone's pushes)
             log.exception("push delivery id=%s could not be rendered", delivery.id)
-            _close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.FAILED,
+            close(session, delivery.id, attempts_of[delivery.id], DeliveryStatus.FAILED,
                    f"could not render: {type(error).__name__}", now, done)
             continue
         urgent = category_of(notification.kind) is Category.NEW_JOBS
@@ -172,7 +193,7 @@ def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
     return ready
 
 
-def _close(session: Session, delivery_id: int, attempts: int, status: DeliveryStatus,
+def close(session: Session, delivery_id: int, attempts: int, status: DeliveryStatus,
            error: str | None, now: datetime, done: Round) -> bool:
     """Move our claimed row to its final state (only if it is still ours)."""
     result = session.execute(
@@ -198,33 +219,27 @@ def _record(session: Session, item: _Claimed, answer: PushAnswer, now: datetime,
     """What a push service's answer means for the row (and the device)."""
     status = answer.status
     if status is not None and 200 <= status < 300:
-        if _close(session, item.delivery_id, item.attempts, DeliveryStatus.SENT, None, now, done):
+        if close(session, item.delivery_id, item.attempts, DeliveryStatus.SENT, None, now, done):
             session.execute(update(PushSubscription)
                             .where(col(PushSubscription.id) == item.subscription_id)
                             .values(last_sent_at=now))
         return
     if status in (404, 410):
-        _close(session, item.delivery_id, item.attempts, DeliveryStatus.GONE,
+        close(session, item.delivery_id, item.attempts, DeliveryStatus.GONE,
                f"push service answered {status}", now, done)
         _unsubscribe_gone(session, item.subscription_id, now)
         log.info("push subscription id=%s is gone (%s); removed", item.subscription_id, status)
         return
     retryable = status is None or status == 429 or status >= 500
     if retryable and item.attempts < MAX_ATTEMPTS:
-        result = session.execute(
-            update(Delivery).where(col(Delivery.id) == item.delivery_id,
-                                   col(Delivery.status) == DeliveryStatus.SENDING,
-                                   col(Delivery.attempts) == item.attempts)
-            .values(status=DeliveryStatus.PENDING.value, claimed_until=None,
-                    due_at=now + retry_delay(item.attempts, answer.retry_after),
-                    last_error=(answer.reason or f"status {status}")[:300]))
-        if result.rowcount:  # type: ignore[attr-defined]
+        if retry_later(session, item.delivery_id, item.attempts, now, answer.retry_after,
+                       answer.reason or f"status {status}"):
             done.retried += 1
             done.outcomes.append((item.delivery_id, "retry"))
         log.info("push delivery id=%s will be retried (status %s, attempt %s)",
                  item.delivery_id, status, item.attempts)
         return
-    _close(session, item.delivery_id, item.attempts, DeliveryStatus.FAILED,
+    close(session, item.delivery_id, item.attempts, DeliveryStatus.FAILED,
            (answer.reason or f"status {status}")[:300], now, done)
     log.warning("push delivery id=%s failed for good (status %s, attempt %s)",
                 item.delivery_id, status, item.attempts)

@@ -9,8 +9,10 @@ run it and the window still closes exactly once, with one set of messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_time
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
@@ -20,12 +22,13 @@ from marketplace.clusters.agreements import (
     participation_refusal,
     require_participation,
 )
-from marketplace.clusters.models import Member, User
+from marketplace.clusters.models import Cluster, Member, User
 from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
-from marketplace.jobs.eligibility import require_eligible
+from marketplace.jobs.eligibility import eligible_members, job_trades, require_eligible
 from marketplace.jobs.models import Bid, BidShare, BidStatus, JobMode, JobStatus, OverflowJob
 from marketplace.jobs.service import MAX_VALUE_MINOR, _announce_award, get_job, write_contract
+from marketplace.jobs.visibility import job_public
 from marketplace.money import BASIS_POINTS_WHOLE, InvalidShares, validate_shares
 
 
@@ -252,6 +255,54 @@ def close_due_windows(session: Session, now: datetime) -> list[int]:
         col(OverflowJob.closes_at) <= now)))
     session.commit()
     return [job_id for job_id in due if job_id is not None and close_window(session, job_id, now)]
+
+
+REMIND_BEFORE = timedelta(hours=1)
+
+
+def remind_closing_windows(session: Session, now: datetime) -> int:
+    """Scheduler sweep: an hour before a bid window closes, tell each eligible partner
+    that has not bid yet; once per window (a conditional update claims the reminder).
+
+    The time in the text is each reader's own: recipients are told in groups of one
+    time zone and language, the time formatted for that group."""
+    due = list(session.exec(select(OverflowJob.id).where(
+        OverflowJob.status == JobStatus.OPEN, OverflowJob.mode == JobMode.BID_WINDOW,
+        col(OverflowJob.closing_reminded_at).is_(None), col(OverflowJob.closes_at) > now,
+        col(OverflowJob.closes_at) <= now + REMIND_BEFORE)))
+    session.commit()
+    told = 0
+    for job_id in due:
+        claimed = session.execute(
+            update(OverflowJob).where(col(OverflowJob.id) == job_id,
+                                      col(OverflowJob.closing_reminded_at).is_(None))
+            .values(closing_reminded_at=now))
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            session.rollback()
+            continue
+        job = session.get(OverflowJob, job_id)
+        assert job is not None and job.closes_at is not None
+        session.refresh(job)
+        bidders = set(session.exec(select(BidShare.member_id).join(
+            Bid, col(Bid.id) == BidShare.bid_id).where(Bid.job_id == job.id)))
+        bidders |= set(session.exec(select(Bid.member_id).where(Bid.job_id == job.id)))
+        waiting = [m.id for m in eligible_members(session, job, now) if m.id not in bidders]
+        cluster = session.get(Cluster, job.cluster_id)
+        groups: dict[tuple[str, str], list[User]] = {}
+        for user in active_users_of(session, waiting):
+            zone = user.timezone or (cluster.timezone if cluster else "UTC")
+            locale = user.locale or (cluster.default_locale if cluster else "en")
+            groups.setdefault((zone, locale), []).append(user)
+        payload = job_public(job, job_trades(session, job.id))
+        for (zone, locale), users in sorted(groups.items()):
+            at = format_time(job.closes_at, "short", tzinfo=ZoneInfo(zone), locale=locale)
+            told += events.notify(
+                session, users, "window.closing",
+                N_("Bid window closes at %(time)s: %(title)s, %(locality)s"), now=now,
+                params={"time": at, "title": job.title, "locality": job.locality},
+                payload=payload, link=f"/jobs/{job.id}")
+        session.commit()
+    return told
 
 
 def _require_parties_take_part(session: Session, bid: Bid, now: datetime) -> None:

@@ -60,6 +60,9 @@ class OverflowJob(SQLModel, table=True):
                                        sa_column=Column(UTCDateTime(), nullable=True))
     window_closed_at: datetime | None = Field(default=None,
                                               sa_column=Column(UTCDateTime(), nullable=True))
+    #: when the "closes in an hour" reminder went out (once per window)
+    closing_reminded_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True))
     awarded_member_id: int | None = Field(default=None, foreign_key="member.id")
     cancel_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

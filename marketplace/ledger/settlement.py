@@ -143,6 +143,16 @@ def draft(session: Session, cluster: Cluster, month: str, now: datetime) -> Sett
         return existing
     settlement = Settlement(cluster_id=cluster.id, month=month, drafted_at=now)
     session.add(settlement)
+    with_entries = set(session.exec(select(LedgerEntry.payer_member_id).where(
+        LedgerEntry.cluster_id == cluster.id, LedgerEntry.month == month)))
+    with_entries |= set(session.exec(select(LedgerEntry.payee_member_id).where(
+        LedgerEntry.cluster_id == cluster.id, LedgerEntry.month == month)))
+    events.notify(session, active_users_of(session, sorted(m for m in with_entries if m)),
+                  "settlement.drafted",
+                  N_("The statement for %(month)s is drafted: check it before the "
+                     "coordinator approves the month."),
+                  now=now, params={"month": month}, payload={"month": month},
+                  link=f"/ledger/{month}")
     try:
         session.commit()
     except IntegrityError:  # drafted at the same moment elsewhere

@@ -22,6 +22,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
+from sqlmodel import Session
 
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import (
@@ -179,24 +180,35 @@ def signed_amount(entry: LedgerEntry, member_id: int) -> int:
     return entry.amount_minor if entry.payee_member_id == member_id else -entry.amount_minor
 
 
-@bp.route("/<month>/statement.csv")
-def statement_csv(month: str) -> ResponseReturnValue:
-    context = _statement_context(_month(month))
-    member, cluster, names = context["member"], context["cluster"], context["names"]
+def statement_rows(session: Session, user: User, member: Member, month: str
+                   ) -> list[list[str]]:
+    """The member's statement of the month as spreadsheet rows, in the current language:
+    the CSV download and the statement mailed with an approved month are these rows."""
+    cluster = get_cluster(session, user)
+    names: dict[int | None, str] = {m.id: m.name for m in list_members(session, user)}
+    names[None] = _("the cluster")
     rows: list[list[str]] = [[_("Date"), _("What"), _("With"), _("Note"),
                               _("Amount (%(currency)s)", currency=cluster.currency)]]
-    for entry in context["entries"]:
+    for entry in settlement.statement(session, cluster.id, member.id, month):  # type: ignore[arg-type]
         other = entry.payer_member_id if entry.payee_member_id == member.id \
             else entry.payee_member_id
-        amount = signed_amount(entry, member.id)
+        amount = signed_amount(entry, member.id)  # type: ignore[arg-type]
         rows.append([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
                      spreadsheet_text(names.get(other, "")), spreadsheet_text(entry.memo),
                      plain_decimal(amount, cluster.currency)])
-    net = context["net"]
+    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
     rows.append([])
     rows.append([_("Net for the month"), "", "", "",
                  plain_decimal(net.net if net else 0, cluster.currency)])
-    return csv_download(rows, f"statement-{context['month']}-{member.id}.csv")
+    return rows
+
+
+@bp.route("/<month>/statement.csv")
+def statement_csv(month: str) -> ResponseReturnValue:
+    month = _month(month)
+    member = _statement_member(viewer())
+    rows = statement_rows(db(), viewer(), member, month)
+    return csv_download(rows, f"statement-{month}-{member.id}.csv")
 
 
 @bp.route("/<month>/draft", methods=["POST"])

@@ -16,9 +16,10 @@ from sqlmodel import Session
 
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
-from marketplace.jobs.bidding import close_due_windows
+from marketplace.jobs.bidding import close_due_windows, remind_closing_windows
 from marketplace.ledger.payments import execute_installed_payouts
 from marketplace.ledger.settlement import draft_due
+from marketplace.mail.runner import send_due_mails
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,12 @@ class PeriodicTask:
 
 TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
+    PeriodicTask("jobs.remind_closing_windows", 30.0, remind_closing_windows),
     # Web Push off the request path: every second, whatever became due (new rows,
     # retries whose back-off ran out, rows a crashed worker left claimed).
     PeriodicTask("delivery.send_push", 1.0, send_due_pushes),
+    # E-mail the same way: invites, resets, notices and digests whose time has come.
+    PeriodicTask("delivery.send_mail", 2.0, send_due_mails),
     PeriodicTask("equipment.rotation", 60.0, rotation_sweep),
     PeriodicTask("ledger.draft_settlements", 300.0, draft_due),
     PeriodicTask("ledger.execute_payouts", 30.0, execute_installed_payouts),

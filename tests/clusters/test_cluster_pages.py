@@ -6,11 +6,12 @@ import logging
 import re
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlmodel import Session
 
 from marketplace.clusters.models import Member, User
-from tests.conftest import PASSWORD, SECRET, World, login
+from tests.conftest import PASSWORD, SECRET, World, login, sent_mails
 
 PAGES = ["/", "/members", "/agreement", "/agreement/v/1", "/account"]
 COORDINATOR_PAGES = ["/invites", "/agreement/edit", "/cluster/settings"]
@@ -139,12 +140,16 @@ def test_logout_ends_the_session(client: FlaskClient, world: World) -> None:
     assert client.get("/").status_code == 302
 
 
-def test_password_reset_link_works_once(client: FlaskClient, world: World,
+def test_password_reset_link_works_once(app: Flask, client: FlaskClient, world: World,
                                         caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         client.post("/password/forgot", data={"email": world.owner_b.email})
-    match = re.search(r"http://localhost(/password/reset/\S+)", caplog.text)
-    assert match, caplog.text
+        [mail] = sent_mails(app)
+    assert mail["To"] == world.owner_b.email
+    body = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    match = re.search(r"http://localhost(/password/reset/\S+)", body)
+    assert match, body
+    assert match.group(1) not in caplog.text  # the link is in the mail, never in the log
     assert PASSWORD not in caplog.text and SECRET not in caplog.text
     link = match.group(1)
     assert client.post(link, data={"password": "a brand new password"}).status_code == 302

@@ -110,8 +110,10 @@ def fresh(session: Session) -> Session:
     return session
 
 
-def deliveries(session: Session, notification: Notification | None = None) -> list[Delivery]:
-    query = select(Delivery).order_by(col(Delivery.id))
+def deliveries(session: Session, notification: Notification | None = None,
+               channel: str = "push") -> list[Delivery]:
+    """The delivery rows of one channel (push unless told), of one notification if given."""
+    query = select(Delivery).where(Delivery.channel == channel).order_by(col(Delivery.id))
     if notification is not None:
         query = query.where(Delivery.notification_id == notification.id)
     return list(fresh(session).exec(query))

@@ -88,8 +88,11 @@ BASELINES: dict[str, Form] = {
     "clusters.revoke_api_token": lambda i: {},
     "clusters.save_push_preferences": lambda i: {
         "new_jobs": "y", "bookings": "y", "quiet": "y", "quiet_start": "22:00",
-        "quiet_end": "06:30", "quiet_new_jobs": "skip"},
+        "quiet_end": "06:30", "quiet_new_jobs": "skip", "email_new_jobs": "y",
+        "email_money": "y", "email_new_jobs_when": "digest", "digest_time": "07:00"},
     "push.subscribe": lambda i: {},
+    "mail.unsubscribe": lambda i: {"List-Unsubscribe": "One-Click"},  # RFC 8058 body
+    "mail.try_again": lambda i: {},
     "push.unsubscribe": lambda i: {},
     "clusters.edit_member": lambda i: {
         "name": "Alpha Lawns", "trades": "mowing", "base_lat": "43.7", "base_lng": "-79.4",

@@ -1,0 +1,52 @@
+"""E-mail at the wire: the app's real mail worker and smtplib against a real SMTP server.
+
+The app is built as tests/conftest.py builds it, plus mail settings pointing at
+`SmtpServer` (aiosmtpd on loopback).  What arrives is parsed with the `email`
+package as a mail client would; links in it are followed with the test client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from sqlmodel import Session
+
+from marketplace import create_app
+from marketplace.clusters import agreements
+from tests.conftest import NOW, World
+from tests.jobs.conftest import give_profile
+from tests.mail.mail_world import mail_config
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    # aiosmtpd logs every command it reads at INFO, the DATA lines at DEBUG: noise
+    # around a failure, and the recipient's side of the wire, not the app's log.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Path, smtp: SmtpServer) -> Iterator[Flask]:
+    flask_app = create_app(mail_config(database_url, tmp_path, smtp.port))
+    yield flask_app
+    flask_app.extensions["engine"].dispose()
+
+
+@pytest.fixture
+def jobs_world(session: Session, world: World) -> World:
+    """A posts jobs; B is an eligible partner; the rival cluster's owner could take the
+    job too (same trades, same area) if the barrier let it."""
+    for owner in (world.owner_a, world.owner_b, world.other_owner):
+        give_profile(session, owner)
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
+    assert current is not None
+    agreements.accept_agreement(session, world.other_owner, current.version, NOW)
+    session.commit()
+    return world
