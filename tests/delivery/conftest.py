@@ -15,13 +15,10 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlmodel import Session
 
 from marketplace import create_app
-from marketplace.clusters import agreements
-from tests.conftest import NOW, World
 from tests.delivery.push_world import VAPID_PUBLIC, push_config
-from tests.jobs.conftest import give_profile
+from tests.jobs.conftest import jobs_world  # noqa: F401 - the shared fixture
 from tests.push_service import FakePushService
 
 
@@ -37,16 +34,3 @@ def push() -> Iterator[FakePushService]:
     """The push service (and every subscribed browser); it accepts only our VAPID key."""
     with FakePushService(vapid_public_key=VAPID_PUBLIC) as service:
         yield service
-
-
-@pytest.fixture
-def jobs_world(session: Session, world: World) -> World:
-    """A posts jobs; B is an eligible partner; the rival cluster's owner could take the
-    job too (same trades, same area) if the barrier let it."""
-    for owner in (world.owner_a, world.owner_b, world.other_owner):
-        give_profile(session, owner)
-    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
-    assert current is not None
-    agreements.accept_agreement(session, world.other_owner, current.version, NOW)
-    session.commit()
-    return world

@@ -10,50 +10,36 @@ exactly once -- none lost with the crash, none sent twice -- and every row ends
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from flask import Flask
 from sqlmodel import Session
 
-from marketplace.config import PROJECT_ROOT
 from marketplace.db import utcnow
 from marketplace.delivery.models import DeliveryStatus
 from tests.conftest import SECRET, World
 from tests.delivery.push_world import VAPID_PEM, deliveries, post_job, subscribe
 from tests.jobs.conftest import add_partner
 from tests.push_service import FakePushService
+from tests.worker_process import worker_process
 
-WORKER = Path(__file__).with_name("push_worker_process.py")
 LEASE_SECONDS = 2
 ACCEPTED_BEFORE_CRASH = 7
 
 
-@contextmanager
-def worker_process(database_url: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def push_worker(database_url: str, log: Path) -> AbstractContextManager[
+        subprocess.Popen[bytes]]:
     """A push worker process on the test's database; killed on the way out."""
-    env = {**os.environ, "DATABASE_URL": database_url, "VAPID_PRIVATE_KEY": VAPID_PEM,
-           "PUSH_SERVICE_HOSTS": "127.0.0.1", "PUSH_LEASE_SECONDS": str(LEASE_SECONDS),
-           "SECRET_KEY": SECRET, "PUSH_TIMEOUT_SECONDS": "20", "PUSH_WORKER_SECONDS": "60",
-           "UPLOAD_DIR": str(log.parent / "uploads"), "LOG_LEVEL": "WARNING",
-           "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("REDIS_URL", None)
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, str(WORKER)], cwd=PROJECT_ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+    return worker_process("push", database_url, log, {
+        "VAPID_PRIVATE_KEY": VAPID_PEM, "PUSH_SERVICE_HOSTS": "127.0.0.1",
+        "PUSH_LEASE_SECONDS": str(LEASE_SECONDS), "SECRET_KEY": SECRET,
+        "PUSH_TIMEOUT_SECONDS": "20"})
 
 
 def wait_until(what: str, condition: Callable[[], bool], log: Path,
@@ -89,7 +75,7 @@ def test_every_push_goes_exactly_once_across_a_killed_worker(
 
     log = tmp_path / "worker.log"
     push.hold(after=ACCEPTED_BEFORE_CRASH)
-    with worker_process(database_url, log) as first:
+    with push_worker(database_url, log) as first:
         wait_until("7 rows sent and more requests hanging",
                    lambda: sent() == ACCEPTED_BEFORE_CRASH and push.held_count > 0, log,
                    lambda: push.rejected[:3])
@@ -100,7 +86,7 @@ def test_every_push_goes_exactly_once_across_a_killed_worker(
     assert stranded, "the crash left no claimed-but-unanswered rows: nothing was tested"
     push.release(accept=False)  # what was in flight is lost, as with a dropped connection
 
-    with worker_process(database_url, log):
+    with push_worker(database_url, log):
         wait_until("every row sent", lambda: sent() == 20, log, lambda: push.rejected[:3])
 
     final = deliveries(session)

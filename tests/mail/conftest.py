@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from sqlmodel import Session
 
 from marketplace import create_app
-from marketplace.clusters import agreements
-from tests.conftest import NOW, World
-from tests.jobs.conftest import give_profile
+from tests.jobs.conftest import jobs_world  # noqa: F401 - the shared fixture
 from tests.mail.mail_world import mail_config
 from tests.smtp_server import SmtpServer
 
@@ -37,16 +34,3 @@ def app(database_url: str, tmp_path: Path, smtp: SmtpServer) -> Iterator[Flask]:
     flask_app = create_app(mail_config(database_url, tmp_path, smtp.port))
     yield flask_app
     flask_app.extensions["engine"].dispose()
-
-
-@pytest.fixture
-def jobs_world(session: Session, world: World) -> World:
-    """A posts jobs; B is an eligible partner; the rival cluster's owner could take the
-    job too (same trades, same area) if the barrier let it."""
-    for owner in (world.owner_a, world.owner_b, world.other_owner):
-        give_profile(session, owner)
-    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
-    assert current is not None
-    agreements.accept_agreement(session, world.other_owner, current.version, NOW)
-    session.commit()
-    return world

@@ -12,19 +12,15 @@ carries the Message-ID of the first copy.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from flask import Flask
 from sqlmodel import Session
 
-from marketplace.config import PROJECT_ROOT
 from marketplace.db import utcnow
 from marketplace.delivery.models import DeliveryStatus
 from marketplace.jobs import service as jobs
@@ -32,32 +28,20 @@ from tests.conftest import SECRET, World
 from tests.jobs.conftest import add_partner, job_draft
 from tests.mail.mail_world import MAIL_FROM, PUBLIC_URL, mail_rows, subject, until
 from tests.smtp_server import SmtpServer
+from tests.worker_process import worker_process
 
-WORKER = Path(__file__).with_name("mail_worker_process.py")
 LEASE_SECONDS = 2
 HELD = 3  # the server has this many mails when the worker dies; the last one unanswered
 
 
-@contextmanager
-def worker_process(database_url: str, smtp: SmtpServer, log: Path
-                   ) -> Iterator[subprocess.Popen[bytes]]:
+def mail_worker(database_url: str, smtp: SmtpServer, log: Path
+                ) -> AbstractContextManager[subprocess.Popen[bytes]]:
     """A mail worker process on the test's database; killed on the way out."""
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-           "PUBLIC_URL": PUBLIC_URL, "MAIL_SERVER": smtp.host, "MAIL_PORT": str(smtp.port),
-           "MAIL_FROM": MAIL_FROM, "MAIL_LEASE_SECONDS": str(LEASE_SECONDS),
-           "MAIL_TIMEOUT_SECONDS": "30", "MAIL_WORKER_SECONDS": "60",
-           "PUSH_ENABLED": "false", "UPLOAD_DIR": str(log.parent / "uploads"),
-           "LOG_LEVEL": "WARNING", "PYTHONPATH": str(PROJECT_ROOT)}
-    env.pop("REDIS_URL", None)
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, str(WORKER)], cwd=PROJECT_ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+    return worker_process("mail", database_url, log, {
+        "SECRET_KEY": SECRET, "PUBLIC_URL": PUBLIC_URL, "MAIL_SERVER": smtp.host,
+        "MAIL_PORT": str(smtp.port), "MAIL_FROM": MAIL_FROM,
+        "MAIL_LEASE_SECONDS": str(LEASE_SECONDS), "MAIL_TIMEOUT_SECONDS": "30",
+        "PUSH_ENABLED": "false"})
 
 
 def test_a_mail_in_flight_when_the_worker_dies_arrives_again_with_the_same_message_id(
@@ -82,7 +66,7 @@ def test_a_mail_in_flight_when_the_worker_dies_arrives_again_with_the_same_messa
         return log.read_text(errors="replace")[-4000:] if log.exists() else ""
 
     smtp.hold_reply(HELD)
-    with worker_process(database_url, smtp, log) as first:
+    with mail_worker(database_url, smtp, log) as first:
         try:
             smtp.wait_holding(timeout=30)
         except AssertionError as error:
@@ -95,7 +79,7 @@ def test_a_mail_in_flight_when_the_worker_dies_arrives_again_with_the_same_messa
     assert rows(DeliveryStatus.SENDING) == 6 - (HELD - 1)  # in flight, and claimed behind it
     smtp.release()  # the 250 goes to a dead connection
 
-    with worker_process(database_url, smtp, log):
+    with mail_worker(database_url, smtp, log):
         try:
             until(lambda: rows(DeliveryStatus.SENT) == 6, "every row sent", timeout=30)
         except AssertionError as error:
