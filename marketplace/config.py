@@ -91,7 +91,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PUSH_TTL_SECONDS": int(env.get("PUSH_TTL_SECONDS") or 12 * 3600),
         "PUSH_TIMEOUT_SECONDS": float(env.get("PUSH_TIMEOUT_SECONDS") or 10),
         "PUSH_CONCURRENCY": int(env.get("PUSH_CONCURRENCY") or 8),
-        "PUSH_LEASE_SECONDS": int(env.get("PUSH_LEASE_SECONDS") or 60),
+        "PUSH_LEASE_SECONDS": int(env.get("PUSH_LEASE_SECONDS") or 180),
         # E-mail: SMTP when MAIL_SERVER is set, else .eml files written to MAIL_FOLDER.
         "MAIL_SERVER": env.get("MAIL_SERVER") or None,
         # The port follows the security mode: submission with STARTTLS (587), implicit
@@ -107,7 +107,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAIL_FOLDER": env.get("MAIL_FOLDER") or str(INSTANCE_DIR / "mail"),
         "MAIL_TIMEOUT_SECONDS": float(env.get("MAIL_TIMEOUT_SECONDS") or 20),
         # how long the mail worker's claim on a row lasts before another worker may take it
-        "MAIL_LEASE_SECONDS": int(env.get("MAIL_LEASE_SECONDS") or 120),
+        "MAIL_LEASE_SECONDS": int(env.get("MAIL_LEASE_SECONDS") or 300),
     }
 
 

@@ -21,7 +21,7 @@ what the other waits for).
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,35 +123,23 @@ def notify(
 def _take_sequences(session: Session, counts: Counter[int]) -> dict[int, int]:
     """Reserve `counts[user]` numbers in each user's sequence; the first of each.
 
-    The rows are locked in user-id order (SELECT ... ORDER BY ... FOR UPDATE:
-    PostgreSQL locks as the sorted rows come out), so concurrent commits queue
-    behind each other per person instead of deadlocking.  On SQLite the
-    transaction already holds the database's write lock.
+    One statement, its rows in user-id order: INSERT ... ON CONFLICT DO UPDATE
+    takes each person's row lock as it reaches that row, so concurrent commits
+    always lock in the same order and queue behind each other per person instead
+    of deadlocking -- also when a person gets a first notification, whose row does
+    not exist yet (a SELECT ... FOR UPDATE followed by an insert of the missing
+    rows would lock out of order).  On SQLite the transaction already holds the
+    database's write lock.
     """
-    user_ids = sorted(counts)
-
-    def locked(ids: list[int]) -> dict[int, int]:
-        rows = session.execute(
-            select(NotificationSequence.user_id, NotificationSequence.last_seq)
-            .where(col(NotificationSequence.user_id).in_(ids))
-            .order_by(col(NotificationSequence.user_id)).with_for_update())
-        return {user_id: last for user_id, last in rows}
-
-    last = locked(user_ids)
-    missing = [user_id for user_id in user_ids if user_id not in last]
-    if missing:  # a person's first notification: start the sequence (racing inserts are fine)
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        session.execute(dialect.insert(NotificationSequence).on_conflict_do_nothing(),
-                        [{"user_id": user_id, "last_seq": 0} for user_id in missing])
-        last.update(locked(missing))
-    by_count: dict[int, list[int]] = defaultdict(list)
-    for user_id in user_ids:
-        by_count[counts[user_id]].append(user_id)
-    for taken, ids in by_count.items():
-        session.execute(update(NotificationSequence)
-                        .where(col(NotificationSequence.user_id).in_(ids))
-                        .values(last_seq=NotificationSequence.last_seq + taken))
-    return {user_id: last[user_id] + 1 for user_id in user_ids}
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    upsert = dialect.insert(NotificationSequence).values(
+        [{"user_id": user_id, "last_seq": counts[user_id]} for user_id in sorted(counts)])
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[col(NotificationSequence.user_id)],
+        set_={"last_seq": NotificationSequence.last_seq + upsert.excluded.last_seq},
+    ).returning(col(NotificationSequence.user_id), col(NotificationSequence.last_seq))
+    return {user_id: last - counts[user_id] + 1
+            for user_id, last in session.execute(upsert)}
 
 
 def _write_pending(session: Session) -> None:
@@ -191,11 +179,14 @@ def _write_pending(session: Session) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _store_before_commit(session: Session) -> None:
-    _write_pending(session)
+    if not session.in_nested_transaction():  # a savepoint's release is not the commit
+        _write_pending(session)
 
 
 @event.listens_for(Session, "after_commit")
 def _deliver_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     pending: list[Batch] = session.info.pop(_OUTBOX_KEY, [])
     if not pending or _publisher is None:
         return

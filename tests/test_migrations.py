@@ -64,3 +64,37 @@ def test_upgrade_downgrade_upgrade_without_drift(database_url: str) -> None:
         engine = make_engine(database_url)
         SQLModel.metadata.create_all(engine)  # leave the schema the other tests expect
         engine.dispose()
+
+
+def test_the_delivery_migrations_go_down_and_up_with_a_season_of_data(database_url: str
+                                                                       ) -> None:
+    """0007 and 0008 rebuild tables that rows refer to (notifications, jobs): going
+    down and up again over the demo cluster's months must work and number every
+    person's notifications 1, 2, 3 ... again."""
+    from marketplace.db import session_scope, utcnow
+    from marketplace.demo import seed_demo
+
+    _reset(database_url)
+    config = alembic_config(database_url)
+    try:
+        command.upgrade(config, "head")
+        engine = make_engine(database_url)
+        with session_scope(engine) as session:
+            seed_demo(session, "a secret", utcnow())
+        command.downgrade(config, "0006")
+        command.upgrade(config, "head")
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT user_id, COUNT(*), MIN(seq), MAX(seq) FROM notification "
+                "GROUP BY user_id").all()
+            sequences = dict(conn.exec_driver_sql(
+                "SELECT user_id, last_seq FROM notificationsequence").all())
+        engine.dispose()
+        assert rows and all(low == 1 and high == count for _u, count, low, high in rows)
+        assert sequences == {user_id: count for user_id, count, _l, _h in rows}
+        assert _drift(database_url) == []
+    finally:
+        _reset(database_url)
+        engine = make_engine(database_url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()

@@ -166,7 +166,8 @@ def _plan_mail(session: Session, by_category: dict[Category, list[Planned]]) -> 
         col(UndeliverableAddress.address) == func.lower(col(User.email)))
     written = 0
     for category, items in by_category.items():
-        ids = [n.notification_id for n in items if n.user_id not in digesting]
+        ids = [n.notification_id for n in items
+               if category is not Category.NEW_JOBS or n.user_id not in digesting]
         if ids:
             written += _insert_selected(session, select(
                 col(Notification.id), literal(Channel.EMAIL.value), null(),

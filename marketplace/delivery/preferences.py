@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from marketplace.clusters.models import Cluster, User
@@ -157,13 +158,23 @@ def save_mail_settings(session: Session, user: User, settings: MailSettings) -> 
 
 
 def mute_mail(session: Session, user_id: int, category: Category) -> None:
-    """One-click unsubscribe: this category no longer comes by e-mail."""
-    row = session.get(ChannelPreference, (user_id, Channel.EMAIL.value, category.value))
-    if row is None:
-        row = ChannelPreference(user_id=user_id, channel=Channel.EMAIL, category=category.value)
-    row.enabled = False
-    session.add(row)
-    session.commit()
+    """One-click unsubscribe: this category no longer comes by e-mail.  A mail
+    provider's one-click POST racing the person's own tap is the same wish: the
+    second one to commit finds the row and sets it again."""
+    for attempt in (1, 2):
+        row = session.get(ChannelPreference, (user_id, Channel.EMAIL.value, category.value))
+        if row is None:
+            row = ChannelPreference(user_id=user_id, channel=Channel.EMAIL,
+                                    category=category.value)
+        row.enabled = False
+        session.add(row)
+        try:
+            session.commit()
+            return
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
 
 
 def push_settings(session: Session, user_id: int) -> PushSettings:
@@ -180,7 +191,20 @@ def push_settings(session: Session, user_id: int) -> PushSettings:
 def save_push_settings(session: Session, user: User, settings: PushSettings,
                        mail: MailSettings | None = None) -> None:
     """Replace the person's push (and e-mail) choices; quiet hours of no length are
-    refused."""
+    refused.  A double tap saves the same choices twice at once: the later commit
+    meets the earlier one's rows, so it is done again on top of them."""
+    for attempt in (1, 2):
+        try:
+            _replace_choices(session, user, settings, mail)
+            return
+        except IntegrityError:
+            session.rollback()
+            if attempt == 2:
+                raise
+
+
+def _replace_choices(session: Session, user: User, settings: PushSettings,
+                     mail: MailSettings | None) -> None:
     if mail is not None:
         save_mail_settings(session, user, mail)
     if settings.quiet is not None:

@@ -7,6 +7,7 @@ worker (delivery/worker.py) a sender and a renderer.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from marketplace.delivery.worker import Round, Sender, WorkerSettings, send_due
 from marketplace.realtime.models import Notification
 
 EXTENSION = "marketplace.push"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +48,10 @@ def init_push(app: Flask) -> None:
     if not app.config["PUSH_ENABLED"]:
         app.extensions[EXTENSION] = None
         return
+    if not app.config["VAPID_PRIVATE_KEY"] and app.config["REDIS_URL"]:
+        log.warning("VAPID_PRIVATE_KEY is not set: this process signs pushes with the key in "
+                    "%s; processes on other machines must share it, or push services will "
+                    "refuse their pushes", app.config["INSTANCE_DIR"])
     private = app.config["VAPID_PRIVATE_KEY"] or instance_private_key(
         Path(app.config["INSTANCE_DIR"]))
     vapid = load_key(private)

@@ -16,6 +16,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import User
@@ -83,6 +84,15 @@ def subscribe(session: Session, user: User, endpoint: object, p256dh: object, au
             "Notifications could not be turned on for this browser. Try again, or use "
             "another browser."), fields=fields)
     assert isinstance(endpoint, str) and isinstance(p256dh, str) and isinstance(auth, str)
+    try:
+        return _store(session, user, endpoint, p256dh, auth, device, now)
+    except IntegrityError:  # the same browser's second "turn on" committed first
+        session.rollback()
+        return _store(session, user, endpoint, p256dh, auth, device, now)
+
+
+def _store(session: Session, user: User, endpoint: str, p256dh: str, auth: str, device: str,
+           now: datetime) -> PushSubscription:
     assert user.id is not None
     row = session.exec(select(PushSubscription).where(
         PushSubscription.endpoint == endpoint)).first()

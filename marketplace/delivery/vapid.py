@@ -38,8 +38,8 @@ def instance_private_key(folder: Path) -> str:
         vapid = Vapid()
         vapid.generate_keys()
         draft = folder / f".vapid_private.{os.getpid()}.pem"
-        draft.write_bytes(vapid.private_pem())
-        draft.chmod(0o600)
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(vapid.private_pem())
         try:
             os.link(draft, key_file)
         except FileExistsError:

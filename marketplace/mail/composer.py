@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -89,7 +90,8 @@ class MailComposer:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
-        message["Subject"] = subject
+        # a title or reason typed with a line break must not break the header
+        message["Subject"] = re.sub(r"[\r\n]+", " ", subject).strip()[:200]
         message["Date"] = format_datetime(utcnow())
         message["Message-ID"] = f"<delivery-{delivery_id}@{self.domain}>"
         message["Auto-Submitted"] = "auto-generated"

@@ -7,11 +7,11 @@ composed, so a copy of the database holds no working link.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from marketplace.clusters.accounts import normalise_email
 from marketplace.clusters.models import Cluster, User
@@ -42,8 +42,19 @@ def queue_mail(session: Session, kind: MailKind, to_address: str, locale: str, n
     return mail
 
 
-def queue_password_reset(session: Session, user: User, now: datetime) -> OutboundMail:
-    """The reset link goes to the person's own address, in the person's language."""
+RESET_MAIL_EVERY = timedelta(minutes=5)
+
+
+def queue_password_reset(session: Session, user: User, now: datetime) -> OutboundMail | None:
+    """The reset link goes to the person's own address, in the person's language; at
+    most one such mail every few minutes, whoever keeps asking (a stranger typing the
+    address again and again must not fill the person's inbox)."""
+    recent = session.exec(select(OutboundMail.id).where(
+        OutboundMail.kind == MailKind.PASSWORD_RESET.value, OutboundMail.user_id == user.id,
+        col(OutboundMail.created_at) > now - RESET_MAIL_EVERY)).first()
+    if recent is not None:
+        session.rollback()
+        return None
     cluster = session.get(Cluster, user.cluster_id)
     locale = user.locale or (cluster.default_locale if cluster else "en")
     mail = queue_mail(session, MailKind.PASSWORD_RESET, user.email, locale, now,

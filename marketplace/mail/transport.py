@@ -14,6 +14,7 @@ receive.  Nothing here imports flask: the worker, the CLI and tests use it alike
 
 from __future__ import annotations
 
+import dataclasses
 import email.policy
 import logging
 import os
@@ -50,6 +51,9 @@ class MailAnswer:
     outcome: Outcome
     code: int | None = None
     reason: str = ""
+    #: the server refused the recipient's address itself (RCPT), not our sender, the
+    #: message or the session: only this says the address is bad
+    recipient: bool = False
 
 
 class MailTransport(Protocol):
@@ -170,7 +174,8 @@ class SmtpTransport:
     def _refused(recipients: Mapping[str, tuple[int, bytes]]) -> MailAnswer:
         """All recipients refused: permanent if any refusal is, so one hard bounce
         among soft ones is not retried into a second delivery attempt forever."""
-        answers = [_by_code(code, text) for code, text in recipients.values()]
+        answers = [dataclasses.replace(_by_code(code, text), recipient=True)
+                   for code, text in recipients.values()]
         hard = [answer for answer in answers if answer.outcome == "permanent"]
         return (hard or answers or [MailAnswer("retry", None, "all recipients refused")])[0]
 
@@ -180,7 +185,7 @@ class SmtpTransport:
         message, so this is rare; retrying would deliver twice to the accepted ones,
         hence permanent whatever the code."""
         code, text = next(iter(refused.values()))
-        return MailAnswer("permanent", code, _short(text))
+        return MailAnswer("permanent", code, _short(text), recipient=True)
 
     @staticmethod
     def _close(client: smtplib.SMTP, polite: bool) -> None:

@@ -96,10 +96,13 @@ def _record(session: Session, ids: list[tuple[int, int]], address: str, answer: 
         return
     for delivery_id, attempts in ids:
         close(session, delivery_id, attempts, DeliveryStatus.FAILED, reason, now, done)
-    if answer.outcome == "permanent":
+    if answer.outcome == "permanent" and answer.recipient:
         mark_undeliverable(session, address, answer.code, answer.reason, now)
         log.warning("mail deliveries %s refused for good (%s): address marked undeliverable",
                     [d for d, _a in ids], answer.code)
+    elif answer.outcome == "permanent":  # our sender, the message or the server's rules
+        log.error("mail deliveries %s refused for good (%s %s): check MAIL_FROM and the "
+                  "mail server's settings", [d for d, _a in ids], answer.code, answer.reason)
 
 
 def _recipients(session: Session, user_ids: list[int]) -> dict[int, Recipient]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, g, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -24,10 +24,22 @@ def _unread() -> dict[str, object]:
         return events.unread_count(db(), current_user.id)
 
     def notification_cursor() -> int:
-        if not current_user.is_authenticated:
-            return 0
-        return events.cursor_of(db(), current_user.id)
+        return int(g.get("notification_cursor", 0))
     return {"unread_count": unread_count, "notification_cursor": notification_cursor}
+
+
+@bp.before_app_request
+def _cursor_first() -> None:
+    """Read the person's delivery cursor before the view reads anything else.
+
+    On PostgreSQL every statement sees what was committed when it started: a
+    cursor read at the end of rendering could count a notification that committed
+    after the page's data was read, and the page's connection would then never be
+    sent it.  Read first, the cursor can only be too low, and what comes twice is
+    dropped by id."""
+    if (current_user.is_authenticated and request.endpoint not in ("static", "vendor")
+            and not request.path.startswith(("/api/", "/socket.io"))):
+        g.notification_cursor = events.cursor_of(db(), current_user.id)
 
 
 @bp.route("/notifications")

@@ -244,6 +244,19 @@
     });
   }
 
+  // A subscription this browser made for somebody else (a shared tablet where the
+  // last person did not log out here, or whose session just ran out) stops now:
+  // this person must not get the other's notices on the lock screen.
+  function dropSomebodyElses() {
+    var owner = stored(OWNER_KEY);
+    if (!owner || owner === userId) { return; }
+    subscription().then(function (sub) {
+      store(OWNER_KEY, null);
+      return sub ? sub.unsubscribe() : undefined;
+    }).catch(function () { return undefined; });
+  }
+
+  if (support() === "ok") { dropSomebodyElses(); }
   var logout = document.querySelector('form[action="/logout"]');
   if (logout && support() === "ok") { unsubscribeOnLogout(logout); }
   var device = document.getElementById("push-device");
