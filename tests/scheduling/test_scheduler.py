@@ -50,8 +50,9 @@ def test_overdue_window_closes_on_start_exactly_once(app: Flask, session: Sessio
     job_id = _window_due_now(session, world)
     schedulers = [BackgroundScheduler(timezone="UTC") for _ in range(2)]
     started = time.monotonic()
+    leaderships = []
     for scheduler in schedulers:  # two sweeps racing: the database lets one win
-        add_tasks(scheduler, app)
+        leaderships.append(add_tasks(scheduler, app))
         scheduler.start()
     try:
         job = _wait_closed(session, job_id)
@@ -60,6 +61,11 @@ def test_overdue_window_closes_on_start_exactly_once(app: Flask, session: Sessio
     finally:
         for scheduler in schedulers:
             scheduler.shutdown(wait=True)
+        # step down: on PostgreSQL the advisory lock lives on the leader's own
+        # connection, which otherwise lingers until the garbage collector frees it and
+        # keeps the next test's schedulers from leading
+        for leadership in leaderships:
+            leadership.release()
     closed_notes = session.exec(select(Notification).where(
         Notification.kind == "window.closed")).all()
     session.commit()
@@ -84,8 +90,9 @@ def test_rotation_handovers_are_announced_by_the_scheduler_once(app: Flask, sess
     rotation.create_plan(session, world.coordinator, machine.id, "day",  # type: ignore[arg-type]
                          local_day, yesterday)
     schedulers = [BackgroundScheduler(timezone="UTC") for _ in range(2)]
+    leaderships = []
     for scheduler in schedulers:
-        add_tasks(scheduler, app)
+        leaderships.append(add_tasks(scheduler, app))
         scheduler.start()
     try:
         deadline = time.monotonic() + 10
@@ -100,6 +107,11 @@ def test_rotation_handovers_are_announced_by_the_scheduler_once(app: Flask, sess
     finally:
         for scheduler in schedulers:
             scheduler.shutdown(wait=True)
+        # step down: on PostgreSQL the advisory lock lives on the leader's own
+        # connection, which otherwise lingers until the garbage collector frees it and
+        # keeps the next test's schedulers from leading
+        for leadership in leaderships:
+            leadership.release()
     notes = session.exec(select(Notification).where(
         Notification.kind == "custody.handover")).all()
     # today's hand-over (A to B) at its start and tomorrow's (B to A) the day before:
