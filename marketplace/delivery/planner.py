@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, insert, literal, not_, null
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import Cluster, User
@@ -100,7 +101,7 @@ def _plan_push(session: Session, by_category: dict[Category, list[Planned]]) -> 
     for category, items in by_category.items():
         ids = [n.notification_id for n in items if n.user_id not in quiet]
         if ids:
-            written += _insert_selected(session, select(
+            written += _insert_selected(session, sa_select(
                 col(Notification.id), literal(Channel.PUSH.value), col(PushSubscription.id),
                 literal(DeliveryStatus.PENDING.value), literal(0), false(),
                 col(Notification.created_at), col(Notification.created_at))
@@ -169,7 +170,7 @@ def _plan_mail(session: Session, by_category: dict[Category, list[Planned]]) -> 
         ids = [n.notification_id for n in items
                if category is not Category.NEW_JOBS or n.user_id not in digesting]
         if ids:
-            written += _insert_selected(session, select(
+            written += _insert_selected(session, sa_select(
                 col(Notification.id), literal(Channel.EMAIL.value), null(),
                 literal(DeliveryStatus.PENDING.value), literal(0), false(),
                 col(Notification.created_at), col(Notification.created_at))

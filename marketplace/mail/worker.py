@@ -171,7 +171,7 @@ def _send_digests(session: Session, now: datetime, transport: MailTransport,
     """One mail per person whose new-job digest is due, with every job it collected."""
     due = due_rows(Channel.EMAIL, now) & col(Delivery.digest).is_(True)
     people = list(session.execute(
-        sa_select(Notification.user_id).join(
+        sa_select(col(Notification.user_id)).join(
             Delivery, col(Delivery.notification_id) == col(Notification.id))
         .where(due).distinct().limit(50)).scalars())
     session.rollback()
