@@ -18,8 +18,8 @@ from marketplace.db import make_engine
 from marketplace.delivery.runner import init_push
 from marketplace.extensions import csrf, limiter, login_manager, socketio
 from marketplace.i18n import init_i18n
-from marketplace.ledger.payments import install_gateway
 from marketplace.ledger.stripe_gateway import gateway_from_config
+from marketplace.ledger.sweeps import install_gateway
 from marketplace.mail.runner import init_mail
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.limits import PollingBodyLimit

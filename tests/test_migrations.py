@@ -98,3 +98,75 @@ def test_the_delivery_migrations_go_down_and_up_with_a_season_of_data(database_u
         engine = make_engine(database_url)
         SQLModel.metadata.create_all(engine)
         engine.dispose()
+
+
+def test_the_money_migration_keeps_what_rows_meant_and_refuses_to_lose_money(
+        database_url: str) -> None:
+    """0009: refunds and events from before keep their meaning (made in the app,
+    applied, processed); a month's transfer above 32 bits fits; going down refuses
+    while a dashboard refund (no author) exists rather than dropping it."""
+    import pytest
+    from sqlalchemy import text
+
+    from marketplace.db import session_scope, utcnow
+    from marketplace.demo import seed_demo
+
+    _reset(database_url)
+    config = alembic_config(database_url)
+    engine = make_engine(database_url)
+    try:
+        command.upgrade(config, "head")
+        with session_scope(engine) as session:
+            seed_demo(session, "a secret", utcnow())
+        command.downgrade(config, "0008")
+        with engine.begin() as conn:  # a refund and an event written by the old code
+            contract, user = conn.execute(text(
+                "SELECT jobcontract.id, u.id FROM jobcontract, \"user\" u LIMIT 1")).one()
+            conn.execute(text(
+                "INSERT INTO jobpayment (contract_id, checkout_session_id, checkout_url, "
+                "amount_minor, currency, status, payment_intent_id, refunded_minor, "
+                "created_at) VALUES (:c, 'cs_old', 'https://x', 10000, 'CAD', 'paid', "
+                "'pi_old', 2500, :now)"), {"c": contract, "now": utcnow()})
+            conn.execute(text(
+                "INSERT INTO paymentrefund (payment_id, amount_minor, stripe_refund_id, "
+                "created_by_id, created_at) SELECT id, 2500, 're_old', :u, :now "
+                "FROM jobpayment"), {"u": user, "now": utcnow()})
+            conn.execute(text("INSERT INTO stripeevent (event_id, type, received_at) "
+                              "VALUES ('evt_old', 'account.updated', :now)"),
+                         {"now": utcnow()})
+        command.upgrade(config, "head")
+        with engine.begin() as conn:
+            assert conn.execute(text(
+                "SELECT status, origin, applied, failure_reason FROM paymentrefund")).one() \
+                == ("succeeded", "app", True, "")
+            assert conn.execute(text("SELECT status FROM stripeevent")).scalar() == "processed"
+            assert conn.execute(text("SELECT attempt FROM jobpayment")).scalar() == 0
+            assert set(conn.execute(text("SELECT DISTINCT late_from FROM ledgerentry"))
+                       .scalars()) == {""}
+            big = 3_000_000_000
+            transfer = conn.execute(text("SELECT id FROM settlementtransfer LIMIT 1")).scalar()
+            assert transfer is not None, "the demo approves a month"
+            conn.execute(text("UPDATE settlementtransfer SET amount_minor = :a WHERE id = :i"),
+                         {"a": big, "i": transfer})
+            assert conn.execute(text("SELECT amount_minor FROM settlementtransfer "
+                                     "WHERE id = :i"), {"i": transfer}).scalar() == big
+            conn.execute(text("UPDATE settlementtransfer SET amount_minor = 1 WHERE id = :i"),
+                         {"i": transfer})
+            conn.execute(text(
+                "INSERT INTO paymentrefund (payment_id, amount_minor, stripe_refund_id, "
+                "status, origin, applied, failure_reason, created_at) SELECT id, 100, "
+                "'re_dash', 'succeeded', 'dashboard', false, '', :now FROM jobpayment"),
+                {"now": utcnow()})
+        with pytest.raises(RuntimeError, match="made in Stripe's dashboard"):
+            command.downgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM paymentrefund WHERE origin = 'dashboard'"))
+        command.downgrade(config, "0008")
+        command.upgrade(config, "head")
+        assert _drift(database_url) == []
+    finally:
+        engine.dispose()
+        _reset(database_url)
+        engine = make_engine(database_url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()

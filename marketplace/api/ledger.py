@@ -45,6 +45,9 @@ class LineOut(ResponseModel):
     source: str
     other_member_id: int | None = Field(description="The other side; null: the cluster.")
     memo: str
+    late_from: str = Field(description="The month the fact belongs to when that month was "
+                                       "already settled (the line is in the next open one); "
+                                       "empty otherwise.")
     amount_minor: int = Field(description="Positive: the member receives it.")
 
 
@@ -155,7 +158,7 @@ def statement(month: str, query: StatementQuery) -> dict[str, Any]:
     return {"month": month, "member_id": mine, "currency": cluster.currency,
             "net_minor": net.net if net else 0,
             "lines": [{"id": e.id, "created_at": e.created_at, "source": e.source,
-                       "memo": e.memo,
+                       "memo": e.memo, "late_from": e.late_from,
                        "other_member_id": (e.payer_member_id if e.payee_member_id == mine
                                            else e.payee_member_id),
                        "amount_minor": (e.amount_minor if e.payee_member_id == mine

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import available_timezones
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from marketplace.clusters.accounts import (
     check_password_strength,
@@ -137,6 +137,12 @@ def update_cluster(session: Session, actor: User, settings: ClusterSettings) -> 
     _validate_cluster_settings(settings)
     cluster = session.get(Cluster, actor.cluster_id)
     assert cluster is not None
+    if settings.currency != cluster.currency and money_in_currency(session, cluster.id):  # type: ignore[arg-type]
+        message = N_("The currency cannot change once the cluster has jobs, listings or "
+                     "ledger entries: their amounts were agreed in %(currency)s, and a "
+                     "month that mixed currencies could not be netted to the cent.")
+        raise ValidationError("currency_in_use", message, fields={"currency": message},
+                              params={"currency": cluster.currency})
     cluster.name = settings.name.strip()
     cluster.currency = settings.currency
     cluster.default_locale = settings.default_locale
@@ -145,6 +151,21 @@ def update_cluster(session: Session, actor: User, settings: ClusterSettings) -> 
     session.add(cluster)
     session.commit()
     return cluster
+
+
+def money_in_currency(session: Session, cluster_id: int) -> bool:
+    """Whether any amount of the cluster is stored in its currency.
+
+    Every table with both a cluster and a currency column holds amounts in it
+    (jobs, contracts, listings, bookings, ledger entries), found from the
+    schema itself so a new money table is covered without being listed here.
+    """
+    for table in SQLModel.metadata.sorted_tables:
+        if {"cluster_id", "currency"} <= set(table.c.keys()):
+            if session.execute(select(table.c.cluster_id).where(
+                    table.c.cluster_id == cluster_id).limit(1)).first() is not None:
+                return True
+    return False
 
 
 def require_coordinator(actor: User) -> None:

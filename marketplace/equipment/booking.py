@@ -175,7 +175,8 @@ def _charge(session: Session, booking: Booking, payer_id: int, shares: dict[int,
             now: datetime) -> None:
     """The booker owes the owners the fee, split by ownership share."""
     ledger.record_split(session, _cluster(session, booking.cluster_id), EntrySource.BOOKING,
-                        booking.id, payer_id, booking.price_minor, shares, now)  # type: ignore[arg-type]
+                        booking.id, payer_id, booking.price_minor, shares, now,  # type: ignore[arg-type]
+                        currency=booking.currency)
 
 
 def get_booking(session: Session, viewer: User, booking_id: int, *,
@@ -330,7 +331,8 @@ def close(session: Session, actor: User, booking_id: int, damage_minor: int,
     if damage_minor:
         ledger.record_split(session, _cluster(session, booking.cluster_id),
                             EntrySource.DAMAGE_FEE, booking.id, booking.member_id,  # type: ignore[arg-type]
-                            damage_minor, owner_shares(session, equipment.id), now, note)  # type: ignore[arg-type]
+                            damage_minor, owner_shares(session, equipment.id), now, note,  # type: ignore[arg-type]
+                            currency=booking.currency)
         _tell(session, [booking.member_id], "booking.damage",
               N_("The owners of %(machine)s charged a damage fee: %(note)s"), booking, now,
               machine=equipment.name, note=note)
@@ -365,7 +367,8 @@ def cancel(session: Session, actor: User, booking_id: int, reason: str, now: dat
         ledger.reverse(session, cluster, EntrySource.BOOKING, booking.id,  # type: ignore[arg-type]
                        EntrySource.BOOKING_REFUND, now)
     ledger.record_split(session, cluster, EntrySource.CANCELLATION_FEE, booking.id,  # type: ignore[arg-type]
-                        booking.member_id, fee, shares, now, reason)
+                        booking.member_id, fee, shares, now, reason,
+                        currency=booking.currency)
     _tell(session, [m for m in shares if m != booking.member_id], "booking.cancelled",
           N_("A booking of %(machine)s was cancelled: %(reason)s"), booking, now,
           machine=equipment.name, reason=reason)

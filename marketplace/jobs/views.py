@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from uuid import uuid4
 
 from flask import (
     Blueprint,
@@ -165,6 +166,7 @@ def _payment_context(session: Any, job_id: int, member: Member | None) -> dict[s
     if contract is None or member is None:
         return {"payment": None, "is_lead": False, "stripe_on": False}
     return {"payment": payment_of(session, contract.id),
+            "refund_key": uuid4().hex,  # one refund however often the form is sent
             "is_lead": contract_lead(session, contract) == member.id,
             "stripe_on": bool(current_app.config.get("STRIPE_SECRET_KEY"))}
 

@@ -45,9 +45,10 @@ def record_contract(session: Session, contract: JobContract, now: datetime
     shares = {p.member_id: p.share_bp for p in session.exec(
         select(ContractParty).where(ContractParty.contract_id == contract.id))}
     entries = [record(session, cluster, EntrySource.REFERRAL_FEE, contract.id, lead,
-                      contract.poster_member_id, contract.referral_fee_minor, now),
+                      contract.poster_member_id, contract.referral_fee_minor, now,
+                      currency=contract.currency),
                record(session, cluster, EntrySource.PLATFORM_FEE, contract.id, lead, PLATFORM,
-                      platform_fee, now)]
+                      platform_fee, now, currency=contract.currency)]
     entries += record_split(session, cluster, EntrySource.JOB_SHARE, contract.id, lead,
-                            remaining, shares, now)
+                            remaining, shares, now, currency=contract.currency)
     return [e for e in entries if e is not None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from marketplace.db import UTCDateTime
@@ -32,6 +32,8 @@ class EntrySource(StrEnum):
     PAYOUT = "payout"  # a transfer reached the member: settles what the platform owed it
     JOB_REFUND = "job_refund"  # the customer got money back: the member's share shrinks
     REVERSAL = "reversal"  # the platform took that part of the transfer back
+    DISPUTE_HOLD = "dispute_hold"  # a customer disputes the charge: the parties' parts held
+    DISPUTE_RELEASE = "dispute_release"  # the platform won the dispute: the parts released
 
 
 #: The payer or payee id that stands for the cluster's platform account.
@@ -59,6 +61,9 @@ class LedgerEntry(SQLModel, table=True):
     amount_minor: int
     currency: str = Field(max_length=3)
     month: str = Field(max_length=7, index=True)  # YYYY-MM in the cluster's time zone
+    #: The month the fact happened in when that month was already locked (shown on the
+    #: statement line); empty for an entry in its own month.
+    late_from: str = Field(default="", max_length=7)
     memo: str = Field(default="", max_length=300)
     created_by_id: int | None = Field(default=None, sa_column=Column(  # adjustments: who
         Integer, ForeignKey("user.id", name="fk_ledgerentry_created_by_id_user"), nullable=True))
@@ -106,7 +111,8 @@ class SettlementTransfer(SQLModel, table=True):
     settlement_id: int = Field(foreign_key="settlement.id", index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
     direction: str = Field(max_length=12)
-    amount_minor: int
+    #: A month's net sums many entries: 64-bit, as every stored sum of money is.
+    amount_minor: int = Field(sa_column=Column(BigInteger(), nullable=False))
     currency: str = Field(max_length=3)
     method: str = Field(default="manual", max_length=10)  # manual (bank) | stripe
     reference: str = Field(default="", max_length=120)  # bank reference or Stripe transfer id
@@ -129,16 +135,25 @@ class ConnectedAccount(SQLModel, table=True):
 
 
 class StripeEvent(SQLModel, table=True):
-    """A webhook event already processed: Stripe retries and replays, we act once."""
+    """A webhook event already processed: Stripe retries and replays, we act once.
+
+    An `account.updated` for an account we do not hold yet (its row commits a
+    moment after Stripe announces it) is kept as "parked" with its account id
+    and applied when the account row appears.
+    """
 
     event_id: str = Field(max_length=255, primary_key=True)
     type: str = Field(max_length=100)
+    status: str = Field(default="processed", max_length=10)  # processed | parked
+    account_id: str | None = Field(default=None, max_length=64, index=True)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class PaymentStatus(StrEnum):
     OPEN = "open"  # a Checkout Session waits for the customer
+    PROCESSING = "processing"  # a delayed method (bank debit) was submitted, not cleared
     PAID = "paid"  # recorded from Stripe's webhook, never from the redirect
+    FAILED = "failed"  # the delayed method failed: the lead may ask for a new payment
 
 
 class JobPayment(SQLModel, table=True):
@@ -153,7 +168,11 @@ class JobPayment(SQLModel, table=True):
     status: str = Field(default=PaymentStatus.OPEN.value, max_length=10)
     payment_intent_id: str | None = Field(default=None, max_length=255)
     charge_id: str | None = Field(default=None, max_length=255)
+    #: Refunds made or being made (app and dashboard): what is left to refund is
+    #: amount - refunded; changed only under the payment's row lock.
     refunded_minor: int = Field(default=0)
+    #: Checkout Sessions asked for: a failed delayed payment gets a new one (a fresh key).
+    attempt: int = Field(default=0)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
@@ -184,14 +203,71 @@ class Payout(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
-class PaymentRefund(SQLModel, table=True):
-    """Money given back to a job's customer; the parties' transfers shrink in proportion."""
+class RefundStatus(StrEnum):
+    PENDING = "pending"  # asked of Stripe, answer not recorded yet (retried with its key)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # Stripe refused: nothing was refunded, the amount is free again
 
-    __table_args__ = (CheckConstraint("amount_minor > 0", name="refund_amount_positive"),)
+
+class PaymentRefund(SQLModel, table=True):
+    """Money given back to a job's customer; the parties' transfers shrink in proportion.
+
+    Written (pending) before Stripe is asked, so its id is the request's
+    idempotency key: a retry of this refund replays it, another refund -- even
+    of another amount -- is a new row with a new key.  `applied` once its
+    ledger entries and transfer reversals are written (at once, or when the
+    payouts are queued, for a refund made in Stripe's dashboard before them).
+    """
+
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="refund_amount_positive"),
+                      UniqueConstraint("payment_id", "request_key",
+                                       name="uq_paymentrefund_payment_id_request_key"))
 
     id: int | None = Field(default=None, primary_key=True)
     payment_id: int = Field(foreign_key="jobpayment.id", index=True)
     amount_minor: int
-    stripe_refund_id: str = Field(max_length=255)
-    created_by_id: int = Field(foreign_key="user.id")
+    #: The refund form's one-time key: the same form sent twice is one refund.
+    request_key: str | None = Field(default=None, max_length=64)
+    stripe_refund_id: str = Field(default="", max_length=255)
+    status: str = Field(default=RefundStatus.PENDING.value, max_length=10)
+    origin: str = Field(default="app", max_length=10)  # app | dashboard
+    applied: bool = Field(default=False)
+    failure_reason: str = Field(default="", max_length=300)
+    created_by_id: int | None = Field(default=None, foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PayoutReversal(SQLModel, table=True):
+    """Taking a refunded share back from one payout's transfer; retried until Stripe agrees.
+
+    Its own row (and key) per refund and payout: a reversal that fails after
+    the refund stands is not lost with a rollback, and the scheduler retries it
+    with the same key and amount.
+    """
+
+    __table_args__ = (UniqueConstraint("refund_id", "payout_id"),
+                      CheckConstraint("amount_minor > 0", name="reversal_amount_positive"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    refund_id: int = Field(foreign_key="paymentrefund.id", index=True)
+    payout_id: int = Field(foreign_key="payout.id", index=True)
+    amount_minor: int
+    status: str = Field(default=PayoutStatus.PENDING.value, max_length=10, index=True)
+    reversal_id: str = Field(default="", max_length=255)
+    failure_reason: str = Field(default="", max_length=300)
+    attempts: int = Field(default=0)  # definite refusals so far: part of the next key
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PaymentDispute(SQLModel, table=True):
+    """A customer's chargeback: the parties' parts are held until Stripe closes it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dispute_id: str = Field(max_length=255, unique=True)
+    payment_id: int = Field(foreign_key="jobpayment.id", index=True)
+    amount_minor: int
+    status: str = Field(default="open", max_length=10)  # open | won | lost
+    applied: bool = Field(default=False)  # the hold's entries are written
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    closed_at: datetime | None = Field(default=None,
+                                       sa_column=Column(UTCDateTime(), nullable=True))

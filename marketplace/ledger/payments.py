@@ -13,8 +13,14 @@
    our write and Stripe's answer retries with the same key and gets the same
    transfer back (never a second one); after Stripe refuses, the next attempt
    is a new request, and the refusal's reason is shown to the coordinator.
-4. A refund gives the customer money back and reverses the paid transfers in
-   proportion, with exact cents; the platform absorbs its fee's part.
+4. Refunds and disputes (`refunds.py`, `disputes.py`) take the parties' parts
+   back in proportion, with exact cents; the platform absorbs its fee's part.
+
+Delayed payment methods (bank debits) complete the session "unpaid" first: the
+payment is processing until `async_payment_succeeded` (paid, as above) or
+`async_payment_failed` (the lead is told and may ask for a new payment, under
+a new idempotency key).  A payment's state only moves forward, so a late or
+replayed event cannot move it back.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from sqlmodel import Session, col, select
 from marketplace import events
 from marketplace.clusters.models import Cluster, User
 from marketplace.clusters.service import acting_member, active_users_of
-from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.errors import N_, Conflict, Forbidden, not_found
 from marketplace.jobs.models import ContractParty, JobContract, JobStatus, OverflowJob
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.models import (
@@ -39,7 +45,6 @@ from marketplace.ledger.models import (
     ConnectedAccount,
     EntrySource,
     JobPayment,
-    PaymentRefund,
     PaymentStatus,
     Payout,
     PayoutStatus,
@@ -48,7 +53,7 @@ from marketplace.ledger.models import (
 )
 from marketplace.ledger.service import record, record_split
 from marketplace.ledger.stripe_gateway import GatewayError
-from marketplace.money import allocate, apply_basis_points, split_by_weights
+from marketplace.money import allocate, apply_basis_points
 
 log = logging.getLogger(__name__)
 #: Our own reason for a payout that waits (Stripe's refusals are kept as Stripe words them).
@@ -57,10 +62,13 @@ NOT_ONBOARDED = N_("The member has not finished setting up payouts with Stripe."
 
 class PaymentGateway(Protocol):
     def create_checkout(self, contract_id: int, amount_minor: int, currency: str, title: str,
-                        success_url: str, cancel_url: str) -> tuple[str, str]: ...
+                        success_url: str, cancel_url: str, attempt: int = 0
+                        ) -> tuple[str, str]: ...
 
     def transfer(self, key: str, amount_minor: int, currency: str, destination: str,
-                 group: str) -> str: ...
+                 group: str, source_transaction: str | None = None) -> str: ...
+
+    def latest_charge(self, payment_intent_id: str) -> str | None: ...
 
     def reverse_transfer(self, key: str, transfer_id: str, amount_minor: int) -> str: ...
 
@@ -72,7 +80,18 @@ def payment_of(session: Session, contract_id: int) -> JobPayment | None:
     return session.exec(select(JobPayment).where(JobPayment.contract_id == contract_id)).first()
 
 
-def _contract_for(session: Session, actor: User, job_id: int) -> tuple[OverflowJob, JobContract]:
+def locked_payment(session: Session, *where: Any) -> JobPayment | None:
+    """The payment matching `where`, row-locked until commit and read fresh.
+
+    Every read-check-write of a payment's money (refunds, disputes, the paid
+    mark) goes through here, so two requests at once on PostgreSQL queue
+    instead of both reading the same "left to refund".
+    """
+    return session.exec(select(JobPayment).where(*where).with_for_update()
+                        .execution_options(populate_existing=True)).first()
+
+
+def contract_for(session: Session, actor: User, job_id: int) -> tuple[OverflowJob, JobContract]:
     job = session.get(OverflowJob, job_id)
     if job is None or job.cluster_id != actor.cluster_id:
         raise not_found()
@@ -85,27 +104,37 @@ def _contract_for(session: Session, actor: User, job_id: int) -> tuple[OverflowJ
 
 def contract_currency(session: Session, actor: User, job_id: int) -> str:
     """The currency of a job's contract (to read an amount typed for it)."""
-    return _contract_for(session, actor, job_id)[1].currency
+    return contract_for(session, actor, job_id)[1].currency
 
 
 def request_payment(session: Session, actor: User, job_id: int, gateway: PaymentGateway,
                     success_url: str, cancel_url: str, now: datetime) -> JobPayment:
     """The lead party gets a Stripe Checkout link to send to its customer (made once)."""
     member = acting_member(session, actor)
-    job, contract = _contract_for(session, actor, job_id)
+    job, contract = contract_for(session, actor, job_id)
     if contract_lead(session, contract) != member.id:
         raise Forbidden("lead_only", N_("Only the business that leads the contract asks the "
                                         "customer to pay."))
     existing = payment_of(session, contract.id)  # type: ignore[arg-type]
-    if existing is not None:
+    if existing is not None and existing.status != PaymentStatus.FAILED:
         return existing
-    if job.status == JobStatus.CONFIRMED:
+    if existing is None and job.status == JobStatus.CONFIRMED:
         raise Conflict("settled_offline", N_("This job was confirmed before a card payment "
                                              "was asked for; its money goes through the "
                                              "monthly settlement."))
+    attempt = existing.attempt + 1 if existing is not None else 0
     session_id, url = gateway.create_checkout(contract.id, contract.value_minor,  # type: ignore[arg-type]
                                               contract.currency, job.title, success_url,
-                                              cancel_url)
+                                              cancel_url, attempt)
+    if existing is not None:  # the delayed payment failed: a new session, once
+        session.execute(update(JobPayment).where(
+            col(JobPayment.id) == existing.id, col(JobPayment.status) == PaymentStatus.FAILED,
+            col(JobPayment.attempt) == existing.attempt).values(
+            checkout_session_id=session_id, checkout_url=url, attempt=attempt,
+            status=PaymentStatus.OPEN.value, payment_intent_id=None, charge_id=None))
+        session.commit()
+        session.refresh(existing)
+        return existing
     payment = JobPayment(contract_id=contract.id, checkout_session_id=session_id,
                          checkout_url=url, amount_minor=contract.value_minor,
                          currency=contract.currency, created_at=now)
@@ -120,15 +149,47 @@ def request_payment(session: Session, actor: User, job_id: int, gateway: Payment
     return payment
 
 
-def checkout_completed(session: Session, data: Mapping[str, Any], now: datetime) -> None:
-    """Webhook: the customer paid.  Record it once; pay out if the job is confirmed."""
-    if data.get("payment_status") != "paid":
-        return
+def checkout_event(session: Session, event_type: str, data: Mapping[str, Any],
+                   now: datetime) -> None:
+    """Webhook: a Checkout Session completed, or its delayed payment cleared or failed."""
     payment = session.exec(select(JobPayment).where(
         JobPayment.checkout_session_id == data.get("id"))).first()
     if payment is None:
-        log.info("checkout.session.completed for unknown session %s ignored", data.get("id"))
+        log.info("%s for unknown session %s ignored", event_type, data.get("id"))
         return
+    if event_type == "checkout.session.async_payment_failed":
+        _delayed_payment_failed(session, payment, now)
+    elif data.get("payment_status") in ("paid", "no_payment_required"):
+        _paid(session, payment, data, now)
+    elif event_type == "checkout.session.completed":  # submitted, not cleared yet
+        session.execute(update(JobPayment).where(
+            col(JobPayment.id) == payment.id, col(JobPayment.status) == PaymentStatus.OPEN)
+            .values(status=PaymentStatus.PROCESSING.value,
+                    payment_intent_id=data.get("payment_intent")))
+
+
+def _delayed_payment_failed(session: Session, payment: JobPayment, now: datetime) -> None:
+    failed = session.execute(update(JobPayment).where(
+        col(JobPayment.id) == payment.id,
+        col(JobPayment.status).in_((PaymentStatus.OPEN, PaymentStatus.PROCESSING)))
+        .values(status=PaymentStatus.FAILED.value))
+    if failed.rowcount != 1:  # type: ignore[attr-defined]
+        return
+    contract = session.get(JobContract, payment.contract_id)
+    assert contract is not None
+    job = session.get(OverflowJob, contract.job_id)
+    assert job is not None
+    events.notify(session, active_users_of(session, [contract_lead(session, contract)]),
+                  "payment.failed",
+                  N_("The customer's bank payment for %(title)s failed. Ask the customer to "
+                     "pay again from the job page."),
+                  now=now, params={"title": job.title}, payload={"id": job.id},
+                  link=f"/jobs/{job.id}")
+
+
+def _paid(session: Session, payment: JobPayment, data: Mapping[str, Any], now: datetime
+          ) -> None:
+    """Record the payment once; pay out if the job is confirmed."""
     if (data.get("amount_total"), str(data.get("currency", "")).upper()) != (
             payment.amount_minor, payment.currency):
         log.warning("checkout session %s paid %s %s, expected %s %s; not recorded",
@@ -137,7 +198,8 @@ def checkout_completed(session: Session, data: Mapping[str, Any], now: datetime)
         return
     paid = session.execute(
         update(JobPayment).where(col(JobPayment.id) == payment.id,
-                                 col(JobPayment.status) == PaymentStatus.OPEN)
+                                 col(JobPayment.status).in_((PaymentStatus.OPEN,
+                                                             PaymentStatus.PROCESSING)))
         .values(status=PaymentStatus.PAID.value, paid_at=now,
                 payment_intent_id=data.get("payment_intent")))
     if paid.rowcount != 1:  # type: ignore[attr-defined]
@@ -170,31 +232,15 @@ def queue_payouts(session: Session, contract: JobContract, now: datetime) -> lis
         owed[(member_id, "share")] = part
     owed[(contract.poster_member_id, "referral")] = contract.referral_fee_minor
     record_split(session, cluster, EntrySource.JOB_SHARE, contract.id, PLATFORM,  # type: ignore[arg-type]
-                 remaining, shares, now)
+                 remaining, shares, now, currency=contract.currency)
     record(session, cluster, EntrySource.REFERRAL_FEE, contract.id, PLATFORM,
-           contract.poster_member_id, contract.referral_fee_minor, now)
+           contract.poster_member_id, contract.referral_fee_minor, now,
+           currency=contract.currency)
     payouts = [Payout(contract_id=contract.id, member_id=member_id, kind=kind,
                       amount_minor=amount, currency=contract.currency, updated_at=now)
                for (member_id, kind), amount in sorted(owed.items()) if amount > 0]
     session.add_all(payouts)
     return payouts
-
-
-_installed_gateway: PaymentGateway | None = None
-
-
-def install_gateway(gateway: PaymentGateway | None) -> None:
-    """The gateway the scheduler's payout sweep uses in this process (None: offline mode)."""
-    global _installed_gateway
-    _installed_gateway = gateway
-
-
-def execute_installed_payouts(session: Session, now: datetime) -> int:
-    """Scheduler task: job payouts and settlement transfers, with the installed gateway."""
-    if _installed_gateway is None:
-        return 0
-    return (execute_due_payouts(session, _installed_gateway, now)
-            + execute_due_settlement_transfers(session, _installed_gateway, now))
 
 
 def execute_due_payouts(session: Session, gateway: PaymentGateway, now: datetime) -> int:
@@ -219,7 +265,7 @@ Transferable = Payout | SettlementTransfer
 
 
 def _send(session: Session, gateway: PaymentGateway, row: Transferable, key: str, group: str,
-          now: datetime) -> str | None:
+          now: datetime, source: str | None = None) -> str | None:
     """Transfer `row` to its member's connected account; None (and the reason kept) if not."""
     account = session.get(ConnectedAccount, row.member_id)
     if account is None or not account.payouts_enabled:
@@ -227,11 +273,29 @@ def _send(session: Session, gateway: PaymentGateway, row: Transferable, key: str
         return None
     try:
         return gateway.transfer(f"{key}-{row.id}-try-{row.attempts}", row.amount_minor,
-                                row.currency, account.account_id, group)
+                                row.currency, account.account_id, group, source)
     except GatewayError as error:
         log.warning("%s %s refused by Stripe: %s", key, row.id, error.reason)
-        _fail(session, row, error.reason, now, definite=True)
+        _fail(session, row, error.reason, now, definite=error.definite)
         return None
+
+
+def _source_charge(session: Session, gateway: PaymentGateway, contract_id: int) -> str | None:
+    """The job's charge, learnt from Stripe once and kept: the payouts' source."""
+    payment = payment_of(session, contract_id)
+    if payment is None or payment.status != PaymentStatus.PAID or not payment.payment_intent_id:
+        return None
+    if payment.charge_id is None:
+        try:
+            charge = gateway.latest_charge(payment.payment_intent_id)
+        except GatewayError as error:  # the transfer can still wait for the balance
+            log.warning("charge of payment %s unknown: %s", payment.id, error.reason)
+            return None
+        session.execute(update(JobPayment).where(col(JobPayment.id) == payment.id)
+                        .values(charge_id=charge))
+        session.commit()
+        return charge
+    return payment.charge_id
 
 
 def _fail(session: Session, row: Transferable, reason: str, now: datetime, *, definite: bool
@@ -251,7 +315,7 @@ def _fail(session: Session, row: Transferable, reason: str, now: datetime, *, de
 
 def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: datetime) -> int:
     transfer_id = _send(session, gateway, payout, "payout", f"contract-{payout.contract_id}",
-                        now)
+                        now, _source_charge(session, gateway, payout.contract_id))
     if transfer_id is None:
         return 0
     moved = session.execute(
@@ -266,7 +330,7 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
     cluster = session.get(Cluster, contract.cluster_id) if contract else None
     assert cluster is not None
     record(session, cluster, EntrySource.PAYOUT, payout.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
-           payout.amount_minor, now, memo=transfer_id)
+           payout.amount_minor, now, memo=transfer_id, currency=payout.currency)
     session.commit()
     log.info("payout %s paid as %s", payout.id, transfer_id)
     return 1
@@ -294,66 +358,3 @@ def execute_due_settlement_transfers(session: Session, gateway: PaymentGateway,
         session.commit()
         done += moved.rowcount  # type: ignore[attr-defined]
     return done
-
-
-def refund(session: Session, actor: User, job_id: int, amount_minor: int,
-           gateway: PaymentGateway, now: datetime) -> PaymentRefund:
-    """Give the customer money back; reverse the parties' transfers in proportion.
-
-    Only once every transfer is made, so there is one rule: each party gives
-    back the same fraction of what it received (exact cents, largest
-    remainder); the platform absorbs its fee's part.
-    """
-    member = acting_member(session, actor)
-    job, contract = _contract_for(session, actor, job_id)
-    if member.id not in (contract_lead(session, contract), job.poster_member_id):
-        raise Forbidden("refund_not_allowed", N_("Only the poster or the business that leads "
-                                                 "the contract can refund the customer."))
-    payment = payment_of(session, contract.id)  # type: ignore[arg-type]
-    if payment is None or payment.status != PaymentStatus.PAID or not payment.payment_intent_id:
-        raise Conflict("not_paid", N_("There is no card payment to refund for this job."))
-    payouts = list(session.exec(select(Payout).where(Payout.contract_id == contract.id)
-                                .order_by(col(Payout.id))))
-    if not payouts or any(p.status != PayoutStatus.PAID for p in payouts):
-        raise Conflict("transfers_pending", N_("Refunds are possible once the job is confirmed "
-                                               "and every share has been transferred."))
-    left = payment.amount_minor - payment.refunded_minor
-    if not 0 < amount_minor <= left:
-        message = N_("Refund an amount above zero and at most what is left of the payment.")
-        raise ValidationError("invalid_refund", message, fields={"amount": message})
-    number = payment.refunded_minor  # the same refund retried gets the same keys
-    refund_id = gateway.refund(f"refund-{payment.id}-{number}", payment.payment_intent_id,
-                               amount_minor)
-    refund_row = PaymentRefund(payment_id=payment.id, amount_minor=amount_minor,
-                               stripe_refund_id=refund_id, created_by_id=actor.id,
-                               created_at=now)
-    session.add(refund_row)
-    payment.refunded_minor += amount_minor
-    session.add(payment)
-    session.flush()
-    transferred = sum(p.amount_minor for p in payouts)
-    clawback = amount_minor * transferred // payment.amount_minor
-    back: dict[int, int] = {}
-    for payout, part in zip(payouts, split_by_weights(clawback, [p.amount_minor for p in payouts]),
-                            strict=True):
-        if part > 0:
-            gateway.reverse_transfer(f"reversal-{payout.id}-{number}", payout.transfer_id or "",
-                                     part)
-            payout.reversed_minor += part
-            session.add(payout)
-            back[payout.member_id] = back.get(payout.member_id, 0) + part
-    cluster = session.get(Cluster, contract.cluster_id)
-    assert cluster is not None and refund_row.id is not None
-    for member_id, part in sorted(back.items()):
-        # the party's claim shrinks, and the reversal took that cash back: net zero
-        record(session, cluster, EntrySource.JOB_REFUND, refund_row.id, member_id, PLATFORM,
-               part, now)
-        record(session, cluster, EntrySource.REVERSAL, refund_row.id, PLATFORM, member_id,
-               part, now)
-    events.notify(session, active_users_of(session, sorted(back)), "payment.refunded",
-                  N_("The customer of %(title)s was refunded part of the payment; your "
-                     "transfer was reduced in proportion."),
-                  now=now, params={"title": job.title}, payload={"id": job.id},
-                  link=f"/jobs/{job.id}")
-    session.commit()
-    return refund_row

@@ -3,9 +3,15 @@
 A fee owed to several co-owners is split with `money.allocate` over their
 ownership shares, so the parts always add up to the fee.  A payer that is
 itself a co-owner keeps its own part: nobody owes itself money, so that part
-is simply not written.  Entries go into the month they happen in (cluster
-time zone); an approved month is locked, so nothing written later can land
-in it -- a late fact simply belongs to the month it was recorded in.
+is simply not written.
+
+The month and currency of an entry are fixed when it is written, by the fact
+it records: the month it happens in (cluster time zone, read under a lock at
+that moment) and the fact's own currency.  An approved month is locked: an
+entry that would fall into one -- because the coordinator changed the time
+zone after approving, or approved while the fact was being written -- goes to
+the next open month and keeps the month it belonged to (`late_from`), which
+its statement line shows.  Nothing is ever written into a locked month.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from marketplace.ledger.models import (
     SettlementStatus,
     entry_key,
 )
-from marketplace.money import allocate
+from marketplace.money import CurrencyMismatch, allocate
 
 
 def ledger_month(cluster: Cluster, when: datetime) -> str:
@@ -32,20 +38,64 @@ def ledger_month(cluster: Cluster, when: datetime) -> str:
     return when.astimezone(ZoneInfo(cluster.timezone)).strftime("%Y-%m")
 
 
+def next_month(month: str) -> str:
+    """The month after `month` (YYYY-MM)."""
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
+
+
+def lock_cluster_settings(session: Session, cluster_id: int) -> tuple[str, str]:
+    """The cluster's (time zone, currency) as committed now, held until this commit.
+
+    A shared row lock on PostgreSQL: writers of entries do not wait for each
+    other, but an approval (which takes the row for update) waits for every
+    entry being written, and an entry written meanwhile waits for the
+    approval -- so an entry either is in the approved month's transfers or
+    sees the month locked.  SQLite's write lock, taken at BEGIN, does the same.
+    """
+    row = session.exec(select(Cluster.timezone, Cluster.currency)
+                       .where(Cluster.id == cluster_id).with_for_update(read=True)).one()
+    return row[0], row[1]
+
+
+def open_month(session: Session, cluster_id: int, month: str) -> str:
+    """`month`, or the first month after it whose settlement is not approved."""
+    locked = set(session.exec(select(Settlement.month).where(
+        Settlement.cluster_id == cluster_id, Settlement.month >= month,
+        Settlement.status == SettlementStatus.APPROVED.value)))
+    while month in locked:
+        month = next_month(month)
+    return month
+
+
+def entry_month(session: Session, cluster: Cluster, now: datetime, currency: str) -> str:
+    """The open month an entry written now goes to, once its currency is checked."""
+    timezone, cluster_currency = lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
+    if currency != cluster_currency:  # update_cluster refuses a switch once money exists
+        raise CurrencyMismatch(f"a {currency} entry in a {cluster_currency} cluster")
+    return now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
+
+
 def record(session: Session, cluster: Cluster, source: EntrySource, source_id: int,
            payer: int | None, payee: int | None, amount_minor: int, now: datetime, *,
-           memo: str = "", month: str | None = None, created_by_id: int | None = None
-           ) -> LedgerEntry | None:
+           currency: str, memo: str = "", month: str | None = None,
+           created_by_id: int | None = None) -> LedgerEntry | None:
     """One entry: `payer` owes `payee` (None = the platform account).  Part of the
-    caller's transaction; nothing for a zero amount or a member paying itself."""
+    caller's transaction; nothing for a zero amount or a member paying itself.
+
+    `month` is given only by callers that checked it is open (adjustments);
+    otherwise it is the month of `now`, moved past any locked month.
+    """
     if amount_minor <= 0 or payer == payee:
         return None
+    belongs_to = month or entry_month(session, cluster, now, currency)
+    written_to = month or open_month(session, cluster.id, belongs_to)  # type: ignore[arg-type]
     entry = LedgerEntry(
         cluster_id=cluster.id, source=source.value, source_id=source_id,
         entry_key=entry_key(source.value, source_id, payer, payee), payer_member_id=payer,
-        payee_member_id=payee, amount_minor=amount_minor, currency=cluster.currency,
-        month=month or ledger_month(cluster, now), memo=memo[:300],
-        created_by_id=created_by_id, created_at=now)
+        payee_member_id=payee, amount_minor=amount_minor, currency=currency,
+        month=written_to, late_from="" if written_to == belongs_to else belongs_to,
+        memo=memo[:300], created_by_id=created_by_id, created_at=now)
     session.add(entry)
     return entry
 
@@ -55,11 +105,13 @@ def record_split(
     cluster: Cluster,
     source: EntrySource,
     source_id: int,
-    payer_member_id: int,
+    payer_member_id: int | None,
     amount_minor: int,
     payee_shares: Mapping[int, int],
     now: datetime,
     memo: str = "",
+    *,
+    currency: str,
 ) -> list[LedgerEntry]:
     """Write what `payer` owes each payee for `amount_minor`, split by basis-point shares.
 
@@ -71,7 +123,8 @@ def record_split(
     payees = sorted(payee_shares)
     parts = allocate(amount_minor, [payee_shares[m] for m in payees])
     entries = [record(session, cluster, source, source_id, payer_member_id, payee, part, now,
-                      memo=memo) for payee, part in zip(payees, parts, strict=True)]
+                      memo=memo, currency=currency)
+               for payee, part in zip(payees, parts, strict=True)]
     return [e for e in entries if e is not None]
 
 
@@ -80,12 +133,13 @@ def reverse(session: Session, cluster: Cluster, source: EntrySource, source_id: 
     """Write the mirror image of every entry of (source, source_id) as `reversal` entries.
 
     Corrections are new entries, never edits: the original stays, and the
-    reversal nets it to zero in the month it happens.
+    reversal nets it to zero in the month it happens, in the original's currency.
     """
     originals = session.exec(select(LedgerEntry).where(
         LedgerEntry.source == source.value, LedgerEntry.source_id == source_id)).all()
     entries = [record(session, cluster, reversal, source_id, original.payee_member_id,
-                      original.payer_member_id, original.amount_minor, now, memo=original.memo)
+                      original.payer_member_id, original.amount_minor, now, memo=original.memo,
+                      currency=original.currency)
                for original in originals]
     return [e for e in entries if e is not None]
 

@@ -12,8 +12,9 @@ sweep, so a month missed while the app was down is drafted at the next
 start).  The coordinator may add adjustments with a reason, then approves:
 the conditional update from draft to approved happens once, records the
 transfers (offline: manual bank transfers with a reference) and locks the
-month.  Only a month that is over can be approved, so nothing recorded later
-can fall into a locked month.
+month.  Only a month that is over can be approved, and nothing is ever written
+into an approved month: an entry that belongs to one (the time zone changed
+after the approval) goes to the next open month (see `service.record`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from marketplace.ledger.models import (
     SettlementTransfer,
     TransferDirection,
 )
-from marketplace.ledger.service import record
+from marketplace.ledger.service import lock_cluster_settings, record
 
 MAX_ADJUSTMENT_MINOR = 10_000_000_00
 
@@ -188,12 +189,10 @@ def draft_due(session: Session, now: datetime) -> int:
 
 
 def _require_open(session: Session, cluster: Cluster, month: str, now: datetime) -> None:
-    # Lock the month's settlement row until the entry is committed, so an approval
-    # running meanwhile waits and then settles the entry with the rest of the month
-    # (SQLite's write lock, taken at BEGIN, already does this).
-    settlement = session.exec(select(Settlement).where(
-        Settlement.cluster_id == cluster.id, Settlement.month == month)
-        .with_for_update()).first()
+    # Share the cluster's lock until the entry is committed, so an approval running
+    # meanwhile waits and then settles the entry with the rest of the month.
+    lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
+    settlement = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
     if settlement is not None and settlement.status == SettlementStatus.APPROVED:
         raise Conflict("month_locked", N_("This month is settled and locked. Add the "
                                           "correction to the current month instead."))
@@ -231,7 +230,7 @@ def add_adjustment(session: Session, actor: User, month: str, member_id: int,
     payer, payee = (None, member_id) if amount_minor > 0 else (member_id, None)
     entry = record(session, cluster, EntrySource.ADJUSTMENT, number, payer, payee,
                    abs(amount_minor), now, memo=reason.strip(), month=month,
-                   created_by_id=actor.id)
+                   currency=cluster.currency, created_by_id=actor.id)
     assert entry is not None
     try:
         session.commit()
@@ -258,6 +257,10 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     settlement = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
     if settlement is None:
         raise Conflict("not_drafted", N_("Draft the month's settlement before approving it."))
+    # Wait for every entry being written to commit, and make later ones wait for us
+    # and then see the month locked (service.lock_cluster_settings is the other side).
+    session.exec(select(Cluster.id).where(Cluster.id == cluster.id)
+                 .with_for_update(key_share=True)).one()
     approved = session.execute(
         update(Settlement).where(col(Settlement.id) == settlement.id,
                                  col(Settlement.status) == SettlementStatus.DRAFT)

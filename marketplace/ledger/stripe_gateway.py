@@ -31,17 +31,32 @@ class InvalidWebhook(ValueError):
 
 
 class GatewayError(RuntimeError):
-    """Stripe refused or could not be reached; `reason` is safe to show a coordinator."""
+    """Stripe refused or could not be reached; `reason` is safe to show a coordinator.
 
-    def __init__(self, reason: str) -> None:
+    `definite` is False when the request may have taken effect at Stripe (the
+    connection broke, Stripe answered 5xx or asked us to slow down): the caller
+    keeps its record and retries with the same idempotency key, never a new one.
+    """
+
+    def __init__(self, reason: str, *, definite: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.definite = definite
+
+
+_UNSURE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+
+
+def is_live_key(secret_key: str) -> bool:
+    """Whether a secret (or restricted) key is for live mode: events must match it."""
+    return secret_key.startswith(("sk_live_", "rk_live_"))
 
 
 class StripeGateway:
     """Stripe Connect calls the marketplace makes, on the platform's account."""
 
     def __init__(self, secret_key: str, api_base: str | None = None) -> None:
+        self.livemode = is_live_key(secret_key)
         self._client = stripe.StripeClient(
             secret_key, base_addresses={"api": api_base} if api_base else {},
             max_network_retries=2)
@@ -67,11 +82,30 @@ class StripeGateway:
         return link.url
 
 
+    def account_state(self, account_id: str) -> tuple[bool, bool]:
+        """(details_submitted, payouts_enabled) as Stripe holds them now.
+
+        Webhooks say *that* an account changed; its state is read here, so
+        events delivered out of order (or in the same second) cannot leave an
+        older state standing.
+        """
+        account = self._call(lambda: self._client.v1.accounts.retrieve(account_id))
+        return bool(account.details_submitted), bool(account.payouts_enabled)
+
+    def latest_charge(self, payment_intent_id: str) -> str | None:
+        """The charge of a paid PaymentIntent: transfers name it as their source."""
+        intent = self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
+        charge = intent.latest_charge
+        return charge if isinstance(charge, str) or charge is None else charge.id
+
     def create_checkout(self, contract_id: int, amount_minor: int, currency: str, title: str,
-                        success_url: str, cancel_url: str) -> tuple[str, str]:
+                        success_url: str, cancel_url: str, attempt: int = 0
+                        ) -> tuple[str, str]:
         """A Checkout Session for the job's customer on the platform's account: (id, url).
 
         `transfer_group` ties the charge to the contract's later transfers.
+        `attempt` counts sessions asked for the contract: after a delayed
+        payment failed, the next session needs a key of its own.
         """
         params: SessionCreateParams = {
             "mode": "payment", "success_url": success_url, "cancel_url": cancel_url,
@@ -83,20 +117,25 @@ class StripeGateway:
             "metadata": {"contract_id": str(contract_id)},
         }
         session = self._call(lambda: self._client.v1.checkout.sessions.create(
-            params, {"idempotency_key": f"checkout-contract-{contract_id}"}))
+            params, {"idempotency_key": f"checkout-contract-{contract_id}"
+                             + (f"-attempt-{attempt}" if attempt else "")}))
         return session.id, session.url or ""
 
     def transfer(self, key: str, amount_minor: int, currency: str, destination: str,
-                 group: str) -> str:
+                 group: str, source_transaction: str | None = None) -> str:
         """Move money to a connected account; `key` makes a retry a replay.
 
         `group` is the transfer group: the contract ("contract-12") or the
-        settled month ("settlement-2026-10").
+        settled month ("settlement-2026-10").  `source_transaction` (the job's
+        charge) lets the transfer draw on that charge's funds as soon as they
+        arrive instead of waiting for the platform's available balance.
         """
         params: TransferCreateParams = {
             "amount": amount_minor, "currency": currency.lower(), "destination": destination,
             "transfer_group": group, "metadata": {"group": group},
         }
+        if source_transaction:
+            params["source_transaction"] = source_transaction
         transfer = self._call(lambda: self._client.v1.transfers.create(
             params, {"idempotency_key": key}))
         return transfer.id
@@ -121,8 +160,8 @@ class StripeGateway:
         try:
             return request()
         except stripe.StripeError as error:
-            raise GatewayError(error.user_message or str(error.code or type(error).__name__)
-                               ) from error
+            raise GatewayError(error.user_message or str(error.code or type(error).__name__),
+                               definite=not isinstance(error, _UNSURE)) from error
 
 
 def gateway_from_config(config: Mapping[str, Any]) -> StripeGateway | None:

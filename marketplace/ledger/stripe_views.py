@@ -17,12 +17,13 @@ from flask_login import login_required
 from marketplace.db import utcnow
 from marketplace.errors import N_, Conflict
 from marketplace.extensions import csrf
-from marketplace.ledger import connect, payments
+from marketplace.ledger import connect, payments, refunds
 from marketplace.ledger.stripe_gateway import (
     GatewayError,
     InvalidWebhook,
     StripeGateway,
     gateway_from_config,
+    is_live_key,
     parse_event,
 )
 from marketplace.web import db, money_from_form, viewer
@@ -85,10 +86,23 @@ def webhook() -> ResponseReturnValue:
         log.warning("stripe webhook with a bad signature refused")
         return jsonify({"error": {"code": "bad_signature", "fields": {},
                                   "message": "The signature does not verify."}}), 400
-    data = event.data.object
-    connect.apply_event(db(), event.id, event.type, int(event.created),
-                        data.to_dict() if hasattr(data, "to_dict") else dict(data), utcnow())
-    return jsonify({"received": True})
+    whole = event.to_dict()
+    received = connect.WebhookEvent(
+        id=event.id, type=event.type, livemode=bool(whole.get("livemode", False)),
+        account=whole.get("account") or None, data=whole["data"]["object"])
+    try:
+        outcome = connect.apply_event(db(), _gateway(), received, utcnow(),
+                                      livemode=is_live_key(current_app.config["STRIPE_SECRET_KEY"]))
+    except GatewayError as error:  # nothing recorded: Stripe delivers the event again
+        db().rollback()
+        log.warning("stripe event %s not applied, Stripe will retry: %s", event.id, error.reason)
+        return jsonify({"error": {"code": "stripe_unreachable", "fields": {},
+                                  "message": "Stripe could not be asked; deliver again."}}), 503
+    if outcome == "wrong_mode":
+        return jsonify({"error": {"code": "wrong_mode", "fields": {},
+                                  "message": "This endpoint takes events of the other mode "
+                                             "(test vs live) only."}}), 400
+    return jsonify({"received": True, "outcome": outcome})
 
 
 @bp.route("/jobs/<int:job_id>/payment", methods=["POST"])
@@ -115,11 +129,16 @@ def refund(job_id: int) -> ResponseReturnValue:
     contract_currency = payments.contract_currency(db(), viewer(), job_id)
     amount = money_from_form(request.form.get("amount", ""), "amount", contract_currency)
     try:
-        payments.refund(db(), viewer(), job_id, amount, gateway, utcnow())
+        refunds.refund(db(), viewer(), job_id, amount, gateway, utcnow(),
+                       request.form.get("request_key"))
     except GatewayError as error:
         db().rollback()
-        log.warning("refund for job_id=%s failed: %s", job_id, error.reason)
-        flash(_("Stripe refused the refund: %(reason)s", reason=error.reason), "error")
+        log.warning("refund for job_id=%s not made: %s", job_id, error.reason)
+        if error.definite:
+            flash(_("Stripe refused the refund: %(reason)s", reason=error.reason), "error")
+        else:
+            flash(_("Stripe did not answer in time. The refund is kept and asked again "
+                    "automatically; you do not need to refund again."), "error")
         return redirect(url_for("jobs.detail", job_id=job_id))
     flash(_("Refund made. The partners' transfers were reduced in proportion."))
     return redirect(url_for("jobs.detail", job_id=job_id))

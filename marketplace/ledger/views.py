@@ -34,7 +34,7 @@ from marketplace.clusters.service import (
 from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import when
-from marketplace.ledger import connect, payments, service, settlement
+from marketplace.ledger import connect, disputes, payments, refunds, service, settlement
 from marketplace.ledger.forms import AdjustmentForm, ApproveForm
 from marketplace.ledger.models import EntrySource, LedgerEntry
 from marketplace.money import plain_decimal
@@ -58,7 +58,20 @@ SOURCE_LABELS = {
     EntrySource.REFERRAL_FEE: N_("Referral fee"),
     EntrySource.PLATFORM_FEE: N_("Cluster fee"),
     EntrySource.ADJUSTMENT: N_("Adjustment by the coordinator"),
+    EntrySource.PAYOUT: N_("Card payment share transferred"),
+    EntrySource.JOB_REFUND: N_("Customer refund"),
+    EntrySource.REVERSAL: N_("Refunded share taken back"),
+    EntrySource.DISPUTE_HOLD: N_("Held for a card dispute"),
+    EntrySource.DISPUTE_RELEASE: N_("Card dispute won: hold released"),
 }
+
+
+def entry_note(entry: LedgerEntry) -> str:
+    """The statement line's note: its memo, and why it is in this month if it is late."""
+    if not entry.late_from:
+        return entry.memo
+    late = _("Belongs to %(month)s, which was already settled.", month=entry.late_from)
+    return f"{entry.memo} · {late}" if entry.memo else late
 
 
 @bp.before_request
@@ -69,7 +82,8 @@ def _require_login() -> None:
 
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
-    return {"source_label": lambda s: _(SOURCE_LABELS.get(s, s)), "signed": signed_amount}
+    return {"source_label": lambda s: _(SOURCE_LABELS.get(s, s)), "signed": signed_amount,
+            "entry_note": entry_note}
 
 
 def _names(user: User) -> dict[int | None, str]:
@@ -104,6 +118,9 @@ def index() -> ResponseReturnValue:
                                previous=settlement.previous_month(current),
                                approve_form=ApproveForm(), names=_names(user),
                                failed=payments.failed_payouts(session, cluster.id),  # type: ignore[arg-type]
+                               reversals=refunds.failed_reversals(session, cluster.id),  # type: ignore[arg-type]
+                               disputes=disputes.open_disputes(session, cluster.id),  # type: ignore[arg-type]
+                               currency=cluster.currency,
                                own_reasons={payments.NOT_ONBOARDED: _(payments.NOT_ONBOARDED)})
     if user.member_id is None:
         abort(404)
@@ -194,7 +211,7 @@ def statement_rows(session: Session, user: User, member: Member, month: str
             else entry.payee_member_id
         amount = signed_amount(entry, member.id)  # type: ignore[arg-type]
         rows.append([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
-                     spreadsheet_text(names.get(other, "")), spreadsheet_text(entry.memo),
+                     spreadsheet_text(names.get(other, "")), spreadsheet_text(entry_note(entry)),
                      plain_decimal(amount, cluster.currency)])
     net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
     rows.append([])

@@ -17,8 +17,8 @@ from sqlmodel import Session
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.jobs.bidding import close_due_windows, remind_closing_windows
-from marketplace.ledger.payments import execute_installed_payouts
 from marketplace.ledger.settlement import draft_due
+from marketplace.ledger.sweeps import execute_installed_payouts
 from marketplace.mail.runner import send_due_mails
 
 

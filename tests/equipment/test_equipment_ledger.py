@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlmodel import Session, select
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, select
 
 from marketplace.clusters.models import Cluster, Member
 from marketplace.equipment import booking, pricing
@@ -84,17 +86,40 @@ def test_cancellation_fee_is_a_share_of_the_price(price: int, bp: int, fee: int)
 
 
 class _Collect:
-    """Stands in for a Session: record_split only adds entries to it."""
+    """A session on a private in-memory database that holds just the cluster.
+
+    record_split reads the cluster's settings under a lock and the locked
+    months, so it needs a real database; nothing is committed, so every
+    example starts from the same empty ledger.
+    """
+
+    _engine: Engine | None = None
 
     def __init__(self) -> None:
-        self.added: list[LedgerEntry] = []
+        if _Collect._engine is None:
+            engine = create_engine("sqlite://", poolclass=StaticPool)
+            SQLModel.metadata.create_all(engine)
+            with Session(engine) as setup:
+                setup.add(Cluster(id=1, name="Valley", currency="CAD",
+                                  default_locale="en_CA", timezone="America/Toronto",
+                                  created_at=NOW))
+                setup.commit()
+            _Collect._engine = engine
+        self.session = Session(_Collect._engine)
 
-    def add(self, entry: LedgerEntry) -> None:
-        self.added.append(entry)
+    @property
+    def added(self) -> list[LedgerEntry]:
+        """Every entry written in this (uncommitted) transaction."""
+        self.session.flush()
+        return list(self.session.exec(select(LedgerEntry)))
+
+    def close(self) -> None:
+        self.session.rollback()
+        self.session.close()
 
 
 _CLUSTER = Cluster(id=1, name="Valley", currency="CAD", default_locale="en_CA",
-                   timezone="America/Toronto")
+                   timezone="America/Toronto", created_at=NOW)
 
 
 @st.composite
@@ -113,9 +138,10 @@ def test_split_is_exact_to_the_cent(price: int, shares: list[int], payer: int) -
     owners = {100 + i: share for i, share in enumerate(shares)}
     payer_id = 100 + payer  # one of the owners, or (payer >= len) an outsider
     collected = _Collect()
-    written = ledger.record_split(collected, _CLUSTER, EntrySource.BOOKING, 1, payer_id,  # type: ignore[arg-type]
-                                  price, owners, NOW)
-    assert collected.added == written
+    written = ledger.record_split(collected.session, _CLUSTER, EntrySource.BOOKING, 1,
+                                  payer_id, price, owners, NOW, currency="CAD")
+    assert sorted(collected.added, key=id) == sorted(written, key=id)
+    collected.close()
     own_part = allocate(price, shares)[payer] if payer < len(shares) else 0
     assert sum(e.amount_minor for e in written) == price - own_part
     for entry in written:
@@ -131,12 +157,14 @@ def test_split_parts_and_month_follow_the_cluster_time_zone() -> None:
     collected = _Collect()
     # 00:30 UTC on 1 July is still 30 June in Toronto.
     when = datetime(2026, 7, 1, 0, 30, tzinfo=UTC)
-    written = ledger.record_split(collected, _CLUSTER, EntrySource.DAMAGE_FEE, 7, 3, 100,  # type: ignore[arg-type]
-                                  {1: 3_333, 2: 3_333, 3: 3_334}, when, "dent")
+    written = ledger.record_split(collected.session, _CLUSTER, EntrySource.DAMAGE_FEE, 7, 3,
+                                  100, {1: 3_333, 2: 3_333, 3: 3_334}, when, "dent",
+                                  currency="CAD")
     assert [(e.payee_member_id, e.amount_minor) for e in written] == [(1, 33), (2, 33)]
     assert {e.month for e in written} == {"2026-06"}
-    assert ledger.record_split(collected, _CLUSTER, EntrySource.BOOKING, 8, 3, 0,  # type: ignore[arg-type]
-                               {1: 5_000, 2: 5_000}, when) == []
+    assert ledger.record_split(collected.session, _CLUSTER, EntrySource.BOOKING, 8, 3, 0,
+                               {1: 5_000, 2: 5_000}, when, currency="CAD") == []
+    collected.close()
 
 
 # --- bookings on the real ledger -----------------------------------------------------

@@ -187,7 +187,8 @@ def test_month_nets_and_statements_over_any_stored_entries(
                 continue
             cluster = rival if where == "rival" else ours
             ledger.record(session, cluster, EntrySource.ADJUSTMENT, number, payer, payee,
-                          amount, july_at if where == "july" else june_at)
+                          amount, july_at if where == "july" else june_at,
+                          currency=cluster.currency)
             if where == "june":
                 kept.append((payer, payee, amount))
         session.flush()

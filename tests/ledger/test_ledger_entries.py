@@ -54,20 +54,20 @@ def test_recording_the_same_fact_twice_is_refused_by_the_database(
     cluster = _cluster(session, world)
     to = world.member_b_id if payee == "member" else PLATFORM
     first = ledger.record(session, cluster, EntrySource.PLATFORM_FEE, 41, world.member_a_id,
-                          to, 1_250, NOW)
+                          to, 1_250, NOW, currency=cluster.currency)
     session.commit()
     assert first is not None and first.entry_key == entry_key("platform_fee", 41,
                                                               world.member_a_id, to)
     # The same fact again -- even with another amount -- is refused, NULL payee or not.
     ledger.record(session, cluster, EntrySource.PLATFORM_FEE, 41, world.member_a_id, to,
-                  999, NOW)
+                  999, NOW, currency=cluster.currency)
     with pytest.raises(IntegrityError):
         session.commit()
     session.rollback()
     assert [(e.payee_member_id, e.amount_minor) for e in all_entries(session)] == [(to, 1_250)]
     # A different fact (another source id, or the other direction) is a new entry.
     ledger.record(session, cluster, EntrySource.PLATFORM_FEE, 42, world.member_a_id, to,
-                  999, NOW)
+                  999, NOW, currency=cluster.currency)
     session.commit()
     assert _count(session) == 2
 
@@ -124,12 +124,12 @@ def test_record_writes_nothing_for_self_payment_or_no_money(session: Session,
                                                             world: World) -> None:
     cluster = _cluster(session, world)
     a, b = world.member_a_id, world.member_b_id
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 1, a, a, 500, NOW) is None
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 2, a, b, 0, NOW) is None
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 3, a, b, -5, NOW) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 1, a, a, 500, NOW, currency=cluster.currency) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 2, a, b, 0, NOW, currency=cluster.currency) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 3, a, b, -5, NOW, currency=cluster.currency) is None
     # A co-owner paying a fee keeps its own part: only the others' parts are written.
     written = ledger.record_split(session, cluster, EntrySource.BOOKING, 4, a, 1_001,
-                                  {a: 5_000, b: 5_000}, NOW)
+                                  {a: 5_000, b: 5_000}, NOW, currency=cluster.currency)
     assert [(e.payer_member_id, e.payee_member_id, e.amount_minor) for e in written] == [
         (a, b, 500)]  # 500.5 each: the odd cent goes to the lower member id, A keeps it
     session.commit()
@@ -143,7 +143,7 @@ def test_shares_not_summing_to_the_whole_are_refused(session: Session, world: Wo
     payees = {world.member_b_id + 100 * i: s for i, s in enumerate(shares)}
     with pytest.raises(InvalidShares):
         ledger.record_split(session, cluster, EntrySource.BOOKING, 9, world.member_a_id,
-                            1_000, payees, NOW)
+                            1_000, payees, NOW, currency=cluster.currency)
     session.rollback()
     assert _count(session) == 0
 
@@ -177,7 +177,7 @@ def test_reverse_mirrors_platform_entries_too(session: Session, world: World) ->
     cluster = _cluster(session, world)
     a = world.member_a_id
     ledger.record(session, cluster, EntrySource.ADJUSTMENT, 7, PLATFORM, a, 300, NOW,
-                  memo="Fuel")
+                  memo="Fuel", currency=cluster.currency)
     session.commit()
     mirrored = ledger.reverse(session, cluster, EntrySource.ADJUSTMENT, 7,
                               EntrySource.BOOKING_REFUND, NOW)
@@ -218,7 +218,7 @@ def test_balance_is_the_sum_of_a_members_entries(session: Session, lw: Ledger) -
 def test_an_entry_belongs_to_its_month_in_the_cluster_time_zone(
         session: Session, world: World, when: datetime, month: str) -> None:
     entry = ledger.record(session, _cluster(session, world), EntrySource.PLATFORM_FEE, 1,
-                          world.member_a_id, PLATFORM, 100, when)
+                          world.member_a_id, PLATFORM, 100, when, currency="CAD")
     assert entry is not None and entry.month == month
 
 

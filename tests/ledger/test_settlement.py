@@ -68,9 +68,9 @@ def test_draft_due_drafts_the_previous_month_on_the_first_in_the_clusters_time_z
         "Thames coordinator", "coord@thames.test", PASSWORD, NOW)
     thames_member = invite_member(session, _coordinator, "Thames Turf", "t@thames.test")
     ledger.record(session, toronto, EntrySource.PLATFORM_FEE, 1, world.member_a_id, PLATFORM,
-                  500, MID_JUNE)
+                  500, MID_JUNE, currency=toronto.currency)
     ledger.record(session, london, EntrySource.PLATFORM_FEE, 2, thames_member.member_id,
-                  PLATFORM, 700, MID_JUNE)
+                  PLATFORM, 700, MID_JUNE, currency=london.currency)
     session.commit()
 
     # 23:30 UTC on 30 June: June is still running everywhere; May had no entries.

@@ -21,7 +21,7 @@ from marketplace.clusters.models import User
 from marketplace.errors import Conflict, ValidationError
 from marketplace.jobs import completion, service
 from marketplace.jobs.models import JobContract, OverflowJob
-from marketplace.ledger import payments, settlement
+from marketplace.ledger import payments, refunds, settlement
 from marketplace.ledger import service as ledger_service
 from marketplace.ledger.models import (
     ConnectedAccount,
@@ -33,6 +33,7 @@ from marketplace.ledger.models import (
 from marketplace.ledger.stripe_gateway import StripeGateway
 from tests.conftest import CHEAP_HASHING, NOW, SECRET, World, login
 from tests.jobs.conftest import VALUE, job_draft
+from tests.stripe_events import event_like, post_event, replayed
 from tests.stripe_fake import FakeStripe, fake_stripe_server
 
 WEBHOOK_SECRET = "whsec_test_secret"
@@ -119,22 +120,32 @@ def test_crew_cannot_set_up_payouts_and_offline_mode_says_so(stripe_client: Flas
 
 
 def test_account_updates_apply_once_and_never_go_back_in_time(stripe_client: FlaskClient,
-                                                              session: Session,
-                                                              world: World) -> None:
+                                                              session: Session, world: World,
+                                                              fake: tuple[FakeStripe, str]
+                                                              ) -> None:
+    server, _base = fake
     login(stripe_client, world.owner_a)
     stripe_client.post("/ledger/payouts/setup")
     account_id = session.exec(select(ConnectedAccount)).one().account_id
-    now = int(time.time())
-    newer = _account_event("evt_2", account_id, now, submitted=True, payouts=True)
-    older = _account_event("evt_1", account_id, now - 60, submitted=True, payouts=False)
-    assert _post_event(stripe_client, newer) == 200
-    assert _post_event(stripe_client, newer) == 200  # Stripe retries: acted on once
-    assert _post_event(stripe_client, older) == 200  # arrives late: acknowledged, ignored
+    newer = server.update_account(account_id, details_submitted=True, payouts_enabled=True)
+    older = event_like(newer, created=newer["created"] - 60,
+                       object_changes={"payouts_enabled": False})
+    reads = f"/v1/accounts/{account_id}"
+    assert post_event(stripe_client, newer).get_json()["outcome"] == "processed"
+    before_replay = [p for _m, p, _q in server.requests].count(reads)
+    # Stripe retries: acted on once, and Stripe is not even asked again
+    assert post_event(stripe_client, replayed(newer)).get_json()["outcome"] == "duplicate"
+    assert [p for _m, p, _q in server.requests].count(reads) == before_replay
+    # an older state arrives late: the account's state is read from Stripe, not the event
+    assert post_event(stripe_client, older).get_json()["outcome"] == "processed"
     session.rollback()  # end the test's read snapshot to see the app's commits
     session.expire_all()
     account = session.exec(select(ConnectedAccount)).one()
-    assert account.details_submitted and account.payouts_enabled
-    assert sorted(e.event_id for e in session.exec(select(StripeEvent))) == ["evt_1", "evt_2"]
+    current = server.accounts[account_id]
+    assert (account.details_submitted, account.payouts_enabled) == (
+        current["details_submitted"], current["payouts_enabled"]) == (True, True)
+    assert sorted(e.event_id for e in session.exec(select(StripeEvent))) == sorted(
+        [newer["id"], older["id"]])
     assert "Payouts enabled" in stripe_client.get("/ledger").get_data(as_text=True)
 
 
@@ -319,11 +330,11 @@ def test_a_refund_reverses_the_transfers_in_proportion(
     session.rollback()
     _confirm(session, jobs_world, job)
     with pytest.raises(Conflict):  # transfers not made yet
-        payments.refund(session, jobs_world.owner_b, job.id, 1000, gateway, NOW)  # type: ignore[arg-type]
+        refunds.refund(session, jobs_world.owner_b, job.id, 1000, gateway, NOW)  # type: ignore[arg-type]
     session.rollback()
     payments.execute_due_payouts(session, gateway, NOW)
     half = VALUE // 2
-    payments.refund(session, jobs_world.owner_b, job.id, half, gateway, NOW)  # type: ignore[arg-type]
+    refunds.refund(session, jobs_world.owner_b, job.id, half, gateway, NOW)  # type: ignore[arg-type]
     assert [r["amount"] for r in server.refunds.values()] == [half]
     transferred = VALUE - PLATFORM_FEE
     clawback = half * transferred // VALUE
@@ -332,7 +343,7 @@ def test_a_refund_reverses_the_transfers_in_proportion(
     for amount, back in reversed_parts.items():
         assert abs(back - clawback * amount / transferred) < 1
     with pytest.raises(ValidationError):  # more than is left of the payment
-        payments.refund(session, jobs_world.owner_b, job.id, VALUE, gateway, NOW)  # type: ignore[arg-type]
+        refunds.refund(session, jobs_world.owner_b, job.id, VALUE, gateway, NOW)  # type: ignore[arg-type]
     session.rollback()
     nets = settlement.month_nets(session, jobs_world.cluster.id, "2026-06")  # type: ignore[arg-type]
     assert all(n.net == 0 for n in nets.values())  # the reversals settled the refunds

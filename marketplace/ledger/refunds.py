@@ -1,0 +1,338 @@
+"""Refunds of a job's card payment, from the app or from Stripe's dashboard.
+
+A refund gives the customer money back; each party gives back the same
+fraction of what it was transferred (exact cents, largest remainder) and the
+platform absorbs its fee's part.  The steps are rows, committed before each
+call to Stripe, so a crash, a timeout or a refusal part-way leaves a record
+that says what happened and what is still to do:
+
+1. Under the payment's row lock the refund is written as pending and the
+   amount reserved (`refunded_minor`): a double tap waits, then sees the
+   money already reserved.  A form's `request_key` makes its second submission
+   return the first refund.
+2. Stripe is asked with the refund row's id as idempotency key; a definite
+   refusal frees the amount, an unsure answer leaves the row pending for the
+   scheduler to ask again with the same key.
+3. Once it stands, the parties' JOB_REFUND entries and one PayoutReversal row
+   per transfer are written; each reversal is sent under its own key and
+   retried by the scheduler until Stripe agrees, with a new key after a refusal.
+
+A refund made in Stripe's dashboard reaches us as `charge.refunded`, whose
+`amount_refunded` is cumulative: what exceeds what we hold as refunded is the
+dashboard's, recorded once however often or late the event comes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from marketplace import events
+from marketplace.clusters.models import Cluster, Role, User
+from marketplace.clusters.service import acting_member, active_users_of
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError
+from marketplace.jobs.models import JobContract, OverflowJob
+from marketplace.ledger.contracts import contract_lead
+from marketplace.ledger.models import (
+    PLATFORM,
+    EntrySource,
+    JobPayment,
+    PaymentRefund,
+    PaymentStatus,
+    Payout,
+    PayoutReversal,
+    PayoutStatus,
+    RefundStatus,
+)
+from marketplace.ledger.payments import contract_for, locked_payment
+from marketplace.ledger.service import record
+from marketplace.ledger.stripe_gateway import GatewayError
+from marketplace.money import split_by_weights
+
+log = logging.getLogger(__name__)
+#: A pending refund younger than this is still being asked by its own request.
+RETRY_AFTER = timedelta(minutes=1)
+
+
+class RefundGateway(Protocol):
+    def refund(self, key: str, payment_intent_id: str, amount_minor: int) -> str: ...
+
+    def reverse_transfer(self, key: str, transfer_id: str, amount_minor: int) -> str: ...
+
+
+def clawback_parts(session: Session, payment: JobPayment, amount_minor: int
+                   ) -> list[tuple[Payout, int]]:
+    """What each payout gives back when `amount_minor` of the payment goes back.
+
+    The same fraction of what was transferred, split in proportion to each
+    transfer; never more than a transfer has left after earlier reversals, so
+    rounding over many partial refunds cannot ask Stripe for a cent too many.
+    """
+    contract = session.get(JobContract, payment.contract_id)
+    assert contract is not None
+    payouts = list(session.exec(select(Payout).where(Payout.contract_id == contract.id)
+                                .order_by(col(Payout.id))))
+    if not payouts:
+        return []
+    transferred = sum(p.amount_minor for p in payouts)
+    clawback = amount_minor * transferred // payment.amount_minor
+    taken = dict(session.exec(select(PayoutReversal.payout_id,
+                                     func.sum(PayoutReversal.amount_minor))
+                              .where(col(PayoutReversal.payout_id).in_([p.id for p in payouts]))
+                              .group_by(col(PayoutReversal.payout_id))).all())
+    parts = split_by_weights(clawback, [p.amount_minor for p in payouts])
+    return [(p, min(part, p.amount_minor - int(taken.get(p.id or 0) or 0)))
+            for p, part in zip(payouts, parts, strict=True)]
+
+
+def refund(session: Session, actor: User, job_id: int, amount_minor: int,
+           gateway: RefundGateway, now: datetime, request_key: str | None = None
+           ) -> PaymentRefund:
+    """Give the customer money back; reverse the parties' transfers in proportion.
+
+    Only once every transfer is made, so there is one rule: each party gives
+    back the same fraction of what it received.  Raises GatewayError when
+    Stripe refused (nothing refunded) or did not answer (retried for you).
+    """
+    member = acting_member(session, actor)
+    job, contract = contract_for(session, actor, job_id)
+    if member.id not in (contract_lead(session, contract), job.poster_member_id):
+        raise Forbidden("refund_not_allowed", N_("Only the poster or the business that leads "
+                                                 "the contract can refund the customer."))
+    payment = locked_payment(session, JobPayment.contract_id == contract.id)
+    if payment is None or payment.status != PaymentStatus.PAID or not payment.payment_intent_id:
+        raise Conflict("not_paid", N_("There is no card payment to refund for this job."))
+    key = (request_key or "").strip()[:64] or None
+    if key is not None:
+        again = session.exec(select(PaymentRefund).where(
+            PaymentRefund.payment_id == payment.id, PaymentRefund.request_key == key)).first()
+        if again is not None:  # the same form sent twice: one refund
+            session.rollback()
+            return again
+    payouts = session.exec(select(Payout.status).where(Payout.contract_id == contract.id)).all()
+    if not payouts or any(status != PayoutStatus.PAID for status in payouts):
+        raise Conflict("transfers_pending", N_("Refunds are possible once the job is confirmed "
+                                               "and every share has been transferred."))
+    left = payment.amount_minor - payment.refunded_minor
+    if not 0 < amount_minor <= left:
+        message = N_("Refund an amount above zero and at most what is left of the payment.")
+        raise ValidationError("invalid_refund", message, fields={"amount": message})
+    assert payment.id is not None
+    row = PaymentRefund(payment_id=payment.id, amount_minor=amount_minor, request_key=key,
+                        created_by_id=actor.id, created_at=now)
+    session.add(row)
+    payment.refunded_minor += amount_minor
+    session.add(payment)
+    try:
+        session.commit()
+    except IntegrityError:  # the same form's twin won the race for its key
+        session.rollback()
+        twin = session.exec(select(PaymentRefund).where(
+            PaymentRefund.payment_id == payment.id, PaymentRefund.request_key == key)).one()
+        return twin
+    ask_stripe(session, gateway, row, payment.payment_intent_id, now)
+    for reversal, payout in session.exec(select(PayoutReversal, Payout).join(
+            Payout, col(Payout.id) == PayoutReversal.payout_id)
+            .where(PayoutReversal.refund_id == row.id).order_by(col(PayoutReversal.id))).all():
+        _reverse(session, gateway, reversal, payout, now)  # a refusal stays for the scheduler
+    return row
+
+
+def ask_stripe(session: Session, gateway: RefundGateway, row: PaymentRefund,
+               payment_intent_id: str, now: datetime) -> None:
+    """Ask Stripe for a pending refund, with its own key; record the answer."""
+    try:
+        refund_id = gateway.refund(f"refund-{row.id}", payment_intent_id, row.amount_minor)
+    except GatewayError as error:
+        if error.definite:
+            _refused(session, row, error.reason)
+        log.warning("refund %s not made by Stripe (definite=%s): %s", row.id, error.definite,
+                    error.reason)
+        raise
+    done = session.execute(update(PaymentRefund).where(
+        col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
+        .values(status=RefundStatus.SUCCEEDED.value, stripe_refund_id=refund_id))
+    if done.rowcount == 1:  # type: ignore[attr-defined]
+        apply_refund(session, row.id, now)  # type: ignore[arg-type]
+    session.commit()
+    session.refresh(row)
+    log.info("refund %s made as %s", row.id, refund_id)
+
+
+def _refused(session: Session, row: PaymentRefund, reason: str) -> None:
+    """Stripe refused: nothing was refunded, so the reserved amount is free again."""
+    failed = session.execute(update(PaymentRefund).where(
+        col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
+        .values(status=RefundStatus.FAILED.value, failure_reason=reason[:300]))
+    if failed.rowcount == 1:  # type: ignore[attr-defined]
+        session.execute(update(JobPayment).where(col(JobPayment.id) == row.payment_id).values(
+            refunded_minor=JobPayment.refunded_minor - row.amount_minor))
+    session.commit()
+
+
+def charge_refunded(session: Session, charge: Mapping[str, Any], now: datetime) -> None:
+    """Webhook: the charge's refunds changed; record what the dashboard refunded."""
+    intent = charge.get("payment_intent")
+    payment = locked_payment(session, JobPayment.payment_intent_id == intent) if intent else None
+    if payment is None:
+        log.info("charge.refunded for unknown charge %s ignored", charge.get("id"))
+        return
+    refunded = int(charge.get("amount_refunded") or 0)
+    beyond = min(refunded, payment.amount_minor) - payment.refunded_minor
+    if beyond <= 0:  # our own refunds, or an older state of the charge
+        return
+    assert payment.id is not None
+    row = PaymentRefund(payment_id=payment.id, amount_minor=beyond, origin="dashboard",
+                        status=RefundStatus.SUCCEEDED.value, created_at=now,
+                        stripe_refund_id=_latest_refund_id(charge))
+    session.add(row)
+    payment.refunded_minor += beyond
+    payment.charge_id = payment.charge_id or charge.get("id")
+    session.add(payment)
+    session.flush()
+    apply_refund(session, row.id, now)  # type: ignore[arg-type]
+    log.info("dashboard refund of %s recorded for payment %s", beyond, payment.id)
+
+
+def _latest_refund_id(charge: Mapping[str, Any]) -> str:
+    refunds = charge.get("refunds") or {}
+    data = refunds.get("data") if isinstance(refunds, Mapping) else None
+    return str(data[0].get("id", ""))[:255] if data else ""
+
+
+def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
+    """Write a standing refund's entries and reversal rows once; False until payouts exist.
+
+    Part of the caller's transaction, under the payment's lock.
+    """
+    row = session.get(PaymentRefund, refund_id)
+    assert row is not None
+    payment = locked_payment(session, col(JobPayment.id) == row.payment_id)
+    assert payment is not None
+    parts = clawback_parts(session, payment, row.amount_minor)
+    if not parts:  # nothing transferred yet: the scheduler applies it once payouts exist
+        return False
+    claimed = session.execute(update(PaymentRefund).where(
+        col(PaymentRefund.id) == refund_id, col(PaymentRefund.applied).is_(False),
+        col(PaymentRefund.status) == RefundStatus.SUCCEEDED).values(applied=True))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    contract = session.get(JobContract, payment.contract_id)
+    assert contract is not None
+    cluster = session.get(Cluster, contract.cluster_id)
+    assert cluster is not None
+    back: dict[int, int] = {}
+    for payout, part in parts:
+        if part > 0:
+            assert payout.id is not None
+            session.add(PayoutReversal(refund_id=refund_id, payout_id=payout.id,
+                                       amount_minor=part, updated_at=now))
+            back[payout.member_id] = back.get(payout.member_id, 0) + part
+    for member_id, part in sorted(back.items()):  # the party's claim shrinks
+        record(session, cluster, EntrySource.JOB_REFUND, refund_id, member_id, PLATFORM, part,
+               now, currency=payment.currency)
+    job = session.get(OverflowJob, contract.job_id)
+    assert job is not None
+    told = active_users_of(session, sorted(back))
+    if row.origin == "dashboard":
+        told += coordinators_of(session, cluster.id)  # type: ignore[arg-type]
+    events.notify(session, told, "payment.refunded",
+                  N_("The customer of %(title)s was refunded part of the payment; your "
+                     "transfer was reduced in proportion."),
+                  now=now, params={"title": job.title}, payload={"id": job.id},
+                  link=f"/jobs/{job.id}")
+    return True
+
+
+def coordinators_of(session: Session, cluster_id: int) -> list[User]:
+    """The people told of money the platform handles for everyone (refunds, disputes)."""
+    return list(session.exec(select(User).where(User.cluster_id == cluster_id,
+                                                User.role == Role.COORDINATOR,
+                                                col(User.active).is_(True))))
+
+
+def execute_due_reversals(session: Session, gateway: RefundGateway, now: datetime) -> int:
+    """Scheduler: send every reversal not yet agreed by Stripe whose transfer is made."""
+    done = 0
+    due = session.exec(select(PayoutReversal, Payout).join(
+        Payout, col(Payout.id) == PayoutReversal.payout_id).where(
+        col(PayoutReversal.status).in_((PayoutStatus.PENDING.value, PayoutStatus.FAILED.value)),
+        Payout.status == PayoutStatus.PAID).order_by(col(PayoutReversal.id))).all()
+    for reversal, payout in due:
+        done += _reverse(session, gateway, reversal, payout, now)
+    return done
+
+
+def _reverse(session: Session, gateway: RefundGateway, reversal: PayoutReversal,
+             payout: Payout, now: datetime) -> int:
+    try:
+        reversal_id = gateway.reverse_transfer(
+            f"reversal-{reversal.id}-try-{reversal.attempts}", payout.transfer_id or "",
+            reversal.amount_minor)
+    except GatewayError as error:
+        log.warning("reversal %s of payout %s not made: %s", reversal.id, payout.id,
+                    error.reason)
+        values: dict[str, Any] = {"status": PayoutStatus.FAILED.value,
+                                  "failure_reason": error.reason[:300], "updated_at": now}
+        if error.definite:  # Stripe keeps a refusal under its key: the next try needs a new one
+            values["attempts"] = reversal.attempts + 1
+        session.execute(update(PayoutReversal).where(
+            col(PayoutReversal.id) == reversal.id,
+            col(PayoutReversal.status) != PayoutStatus.PAID).values(values))
+        session.commit()
+        return 0
+    moved = session.execute(update(PayoutReversal).where(
+        col(PayoutReversal.id) == reversal.id, col(PayoutReversal.status) != PayoutStatus.PAID)
+        .values(status=PayoutStatus.PAID.value, reversal_id=reversal_id, failure_reason="",
+                updated_at=now))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return 0
+    session.execute(update(Payout).where(col(Payout.id) == payout.id).values(
+        reversed_minor=Payout.reversed_minor + reversal.amount_minor))
+    contract = session.get(JobContract, payout.contract_id)
+    cluster = session.get(Cluster, contract.cluster_id) if contract else None
+    assert cluster is not None
+    # the reversal took the cash back: it settles the party's JOB_REFUND entry
+    record(session, cluster, EntrySource.REVERSAL, reversal.id, PLATFORM, payout.member_id,  # type: ignore[arg-type]
+           reversal.amount_minor, now, memo=reversal_id, currency=payout.currency)
+    session.commit()
+    return 1
+
+
+def execute_due_refunds(session: Session, gateway: RefundGateway, now: datetime) -> int:
+    """Scheduler: ask again for refunds whose answer was lost; apply standing ones."""
+    done = 0
+    pending = session.exec(select(PaymentRefund, JobPayment).join(
+        JobPayment, col(JobPayment.id) == PaymentRefund.payment_id).where(
+        PaymentRefund.status == RefundStatus.PENDING,
+        col(PaymentRefund.created_at) < now - RETRY_AFTER)).all()
+    for row, payment in pending:
+        try:
+            ask_stripe(session, gateway, row, payment.payment_intent_id or "", now)
+            done += 1
+        except GatewayError:
+            continue
+    waiting = session.exec(select(PaymentRefund.id).where(
+        PaymentRefund.status == RefundStatus.SUCCEEDED, col(PaymentRefund.applied).is_(False))
+        ).all()
+    for refund_id in waiting:  # a dashboard refund made before the payouts were queued
+        done += int(apply_refund(session, refund_id, now))  # type: ignore[arg-type]
+        session.commit()
+    return done
+
+
+def failed_reversals(session: Session, cluster_id: int) -> list[PayoutReversal]:
+    """Reversals Stripe has not agreed to yet, for the coordinator to see."""
+    return list(session.exec(select(PayoutReversal).join(
+        Payout, col(Payout.id) == PayoutReversal.payout_id).join(
+        JobContract, col(JobContract.id) == Payout.contract_id).where(
+        JobContract.cluster_id == cluster_id, PayoutReversal.status == PayoutStatus.FAILED)
+        .order_by(col(PayoutReversal.id))))
+

@@ -1,0 +1,47 @@
+"""The scheduler's money sweep: everything Stripe has still to do, retried until done.
+
+One task, every 30 s, with the gateway this process installed at start-up
+(none in offline ledger mode): job payouts, approved months' transfers,
+refunds whose answer was lost, reversals not agreed yet, and refunds or
+disputes that arrived before the job's payouts existed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from sqlmodel import Session
+
+from marketplace.ledger.disputes import apply_due_holds
+from marketplace.ledger.payments import (
+    PaymentGateway,
+    execute_due_payouts,
+    execute_due_settlement_transfers,
+)
+from marketplace.ledger.refunds import RefundGateway, execute_due_refunds, execute_due_reversals
+
+
+class MoneyGateway(PaymentGateway, RefundGateway, Protocol):
+    """What the sweep asks of Stripe."""
+
+
+_installed_gateway: MoneyGateway | None = None
+
+
+def install_gateway(gateway: MoneyGateway | None) -> None:
+    """The gateway the scheduler's sweep uses in this process (None: offline mode)."""
+    global _installed_gateway
+    _installed_gateway = gateway
+
+
+def execute_installed_payouts(session: Session, now: datetime) -> int:
+    """Scheduler task: every money step due, with the installed gateway."""
+    gateway = _installed_gateway
+    if gateway is None:
+        return 0
+    return (execute_due_payouts(session, gateway, now)
+            + execute_due_settlement_transfers(session, gateway, now)
+            + execute_due_refunds(session, gateway, now)
+            + apply_due_holds(session, now)
+            + execute_due_reversals(session, gateway, now))
