@@ -135,8 +135,11 @@ def update_cluster(session: Session, actor: User, settings: ClusterSettings) -> 
     """Coordinators change the cluster's name and regional defaults."""
     require_coordinator(actor)
     _validate_cluster_settings(settings)
-    cluster = session.get(Cluster, actor.cluster_id)
-    assert cluster is not None
+    # Taken for update first, so a job or listing being written in the old currency
+    # commits before the check below sees it (see lock_cluster_settings).
+    cluster = session.exec(select(Cluster).where(Cluster.id == actor.cluster_id)
+                           .with_for_update(key_share=True)
+                           .execution_options(populate_existing=True)).one()
     if settings.currency != cluster.currency and money_in_currency(session, cluster.id):  # type: ignore[arg-type]
         message = N_("The currency cannot change once the cluster has jobs, listings or "
                      "ledger entries: their amounts were agreed in %(currency)s, and a "
@@ -151,6 +154,21 @@ def update_cluster(session: Session, actor: User, settings: ClusterSettings) -> 
     session.add(cluster)
     session.commit()
     return cluster
+
+
+def lock_cluster_settings(session: Session, cluster_id: int) -> tuple[str, str]:
+    """The cluster's (time zone, currency) as committed now, held until this commit.
+
+    A shared row lock on PostgreSQL, taken by everything that writes an amount
+    in the cluster's currency or an entry in its month: those writers do not
+    wait for each other, but an approval or a settings change (which take the
+    row for update) waits for each of them, and a writer arriving meanwhile
+    waits and then reads the new settings.  SQLite's write lock, taken at
+    BEGIN, does the same.
+    """
+    row = session.exec(select(Cluster.timezone, Cluster.currency)
+                       .where(Cluster.id == cluster_id).with_for_update(read=True)).one()
+    return row[0], row[1]
 
 
 def money_in_currency(session: Session, cluster_id: int) -> bool:

@@ -17,7 +17,12 @@ from sqlmodel import Session, col, delete, select
 
 from marketplace.clusters.agreements import Activity, require_participation
 from marketplace.clusters.models import Cluster, Member, Role, User
-from marketplace.clusters.service import acting_member, is_timezone, require_coordinator
+from marketplace.clusters.service import (
+    acting_member,
+    is_timezone,
+    lock_cluster_settings,
+    require_coordinator,
+)
 from marketplace.equipment.access import get_equipment, require_manager
 from marketplace.equipment.booking import cancel_affected
 from marketplace.equipment.models import (
@@ -159,10 +164,13 @@ def _write(session: Session, equipment: Equipment, draft: ListingDraft) -> None:
                                        end_minute=window.end_minute))
 
 
-def _new_equipment(cluster: Cluster, actor: User, now: datetime) -> Equipment:
+def _new_equipment(session: Session, cluster: Cluster, actor: User, now: datetime
+                   ) -> Equipment:
+    """A listing priced in the cluster's currency, read under the settings lock."""
+    currency = lock_cluster_settings(session, cluster.id)[1]  # type: ignore[arg-type]
     return Equipment(cluster_id=cluster.id, name="", kind="", locality="", base_lat=0.0,
                      base_lng=0.0, hour_rate_minor=0, day_rate_minor=0,
-                     currency=cluster.currency, min_minutes=60, max_minutes=60,
+                     currency=currency, min_minutes=60, max_minutes=60,
                      timezone=cluster.timezone, listed_by_id=actor.id, created_at=now)
 
 
@@ -182,7 +190,7 @@ def list_machine(session: Session, actor: User, draft: ListingDraft, now: dateti
     validate_draft(draft)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
-    equipment = _new_equipment(cluster, actor, now)
+    equipment = _new_equipment(session, cluster, actor, now)
     equipment.photo = photo
     _write(session, equipment, draft)
     session.add(EquipmentOwner(equipment_id=equipment.id, member_id=member.id,
@@ -208,7 +216,7 @@ def record_co_owned(session: Session, actor: User, draft: ListingDraft,
                               fields=errors)
     cluster = session.get(Cluster, actor.cluster_id)
     assert cluster is not None
-    equipment = _new_equipment(cluster, actor, now)
+    equipment = _new_equipment(session, cluster, actor, now)
     equipment.photo = photo
     _write(session, equipment, draft)
     for member_id, share in sorted(shares.items()):

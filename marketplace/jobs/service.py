@@ -23,7 +23,7 @@ from marketplace.clusters.agreements import (
     require_participation,
 )
 from marketplace.clusters.models import Cluster, Member, Role, User
-from marketplace.clusters.service import acting_member, active_users_of
+from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.jobs.eligibility import (
@@ -149,7 +149,7 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
         starts_on=draft.starts_on,
         ends_on=draft.ends_on,
         value_minor=draft.value_minor,
-        currency=cluster.currency,
+        currency=lock_cluster_settings(session, cluster.id)[1],  # type: ignore[arg-type]
         closes_at=draft.closes_at if draft.mode == JobMode.BID_WINDOW else None,
         created_at=now,
     )

@@ -34,6 +34,7 @@ from marketplace.ledger.disputes import dispute_event
 from marketplace.ledger.models import ConnectedAccount, JobPayment, StripeEvent
 from marketplace.ledger.payments import checkout_event
 from marketplace.ledger.refunds import charge_refunded
+from marketplace.ledger.stripe_gateway import GatewayError
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,22 @@ def _refresh(session: Session, gateway: ConnectGateway, row: ConnectedAccount, n
     row.details_submitted, row.payouts_enabled = gateway.account_state(row.account_id)
     row.state_at = now
     session.add(row)
+
+
+def apply_due_parked(session: Session, gateway: ConnectGateway, now: datetime) -> int:
+    """Scheduler: parked events whose account row has appeared since (onboarding missed
+    them because they committed a moment after it looked)."""
+    waiting = session.exec(select(StripeEvent.account_id).join(
+        ConnectedAccount, col(ConnectedAccount.account_id) == StripeEvent.account_id)
+        .where(StripeEvent.status == "parked").distinct()).all()
+    done = 0
+    for account_id in waiting:
+        try:
+            done += apply_parked(session, gateway, account_id or "", now)
+        except GatewayError as error:
+            session.rollback()
+            log.warning("parked events of %s wait: %s", account_id, error.reason)
+    return done
 
 
 def apply_parked(session: Session, gateway: ConnectGateway, account_id: str, now: datetime

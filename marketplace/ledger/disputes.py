@@ -30,7 +30,7 @@ from marketplace.errors import N_
 from marketplace.jobs.models import JobContract, OverflowJob
 from marketplace.ledger.models import PLATFORM, EntrySource, JobPayment, PaymentDispute
 from marketplace.ledger.payments import locked_payment
-from marketplace.ledger.refunds import clawback_parts, coordinators_of
+from marketplace.ledger.refunds import coordinators_of, hold_parts
 from marketplace.ledger.service import record, reverse
 
 log = logging.getLogger(__name__)
@@ -79,16 +79,20 @@ def _dispute_row(session: Session, payment: JobPayment, dispute: Mapping[str, An
 
 def apply_hold(session: Session, dispute_row_id: int, now: datetime) -> bool:
     """Hold each party's part once; False until the payouts exist (the scheduler retries)."""
-    row = session.get(PaymentDispute, dispute_row_id)
-    assert row is not None
-    payment = session.get(JobPayment, row.payment_id)
+    payment_id = session.exec(select(PaymentDispute.payment_id).where(
+        PaymentDispute.id == dispute_row_id)).one()
+    # The payment's lock first, as the webhook takes it: a dispute closing meanwhile
+    # is then either seen closed here or sees the hold written.
+    payment = locked_payment(session, col(JobPayment.id) == payment_id)
     assert payment is not None
-    parts = clawback_parts(session, payment, row.amount_minor)
+    row = session.exec(select(PaymentDispute).where(PaymentDispute.id == dispute_row_id)
+                       .execution_options(populate_existing=True)).one()
+    parts = hold_parts(session, payment, row.amount_minor)
     if not parts:
         return False
     claimed = session.execute(update(PaymentDispute).where(
-        col(PaymentDispute.id) == row.id, col(PaymentDispute.applied).is_(False))
-        .values(applied=True))
+        col(PaymentDispute.id) == row.id, col(PaymentDispute.applied).is_(False),
+        col(PaymentDispute.status) == row.status).values(applied=True))
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         return False
     if row.status in _WON:  # closed in our favour before anything was held
@@ -156,7 +160,7 @@ def _tell(session: Session, payment: JobPayment, row: PaymentDispute, message: s
     assert contract is not None
     job = session.get(OverflowJob, contract.job_id)
     assert job is not None
-    parties = {p.member_id for p, _part in clawback_parts(session, payment, row.amount_minor)}
+    parties = {p.member_id for p, _part in hold_parts(session, payment, row.amount_minor)}
     people = active_users_of(session, sorted(parties | {contract.poster_member_id}))
     people += coordinators_of(session, contract.cluster_id)
     events.notify(session, {u.id: u for u in people}.values(), "payment.disputed", message, now=now,

@@ -5,10 +5,13 @@
    only when Stripe's `checkout.session.completed` webhook says it is paid --
    never because a browser came back from the redirect.
 2. Once the job is both confirmed and paid (whichever comes last), the value
-   minus referral and platform fees is split by the frozen shares and written
-   as what the platform owes each party (and the poster its referral fee), and
-   one Payout row per transfer is queued -- all in one transaction.
-3. The scheduler executes queued payouts.  The idempotency key is the payout
+   minus referral and platform fees is split by the frozen shares: one Payout
+   row per party's share (and the poster's referral fee) is queued.
+3. The scheduler executes queued payouts, each drawing on the job's charge
+   (`source_transaction`).  When Stripe makes one, what the platform owed the
+   party and the payout that settled it are written together, in one month,
+   so a month approved in between never pays the share a second time through
+   its settlement transfer.  The idempotency key is the payout
    id plus the number of definite refusals so far: a crash or timeout between
    our write and Stripe's answer retries with the same key and gets the same
    transfer back (never a second one); after Stripe refuses, the next attempt
@@ -51,13 +54,14 @@ from marketplace.ledger.models import (
     Settlement,
     SettlementTransfer,
 )
-from marketplace.ledger.service import record, record_split
+from marketplace.ledger.service import record
 from marketplace.ledger.stripe_gateway import GatewayError
 from marketplace.money import allocate, apply_basis_points
 
 log = logging.getLogger(__name__)
 #: Our own reason for a payout that waits (Stripe's refusals are kept as Stripe words them).
 NOT_ONBOARDED = N_("The member has not finished setting up payouts with Stripe.")
+WAITING_FOR_CHARGE = N_("Waiting for Stripe to confirm the customer's charge.")
 
 
 class PaymentGateway(Protocol):
@@ -212,10 +216,13 @@ def _paid(session: Session, payment: JobPayment, data: Mapping[str, Any], now: d
 
 
 def queue_payouts(session: Session, contract: JobContract, now: datetime) -> list[Payout]:
-    """Confirmed and paid: what the platform owes each party, and one payout for each.
+    """Confirmed and paid: one payout for each party's share and the referral fee.
 
-    Part of the caller's transaction; the ledger's and the payouts' unique keys
-    make a second call (the webhook and the confirmation racing) write nothing.
+    Part of the caller's transaction; the payouts' unique key makes a second
+    call (the webhook and the confirmation racing) write nothing.  The ledger
+    entries are written when the transfer is made, together with the payout
+    entry that settles them, in the same month: a month approved meanwhile
+    must not also pay the share through its settlement transfer.
     """
     cluster = session.get(Cluster, contract.cluster_id)
     assert cluster is not None and contract.id is not None
@@ -231,11 +238,6 @@ def queue_payouts(session: Session, contract: JobContract, now: datetime) -> lis
                                strict=True):
         owed[(member_id, "share")] = part
     owed[(contract.poster_member_id, "referral")] = contract.referral_fee_minor
-    record_split(session, cluster, EntrySource.JOB_SHARE, contract.id, PLATFORM,  # type: ignore[arg-type]
-                 remaining, shares, now, currency=contract.currency)
-    record(session, cluster, EntrySource.REFERRAL_FEE, contract.id, PLATFORM,
-           contract.poster_member_id, contract.referral_fee_minor, now,
-           currency=contract.currency)
     payouts = [Payout(contract_id=contract.id, member_id=member_id, kind=kind,
                       amount_minor=amount, currency=contract.currency, updated_at=now)
                for (member_id, kind), amount in sorted(owed.items()) if amount > 0]
@@ -288,7 +290,7 @@ def _source_charge(session: Session, gateway: PaymentGateway, contract_id: int) 
     if payment.charge_id is None:
         try:
             charge = gateway.latest_charge(payment.payment_intent_id)
-        except GatewayError as error:  # the transfer can still wait for the balance
+        except GatewayError as error:  # asked again at the next sweep
             log.warning("charge of payment %s unknown: %s", payment.id, error.reason)
             return None
         session.execute(update(JobPayment).where(col(JobPayment.id) == payment.id)
@@ -314,8 +316,14 @@ def _fail(session: Session, row: Transferable, reason: str, now: datetime, *, de
 
 
 def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: datetime) -> int:
+    # The charge is the transfer's source, so it must be known before the first try:
+    # every retry then sends the same parameters under the same key.
+    source = _source_charge(session, gateway, payout.contract_id)
+    if source is None:
+        _fail(session, payout, WAITING_FOR_CHARGE, now, definite=False)
+        return 0
     transfer_id = _send(session, gateway, payout, "payout", f"contract-{payout.contract_id}",
-                        now, _source_charge(session, gateway, payout.contract_id))
+                        now, source)
     if transfer_id is None:
         return 0
     moved = session.execute(
@@ -329,6 +337,10 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
     contract = session.get(JobContract, payout.contract_id)
     cluster = session.get(Cluster, contract.cluster_id) if contract else None
     assert cluster is not None
+    # what the platform owed the party, and the transfer that paid it: net zero
+    owed = EntrySource.JOB_SHARE if payout.kind == "share" else EntrySource.REFERRAL_FEE
+    record(session, cluster, owed, payout.contract_id, PLATFORM, payout.member_id,
+           payout.amount_minor, now, currency=payout.currency)
     record(session, cluster, EntrySource.PAYOUT, payout.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
            payout.amount_minor, now, memo=transfer_id, currency=payout.currency)
     session.commit()

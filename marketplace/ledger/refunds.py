@@ -1,10 +1,12 @@
 """Refunds of a job's card payment, from the app or from Stripe's dashboard.
 
 A refund gives the customer money back; each party gives back the same
-fraction of what it was transferred (exact cents, largest remainder) and the
-platform absorbs its fee's part.  The steps are rows, committed before each
-call to Stripe, so a crash, a timeout or a refusal part-way leaves a record
-that says what happened and what is still to do:
+fraction of what it was transferred, rounded down on the running total (so a
+payment refunded in pieces takes back what one refund of it all would), and
+the platform absorbs its fee's part and the fractions of a cent.  The steps
+are rows, committed before each call to Stripe, so a crash, a timeout or a
+refusal part-way leaves a record that says what happened and what is still
+to do:
 
 1. Under the payment's row lock the refund is written as pending and the
    amount reserved (`refunded_minor`): a double tap waits, then sees the
@@ -13,9 +15,10 @@ that says what happened and what is still to do:
 2. Stripe is asked with the refund row's id as idempotency key; a definite
    refusal frees the amount, an unsure answer leaves the row pending for the
    scheduler to ask again with the same key.
-3. Once it stands, the parties' JOB_REFUND entries and one PayoutReversal row
-   per transfer are written; each reversal is sent under its own key and
-   retried by the scheduler until Stripe agrees, with a new key after a refusal.
+3. Once it stands, one PayoutReversal row per transfer is written; each is
+   sent under its own key and retried by the scheduler until Stripe agrees,
+   with a new key after a refusal.  Its JOB_REFUND and REVERSAL entries are
+   written when Stripe agrees, in one month, like a payout's.
 
 A refund made in Stripe's dashboard reaches us as `charge.refunded`, whose
 `amount_refunded` is cumulative: what exceeds what we hold as refunded is the
@@ -53,7 +56,6 @@ from marketplace.ledger.models import (
 from marketplace.ledger.payments import contract_for, locked_payment
 from marketplace.ledger.service import record
 from marketplace.ledger.stripe_gateway import GatewayError
-from marketplace.money import split_by_weights
 
 log = logging.getLogger(__name__)
 #: A pending refund younger than this is still being asked by its own request.
@@ -63,32 +65,46 @@ RETRY_AFTER = timedelta(minutes=1)
 class RefundGateway(Protocol):
     def refund(self, key: str, payment_intent_id: str, amount_minor: int) -> str: ...
 
+    def refunded_total(self, payment_intent_id: str) -> int: ...
+
     def reverse_transfer(self, key: str, transfer_id: str, amount_minor: int) -> str: ...
 
 
-def clawback_parts(session: Session, payment: JobPayment, amount_minor: int
-                   ) -> list[tuple[Payout, int]]:
-    """What each payout gives back when `amount_minor` of the payment goes back.
+def _payouts_of(session: Session, payment: JobPayment) -> list[Payout]:
+    return list(session.exec(select(Payout).where(Payout.contract_id == payment.contract_id)
+                             .order_by(col(Payout.id))))
 
-    The same fraction of what was transferred, split in proportion to each
-    transfer; never more than a transfer has left after earlier reversals, so
-    rounding over many partial refunds cannot ask Stripe for a cent too many.
+
+def share_of(payout: Payout, payment: JobPayment, amount_minor: int) -> int:
+    """What `payout` gives back when `amount_minor` of the payment goes back in all:
+    the same fraction of its transfer, rounded down (the platform absorbs the rest).
+
+    Computed on running totals, never per refund, so refunding a payment in
+    pieces -- even a cent at a time -- takes back exactly what refunding it at
+    once would, and a full refund takes every transfer back whole.
     """
-    contract = session.get(JobContract, payment.contract_id)
-    assert contract is not None
-    payouts = list(session.exec(select(Payout).where(Payout.contract_id == contract.id)
-                                .order_by(col(Payout.id))))
+    return amount_minor * payout.amount_minor // payment.amount_minor
+
+
+def clawback_parts(session: Session, payment: JobPayment, refunded_minor: int
+                   ) -> list[tuple[Payout, int]]:
+    """What each payout gives back now that `refunded_minor` of the payment is refunded
+    in all: its share of that total minus what its reversals already took."""
+    payouts = _payouts_of(session, payment)
     if not payouts:
         return []
-    transferred = sum(p.amount_minor for p in payouts)
-    clawback = amount_minor * transferred // payment.amount_minor
     taken = dict(session.exec(select(PayoutReversal.payout_id,
                                      func.sum(PayoutReversal.amount_minor))
                               .where(col(PayoutReversal.payout_id).in_([p.id for p in payouts]))
                               .group_by(col(PayoutReversal.payout_id))).all())
-    parts = split_by_weights(clawback, [p.amount_minor for p in payouts])
-    return [(p, min(part, p.amount_minor - int(taken.get(p.id or 0) or 0)))
-            for p, part in zip(payouts, parts, strict=True)]
+    return [(p, share_of(p, payment, refunded_minor) - int(taken.get(p.id or 0) or 0))
+            for p in payouts]
+
+
+def hold_parts(session: Session, payment: JobPayment, amount_minor: int
+               ) -> list[tuple[Payout, int]]:
+    """What each payout's party has held for a dispute of `amount_minor`."""
+    return [(p, share_of(p, payment, amount_minor)) for p in _payouts_of(session, payment)]
 
 
 def refund(session: Session, actor: User, job_id: int, amount_minor: int,
@@ -112,9 +128,11 @@ def refund(session: Session, actor: User, job_id: int, amount_minor: int,
     if key is not None:
         again = session.exec(select(PaymentRefund).where(
             PaymentRefund.payment_id == payment.id, PaymentRefund.request_key == key)).first()
-        if again is not None:  # the same form sent twice: one refund
+        if again is not None:  # the same form sent twice: one refund, and its answer
             session.rollback()
-            return again
+            if again.status == RefundStatus.FAILED:
+                raise GatewayError(again.failure_reason)
+            return again  # made, or being made by the first submission
     payouts = session.exec(select(Payout.status).where(Payout.contract_id == contract.id)).all()
     if not payouts or any(status != PayoutStatus.PAID for status in payouts):
         raise Conflict("transfers_pending", N_("Refunds are possible once the job is confirmed "
@@ -151,7 +169,7 @@ def ask_stripe(session: Session, gateway: RefundGateway, row: PaymentRefund,
         refund_id = gateway.refund(f"refund-{row.id}", payment_intent_id, row.amount_minor)
     except GatewayError as error:
         if error.definite:
-            _refused(session, row, error.reason)
+            _refused(session, gateway, row, payment_intent_id, error.reason, now)
         log.warning("refund %s not made by Stripe (definite=%s): %s", row.id, error.definite,
                     error.reason)
         raise
@@ -165,14 +183,29 @@ def ask_stripe(session: Session, gateway: RefundGateway, row: PaymentRefund,
     log.info("refund %s made as %s", row.id, refund_id)
 
 
-def _refused(session: Session, row: PaymentRefund, reason: str) -> None:
-    """Stripe refused: nothing was refunded, so the reserved amount is free again."""
+def _refused(session: Session, gateway: RefundGateway, row: PaymentRefund,
+             payment_intent_id: str, reason: str, now: datetime) -> None:
+    """Stripe refused: nothing was refunded, so the reserved amount is free again.
+
+    While it was reserved, a refund made in the dashboard meanwhile looked like
+    this one (`charge.refunded` counts both), so Stripe's total is read again
+    and what it refunded beyond ours is recorded now.
+    """
     failed = session.execute(update(PaymentRefund).where(
         col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
         .values(status=RefundStatus.FAILED.value, failure_reason=reason[:300]))
     if failed.rowcount == 1:  # type: ignore[attr-defined]
         session.execute(update(JobPayment).where(col(JobPayment.id) == row.payment_id).values(
             refunded_minor=JobPayment.refunded_minor - row.amount_minor))
+    session.commit()
+    try:
+        total = gateway.refunded_total(payment_intent_id)
+    except GatewayError as error:  # the next charge.refunded event still reconciles it
+        log.warning("refunded total of payment %s not read: %s", row.payment_id, error.reason)
+        return
+    payment = locked_payment(session, col(JobPayment.id) == row.payment_id)
+    if payment is not None:
+        _record_beyond(session, payment, total, "", now)
     session.commit()
 
 
@@ -183,17 +216,25 @@ def charge_refunded(session: Session, charge: Mapping[str, Any], now: datetime) 
     if payment is None:
         log.info("charge.refunded for unknown charge %s ignored", charge.get("id"))
         return
-    refunded = int(charge.get("amount_refunded") or 0)
-    beyond = min(refunded, payment.amount_minor) - payment.refunded_minor
+    payment.charge_id = payment.charge_id or charge.get("id")
+    session.add(payment)
+    _record_beyond(session, payment, int(charge.get("amount_refunded") or 0),
+                   _latest_refund_id(charge), now)
+
+
+def _record_beyond(session: Session, payment: JobPayment, stripe_total: int, refund_id: str,
+                   now: datetime) -> None:
+    """Record what Stripe refunded beyond what we hold as refunded (made or being made)
+    as one dashboard refund; under the payment's lock, so once however often asked."""
+    beyond = min(stripe_total, payment.amount_minor) - payment.refunded_minor
     if beyond <= 0:  # our own refunds, or an older state of the charge
         return
     assert payment.id is not None
     row = PaymentRefund(payment_id=payment.id, amount_minor=beyond, origin="dashboard",
                         status=RefundStatus.SUCCEEDED.value, created_at=now,
-                        stripe_refund_id=_latest_refund_id(charge))
+                        stripe_refund_id=refund_id)
     session.add(row)
     payment.refunded_minor += beyond
-    payment.charge_id = payment.charge_id or charge.get("id")
     session.add(payment)
     session.flush()
     apply_refund(session, row.id, now)  # type: ignore[arg-type]
@@ -215,9 +256,12 @@ def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
     assert row is not None
     payment = locked_payment(session, col(JobPayment.id) == row.payment_id)
     assert payment is not None
-    parts = clawback_parts(session, payment, row.amount_minor)
-    if not parts:  # nothing transferred yet: the scheduler applies it once payouts exist
+    if not _payouts_of(session, payment):  # the scheduler applies it once payouts exist
         return False
+    applied_before = session.exec(select(func.coalesce(func.sum(PaymentRefund.amount_minor), 0))
+                                  .where(PaymentRefund.payment_id == payment.id,
+                                         col(PaymentRefund.applied).is_(True))).one()
+    parts = clawback_parts(session, payment, int(applied_before) + row.amount_minor)
     claimed = session.execute(update(PaymentRefund).where(
         col(PaymentRefund.id) == refund_id, col(PaymentRefund.applied).is_(False),
         col(PaymentRefund.status) == RefundStatus.SUCCEEDED).values(applied=True))
@@ -227,16 +271,13 @@ def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
     assert contract is not None
     cluster = session.get(Cluster, contract.cluster_id)
     assert cluster is not None
-    back: dict[int, int] = {}
-    for payout, part in parts:
+    back: set[int] = set()
+    for payout, part in parts:  # entries follow when each reversal is made
         if part > 0:
             assert payout.id is not None
             session.add(PayoutReversal(refund_id=refund_id, payout_id=payout.id,
                                        amount_minor=part, updated_at=now))
-            back[payout.member_id] = back.get(payout.member_id, 0) + part
-    for member_id, part in sorted(back.items()):  # the party's claim shrinks
-        record(session, cluster, EntrySource.JOB_REFUND, refund_id, member_id, PLATFORM, part,
-               now, currency=payment.currency)
+            back.add(payout.member_id)
     job = session.get(OverflowJob, contract.job_id)
     assert job is not None
     told = active_users_of(session, sorted(back))
@@ -299,7 +340,10 @@ def _reverse(session: Session, gateway: RefundGateway, reversal: PayoutReversal,
     contract = session.get(JobContract, payout.contract_id)
     cluster = session.get(Cluster, contract.cluster_id) if contract else None
     assert cluster is not None
-    # the reversal took the cash back: it settles the party's JOB_REFUND entry
+    # what the party gave back of its share, and the reversal that took it: net zero,
+    # in one month, so a month approved while a reversal waited does not collect it too
+    record(session, cluster, EntrySource.JOB_REFUND, reversal.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
+           reversal.amount_minor, now, currency=payout.currency)
     record(session, cluster, EntrySource.REVERSAL, reversal.id, PLATFORM, payout.member_id,  # type: ignore[arg-type]
            reversal.amount_minor, now, memo=reversal_id, currency=payout.currency)
     session.commit()

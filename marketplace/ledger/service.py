@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, func, select
 
 from marketplace.clusters.models import Cluster
+from marketplace.clusters.service import lock_cluster_settings
 from marketplace.ledger.models import (
     EntrySource,
     LedgerEntry,
@@ -42,20 +43,6 @@ def next_month(month: str) -> str:
     """The month after `month` (YYYY-MM)."""
     year, number = int(month[:4]), int(month[5:7])
     return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
-
-
-def lock_cluster_settings(session: Session, cluster_id: int) -> tuple[str, str]:
-    """The cluster's (time zone, currency) as committed now, held until this commit.
-
-    A shared row lock on PostgreSQL: writers of entries do not wait for each
-    other, but an approval (which takes the row for update) waits for every
-    entry being written, and an entry written meanwhile waits for the
-    approval -- so an entry either is in the approved month's transfers or
-    sees the month locked.  SQLite's write lock, taken at BEGIN, does the same.
-    """
-    row = session.exec(select(Cluster.timezone, Cluster.currency)
-                       .where(Cluster.id == cluster_id).with_for_update(read=True)).one()
-    return row[0], row[1]
 
 
 def open_month(session: Session, cluster_id: int, month: str) -> str:

@@ -29,7 +29,12 @@ from sqlmodel import Session, col, func, select
 from marketplace import events
 from marketplace.clusters.agreements import cluster_today
 from marketplace.clusters.models import Cluster, Member, User
-from marketplace.clusters.service import active_users_of, get_cluster, require_coordinator
+from marketplace.clusters.service import (
+    active_users_of,
+    get_cluster,
+    lock_cluster_settings,
+    require_coordinator,
+)
 from marketplace.errors import N_, Conflict, ValidationError, not_found
 from marketplace.ledger.models import (
     EntrySource,
@@ -39,7 +44,7 @@ from marketplace.ledger.models import (
     SettlementTransfer,
     TransferDirection,
 )
-from marketplace.ledger.service import lock_cluster_settings, record
+from marketplace.ledger.service import record
 
 MAX_ADJUSTMENT_MINOR = 10_000_000_00
 
@@ -258,7 +263,8 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     if settlement is None:
         raise Conflict("not_drafted", N_("Draft the month's settlement before approving it."))
     # Wait for every entry being written to commit, and make later ones wait for us
-    # and then see the month locked (service.lock_cluster_settings is the other side).
+    # and then see the month locked (clusters.service.lock_cluster_settings is the
+    # other side).
     session.exec(select(Cluster.id).where(Cluster.id == cluster.id)
                  .with_for_update(key_share=True)).one()
     approved = session.execute(

@@ -44,7 +44,10 @@ class GatewayError(RuntimeError):
         self.definite = definite
 
 
-_UNSURE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError)
+#: Answers after which the request may have taken effect (or, for a key reused with
+#: other parameters, must not be retried under a new key): the caller keeps the key.
+_UNSURE = (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError,
+           stripe.IdempotencyError)
 
 
 def is_live_key(secret_key: str) -> bool:
@@ -97,6 +100,13 @@ class StripeGateway:
         intent = self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
         charge = intent.latest_charge
         return charge if isinstance(charge, str) or charge is None else charge.id
+
+    def refunded_total(self, payment_intent_id: str) -> int:
+        """How much of a payment Stripe has refunded in all (ours and the dashboard's)."""
+        intent = self._call(lambda: self._client.v1.payment_intents.retrieve(
+            payment_intent_id, {"expand": ["latest_charge"]}))
+        charge = intent.latest_charge
+        return int(getattr(charge, "amount_refunded", 0) or 0) if charge else 0
 
     def create_checkout(self, contract_id: int, amount_minor: int, currency: str, title: str,
                         success_url: str, cancel_url: str, attempt: int = 0

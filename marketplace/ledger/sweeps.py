@@ -3,7 +3,8 @@
 One task, every 30 s, with the gateway this process installed at start-up
 (none in offline ledger mode): job payouts, approved months' transfers,
 refunds whose answer was lost, reversals not agreed yet, and refunds or
-disputes that arrived before the job's payouts existed.
+disputes that arrived before the job's payouts existed, and account events
+that arrived before the account's row.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
+from marketplace.ledger.connect import ConnectGateway, apply_due_parked
 from marketplace.ledger.disputes import apply_due_holds
 from marketplace.ledger.payments import (
     PaymentGateway,
@@ -22,7 +24,7 @@ from marketplace.ledger.payments import (
 from marketplace.ledger.refunds import RefundGateway, execute_due_refunds, execute_due_reversals
 
 
-class MoneyGateway(PaymentGateway, RefundGateway, Protocol):
+class MoneyGateway(PaymentGateway, RefundGateway, ConnectGateway, Protocol):
     """What the sweep asks of Stripe."""
 
 
@@ -44,4 +46,5 @@ def execute_installed_payouts(session: Session, now: datetime) -> int:
             + execute_due_settlement_transfers(session, gateway, now)
             + execute_due_refunds(session, gateway, now)
             + apply_due_holds(session, now)
-            + execute_due_reversals(session, gateway, now))
+            + execute_due_reversals(session, gateway, now)
+            + apply_due_parked(session, gateway, now))

@@ -121,7 +121,9 @@ def index() -> ResponseReturnValue:
                                reversals=refunds.failed_reversals(session, cluster.id),  # type: ignore[arg-type]
                                disputes=disputes.open_disputes(session, cluster.id),  # type: ignore[arg-type]
                                currency=cluster.currency,
-                               own_reasons={payments.NOT_ONBOARDED: _(payments.NOT_ONBOARDED)})
+                               own_reasons={payments.NOT_ONBOARDED: _(payments.NOT_ONBOARDED),
+                                            payments.WAITING_FOR_CHARGE:
+                                            _(payments.WAITING_FOR_CHARGE)})
     if user.member_id is None:
         abort(404)
     months = settlement.months_with_entries(session, cluster.id, user.member_id)  # type: ignore[arg-type]

@@ -115,10 +115,17 @@ def downgrade() -> None:
                            "0008 cannot store them. Keep revision 0009.")
     unfinished = bind.execute(sa.text(
         "SELECT (SELECT count(*) FROM payoutreversal WHERE status <> 'paid')"
-        " + (SELECT count(*) FROM paymentdispute WHERE status = 'open')")).scalar()
+        " + (SELECT count(*) FROM paymentdispute WHERE status = 'open')"
+        " + (SELECT count(*) FROM paymentrefund"
+        "    WHERE status <> 'succeeded' OR applied = false)")).scalar()
     if unfinished:
-        raise RuntimeError(f"{unfinished} transfer reversals or disputes are still open; "
-                           "revision 0008 has no place for them. Keep revision 0009.")
+        raise RuntimeError(f"{unfinished} refunds, transfer reversals or disputes are not "
+                           "finished (or were refused); revision 0008 would read them as "
+                           "made. Keep revision 0009.")
+    largest = bind.execute(sa.text("SELECT max(amount_minor) FROM settlementtransfer")).scalar()
+    if largest is not None and largest > 2**31 - 1:
+        raise RuntimeError(f"a month's transfer of {largest} minor units does not fit "
+                           "revision 0008's 32-bit column. Keep revision 0009.")
     # Finished reversals and disputes live on as their ledger entries.
     # Parked events wait for an account row; onboarding fetches the account's state anyway.
     op.execute("DELETE FROM stripeevent WHERE status = 'parked'")

@@ -225,8 +225,9 @@ def _pay(session: Session, client: FlaskClient, fake: tuple[FakeStripe, str], wo
     payment = payments.request_payment(session, world.owner_b, job.id,  # type: ignore[arg-type]
                                        StripeGateway(server.secret_key, base),
                                        "http://localhost/ok", "http://localhost/no", NOW)
-    assert _post_event(client, _paid_event(server, payment.checkout_session_id, "evt_paid")) \
-        == 200
+    [paid] = server.pay(payment.checkout_session_id)  # the customer pays: a charge exists
+    paid["id"] = "evt_paid"
+    assert _post_event(client, paid) == 200
     return payment
 
 
@@ -280,11 +281,13 @@ def test_confirmed_paid_job_pays_each_party_once_even_after_a_crash(
     assert {k: p.amount_minor for k, p in payouts.items()} == {
         (jobs_world.member_b_id, "share"): VALUE - REFERRAL - PLATFORM_FEE,
         (jobs_world.member_a_id, "referral"): REFERRAL}
-    # The process sent B's transfer and died before writing Stripe's answer down.
+    # The process sent B's transfer (drawing on the job's charge) and died before
+    # writing Stripe's answer down.
     share = payouts[(jobs_world.member_b_id, "share")]
+    [charge] = server.charges
     gateway.transfer(f"payout-{share.id}-try-0", share.amount_minor, "CAD",
                      session.get(ConnectedAccount, jobs_world.member_b_id).account_id,  # type: ignore[union-attr]
-                     f"contract-{contract.id}")
+                     f"contract-{contract.id}", charge)
     assert payments.execute_due_payouts(session, gateway, NOW) == 2
     assert payments.execute_due_payouts(session, gateway, NOW) == 0
     assert sorted(t["amount"] for t in server.transfers.values()) == sorted(
