@@ -21,8 +21,8 @@ from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobSt
 from marketplace.jobs.service import get_job
 from marketplace.jobs.visibility import contract_member_ids
 from marketplace.ledger.contracts import record_contract
-from marketplace.ledger.models import PaymentStatus
-from marketplace.ledger.payments import payment_of, queue_payouts
+from marketplace.ledger.models import JobPayment, PaymentStatus
+from marketplace.ledger.payments import locked_payment, queue_payouts
 
 
 def _transition(session: Session, job: OverflowJob, before: JobStatus, after: JobStatus
@@ -63,7 +63,9 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
                                           "it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
     contract = session.exec(select(JobContract).where(JobContract.job_id == job.id)).one()
-    payment = payment_of(session, contract.id)  # type: ignore[arg-type]
+    # Locked, so a payment clearing at this moment waits for the confirmation and then
+    # queues the payouts itself (or was paid first, and is seen paid here).
+    payment = locked_payment(session, JobPayment.contract_id == contract.id)
     if payment is None:
         record_contract(session, contract, now)  # offline: the lead collected the money
     elif payment.status == PaymentStatus.PAID:

@@ -132,7 +132,9 @@ def refund(session: Session, actor: User, job_id: int, amount_minor: int,
             session.rollback()
             if again.status == RefundStatus.FAILED:
                 raise GatewayError(again.failure_reason)
-            return again  # made, or being made by the first submission
+            if again.status == RefundStatus.PENDING:  # the first is still being asked
+                raise GatewayError(again.failure_reason or "pending", definite=False)
+            return again
     payouts = session.exec(select(Payout.status).where(Payout.contract_id == contract.id)).all()
     if not payouts or any(status != PayoutStatus.PAID for status in payouts):
         raise Conflict("transfers_pending", N_("Refunds are possible once the job is confirmed "

@@ -124,9 +124,12 @@ def test_record_writes_nothing_for_self_payment_or_no_money(session: Session,
                                                             world: World) -> None:
     cluster = _cluster(session, world)
     a, b = world.member_a_id, world.member_b_id
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 1, a, a, 500, NOW, currency=cluster.currency) is None
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 2, a, b, 0, NOW, currency=cluster.currency) is None
-    assert ledger.record(session, cluster, EntrySource.BOOKING, 3, a, b, -5, NOW, currency=cluster.currency) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 1, a, a, 500, NOW,
+                         currency=cluster.currency) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 2, a, b, 0, NOW,
+                         currency=cluster.currency) is None
+    assert ledger.record(session, cluster, EntrySource.BOOKING, 3, a, b, -5, NOW,
+                         currency=cluster.currency) is None
     # A co-owner paying a fee keeps its own part: only the others' parts are written.
     written = ledger.record_split(session, cluster, EntrySource.BOOKING, 4, a, 1_001,
                                   {a: 5_000, b: 5_000}, NOW, currency=cluster.currency)

@@ -21,7 +21,7 @@ from marketplace.errors import DomainError
 from marketplace.jobs.models import JobContract, OverflowJob
 from marketplace.ledger import payments, refunds
 from marketplace.ledger.models import JobPayment, LedgerEntry, PaymentRefund
-from marketplace.ledger.stripe_gateway import StripeGateway
+from marketplace.ledger.stripe_gateway import GatewayError, StripeGateway
 from tests.conftest import NOW, World
 from tests.jobs.conftest import VALUE
 from tests.ledger import test_stripe_connect as stripe_tests
@@ -66,6 +66,8 @@ def _at_once(app: Flask, user_ids: list[int], act: Callable[[Session, User], obj
                 result = "ok"
             except DomainError as refused:
                 result = refused.code
+            except GatewayError as unsure:  # the twin is still being asked of Stripe
+                result = "pending" if not unsure.definite else repr(unsure)
             except Exception as error:  # noqa: BLE001 - reported in the assertion
                 result = repr(error)
         with lock:
@@ -114,7 +116,7 @@ def test_the_same_refund_form_sent_twice_at_once_is_one_refund(
     outcomes = _at_once(app, [jobs_world.owner_b.id, jobs_world.owner_b.id],  # type: ignore[list-item]
                         lambda own, actor: refunds.refund(own, actor, job.id, amount,  # type: ignore[arg-type]
                                                           gateway, NOW, "form-7f3a"))
-    assert outcomes == ["ok", "ok"]
+    assert outcomes in (["ok", "ok"], ["ok", "pending"])  # the twin waited, or came after
     refunded, rows, _clawed = _state(session)
     assert (refunded, rows) == (amount, [amount])
     assert len(fake[0].refunds) == 1
