@@ -64,9 +64,13 @@ def test_joint_bid_window_closes_by_itself_and_only_winners_see_the_customer(
     with live_server(app) as base, in_process_scheduler(app):
         b, c, d = (phones.log_in(base, u.email) for u in (world.owner_b, owner_c, owner_d))
         closes_at = utcnow() + WINDOW
-        job = service.post_job(session, world.owner_a, job_draft(
-            title=TITLE, mode=JobMode.BID_WINDOW.value, closes_at=closes_at, starts_on=today,
-            ends_on=today + timedelta(days=3)), closes_at - timedelta(minutes=15))
+        # Posted as the app writes (BEGIN IMMEDIATE): the test's own session reads first,
+        # and on SQLite a read-then-write loses to the scheduler committing in between.
+        with Session(app.extensions["engine"], expire_on_commit=False) as writer:
+            job = service.post_job(writer, world.owner_a, job_draft(
+                title=TITLE, mode=JobMode.BID_WINDOW.value, closes_at=closes_at,
+                starts_on=today, ends_on=today + timedelta(days=3)),
+                closes_at - timedelta(minutes=15))
         assert job.id is not None
         for page in (b, c, d):
             _open_card(page, job.id)
