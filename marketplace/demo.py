@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
-from marketplace.dashboard.periods import months_back, next_month
+from marketplace.dashboard.periods import months_back
 from marketplace.equipment import booking, listings, rotation
 from marketplace.equipment.models import Equipment, EquipmentKind, RotationPeriod
 from marketplace.events import mark_all_read
@@ -24,6 +24,7 @@ from marketplace.jobs.bidding import BidTerms, award_bid, close_window, place_bi
 from marketplace.jobs.completion import confirm_completion, rate, report_done
 from marketplace.jobs.models import JobMode
 from marketplace.jobs.service import JobDraft, cancel_job, claim_job, post_job
+from marketplace.ledger.service import next_month
 from marketplace.ledger.settlement import approve, current_month, draft_for
 
 DEMO_CLUSTER = "Valley Green Cooperative"

@@ -19,17 +19,12 @@ from zoneinfo import ZoneInfo
 
 from marketplace.clusters.models import Cluster
 from marketplace.errors import N_, ValidationError
+from marketplace.ledger.service import next_month
 from marketplace.ledger.settlement import current_month, parse_month
 
 DEFAULT_MONTHS = 12
 MAX_MONTHS = 36  # three years: beyond that a phone-width chart has no room per month
 MIN_YEAR, MAX_YEAR = 2000, 2999  # keeps every month boundary a valid instant
-
-
-def next_month(month: str) -> str:
-    """The month after `month` (YYYY-MM)."""
-    year, number = int(month[:4]), int(month[5:7])
-    return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
 
 
 def months_back(month: str, count: int) -> str:
