@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -41,13 +42,38 @@ def test_one_leader_at_a_time_and_a_takeover_when_it_stops(app: Flask) -> None:
     assert not second.tick(now + timedelta(seconds=LEASE_SECONDS))  # lease still fresh
     first._drop_database_lock()  # the leader dies: its connection (and lock) go away
     later = now + timedelta(seconds=5 + LEASE_SECONDS + 1)  # and it stops renewing
-    assert second.tick(later)
+    assert _takes_over(second, later, engine)
     with Session(engine) as session:
         assert current_leader(session, later).holder == "second"  # type: ignore[union-attr]
     assert not first.tick(later)  # the old leader, back, must stand by
     second.release()
     with Session(engine) as session:
         assert current_leader(session, later) is None  # a clean stop hands over at once
+
+
+def _takes_over(standby: Leadership, now: datetime, engine: Engine) -> bool:
+    """The standby asks again, as its scheduler does every TICK_SECONDS, for up to 5 s.
+
+    PostgreSQL ends a closed connection's backend, and drops its advisory lock, a
+    moment after the client hangs up, not at once; on a loaded machine the first
+    ask can come before that.  A lock still held after 5 s is a real leak: the
+    failure names the process holding it."""
+    deadline = time.monotonic() + 5
+    while not standby.tick(now):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the lock is still held: {_advisory_holders(engine)}")
+        time.sleep(0.1)
+    return True
+
+
+def _advisory_holders(engine: Engine) -> list[tuple[object, ...]]:
+    """Who holds advisory locks on PostgreSQL (pid, application, state, last query)."""
+    if is_sqlite(engine):
+        return []
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT a.pid, a.application_name, a.state, left(a.query, 80) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"))]
 
 
 def test_healthz_reports_database_redis_and_leader(app: Flask, client: FlaskClient) -> None:
