@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from marketplace.assets import init_assets
 from marketplace.cli import init_cli
 from marketplace.clusters.accounts import configure_hashing
-from marketplace.config import PROJECT_ROOT, load_config
+from marketplace.config import PROJECT_ROOT, load_config, socketio_channel
 from marketplace.db import make_engine
 from marketplace.delivery.runner import init_push
 from marketplace.extensions import csrf, limiter, login_manager, socketio
@@ -66,6 +66,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     socketio.init_app(
         app,
         message_queue=app.config["REDIS_URL"],
+        channel=socketio_channel(app.config),
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "threading"),
         max_http_buffer_size=_SOCKET_MESSAGE_LIMIT,
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from marketplace.delivery.subscriptions import DEFAULT_PUSH_HOSTS
 
@@ -50,6 +51,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DATABASE_URL": env.get("DATABASE_URL")
         or f"sqlite:///{INSTANCE_DIR / 'marketplace.db'}",
         "REDIS_URL": env.get("REDIS_URL") or None,
+        # The Socket.IO channel on that Redis; unset: named after REDIS_URL's database.
+        "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or None,
         "SCHEDULER_IN_PROCESS": _flag(env.get("SCHEDULER_IN_PROCESS"), True),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET") or None,
@@ -120,6 +123,21 @@ def _vapid_subject(public_url: str) -> str:
     """Who push services may contact about our pushes (RFC 8292 `sub`): the site
     itself when it is served over HTTPS, else a mailbox on this machine."""
     return public_url if public_url.startswith("https://") else "mailto:admin@localhost"
+
+
+def socketio_channel(config: Mapping[str, Any]) -> str:
+    """The Redis pub/sub channel this deployment's processes talk on.
+
+    Pub/sub ignores Redis's database number: two deployments sharing one Redis
+    server, one on `/14` and one on `/15`, would hear each other's events on one
+    channel and deliver them to their own users with the same ids.  So the
+    channel is named after the database (or set outright with SOCKETIO_CHANNEL,
+    for deployments that share one database too); every process of a deployment
+    reads the same settings and so meets on the same channel."""
+    if config.get("SOCKETIO_CHANNEL"):
+        return str(config["SOCKETIO_CHANNEL"])
+    database = urlsplit(str(config.get("REDIS_URL") or "")).path.strip("/") or "0"
+    return f"marketplace-db{database}"
 
 
 class ConfigurationError(RuntimeError):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import socketio
 from flask import Flask
 
 from marketplace import create_app
+from marketplace.config import socketio_channel
 from marketplace.realtime.rooms import coordinators_room, member_room, user_room
 from tests.conftest import CHEAP_HASHING, PASSWORD, SECRET, World
 from tests.live import live_server, logged_in_cookie, socket_client
@@ -55,9 +57,48 @@ def test_emit_from_another_process_reaches_client_through_redis(
             owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))
             got = threading.Event()
             owner.on("ping", lambda data: got.set())
-            external = SocketIO(message_queue=redis_url)
+            external = SocketIO(message_queue=redis_url,
+                                channel=socketio_channel({"REDIS_URL": redis_url}))
             external.emit("ping", {"from": "elsewhere"}, to=member_room(world.member_a_id))
             assert got.wait(5)
             owner.disconnect()
     finally:
         app.extensions["engine"].dispose()
+
+
+@pytest.mark.redis
+def test_deployments_sharing_one_redis_do_not_hear_each_other(
+        database_url: str, redis_url: str, world: World) -> None:
+    """Two deployments on one Redis server, on databases /14 and /15: pub/sub ignores
+    the database number, so an event one publishes must still never reach the other's
+    phones (its ids name other people there).  A process of the same deployment,
+    configured alike, still reaches them."""
+    from flask_socketio import SocketIO
+
+    ours, theirs = (redis_url.rsplit("/", 1)[0] + f"/{n}" for n in (14, 15))
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+                      "WTF_CSRF_ENABLED": False, "REDIS_URL": ours,
+                      "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+    try:
+        with live_server(app) as url:
+            owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))
+            heard: list[str] = []
+            got = threading.Event()
+            owner.on("ping", lambda data: (heard.append(data["from"]), got.set()))
+            for deployment in (theirs, ours):  # each emits as its scheduler process would
+                emitter = SocketIO(message_queue=deployment, channel=socketio_channel(
+                    {"REDIS_URL": deployment}))
+                emitter.emit("ping", {"from": deployment}, to=member_room(world.member_a_id))
+            assert got.wait(5)
+            time.sleep(0.5)  # the other deployment's event, had it crossed, is here by now
+            assert heard == [ours]
+            owner.disconnect()
+    finally:
+        app.extensions["engine"].dispose()
+
+
+def test_the_channel_follows_the_redis_database_unless_set() -> None:
+    assert socketio_channel({"REDIS_URL": "redis://cache:6379/14"}) == "marketplace-db14"
+    assert socketio_channel({"REDIS_URL": "redis://cache:6379"}) == "marketplace-db0"
+    assert socketio_channel({"REDIS_URL": "redis://cache:6379/3",
+                             "SOCKETIO_CHANNEL": "valley-prod"}) == "valley-prod"
