@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
@@ -34,8 +34,34 @@ PASSWORD = "correct horse battery"
 SECRET = "test-secret-key"
 NOW = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
 IN_CI = os.environ.get("CI") == "true"
-PG_URL = os.environ.get("TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("TEST_REDIS_URL")
+# Under pytest-xdist each worker ("gw0", "gw1", ...) gets a PostgreSQL database and
+# a Redis database of its own, so workers never empty each other's tables, take each
+# other's scheduler lock or hear each other's Socket.IO channel.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def _worker_database(url: str | None) -> str | None:
+    """`…/test` becomes `…/test_gw1` for worker gw1 (the database is created on first use)."""
+    if not url or not WORKER:
+        return url
+    base = make_url(url)
+    return base.set(database=f"{base.database}_{WORKER}").render_as_string(hide_password=False)
+
+
+def _worker_redis(url: str | None) -> str | None:
+    """`redis://host/0` becomes `redis://host/2` for worker gw1: Redis database 1 + the
+    worker's number (databases 14 and 15 stay free for tests of two deployments)."""
+    if not url or not WORKER:
+        return url
+    base, _, database = url.rstrip("/").rpartition("/")
+    number = (int(database) if database.isdigit() else 0) + 1 + int(WORKER.removeprefix("gw"))
+    if number >= 14:
+        raise RuntimeError(f"too many test workers for one Redis server: {WORKER}")
+    return f"{base if database.isdigit() else url.rstrip('/')}/{number}"
+
+
+PG_URL = _worker_database(os.environ.get("TEST_DATABASE_URL"))
+REDIS_URL = _worker_redis(os.environ.get("TEST_REDIS_URL"))
 # argon2 at its production cost makes every test user take ~0.1 s; the
 # algorithm is the same, only cheaper.
 CHEAP_HASHING = {"PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024}
@@ -52,6 +78,8 @@ def _pg_engine() -> Iterator[Engine | None]:
     if not PG_URL:
         yield None
         return
+    if WORKER:
+        _create_database(PG_URL)
     engine = make_engine(PG_URL)
     with engine.begin() as conn:  # fails loudly when PostgreSQL is unreachable
         conn.execute(text("SELECT 1"))
@@ -60,6 +88,20 @@ def _pg_engine() -> Iterator[Engine | None]:
     yield engine
     SQLModel.metadata.drop_all(engine)
     engine.dispose()
+
+
+def _create_database(url: str) -> None:
+    """Create this worker's PostgreSQL database unless it exists (fails loudly when the
+    server is unreachable)."""
+    name = make_url(url).database
+    server = create_engine(os.environ["TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                            {"name": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        server.dispose()
 
 
 @contextmanager

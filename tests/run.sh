@@ -6,7 +6,14 @@ set -u
 python=$1 pg_url=$2 redis_url=$3
 shift 3
 
+# Two pytest-xdist workers by default (this is a 2-core machine; PYTEST_WORKERS=0 runs
+# in one process).  Each worker has its own PostgreSQL and Redis database (conftest.py).
+workers=${PYTEST_WORKERS:-2}
+
 run_pytest() {
+  if [ "$workers" -gt 0 ]; then
+    set -- -n "$workers" --dist load "$@"
+  fi
   "$python" -m pytest "$@"
   local rc=$?
   if [ "$rc" -eq 5 ]; then

@@ -23,7 +23,7 @@ from marketplace.jobs.models import JobMode, JobStatus, OverflowJob
 from marketplace.realtime.models import Notification
 from marketplace.scheduling.leader import LEASE_SECONDS, Leadership, current_leader
 from marketplace.scheduling.models import SchedulerLease
-from tests.conftest import SECRET, World
+from tests.conftest import REDIS_URL, SECRET, World
 from tests.jobs.conftest import give_profile, job_draft
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,7 +106,7 @@ def _bid_window(session: Session, world: World, closes_in: timedelta, title: str
 
 def _scheduler_process(database_url: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-           "REDIS_URL": os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:1/0",
+           "REDIS_URL": REDIS_URL or "redis://127.0.0.1:1/0",
            "LOG_LEVEL": "WARNING"}  # a scheduler process needs a message queue, even one down
     return subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "scheduler"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
