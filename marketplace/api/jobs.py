@@ -29,7 +29,7 @@ from marketplace.db import utcnow
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.models import Bid, JobMode, OverflowJob
-from marketplace.jobs.visibility import bids_for, job_for, viewer_of
+from marketplace.jobs.visibility import bids_for, job_for, jobs_for, viewer_of
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import db, translate, viewer
 
@@ -182,17 +182,17 @@ def job_state(job_id: int) -> dict[str, Any]:
 def list_jobs(query: BoardQuery) -> dict[str, Any]:
     user, session = viewer(), db()
     if user.member_id is None:
-        return {"jobs": [_card(job) for job in service.cluster_jobs(session, user)]}
+        return {"jobs": jobs_for(session, viewer_of(user), service.cluster_jobs(session, user))}
     member = session.get(Member, user.member_id)
     rows = service.board(session, user, utcnow(), query.trade, query.order)
-    return {"jobs": [_card(job, member) for job, _distance in rows]}
+    return {"jobs": jobs_for(session, viewer_of(user), [job for job, _d in rows], member)}
 
 
 @operation("GET", "/jobs/mine", summary="The caller's business's jobs: posted, bidding, "
            "won, done", tag=TAG, response=MyJobs)
 def my_jobs() -> dict[str, Any]:
     groups = service.my_jobs(db(), viewer())
-    return {name: [_card(job) for job in jobs] for name, jobs in groups.items()}
+    return {name: jobs_for(db(), viewer_of(viewer()), jobs) for name, jobs in groups.items()}
 
 
 @operation("POST", "/jobs", summary="Post an overflow job; eligible partners are notified",

@@ -43,6 +43,20 @@ def job_trades(session: Session, job_id: int) -> list[str]:
     return sorted(session.exec(select(JobTrade.trade).where(JobTrade.job_id == job_id)))
 
 
+def trades_of_jobs(session: Session, job_ids: Sequence[int | None]) -> dict[int, list[str]]:
+    """`job_trades` of many jobs in one query (a page of cards), by job id."""
+    needed: dict[int, list[str]] = {}
+    if not job_ids:
+        return needed
+    for job_id, trade in session.exec(
+        select(JobTrade.job_id, JobTrade.trade)
+        .where(col(JobTrade.job_id).in_(job_ids))
+        .order_by(col(JobTrade.job_id), col(JobTrade.trade))
+    ):
+        needed.setdefault(job_id, []).append(trade)
+    return needed
+
+
 def _member_trades(session: Session, member_id: int) -> set[str]:
     return set(session.exec(select(MemberTrade.trade).where(MemberTrade.member_id == member_id)))
 
@@ -138,13 +152,7 @@ def reasons_per_job(
         return []
     refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
     offered = _member_trades(session, member.id)  # type: ignore[arg-type]
-    needed: dict[int, list[str]] = {}
-    for job_id, trade in session.exec(
-        select(JobTrade.job_id, JobTrade.trade)
-        .where(col(JobTrade.job_id).in_([j.id for j in jobs]))
-        .order_by(col(JobTrade.job_id), col(JobTrade.trade))
-    ):
-        needed.setdefault(job_id, []).append(trade)
+    needed = trades_of_jobs(session, [j.id for j in jobs])
     return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
 
 

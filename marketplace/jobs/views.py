@@ -34,7 +34,13 @@ from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
 from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobStatus
-from marketplace.jobs.visibility import bids_for, contract_member_ids, job_for, viewer_of
+from marketplace.jobs.visibility import (
+    bids_for,
+    contract_member_ids,
+    job_for,
+    jobs_for,
+    viewer_of,
+)
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
 from marketplace.ratelimits import claim_limit, post_limit
@@ -80,9 +86,11 @@ def board() -> ResponseReturnValue:
         return redirect(url_for("jobs.cluster_jobs"))
     trade = request.args.get("trade") or None
     order = "nearest" if request.args.get("order") == "nearest" else "newest"
-    rows = service.board(db(), user, utcnow(), trade if trade in TRADES else None, order)
+    # Held before the board is read: the session's identity map keeps only rows
+    # something still refers to, and the cards need the member again.
     member = db().get(Member, user.member_id)
-    cards = [job_for(db(), viewer_of(user), job, member) for job, _d in rows]
+    rows = service.board(db(), user, utcnow(), trade if trade in TRADES else None, order)
+    cards = jobs_for(db(), viewer_of(user), [job for job, _d in rows], member)
     if wants_json():
         return jsonify({"jobs": cards})
     return render_template("jobs/board.html", cards=cards, trades=TRADES, trade=trade,
@@ -94,7 +102,7 @@ def board() -> ResponseReturnValue:
 def cluster_jobs() -> ResponseReturnValue:
     """Coordinators see the cluster's jobs and their state, never bids or customers."""
     user = viewer()
-    cards = [job_for(db(), viewer_of(user), job) for job in service.cluster_jobs(db(), user)]
+    cards = jobs_for(db(), viewer_of(user), service.cluster_jobs(db(), user))
     return render_template("jobs/cluster.html", cards=cards, trades=TRADES)
 
 
@@ -137,14 +145,15 @@ def _detail_context(job_id: int) -> dict[str, Any]:
     reasons = service.explain(session, user, job, utcnow()) if member else []
     my_bid = (session.exec(select(Bid).where(Bid.job_id == job.id, Bid.member_id == member.id))
               .first() if member else None)
-    names = {m.id: m.name for m in list_members(session, user)}
+    members = list_members(session, user)
+    names = {m.id: m.name for m in members}
     rated = set(session.exec(select(JobRating.ratee_member_id).where(
         JobRating.job_id == job.id, JobRating.rater_member_id == (member.id if member else -1))))
     rate_targets = ([p for p in parties if p not in rated] if is_poster else
                     [job.poster_member_id] if member and member.id in parties
                     and job.poster_member_id not in rated else [])
-    partners = ([m for m in list_members(session, user)
-                 if m.id not in (job.poster_member_id, member.id)] if member else [])
+    partners = ([m for m in members if m.id not in (job.poster_member_id, member.id)]
+                if member else [])
     return {
         "job": job_for(session, viewer_of(user), job, member),
         "bids": bids_for(session, viewer_of(user), job),

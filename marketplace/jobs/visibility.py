@@ -9,13 +9,14 @@ kilometre, plus how far it is from their own base.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import Member, User
-from marketplace.jobs.eligibility import job_trades, site_distance_km
+from marketplace.jobs.eligibility import site_distance_km, trades_of_jobs
 from marketplace.jobs.models import (
     Bid,
     BidShare,
@@ -43,22 +44,37 @@ def viewer_of(user: User) -> Viewer:
                   is_coordinator=user.is_coordinator)
 
 
+def parties_of_jobs(session: Session, job_ids: Sequence[int | None]) -> dict[int, set[int]]:
+    """The members who are parties to each job's contract, by job id, in one query
+    (jobs without a contract are absent)."""
+    parties: dict[int, set[int]] = {}
+    if not job_ids:
+        return parties
+    for job_id, member_id in session.exec(
+            select(JobContract.job_id, ContractParty.member_id)
+            .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
+            .where(col(JobContract.job_id).in_(job_ids))):
+        parties.setdefault(job_id, set()).add(member_id)
+    return parties
+
+
 def contract_member_ids(session: Session, job_id: int) -> set[int]:
     """The members who are parties to the job's contract (empty before award)."""
-    contract = session.exec(select(JobContract).where(JobContract.job_id == job_id)).first()
-    if contract is None:
-        return set()
-    return set(session.exec(select(ContractParty.member_id)
-                            .where(ContractParty.contract_id == contract.id)))
+    return parties_of_jobs(session, [job_id]).get(job_id, set())
+
+
+def _sees_customer(viewer: Viewer, job: OverflowJob, parties: set[int]) -> bool:
+    """Poster always; winning parties once the contract exists; nobody else."""
+    if viewer.member_id is None:
+        return False
+    return viewer.member_id == job.poster_member_id or viewer.member_id in parties
 
 
 def sees_customer(session: Session, viewer: Viewer, job: OverflowJob) -> bool:
     """Poster always; winning parties once the contract exists; nobody else."""
-    if viewer.member_id is None:
-        return False
-    if viewer.member_id == job.poster_member_id:
+    if viewer.member_id is not None and viewer.member_id == job.poster_member_id:
         return True
-    return viewer.member_id in contract_member_ids(session, job.id)
+    return _sees_customer(viewer, job, contract_member_ids(session, job.id or 0))
 
 
 def job_public(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
@@ -76,15 +92,33 @@ def job_public(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
     }
 
 
+def jobs_for(session: Session, viewer: Viewer, jobs: Sequence[OverflowJob],
+             viewer_member: Member | None = None) -> list[dict[str, Any]]:
+    """Each job as this viewer may see it, for a page of cards in two queries
+    (trades and contract parties), however many jobs the page shows."""
+    ids = [job.id for job in jobs]
+    trades = trades_of_jobs(session, ids)
+    others = [job.id for job in jobs if job.poster_member_id != viewer.member_id]
+    parties = parties_of_jobs(session, others) if viewer.member_id is not None else {}
+    return [_job_view(viewer, job, trades.get(job.id or 0, []), parties.get(job.id or 0, set()),
+                      viewer_member) for job in jobs]
+
+
 def job_for(session: Session, viewer: Viewer, job: OverflowJob,
             viewer_member: Member | None = None) -> dict[str, Any]:
     """The job as this viewer may see it."""
-    data = job_public(job, job_trades(session, job.id))
+    return jobs_for(session, viewer, [job], viewer_member)[0]
+
+
+def _job_view(viewer: Viewer, job: OverflowJob, trades: list[str], parties: set[int],
+              viewer_member: Member | None) -> dict[str, Any]:
+    """The rule itself, on facts already loaded."""
+    data = job_public(job, trades)
     data["distance_km"] = None
     if viewer_member is not None:
         distance = site_distance_km(viewer_member, job)
         data["distance_km"] = round(distance, 1) if distance is not None else None
-    if sees_customer(session, viewer, job):
+    if _sees_customer(viewer, job, parties):
         data.update(site_lat=job.site_lat, site_lng=job.site_lng, address=job.address,
                     customer_name=job.customer_name, customer_contact=job.customer_contact)
     data["awarded_member_id"] = job.awarded_member_id
@@ -94,12 +128,26 @@ def job_for(session: Session, viewer: Viewer, job: OverflowJob,
 
 def bid_parties(session: Session, bid: Bid) -> dict[int, BidShare]:
     """The members in a bid with their shares (a single bid: its lead at 100 %)."""
-    return {s.member_id: s for s in session.exec(select(BidShare).where(BidShare.bid_id == bid.id))}
+    return shares_of_bids(session, [bid.id]).get(bid.id or 0, {})
+
+
+def shares_of_bids(session: Session, bid_ids: Sequence[int | None]
+                   ) -> dict[int, dict[int, BidShare]]:
+    """`bid_parties` of many bids in one query, by bid id."""
+    shares: dict[int, dict[int, BidShare]] = {}
+    if not bid_ids:
+        return shares
+    for share in session.exec(select(BidShare).where(col(BidShare.bid_id).in_(bid_ids))):
+        shares.setdefault(share.bid_id, {})[share.member_id] = share
+    return shares
 
 
 def bid_dict(session: Session, bid: Bid) -> dict[str, Any]:
     """A whole bid, for the poster and for the bid's own parties only."""
-    shares = bid_parties(session, bid)
+    return _bid_view(bid, bid_parties(session, bid))
+
+
+def _bid_view(bid: Bid, shares: dict[int, BidShare]) -> dict[str, Any]:
     return {
         "id": bid.id, "member_id": bid.member_id, "price_minor": bid.price_minor,
         "crew_size": bid.crew_size, "earliest_start": bid.earliest_start.isoformat(),
@@ -110,12 +158,16 @@ def bid_dict(session: Session, bid: Bid) -> dict[str, Any]:
 
 
 def bids_for(session: Session, viewer: Viewer, job: OverflowJob) -> dict[str, Any]:
-    """Poster: every submitted bid.  A bidder: its own bids.  Others: only the count."""
-    bids = list(session.exec(select(Bid).where(Bid.job_id == job.id)))
+    """Poster: every submitted bid.  A bidder: its own bids.  Others: only the count.
+    Two queries however many bids there are."""
+    bids = list(session.exec(select(Bid).where(Bid.job_id == job.id).order_by(col(Bid.id))))
     submitted = [b for b in bids if b.status == BidStatus.SUBMITTED]
+    shares = shares_of_bids(session, [b.id for b in bids]) if bids else {}
     if viewer.member_id is not None and viewer.member_id == job.poster_member_id:
-        return {"count": len(submitted), "bids": [bid_dict(session, b) for b in submitted]}
+        return {"count": len(submitted),
+                "bids": [_bid_view(b, shares.get(b.id or 0, {})) for b in submitted]}
     own = [b for b in bids if viewer.member_id is not None
            and (b.member_id == viewer.member_id
-                or viewer.member_id in bid_parties(session, b))]
-    return {"count": len(submitted), "bids": [bid_dict(session, b) for b in own]}
+                or viewer.member_id in shares.get(b.id or 0, {}))]
+    return {"count": len(submitted),
+            "bids": [_bid_view(b, shares.get(b.id or 0, {})) for b in own]}
