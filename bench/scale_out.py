@@ -126,7 +126,7 @@ REQUEST_TIMEOUT_S = 30.0
 JOB_WAIT_S = 30.0  # per notified job: deliveries later than this count as missing
 START_S = 60.0  # an instance or nginx that does not answer by then counts as failed
 LOGIN_WORKERS = 8
-SMOKE_TIMEOUT_S = 60.0  # not harness's 30: a smoke run starts 6 servers and 2 nginx
+SMOKE_TIMEOUT_S = 180.0  # a smoke run starts 6 servers and 2 nginx: ~40 s idle, 60+ s loaded
 say = harness.Progress("scale_out")
 
 

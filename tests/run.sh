@@ -34,4 +34,9 @@ if [ "${CI:-}" = "true" ]; then
   for bench in notify_latency booking_contention settlement dashboard push_fanout; do
     "$python" "bench/$bench.py" --smoke >/dev/null || { echo "bench/$bench.py --smoke failed" >&2; exit 1; }
   done
+  # Instances behind Debian's nginx, on the leg's PostgreSQL (its own clusters, nothing
+  # dropped) and a Redis database no test worker uses.
+  "$python" bench/scale_out.py --smoke --database-url "$pg_url" \
+    --redis-url "${redis_url%/*}/13" >/dev/null \
+    || { echo "bench/scale_out.py --smoke failed" >&2; exit 1; }
 fi
