@@ -3,13 +3,16 @@ disputes, parked webhook events, payment attempts
 
 Existing rows get the values that describe what they were: every refund so far
 succeeded, was made in the app and wrote its entries and reversals at once;
-every stored event was processed.
+every stored event was processed.  What 0008 took back of each transfer, kept
+only as `payout.reversed_minor`, becomes a made reversal row, so the next
+refund takes back only its own part.
 
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-01 22:53:52.027711
 """
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import sqlmodel
@@ -102,6 +105,47 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_stripeevent_account_id'), ['account_id'], unique=False)
 
     # ### end Alembic commands ###
+    _reversals_made_before()
+
+
+def _reversals_made_before() -> None:
+    """One made reversal row per transfer 0008 took something back from: `reversed_minor`.
+
+    Refunds now take back each transfer's share of the running total minus its
+    reversal rows, so without these the first refund after the upgrade would
+    take back the old refunds' parts a second time.  A row hangs on its
+    payment's latest refund (0008 kept no split per refund; only the total per
+    transfer counts) and writes no entries: 0008 wrote them, keyed by the
+    refund's id.  Today's reversal entries are keyed by the reversal's id, so
+    these rows -- and so every later one -- take ids above every id 0008's (or
+    an earlier 0009's) refund entries carry: the two never meet.
+    """
+    bind = op.get_bind()
+    taken = bind.execute(sa.text(
+        "SELECT p.id, p.reversed_minor, (SELECT max(r.id) FROM paymentrefund r"
+        " JOIN jobpayment j ON j.id = r.payment_id WHERE j.contract_id = p.contract_id)"
+        " FROM payout p WHERE p.reversed_minor > 0 ORDER BY p.id")).all()
+    above = max(bind.execute(sa.text(
+        "SELECT coalesce(max(source_id), 0) FROM ledgerentry"
+        " WHERE source IN ('job_refund', 'reversal')")).scalar_one(),
+        bind.execute(sa.text("SELECT coalesce(max(id), 0) FROM paymentrefund")).scalar_one())
+    reversal = sa.table(
+        'payoutreversal', sa.column('id', sa.Integer()), sa.column('refund_id', sa.Integer()),
+        sa.column('payout_id', sa.Integer()), sa.column('amount_minor', sa.Integer()),
+        sa.column('status', sa.String()), sa.column('reversal_id', sa.String()),
+        sa.column('failure_reason', sa.String()), sa.column('attempts', sa.Integer()),
+        sa.column('updated_at', marketplace.db.UTCDateTime()))
+    now = datetime.now(UTC)
+    rows = [{'id': above + number, 'refund_id': refund_id, 'payout_id': payout_id,
+             'amount_minor': amount, 'status': 'paid', 'reversal_id': '',
+             'failure_reason': '', 'attempts': 0, 'updated_at': now}
+            for number, (payout_id, amount, refund_id) in enumerate(
+                [row for row in taken if row[2] is not None], start=1)]
+    if rows:
+        op.bulk_insert(reversal, rows)
+    if bind.dialect.name == 'postgresql' and above + len(rows) > 0:
+        bind.execute(sa.text("SELECT setval(pg_get_serial_sequence('payoutreversal', 'id'),"
+                             " :last)"), {'last': above + len(rows)})
 
 
 def downgrade() -> None:
