@@ -48,11 +48,13 @@ from marketplace.ledger.models import (
     ConnectedAccount,
     EntrySource,
     JobPayment,
+    LedgerEntry,
     PaymentStatus,
     Payout,
     PayoutStatus,
     Settlement,
     SettlementTransfer,
+    entry_key,
 )
 from marketplace.ledger.service import record
 from marketplace.ledger.stripe_gateway import GatewayError
@@ -248,10 +250,21 @@ def queue_payouts(session: Session, contract: JobContract, now: datetime) -> lis
 def execute_due_payouts(session: Session, gateway: PaymentGateway, now: datetime) -> int:
     """Scheduler: transfer every pending or failed payout whose party can receive it."""
     done = 0
-    due = session.exec(select(Payout).where(col(Payout.status).in_(
-        (PayoutStatus.PENDING.value, PayoutStatus.FAILED.value))).order_by(col(Payout.id))).all()
-    for payout in due:
-        done += _execute(session, gateway, payout, now)
+    due = session.exec(select(Payout.id, Payout.contract_id, Payout.member_id).where(
+        col(Payout.status).in_((PayoutStatus.PENDING.value, PayoutStatus.FAILED.value)))
+        .order_by(col(Payout.id))).all()
+    for payout_id, contract_id, member_id in due:
+        # Each payout in its own transactions: one that cannot be recorded is logged
+        # and retried (under the same key, so Stripe gives back the same transfer)
+        # while the others are made.
+        try:
+            payout = session.get(Payout, payout_id)
+            if payout is not None:
+                done += _execute(session, gateway, payout, now)
+        except Exception:
+            session.rollback()
+            log.exception("payout %s (contract %s, member %s) not recorded; retried at the "
+                          "next sweep", payout_id, contract_id, member_id)
     return done
 
 
@@ -339,13 +352,25 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
     assert cluster is not None
     # what the platform owed the party, and the transfer that paid it: net zero
     owed = EntrySource.JOB_SHARE if payout.kind == "share" else EntrySource.REFERRAL_FEE
-    record(session, cluster, owed, payout.contract_id, PLATFORM, payout.member_id,
-           payout.amount_minor, now, currency=payout.currency)
+    if _owed_written(session, owed, payout):
+        log.info("payout %s: what the platform owed was written when it was queued "
+                 "(before revision 0009)", payout.id)
+    else:
+        record(session, cluster, owed, payout.contract_id, PLATFORM, payout.member_id,
+               payout.amount_minor, now, currency=payout.currency)
     record(session, cluster, EntrySource.PAYOUT, payout.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
            payout.amount_minor, now, memo=transfer_id, currency=payout.currency)
     session.commit()
     log.info("payout %s paid as %s", payout.id, transfer_id)
     return 1
+
+
+def _owed_written(session: Session, owed: EntrySource, payout: Payout) -> bool:
+    """Whether what the platform owes for `payout` is in the ledger already: revision
+    0008's code wrote it when it queued the payout, today's when it makes the transfer."""
+    key = entry_key(owed.value, payout.contract_id, PLATFORM, payout.member_id)
+    return session.exec(select(LedgerEntry.id).where(LedgerEntry.entry_key == key)
+                        ).first() is not None
 
 
 def execute_due_settlement_transfers(session: Session, gateway: PaymentGateway,

@@ -308,7 +308,13 @@ def execute_due_reversals(session: Session, gateway: RefundGateway, now: datetim
         col(PayoutReversal.status).in_((PayoutStatus.PENDING.value, PayoutStatus.FAILED.value)),
         Payout.status == PayoutStatus.PAID).order_by(col(PayoutReversal.id))).all()
     for reversal, payout in due:
-        done += _reverse(session, gateway, reversal, payout, now)
+        ids = (reversal.id, reversal.refund_id, payout.id)
+        try:
+            done += _reverse(session, gateway, reversal, payout, now)
+        except Exception:  # the others still go; this one is retried under its key
+            session.rollback()
+            log.exception("reversal %s (refund %s, payout %s) not recorded; retried at the "
+                          "next sweep", *ids)
     return done
 
 

@@ -9,6 +9,8 @@ that arrived before the account's row.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +24,8 @@ from marketplace.ledger.payments import (
     execute_due_settlement_transfers,
 )
 from marketplace.ledger.refunds import RefundGateway, execute_due_refunds, execute_due_reversals
+
+log = logging.getLogger(__name__)
 
 
 class MoneyGateway(PaymentGateway, RefundGateway, ConnectGateway, Protocol):
@@ -38,13 +42,28 @@ def install_gateway(gateway: MoneyGateway | None) -> None:
 
 
 def execute_installed_payouts(session: Session, now: datetime) -> int:
-    """Scheduler task: every money step due, with the installed gateway."""
+    """Scheduler task: every money step due, with the installed gateway.
+
+    A step that fails is logged and the others still run: one row that cannot be
+    recorded must not stop everyone else's money (each step also isolates its rows).
+    """
     gateway = _installed_gateway
     if gateway is None:
         return 0
-    return (execute_due_payouts(session, gateway, now)
-            + execute_due_settlement_transfers(session, gateway, now)
-            + execute_due_refunds(session, gateway, now)
-            + apply_due_holds(session, now)
-            + execute_due_reversals(session, gateway, now)
-            + apply_due_parked(session, gateway, now))
+    steps: list[tuple[str, Callable[[], int]]] = [
+        ("payouts", lambda: execute_due_payouts(session, gateway, now)),
+        ("settlement transfers", lambda: execute_due_settlement_transfers(session, gateway,
+                                                                           now)),
+        ("refunds", lambda: execute_due_refunds(session, gateway, now)),
+        ("dispute holds", lambda: apply_due_holds(session, now)),
+        ("reversals", lambda: execute_due_reversals(session, gateway, now)),
+        ("parked events", lambda: apply_due_parked(session, gateway, now)),
+    ]
+    done = 0
+    for name, step in steps:
+        try:
+            done += step()
+        except Exception:
+            session.rollback()
+            log.exception("money sweep: %s failed; the other steps go on", name)
+    return done

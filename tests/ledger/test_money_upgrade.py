@@ -20,17 +20,20 @@ from sqlmodel import Session, SQLModel, col, select
 from marketplace.cli import alembic_config
 from marketplace.db import make_engine, utcnow
 from marketplace.ledger import refunds
-from marketplace.ledger.models import EntrySource, Payout, PayoutReversal, entry_key
+from marketplace.ledger.models import EntrySource, JobPayment, Payout, PayoutReversal, entry_key
 from marketplace.ledger.stripe_gateway import StripeGateway
 from marketplace.money import split_by_weights
 from tests.conftest import World
 from tests.jobs.conftest import VALUE
-from tests.ledger.test_stripe_connect import _enable_payouts
+from tests.ledger.test_stripe_connect import _confirm, _enable_payouts
 from tests.ledger.test_stripe_events import (  # noqa: F401 - fixtures
     REFERRAL,
     SHARE,
+    _ask,
+    _deliver,
     _entries,
     _fresh,
+    _job,
     _nets,
     _paid_out_job,
     _payment,
@@ -169,3 +172,38 @@ def test_a_refund_after_the_upgrade_takes_back_only_its_own_part(
     assert _reversed_at_stripe(fake, session, world) == {"A": REFERRAL, "B": SHARE}
     assert sweep(utcnow()) == 0
     assert _nets(session, world) == {"A": 0, "B": 0, "P": 0}
+
+
+def test_payouts_queued_before_the_upgrade_are_paid_once_and_their_shares_kept(
+        stripe_client: FlaskClient, session: Session, jobs_world: World,  # noqa: F811
+        fake: FakeStripe, gateway: StripeGateway,  # noqa: F811
+        sweep: Callable[[datetime], int], database_url: str) -> None:  # noqa: F811
+    """0008 wrote what the platform owes each party when it queued the payouts; today's
+    code writes it when the transfer is made.  A payout queued before the upgrade is
+    made after it: once, with the owed entry 0008 wrote and its own payout entry."""
+    world = jobs_world
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    job, contract = _job(session, world)
+    payment = _ask(session, world, job, gateway)
+    assert _deliver(stripe_client, fake.pay(payment.checkout_session_id)[0]) == "processed"
+    _fresh(session)
+    _confirm(session, world, job)  # queued; the sweep has not run yet
+    contract_id, a, b = contract.id, world.member_a_id, world.member_b_id
+    assert contract_id is not None
+    with revision_0008(database_url, session) as conn:  # what 0008's queue_payouts wrote
+        now = utcnow()
+        _old_entry(conn, EntrySource.JOB_SHARE, contract_id, None, b, SHARE, now)
+        _old_entry(conn, EntrySource.REFERRAL_FEE, contract_id, None, a, REFERRAL, now)
+
+    assert sweep(utcnow()) == 2
+    _fresh(session)
+    assert {p.status for p in session.exec(select(Payout))} == {"paid"}
+    assert sorted(t["amount"] for t in fake.transfers.values()) == sorted([SHARE, REFERRAL])
+    assert _entries(session, world, EntrySource.JOB_SHARE) == [("P", "B", SHARE)]
+    assert _entries(session, world, EntrySource.REFERRAL_FEE) == [("P", "A", REFERRAL)]
+    assert sorted(_entries(session, world, EntrySource.PAYOUT)) == [
+        ("A", "P", REFERRAL), ("B", "P", SHARE)]
+    assert sweep(utcnow()) == 0
+    assert len(fake.transfers) == 2
+    assert _nets(session, world) == {"A": 0, "B": 0, "P": 0}
+    assert session.exec(select(JobPayment)).one().status == "paid"

@@ -42,6 +42,7 @@ from marketplace.ledger.models import (
     Payout,
     PayoutReversal,
     StripeEvent,
+    entry_key,
 )
 from marketplace.ledger.stripe_gateway import StripeGateway
 from marketplace.realtime.models import Notification
@@ -664,6 +665,57 @@ def test_a_dispute_holds_each_partys_part_until_it_is_decided(
     assert len(_entries(session, world, EntrySource.DISPUTE_RELEASE)) == 2  # the first's only
     assert _nets(session, world) == {"A": -REFERRAL, "B": -SHARE, "P": TRANSFERRED}
     assert sweep(utcnow()) == 0
+
+
+# --- the sweep ----------------------------------------------------------------------------
+
+
+def test_a_payout_that_cannot_be_recorded_does_not_hold_up_the_others(
+        stripe_client: FlaskClient, session: Session, jobs_world: World, fake: FakeStripe,
+        wire: Wire, gateway: StripeGateway, sweep: Callable[[datetime], int],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """One payout's transfer is made but its entries cannot be written (here a stray
+    entry holds its key): it is logged with its ids and retried under the same key,
+    while the other payouts -- and the rest of the sweep -- go on."""
+    world = jobs_world
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    for title in ("Mow the Evergreen estate", "Rake the Evergreen lawns"):
+        job, _contract = _job(session, world, title)
+        payment = _ask(session, world, job, gateway)
+        assert _deliver(stripe_client, fake.pay(payment.checkout_session_id)[0]) == "processed"
+        _fresh(session)
+        _confirm(session, world, job)
+    _fresh(session)
+    stuck = session.exec(select(Payout).order_by(col(Payout.id))).first()
+    assert stuck is not None and stuck.id is not None and _count(session, Payout) == 4
+    cluster_id = world.cluster.id
+    assert cluster_id is not None
+    stray = LedgerEntry(cluster_id=cluster_id, source=EntrySource.PAYOUT.value,
+                        source_id=stuck.id, entry_key=entry_key(EntrySource.PAYOUT.value,
+                                                                stuck.id, stuck.member_id,
+                                                                None),
+                        payer_member_id=stuck.member_id, amount_minor=1, currency="CAD",
+                        month="2026-06", created_at=NOW)
+    session.add(stray)
+    session.commit()
+    stuck_id, member_id, contract_id = stuck.id, stuck.member_id, stuck.contract_id
+
+    assert sweep(utcnow()) == 3
+    assert f"payout {stuck_id} (contract {contract_id}, member {member_id})" in caplog.text
+    _fresh(session)
+    assert sorted(p.status for p in session.exec(select(Payout))) == [
+        "paid", "paid", "paid", "pending"]
+    assert len(fake.transfers) == 4  # Stripe made the stuck one's transfer too
+
+    session.delete(session.get(LedgerEntry, stray.id))
+    session.commit()
+    assert sweep(utcnow()) == 1
+    _fresh(session)
+    assert {p.status for p in session.exec(select(Payout))} == {"paid"}
+    assert len(fake.transfers) == 4  # the same key: the same transfer, not a second one
+    keys = wire.keys("POST", "/v1/transfers")
+    assert len(keys) == 5 and keys.count(f"payout-{stuck_id}-try-0") == 2
+    assert _nets(session, world) == {"A": 0, "B": 0, "P": 0}
 
 
 # --- connected accounts ------------------------------------------------------------------
