@@ -104,7 +104,8 @@ def test_the_money_migration_keeps_what_rows_meant_and_refuses_to_lose_money(
         database_url: str) -> None:
     """0009: refunds and events from before keep their meaning (made in the app,
     applied, processed); a month's transfer above 32 bits fits; going down refuses
-    while a dashboard refund (no author) exists rather than dropping it."""
+    while a dashboard refund (no author) or an event waiting for its payment
+    exists rather than dropping it."""
     import pytest
     from sqlalchemy import text
 
@@ -161,6 +162,14 @@ def test_the_money_migration_keeps_what_rows_meant_and_refuses_to_lose_money(
             command.downgrade(config, "0008")
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM paymentrefund WHERE origin = 'dashboard'"))
+            conn.execute(text(  # a refund of a payment not known yet waits for it
+                "INSERT INTO stripeevent (event_id, type, status, waits_for, payload, "
+                "received_at) VALUES ('evt_waits', 'charge.refunded', 'parked', 'pi_new', "
+                ":payload, :now)"), {"payload": '{"payment_intent": "pi_new"}', "now": utcnow()})
+        with pytest.raises(RuntimeError, match="payments not known yet are parked"):
+            command.downgrade(config, "0008")
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM stripeevent WHERE event_id = 'evt_waits'"))
         command.downgrade(config, "0008")
         command.upgrade(config, "head")
         assert _drift(database_url) == []

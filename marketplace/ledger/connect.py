@@ -8,11 +8,14 @@ Webhook events are recorded by id before they act: a replayed or duplicated
 event finds its id taken and changes nothing.  An event of the other mode
 (test vs live key) is refused and not recorded.  Stripe does not promise order,
 and `created` has whole seconds, so `account.updated` is taken as "this
-account changed": its state is read from Stripe, never from the event.  One
-for an account we do not hold yet (Stripe announces it before our row
-commits) is parked and applied when the row appears, not dropped.  Events
-about a connected account's own objects (`account` set, other types) are not
-ours to apply to the platform's payments.
+account changed": its state is read from Stripe, never from the event.
+
+An event about something we do not hold yet is parked, not dropped, and
+applied when it appears: an account Stripe announces before our row commits,
+a checkout session before its payment's row, a refund or dispute of a charge
+whose payment intent we learn only from a `checkout.session.completed` still
+on its way.  Events about a connected account's own objects (`account` set,
+other types) are not ours to apply to the platform's payments.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -127,18 +130,36 @@ def _dispatch(session: Session, gateway: ConnectGateway, event: WebhookEvent, no
     if event.type == "account.updated":
         return _account_updated(session, gateway, event, now)
     if event.type in _CHECKOUT:
-        checkout_event(session, event.type, data, now)
+        known = checkout_event(session, event.type, data, now)
+        waits_for = data.get("id")
     elif event.type == "charge.succeeded" and data.get("payment_intent"):
         session.execute(update(JobPayment).where(
             col(JobPayment.payment_intent_id) == data.get("payment_intent"),
             col(JobPayment.charge_id).is_(None)).values(charge_id=data.get("id")))
+        return "processed"  # the charge is also read from Stripe when it is needed
     elif event.type == "charge.refunded":
-        charge_refunded(session, data, now)
+        known = charge_refunded(session, data, now)
+        waits_for = data.get("payment_intent")
     elif event.type in _DISPUTES:
-        dispute_event(session, event.type, data, now)
+        known = dispute_event(session, event.type, data, now)
+        waits_for = data.get("payment_intent")
     else:
         return "ignored"
-    return "processed"
+    if known:
+        return "processed"
+    if not waits_for:  # no payment intent: not a charge of a Checkout Session of ours
+        return "ignored"
+    return _park(session, event, str(waits_for), dict(data))
+
+
+def _park(session: Session, event: WebhookEvent, waits_for: str,
+          payload: dict[str, Any] | None = None) -> str:
+    """Keep the event until `waits_for` (a Stripe id) appears; its object if it is needed
+    then (an account's state is read from Stripe instead)."""
+    session.execute(update(StripeEvent).where(col(StripeEvent.event_id) == event.id)
+                    .values(status="parked", waits_for=waits_for, payload=payload))
+    log.info("stripe event %s (%s) waits for %s: parked", event.id, event.type, waits_for)
+    return "parked"
 
 
 def _account_updated(session: Session, gateway: ConnectGateway, event: WebhookEvent,
@@ -150,11 +171,8 @@ def _account_updated(session: Session, gateway: ConnectGateway, event: WebhookEv
         return "ignored"
     row = session.exec(select(ConnectedAccount).where(
         ConnectedAccount.account_id == account_id)).first()
-    if row is None:
-        session.execute(update(StripeEvent).where(col(StripeEvent.event_id) == event.id)
-                        .values(status="parked", account_id=account_id))
-        log.info("account.updated %s for account %s not held yet; parked", event.id, account_id)
-        return "parked"
+    if row is None:  # onboarding, or the sweep, applies it once the row is there
+        return _park(session, event, account_id)
     _refresh(session, gateway, row, now)
     return "processed"
 
@@ -168,10 +186,11 @@ def _refresh(session: Session, gateway: ConnectGateway, row: ConnectedAccount, n
 
 
 def apply_due_parked(session: Session, gateway: ConnectGateway, now: datetime) -> int:
-    """Scheduler: parked events whose account row has appeared since (onboarding missed
-    them because they committed a moment after it looked)."""
-    waiting = session.exec(select(StripeEvent.account_id).join(
-        ConnectedAccount, col(ConnectedAccount.account_id) == StripeEvent.account_id)
+    """Scheduler: parked events whose account or payment has appeared since (onboarding
+    missed them because they committed a moment after it looked; a payment's
+    intent is learnt from its checkout session's event)."""
+    waiting = session.exec(select(StripeEvent.waits_for).join(
+        ConnectedAccount, col(ConnectedAccount.account_id) == StripeEvent.waits_for)
         .where(StripeEvent.status == "parked").distinct()).all()
     done = 0
     for account_id in waiting:
@@ -180,14 +199,43 @@ def apply_due_parked(session: Session, gateway: ConnectGateway, now: datetime) -
         except GatewayError as error:
             session.rollback()
             log.warning("parked events of %s wait: %s", account_id, error.reason)
+    payments_known = session.exec(select(StripeEvent.event_id).join(
+        JobPayment, or_(col(JobPayment.payment_intent_id) == StripeEvent.waits_for,
+                        col(JobPayment.checkout_session_id) == StripeEvent.waits_for))
+        .where(StripeEvent.status == "parked")
+        .order_by(col(StripeEvent.received_at), col(StripeEvent.event_id))).all()
+    for event_id in dict.fromkeys(payments_known):  # in the order they came
+        try:
+            done += _apply_parked_event(session, gateway, event_id, now)
+        except Exception:  # the others still go; this one is tried again next time
+            session.rollback()
+            log.exception("parked stripe event %s not applied", event_id)
     return done
+
+
+def _apply_parked_event(session: Session, gateway: ConnectGateway, event_id: str,
+                        now: datetime) -> int:
+    """Apply one parked payment event as if it came now, once (the claim is the guard)."""
+    event_type, payload = session.exec(select(StripeEvent.type, StripeEvent.payload).where(
+        StripeEvent.event_id == event_id)).one()
+    claimed = session.execute(update(StripeEvent).where(
+        col(StripeEvent.event_id) == event_id, col(StripeEvent.status) == "parked")
+        .values(status="processed", payload=None))
+    if claimed.rowcount != 1 or payload is None:  # type: ignore[attr-defined]
+        session.rollback()  # applied meanwhile by another sweep
+        return 0
+    outcome = _dispatch(session, gateway, WebhookEvent(
+        id=event_id, type=event_type, livemode=False, account=None, data=payload), now)
+    session.commit()
+    log.info("parked stripe event %s (%s) applied: %s", event_id, event_type, outcome)
+    return int(outcome == "processed")
 
 
 def apply_parked(session: Session, gateway: ConnectGateway, account_id: str, now: datetime
                  ) -> int:
     """Apply the events that came before the account's row: read its state once."""
     parked = session.exec(select(StripeEvent.event_id).where(
-        StripeEvent.account_id == account_id, StripeEvent.status == "parked")).all()
+        StripeEvent.waits_for == account_id, StripeEvent.status == "parked")).all()
     row = session.exec(select(ConnectedAccount).where(
         ConnectedAccount.account_id == account_id)).first()
     if not parked or row is None:

@@ -38,18 +38,24 @@ _WON = {"won", "warning_closed"}  # warning_closed: an inquiry closed without a 
 
 
 def dispute_event(session: Session, event_type: str, dispute: Mapping[str, Any],
-                  now: datetime) -> None:
-    """Webhook: charge.dispute.created / .closed (others only update Stripe's side)."""
+                  now: datetime) -> bool:
+    """Webhook: charge.dispute.created / .closed (others only update Stripe's side).
+
+    False (nothing done) while no payment of ours has the disputed charge's payment
+    intent: the event is parked until one has.
+    """
     intent = dispute.get("payment_intent")
     payment = locked_payment(session, JobPayment.payment_intent_id == intent) if intent else None
     if payment is None:
-        log.info("%s for unknown charge %s ignored", event_type, dispute.get("charge"))
-        return
+        log.info("%s for unknown charge %s (payment intent %s)", event_type,
+                 dispute.get("charge"), intent)
+        return False
     row = _dispute_row(session, payment, dispute, now)
     if row is None:
-        return
+        return True
     if event_type == "charge.dispute.closed" or dispute.get("status") in (_WON | {"lost"}):
         _close(session, row, str(dispute.get("status")), now)
+    return True
 
 
 def _dispute_row(session: Session, payment: JobPayment, dispute: Mapping[str, Any],

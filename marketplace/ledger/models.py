@@ -12,8 +12,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Integer,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from marketplace.db import UTCDateTime
@@ -137,15 +146,20 @@ class ConnectedAccount(SQLModel, table=True):
 class StripeEvent(SQLModel, table=True):
     """A webhook event already processed: Stripe retries and replays, we act once.
 
-    An `account.updated` for an account we do not hold yet (its row commits a
-    moment after Stripe announces it) is kept as "parked" with its account id
-    and applied when the account row appears.
+    An event about something we do not hold yet is kept as "parked" with the
+    Stripe id it waits for, and applied when that appears: an `account.updated`
+    for an account whose row commits a moment after Stripe announces it
+    (`acct_...`; its state is read from Stripe then), or a payment's event --
+    a checkout session's (`cs_...`), a refund or dispute of a charge whose
+    payment intent we have not learnt yet (`pi_...`) -- whose object is kept
+    in `payload` until it is applied.
     """
 
     event_id: str = Field(max_length=255, primary_key=True)
     type: str = Field(max_length=100)
     status: str = Field(default="processed", max_length=10)  # processed | parked
-    account_id: str | None = Field(default=None, max_length=64, index=True)
+    waits_for: str | None = Field(default=None, max_length=255, index=True)
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 

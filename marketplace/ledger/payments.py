@@ -156,13 +156,17 @@ def request_payment(session: Session, actor: User, job_id: int, gateway: Payment
 
 
 def checkout_event(session: Session, event_type: str, data: Mapping[str, Any],
-                   now: datetime) -> None:
-    """Webhook: a Checkout Session completed, or its delayed payment cleared or failed."""
+                   now: datetime) -> bool:
+    """Webhook: a Checkout Session completed, or its delayed payment cleared or failed.
+
+    False (nothing done) for a session we hold no payment for (yet): the event is
+    parked until one appears.
+    """
     payment = session.exec(select(JobPayment).where(
         JobPayment.checkout_session_id == data.get("id"))).first()
     if payment is None:
-        log.info("%s for unknown session %s ignored", event_type, data.get("id"))
-        return
+        log.info("%s for unknown session %s", event_type, data.get("id"))
+        return False
     if event_type == "checkout.session.async_payment_failed":
         _delayed_payment_failed(session, payment, now)
     elif data.get("payment_status") in ("paid", "no_payment_required"):
@@ -172,6 +176,7 @@ def checkout_event(session: Session, event_type: str, data: Mapping[str, Any],
             col(JobPayment.id) == payment.id, col(JobPayment.status) == PaymentStatus.OPEN)
             .values(status=PaymentStatus.PROCESSING.value,
                     payment_intent_id=data.get("payment_intent")))
+    return True
 
 
 def _delayed_payment_failed(session: Session, payment: JobPayment, now: datetime) -> None:

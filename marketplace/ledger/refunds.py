@@ -211,17 +211,23 @@ def _refused(session: Session, gateway: RefundGateway, row: PaymentRefund,
     session.commit()
 
 
-def charge_refunded(session: Session, charge: Mapping[str, Any], now: datetime) -> None:
-    """Webhook: the charge's refunds changed; record what the dashboard refunded."""
+def charge_refunded(session: Session, charge: Mapping[str, Any], now: datetime) -> bool:
+    """Webhook: the charge's refunds changed; record what the dashboard refunded.
+
+    False (nothing done) while no payment of ours has the charge's payment intent:
+    the event is parked until one has.
+    """
     intent = charge.get("payment_intent")
     payment = locked_payment(session, JobPayment.payment_intent_id == intent) if intent else None
     if payment is None:
-        log.info("charge.refunded for unknown charge %s ignored", charge.get("id"))
-        return
+        log.info("charge.refunded for unknown charge %s (payment intent %s)", charge.get("id"),
+                 intent)
+        return False
     payment.charge_id = payment.charge_id or charge.get("id")
     session.add(payment)
     _record_beyond(session, payment, int(charge.get("amount_refunded") or 0),
                    _latest_refund_id(charge), now)
+    return True
 
 
 def _record_beyond(session: Session, payment: JobPayment, stripe_total: int, refund_id: str,

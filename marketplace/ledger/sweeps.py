@@ -3,8 +3,8 @@
 One task, every 30 s, with the gateway this process installed at start-up
 (none in offline ledger mode): job payouts, approved months' transfers,
 refunds whose answer was lost, reversals not agreed yet, and refunds or
-disputes that arrived before the job's payouts existed, and account events
-that arrived before the account's row.
+disputes that arrived before the job's payouts existed, and webhook events
+that arrived before the account or payment they are about.
 """
 
 from __future__ import annotations

@@ -667,6 +667,102 @@ def test_a_dispute_holds_each_partys_part_until_it_is_decided(
     assert sweep(utcnow()) == 0
 
 
+# --- events before the payment they are about -------------------------------------------
+
+
+def test_a_dashboard_refund_announced_before_the_payment_is_known_is_applied_once_it_is(
+        stripe_client: FlaskClient, session: Session, jobs_world: World, fake: FakeStripe,
+        gateway: StripeGateway, sweep: Callable[[datetime], int]) -> None:
+    """Stripe does not promise order: the charge is refunded in the dashboard and its
+    `charge.refunded` arrives before `checkout.session.completed`, which tells us the
+    payment intent.  The event is parked, not dropped, and taken back exactly once."""
+    world = jobs_world
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    job, contract = _job(session, world)
+    checkout = _ask(session, world, job, gateway).checkout_session_id
+    [completed] = fake.pay(checkout)
+    intent = str(fake.sessions[checkout]["payment_intent"])
+    refunded = fake.refund_in_dashboard(intent, REFUND)
+    assert _deliver(stripe_client, refunded) == "parked"
+    assert _deliver(stripe_client, replayed(refunded)) == "duplicate"
+    _fresh(session)
+    parked = session.get(StripeEvent, refunded["id"])
+    assert parked is not None and (parked.status, parked.waits_for) == ("parked", intent)
+    assert _count(session, PaymentRefund) == 0
+    assert sweep(utcnow()) == 0  # still no payment with that intent
+
+    assert _deliver(stripe_client, completed) == "processed"
+    _fresh(session)
+    _confirm(session, world, job)
+    sweep(utcnow())  # the payouts, then the parked refund: its reversals wait their turn
+    sweep(utcnow())
+    _fresh(session)
+    assert session.get(StripeEvent, refunded["id"]).status == "processed"  # type: ignore[union-attr]
+    assert [(r.origin, r.amount_minor, r.applied) for r in session.exec(
+        select(PaymentRefund))] == [("dashboard", REFUND, True)]
+    assert _payment(session, contract).refunded_minor == REFUND
+    assert _reversed_at_stripe(fake, session, world) == REFUND_BACK
+    assert _entries(session, world, EntrySource.JOB_REFUND) == [
+        ("A", "P", REFUND_BACK["A"]), ("B", "P", REFUND_BACK["B"])]
+    assert sweep(utcnow()) == 0
+    assert _deliver(stripe_client, replayed(refunded)) == "duplicate"
+    assert _count(session, PaymentRefund) == 1
+    assert _nets(session, world) == {"A": 0, "B": 0, "P": 0}
+
+
+def test_a_dispute_and_a_payment_announced_before_their_rows_are_applied_once_they_exist(
+        stripe_client: FlaskClient, session: Session, jobs_world: World, fake: FakeStripe,
+        gateway: StripeGateway, sweep: Callable[[datetime], int]) -> None:
+    """The checkout session is paid (and then disputed) before the payment's row commits:
+    both events wait for the row, in the order they came."""
+    world = jobs_world
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    job, contract = _job(session, world)
+    assert contract.id is not None
+    # The session exists at Stripe; the app's row for it has not committed yet.
+    checkout, _url = gateway.create_checkout(contract.id, contract.value_minor,
+                                             contract.currency, job.title,
+                                             "http://localhost/ok", "http://localhost/no")
+    [completed] = fake.pay(checkout)
+    intent = str(fake.sessions[checkout]["payment_intent"])
+    opened = fake.open_dispute(str(fake.payment_intents[intent]["latest_charge"]), DISPUTED)
+    assert _deliver(stripe_client, completed) == "parked"
+    assert _deliver(stripe_client, opened) == "parked"
+    assert sweep(utcnow()) == 0
+
+    assert _ask(session, world, job, gateway).checkout_session_id == checkout  # the row
+    assert sweep(utcnow()) == 1  # the payment, whose intent the dispute waits for
+    assert _payment(session, contract).status == "paid"
+    _fresh(session)
+    _confirm(session, world, job)
+    sweep(utcnow())  # the payouts, the dispute's row (held once the payouts exist)
+    sweep(utcnow())
+    assert {e.status for e in session.exec(select(StripeEvent))} == {"processed"}
+    assert _entries(session, world, EntrySource.DISPUTE_HOLD) == [
+        ("A", "P", DISPUTE_HELD["A"]), ("B", "P", DISPUTE_HELD["B"])]
+    assert sorted(t["amount"] for t in fake.transfers.values()) == sorted([SHARE, REFERRAL])
+    assert sweep(utcnow()) == 0
+    assert len(_entries(session, world, EntrySource.DISPUTE_HOLD)) == 2
+
+
+def test_a_charge_of_someone_elses_checkout_is_acknowledged_and_changes_nothing(
+        stripe_client: FlaskClient, session: Session, jobs_world: World, fake: FakeStripe,
+        gateway: StripeGateway) -> None:
+    """A refund of a charge made without a payment intent is none of our payments'."""
+    world = jobs_world
+    _enable_payouts(session, gateway, world.owner_a, world.owner_b)
+    job, _contract = _job(session, world)
+    checkout = _ask(session, world, job, gateway).checkout_session_id
+    fake.pay(checkout)
+    charge = str(fake.payment_intents[str(fake.sessions[checkout]["payment_intent"])]
+                 ["latest_charge"])
+    theirs = event_like(fake.charge_event(charge, "charge.refunded"),
+                        object_changes={"payment_intent": None, "amount_refunded": 100})
+    assert _deliver(stripe_client, theirs) == "ignored"
+    _fresh(session)
+    assert session.get(StripeEvent, theirs["id"]).status == "processed"  # type: ignore[union-attr]
+
+
 # --- the sweep ----------------------------------------------------------------------------
 
 
@@ -731,7 +827,7 @@ def test_an_update_for_an_account_not_held_yet_is_parked_then_applied(
     assert _deliver(stripe_client, replayed(updated)) == "duplicate"
     _fresh(session)
     parked = session.get(StripeEvent, updated["id"])
-    assert parked is not None and (parked.status, parked.account_id) == ("parked", account_id)
+    assert parked is not None and (parked.status, parked.waits_for) == ("parked", account_id)
     assert session.exec(select(ConnectedAccount)).all() == []
 
     login(stripe_client, world.owner_a)  # the set-up finishes: the row, then the parked event
