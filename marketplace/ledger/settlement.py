@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -193,16 +194,19 @@ def draft_due(session: Session, now: datetime) -> int:
     return drafted
 
 
-def _require_open(session: Session, cluster: Cluster, month: str, now: datetime) -> None:
+def _require_open(session: Session, cluster: Cluster, month: str, now: datetime) -> str:
+    """The cluster's currency, read under its lock, once `month` is open for an entry."""
     # Share the cluster's lock until the entry is committed, so an approval running
-    # meanwhile waits and then settles the entry with the rest of the month.
-    lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
+    # meanwhile waits and then settles the entry with the rest of the month; the
+    # settings are read under it too, not from the row read before it was taken.
+    timezone, currency = lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
     settlement = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
     if settlement is not None and settlement.status == SettlementStatus.APPROVED:
         raise Conflict("month_locked", N_("This month is settled and locked. Add the "
                                           "correction to the current month instead."))
-    if month > current_month(cluster, now):
+    if month > now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m"):
         raise Conflict("month_in_future", N_("That month has not started yet."))
+    return currency
 
 
 def add_adjustment(session: Session, actor: User, month: str, member_id: int,
@@ -228,14 +232,14 @@ def add_adjustment(session: Session, actor: User, month: str, member_id: int,
     if errors:
         raise ValidationError("invalid_adjustment", N_("Some fields need your attention."),
                               fields=errors)
-    _require_open(session, cluster, month, now)
+    currency = _require_open(session, cluster, month, now)
     number = session.exec(select(func.coalesce(func.max(LedgerEntry.source_id), 0)).where(
         LedgerEntry.cluster_id == cluster.id,
         LedgerEntry.source == EntrySource.ADJUSTMENT.value)).one() + 1
     payer, payee = (None, member_id) if amount_minor > 0 else (member_id, None)
     entry = record(session, cluster, EntrySource.ADJUSTMENT, number, payer, payee,
                    abs(amount_minor), now, memo=reason.strip(), month=month,
-                   currency=cluster.currency, created_by_id=actor.id)
+                   currency=currency, created_by_id=actor.id)
     assert entry is not None
     try:
         session.commit()

@@ -24,7 +24,7 @@ from marketplace.errors import Conflict, ValidationError
 from marketplace.ledger import service as ledger
 from marketplace.ledger import settlement
 from marketplace.ledger.models import LedgerEntry, SettlementTransfer
-from tests.conftest import login
+from tests.conftest import invite_member, login, own_session
 from tests.equipment.conftest import at
 from tests.ledger.conftest import JULY_2, Ledger, all_entries, handoff_job
 
@@ -103,6 +103,26 @@ def test_an_entry_in_another_currency_than_the_clusters_is_refused(session: Sess
         ledger.record(session, cluster, ledger.EntrySource.ADJUSTMENT, 99, lw.a, None, 100,
                       APPROVED_AT, currency="EUR")
     session.rollback()
+
+
+def test_an_adjustment_takes_the_currency_the_cluster_has_when_it_is_written(
+        session: Session, database_url: str) -> None:
+    """A cluster without money switches to EUR while the coordinator's adjustment is on
+    its way (here: the coordinator's session read the cluster before the switch
+    committed).  The entry is in the currency read under the cluster's lock."""
+    cluster, coordinator = clusters.create_cluster(
+        session, clusters.ClusterSettings("Fresh", "CAD", "en_CA", "America/Toronto"),
+        "New coordinator", "new@fresh.test", "correct horse battery staple", APPROVED_AT)
+    owner = invite_member(session, coordinator, "Fresh Lawns", "owner@fresh.test")
+    assert owner.member_id is not None and cluster.currency == "CAD"
+    with own_session(database_url) as other:  # the switch commits meanwhile
+        clusters.update_cluster(other, other.get(User, coordinator.id),  # type: ignore[arg-type]
+                                _settings(cluster, currency="EUR"))
+    entry = settlement.add_adjustment(session, coordinator, JUNE, owner.member_id, 2_500,
+                                      "Fuel for the shared mower", APPROVED_AT)
+    assert entry.currency == "EUR"
+    session.expire_all()
+    assert {e.currency for e in all_entries(session)} == {"EUR"}
 
 
 # --- time zone after an approval ---------------------------------------------------------
