@@ -1,4 +1,4 @@
-"""The copy of a photo pages show: small, upright, without metadata; the original kept."""
+"""The copy of a photo pages show: small, upright, without metadata; the full size kept."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def test_the_copy_is_small_upright_and_without_metadata(tmp_path: Path) -> None:
         assert copy.size == (DISPLAY_EDGE * 3 // 4, DISPLAY_EDGE)  # turned: portrait now
         assert not copy.getexif()
     assert shown.path.stat().st_size < len(sent) / 10
-    assert (tmp_path / name).read_bytes() == sent  # the original stays as it was sent
+    with Image.open(tmp_path / name) as kept:  # full size, upright, nothing else
+        assert kept.size == (3024, 4032) and not kept.getexif()
 
 
 def test_the_copy_is_made_once(tmp_path: Path) -> None:
@@ -67,7 +68,7 @@ def test_a_missing_or_broken_photo_shows_nothing(tmp_path: Path) -> None:
     assert display_copy(tmp_path, "b" * 32 + ".png") is None
 
 
-def test_the_machine_page_shows_the_copy_and_links_the_original(
+def test_the_machine_page_shows_the_copy_and_links_the_full_size(
         client: FlaskClient, session: Session, world: World, tmp_path: Path) -> None:
     sent = phone_photo()
     name = store_photo(sent, tmp_path / "uploads" / "equipment")  # the app's UPLOAD_DIR
@@ -82,7 +83,10 @@ def test_the_machine_page_shows_the_copy_and_links_the_original(
     shown = client.get(shown_url)
     assert shown.mimetype == "image/webp" and len(shown.get_data()) < len(sent) / 10
     full = client.get(full_url.replace("&amp;", "&"))
-    assert full.mimetype == "image/jpeg" and full.get_data() == sent
+    stored = (tmp_path / "uploads" / "equipment" / name).read_bytes()
+    assert full.mimetype == "image/jpeg" and full.get_data() == stored
+    with Image.open(io.BytesIO(full.get_data())) as served:
+        assert served.size == (3024, 4032) and not served.getexif()
 
 
 def test_a_decompression_bomb_is_refused_as_bad_input() -> None:
