@@ -9,7 +9,8 @@ sent: a phone writes where a picture was taken (the machine's yard, the crew's
 position at check-out), its make and serial number and sometimes a thumbnail
 into the file, and members of the cluster see each other's photos.  The stored
 photo is upright, full size, in the format sent, with nothing but its pixels
-and colour profile.
+and colour profile.  Photos stored before that are scrubbed the same way the
+first time they are served (`full_size`), so no response carries metadata.
 
 Pages show a smaller copy (`display_copy`): a phone photo is 3 to 5 MB and
 4 000 px wide, which on a crew's weak signal is many seconds of a machine or
@@ -20,6 +21,7 @@ linked: a check-out photo is evidence of the machine's condition.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import secrets
 import struct
@@ -29,6 +31,8 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from marketplace.errors import N_, ValidationError
+
+log = logging.getLogger(__name__)
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
 # Re-encoding holds the decoded picture twice (as sent, then turned upright): about
@@ -43,7 +47,7 @@ MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 DISPLAY_EDGE = 1024
 DISPLAY_QUALITY = 75  # WebP: about 50-150 KB for a phone photo at DISPLAY_EDGE
 # Decoding more pixels than this (after JPEG's draft scaling) would cost the server
-# hundreds of MB of memory; such a picture is shown as it is stored.
+# hundreds of MB of memory; such a picture is shown at full size.
 DISPLAY_MAX_SOURCE_PIXELS = 40_000_000
 
 _NOT_A_PICTURE = N_("That file is not a picture. Send a JPEG, PNG or WebP photo.")
@@ -148,11 +152,78 @@ def is_stored_name(name: str) -> bool:
             and extension in MEDIA_TYPES)
 
 
+# --- is a stored file clean? -------------------------------------------------------------
+# Read from the file's structure, not by decoding it: cheap enough for every request
+# for a full-size photo, and it sees what a decoder skips (PNG text after the pixels,
+# a video or a second picture appended after a JPEG's end).  Only the parts
+# `_reencoded` writes count as clean, so a file it wrote is never written again.
+
+_JPEG_KEPT_APPS = {0xE0: b"JFIF\0", 0xE2: b"ICC_PROFILE\0", 0xEE: b"Adobe"}
+_PNG_KEPT = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND", b"iCCP", b"gAMA", b"cHRM",
+             b"sRGB", b"sBIT"}
+_WEBP_KEPT = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP"}
+_WEBP_METADATA_FLAGS = 0x08 | 0x04 | 0x02  # VP8X: EXIF, XMP, animation
+
+
 class _Malformed(Exception):
     """The file does not have the structure its extension says."""
 
 
-_WEBP_METADATA_FLAGS = 0x08 | 0x04 | 0x02  # VP8X: EXIF, XMP, animation
+def _jpeg_clean(data: bytes) -> bool:
+    if data[:2] != b"\xff\xd8":
+        raise _Malformed
+    at = 2
+    while True:
+        if at >= len(data) or data[at] != 0xFF:
+            raise _Malformed
+        while at < len(data) and data[at] == 0xFF:  # fill bytes before a marker
+            at += 1
+        if at >= len(data):
+            raise _Malformed
+        marker, at = data[at], at + 1
+        if marker == 0xD9:  # end of image: nothing may follow
+            return at == len(data)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length
+            continue
+        if at + 2 > len(data):
+            raise _Malformed
+        (length,) = struct.unpack_from(">H", data, at)
+        segment = data[at + 2:at + length]
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:  # APPn, comment
+            kept = _JPEG_KEPT_APPS.get(marker)
+            if kept is None or not segment.startswith(kept):
+                return False
+        at += length
+        if marker == 0xDA:  # a scan: coded data up to the next marker
+            while True:
+                at = data.find(b"\xff", at)
+                if at < 0 or at + 1 >= len(data):
+                    raise _Malformed
+                following = data[at + 1]
+                if following == 0 or 0xD0 <= following <= 0xD7:  # stuffed byte, restart
+                    at += 2
+                elif following == 0xFF:
+                    at += 1
+                else:
+                    break
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise _Malformed
+    kinds: list[bytes] = []
+    at = 8
+    while at < len(data):
+        if at + 12 > len(data):
+            raise _Malformed
+        length, kind = struct.unpack_from(">I4s", data, at)
+        kinds.append(kind)
+        at += 12 + length
+        if kind == b"IEND":
+            if at != len(data):
+                kinds.append(b"(after IEND)")
+            break
+    return kinds
 
 
 def _webp_chunks(data: bytes) -> list[bytes]:
@@ -171,6 +242,19 @@ def _webp_chunks(data: bytes) -> list[bytes]:
     return kinds
 
 
+def carries_metadata(data: bytes, extension: str) -> bool:
+    """Whether a stored file holds anything but pixels and how to show them (also True
+    when it is not a well-formed file of its kind: then only re-encoding can tell)."""
+    try:
+        if extension == "jpg":
+            return not _jpeg_clean(data)
+        if extension == "png":
+            return not set(_png_chunks(data)) <= _PNG_KEPT
+        return not set(_webp_chunks(data)) <= _WEBP_KEPT
+    except (_Malformed, struct.error, IndexError):
+        return True
+
+
 @dataclass(frozen=True)
 class Rendition:
     """A file to show for a stored photo: where it is, its media type, its pixel size."""
@@ -181,6 +265,46 @@ class Rendition:
     height: int
 
 
+def full_size(directory: Path, name: str) -> Rendition | None:
+    """Stored photo `name` at full size, without metadata; None when it is gone or
+    cannot be made clean (then it is never sent as it is).
+
+    A photo stored before uploads were re-encoded still carries what the phone
+    wrote: it is re-encoded in place the first time it is asked for, as
+    `store_photo` would have, and written to a temporary file and renamed.  A
+    clean file is left alone, so this is done once; requests racing on the first
+    time each re-encode the file as sent (never a copy already re-encoded) and
+    the last rename wins with the same bytes.
+    """
+    path = directory / name
+    extension = name.rpartition(".")[2]
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if carries_metadata(data, extension):
+        try:
+            data, kind = _reencoded(data)
+        except ValidationError:
+            log.warning("photo %s carries metadata and cannot be re-encoded: not served",
+                        path)
+            return None
+        if kind != extension:
+            log.warning("photo %s is not the %s its name says: not served", path, extension)
+            return None
+        try:
+            _write_whole(path, data)
+        except OSError:
+            log.exception("photo %s could not be scrubbed in place: not served", path)
+            return None
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return Rendition(path, MEDIA_TYPES[extension], width, height)
+
+
 def display_copy(directory: Path, name: str) -> Rendition | None:
     """The copy of stored photo `name` that pages show; None when the photo is gone.
 
@@ -189,7 +313,8 @@ def display_copy(directory: Path, name: str) -> Rendition | None:
     WebP.  Made on first use and kept under `directory/display/` (stored names
     are random, so a copy never goes stale); written to a temporary file and
     renamed, so two requests making it at once cannot leave a torn file.  A
-    picture that cannot be made smaller is shown as it was sent.
+    picture that cannot be made smaller is shown at full size (`full_size`:
+    without metadata too).
     """
     original = directory / name
     copy = directory / "display" / f"{name.partition('.')[0]}.webp"
@@ -199,14 +324,16 @@ def display_copy(directory: Path, name: str) -> Rendition | None:
                 return Rendition(copy, MEDIA_TYPES["webp"], *shown.size)
         with Image.open(original) as image:
             image.draft("RGB", (DISPLAY_EDGE, DISPLAY_EDGE))  # JPEG decodes at 1/2..1/8 size
-            as_sent = Rendition(original, MEDIA_TYPES[name.rpartition(".")[2]], *image.size)
             if image.width * image.height > DISPLAY_MAX_SOURCE_PIXELS:
-                return as_sent
-            upright = ImageOps.exif_transpose(image)
-            upright.thumbnail((DISPLAY_EDGE, DISPLAY_EDGE))
-            upright = upright.convert("RGBA" if upright.has_transparency_data else "RGB")
+                upright = None
+            else:
+                upright = ImageOps.exif_transpose(image)
+                upright.thumbnail((DISPLAY_EDGE, DISPLAY_EDGE))
+                upright = upright.convert("RGBA" if upright.has_transparency_data else "RGB")
     except (OSError, ValueError, KeyError, Image.DecompressionBombError):
         return None
+    if upright is None:
+        return full_size(directory, name)
     copy.parent.mkdir(parents=True, exist_ok=True)
     partial = copy.with_name(f"{copy.name}.{secrets.token_hex(4)}.part")
     try:
@@ -214,5 +341,5 @@ def display_copy(directory: Path, name: str) -> Rendition | None:
         os.replace(partial, copy)
     except OSError:
         partial.unlink(missing_ok=True)
-        return as_sent
+        return full_size(directory, name)
     return Rendition(copy, MEDIA_TYPES["webp"], *upright.size)

@@ -55,9 +55,9 @@ from marketplace.equipment.forms import (
 )
 from marketplace.equipment.models import Booking, Equipment
 from marketplace.equipment.photos import (
-    MEDIA_TYPES,
     Rendition,
     display_copy,
+    full_size,
     is_stored_name,
     store_photo,
 )
@@ -381,14 +381,15 @@ def photo(equipment_id: int) -> ResponseReturnValue:
 
 
 def _send_photo(name: str) -> Response:
-    """The smaller copy pages show; the photo as it was sent with `?size=full`."""
+    """The smaller copy pages show; the full-size photo with `?size=full`.  Both
+    without metadata (an old upload is scrubbed on its first full-size serve)."""
     if request.args.get("size") == "full":
-        path, media_type = _photo_dir() / name, MEDIA_TYPES[name.rsplit(".", 1)[-1]]
+        shown = full_size(_photo_dir(), name)
     else:
         shown = display_copy(_photo_dir(), name)
-        if shown is None:
-            abort(404)
-        path, media_type = shown.path, shown.media_type
+    if shown is None:
+        abort(404)
+    path, media_type = shown.path, shown.media_type
     response = send_from_directory(path.parent, path.name, mimetype=media_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response

@@ -1,14 +1,17 @@
 """No photo response carries metadata: where a phone was, what it was, what was written.
 
 Uploads are re-encoded upright without EXIF, GPS, XMP, comments or PNG text, and the
-bytes as sent never reach the disk.  Every check reads the served bytes and the files
-on disk.
+bytes as sent never reach the disk; photos stored before that are scrubbed the first
+time they are served.  Every check reads the served bytes and the files on disk.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +76,16 @@ def webp_with_exif() -> bytes:
     buffer = io.BytesIO()
     sideways().save(buffer, "WEBP", quality=95, exif=exif().tobytes(), xmp=XMP)
     return buffer.getvalue()
+
+
+def text_after_pixels(png: bytes) -> bytes:
+    """The PNG with one more tEXt chunk after its pixel data, where readers that stop
+    at the first IDAT never look."""
+    body = b"Comment\0" + PLACE.encode()
+    chunk = (struct.pack(">I", len(body)) + b"tEXt" + body
+             + struct.pack(">I", zlib.crc32(b"tEXt" + body)))
+    end = png.rindex(b"IEND") - 4
+    return png[:end] + chunk + png[end:]
 
 
 PHOTOS: dict[str, tuple[Callable[[], bytes], str]] = {
@@ -197,6 +210,46 @@ def test_the_full_size_keeps_format_resolution_and_pixels(tmp_path: Path) -> Non
             assert max(ImageStat.Stat(difference).mean) < 1
 
 
+def _saved(mode: str, kind: str, **options: object) -> bytes:
+    image = sideways().convert(mode)
+    if mode == "P":
+        options["transparency"] = 0
+    buffer = io.BytesIO()
+    image.save(buffer, kind, exif=exif(), **options)
+    return buffer.getvalue()
+
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+SENT_NOW = {
+    "jpeg-gray": lambda: _saved("L", "JPEG"),
+    "jpeg-cmyk": lambda: _saved("CMYK", "JPEG"),
+    "jpeg-progressive-srgb": lambda: _saved("RGB", "JPEG", progressive=True,
+                                            icc_profile=SRGB),
+    "png-bilevel": lambda: _saved("1", "PNG"),
+    "png-gray-alpha": lambda: _saved("LA", "PNG"),
+    "png-palette-transparent": lambda: _saved("P", "PNG"),
+    "png-16-bit": lambda: _saved("I;16", "PNG"),
+    "png-rgba-srgb": lambda: _saved("RGBA", "PNG", icc_profile=SRGB),
+    "webp-alpha": lambda: _saved("RGBA", "WEBP"),
+    "webp-lossless-srgb": lambda: _saved("RGB", "WEBP", lossless=True, icc_profile=SRGB),
+}
+
+
+@pytest.mark.parametrize("kind", SENT_NOW)
+def test_a_photo_stored_now_is_never_scrubbed_again(kind: str, tmp_path: Path) -> None:
+    """Whatever the kind of picture, what `store_photo` writes is what serving counts
+    as clean: it is never re-encoded again (each time would lose a little)."""
+    name = photos.store_photo(SENT_NOW[kind](), tmp_path)
+    stored = tmp_path / name
+    assert_no_metadata(stored.read_bytes())
+    assert not photos.carries_metadata(stored.read_bytes(), name.rpartition(".")[2])
+    written = stored.stat().st_mtime_ns
+    served = photos.full_size(tmp_path, name)
+    assert served is not None and served.path == stored and (served.width,
+                                                              served.height) == UPRIGHT
+    assert stored.stat().st_mtime_ns == written
+
+
 def test_a_picture_too_large_to_re_encode_is_refused_not_stored(tmp_path: Path) -> None:
     """A small file of very many pixels (51 megapixels of one colour) would take
     hundreds of MB to re-encode: refused with what to send, and nothing written."""
@@ -208,3 +261,83 @@ def test_a_picture_too_large_to_re_encode_is_refused_not_stored(tmp_path: Path) 
     assert "too many pixels" in refused.value.fields["photo"]
     assert not (tmp_path / "equipment").exists() or not any(
         (tmp_path / "equipment").iterdir())
+
+
+def old_upload(app: Flask, data: bytes, extension: str) -> str:
+    """A photo stored the way uploads were before re-encoding: the bytes as sent."""
+    name = f"{'0123456789abcdef' * 2}.{extension}"
+    directory = Path(app.config["UPLOAD_DIR"]) / "equipment"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_bytes(data)
+    return name
+
+
+OLD = {
+    "jpg": (jpeg_with_gps, "image/jpeg"),
+    "png": (lambda: text_after_pixels(png_with_text()), "image/png"),
+    "webp": (webp_with_exif, "image/webp"),
+}
+
+
+@pytest.mark.parametrize("extension", OLD)
+def test_a_photo_stored_before_is_scrubbed_when_first_served(
+        extension: str, app: Flask, client: FlaskClient, session: Session,
+        world: World) -> None:
+    make, media_type = OLD[extension]
+    name = old_upload(app, make(), extension)
+    machine = listings.list_machine(session, world.owner_a, draft(), utcnow(), name)
+    login(client, world.owner_b)
+    full = client.get(f"/equipment/{machine.id}/photo?size=full")
+    assert full.status_code == 200 and full.mimetype == media_type
+    assert_no_metadata(full.get_data())
+    assert_upright(full.get_data())
+    stored = Path(app.config["UPLOAD_DIR"]) / "equipment" / name
+    assert stored.read_bytes() == full.get_data()  # scrubbed in place
+    scrubbed_at = stored.stat().st_mtime_ns
+    again = client.get(f"/equipment/{machine.id}/photo?size=full")
+    assert again.get_data() == full.get_data()  # once: a clean file is left alone
+    assert stored.stat().st_mtime_ns == scrubbed_at
+    assert_served_clean(client, f"/equipment/{machine.id}/photo", media_type)
+    assert_clean_on_disk(app)
+
+
+def test_an_old_photo_shown_as_sent_is_scrubbed_first(
+        app: Flask, client: FlaskClient, session: Session, world: World,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture too big for a display copy is shown itself: scrubbed, never raw."""
+    monkeypatch.setattr(photos, "DISPLAY_MAX_SOURCE_PIXELS", 100)
+    name = old_upload(app, jpeg_with_gps(), "jpg")
+    machine = listings.list_machine(session, world.owner_a, draft(), utcnow(), name)
+    login(client, world.owner_a)
+    assert client.get(f"/equipment/{machine.id}").status_code == 200  # asks for the copy
+    shown = client.get(f"/equipment/{machine.id}/photo")
+    assert shown.status_code == 200 and shown.mimetype == "image/jpeg"
+    assert_no_metadata(shown.get_data())
+    assert_upright(shown.get_data())
+    assert_clean_on_disk(app)
+
+
+def test_an_old_photo_served_by_many_requests_at_once_is_scrubbed_once(
+        tmp_path: Path) -> None:
+    """Requests racing on the first serve each get a clean file and leave no partial
+    file behind; the photo on disk is the re-encoding of the one sent, not of a copy."""
+    data = jpeg_with_gps()
+    name = f"{'ab' * 16}.jpg"
+    (tmp_path / name).write_bytes(data)
+    with ThreadPoolExecutor(8) as pool:
+        served = list(pool.map(lambda _: photos.full_size(tmp_path, name), range(16)))
+    assert all(s is not None and s.path == tmp_path / name for s in served)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    stored = (tmp_path / name).read_bytes()
+    assert_no_metadata(stored)
+    assert_upright(stored)
+    reference = photos.store_photo(data, tmp_path / "again")
+    assert (tmp_path / "again" / reference).read_bytes() == stored
+
+
+def test_an_old_photo_that_cannot_be_cleaned_is_not_served(tmp_path: Path) -> None:
+    """A broken file is never sent as it is (it might carry its metadata all the same)."""
+    name = f"{'cd' * 16}.jpg"
+    (tmp_path / name).write_bytes(jpeg_with_gps()[:400])
+    assert photos.full_size(tmp_path, name) is None
+    assert photos.full_size(tmp_path, f"{'ef' * 16}.png") is None  # gone
