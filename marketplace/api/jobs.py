@@ -46,7 +46,8 @@ class JobOut(ResponseModel):
     status: str
     trades: list[str]
     locality: str
-    approx_lat: float
+    approx_lat: float = Field(description="The job's approximate point, drawn once at "
+                              "posting at least 1 km from the site.")
     approx_lng: float
     crew_days: int
     starts_on: date
@@ -55,7 +56,12 @@ class JobOut(ResponseModel):
     currency: str
     closes_at: Moment | None
     poster_member_id: int
-    distance_km: float | None
+    distance_km: float | None = Field(description="From the caller's base: to the site for "
+                                      "the poster and the winners; else to the approximate "
+                                      "point in whole km (see distance_precision).")
+    distance_precision: Literal["exact", "about", "under"] | None = Field(
+        description="exact: to the site; about: whole km to the approximate point; under: "
+                    "closer than distance_km to it.")
     awarded_member_id: int | None
     cancel_reason: str | None
     site_lat: float | None = None

@@ -25,7 +25,7 @@ from marketplace.clusters.agreements import (
 )
 from marketplace.clusters.models import Member, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
-from marketplace.geo import distance_km
+from marketplace.geo import coarse_km, distance_km
 from marketplace.jobs.models import JobTrade, OverflowJob
 
 
@@ -62,10 +62,21 @@ def _member_trades(session: Session, member_id: int) -> set[str]:
 
 
 def site_distance_km(member: Member, job: OverflowJob) -> float | None:
-    """How far the site is from the member's base, if the member set one."""
+    """How far the exact site is from the member's base, if the member set one: for the
+    eligibility rule, and for the poster and the winners, who know the site anyway."""
     if member.base_lat is None or member.base_lng is None:
         return None
     return distance_km(member.base_lat, member.base_lng, job.site_lat, job.site_lng)
+
+
+def partner_distance_km(member: Member, job: OverflowJob) -> tuple[int, str] | None:
+    """How far a partner is told the job is, with how to read it ("under" 2 km, "about"
+    n km): from the job's approximate point, in whole kilometres.  Never from the exact
+    site: a rival moving its own base would otherwise trilaterate the site (geo.py)."""
+    if member.base_lat is None or member.base_lng is None:
+        return None
+    return coarse_km(distance_km(member.base_lat, member.base_lng, job.approx_lat,
+                                 job.approx_lng))
 
 
 def _reasons(
@@ -107,11 +118,9 @@ def _reasons(
         reasons.append(
             Reason(
                 "outside_service_area",
-                N_(
-                    "The site is %(distance)s km from your base, beyond your "
-                    "%(radius)s km service area."
-                ),
-                {"distance": round(distance, 1), "radius": round(member.service_radius_km, 1)},
+                # No distance here: it is measured to the exact site (DESIGN: barrier).
+                N_("The site is beyond your %(radius)s km service area."),
+                {"radius": round(member.service_radius_km, 1)},
             )
         )
     if member.insurance_expires_on is None:

@@ -47,6 +47,10 @@ class OverflowJob(SQLModel, table=True):
     status: str = Field(default=JobStatus.OPEN.value, max_length=20, index=True)
     site_lat: float
     site_lng: float
+    #: What partners see of the location before award, drawn once at posting
+    #: (geo.approximate_point): stable, and at least geo.APPROX_MIN_KM from the site.
+    approx_lat: float
+    approx_lng: float
     locality: str = Field(max_length=120)
     address: str = Field(max_length=300)
     customer_name: str = Field(max_length=120)

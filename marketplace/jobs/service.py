@@ -26,13 +26,14 @@ from marketplace.clusters.models import Cluster, Member, Role, User
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.geo import approximate_point
 from marketplace.jobs.eligibility import (
     cluster_reasons,
     eligible_members,
     ineligibility_reasons,
+    partner_distance_km,
     reasons_per_job,
     require_eligible,
-    site_distance_km,
 )
 from marketplace.jobs.models import (
     Bid,
@@ -132,6 +133,7 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
     _validate(draft, now)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
+    approx_lat, approx_lng = approximate_point(draft.site_lat, draft.site_lng)
     job = OverflowJob(
         cluster_id=member.cluster_id,
         poster_member_id=member.id,
@@ -141,6 +143,8 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
         mode=draft.mode,
         site_lat=draft.site_lat,
         site_lng=draft.site_lng,
+        approx_lat=approx_lat,
+        approx_lng=approx_lng,
         locality=draft.locality.strip(),
         address=draft.address.strip(),
         customer_name=draft.customer_name.strip(),
@@ -363,7 +367,7 @@ def cancel_job(
 
 def board(
     session: Session, actor: User, now: datetime, trade: str | None = None, order: str = "newest"
-) -> list[tuple[OverflowJob, float | None]]:
+) -> list[tuple[OverflowJob, int | None]]:
     """Open jobs the actor's business could take, nearest or newest first."""
     member = acting_member(session, actor)
     query = select(OverflowJob).where(
@@ -377,7 +381,7 @@ def board(
         )
     jobs = list(session.exec(query))
     rows = [
-        (job, site_distance_km(member, job))
+        (job, coarse[0] if (coarse := partner_distance_km(member, job)) else None)
         for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now), strict=True)
         if not reasons
     ]

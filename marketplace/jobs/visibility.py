@@ -3,8 +3,9 @@
 Pages, JSON, Socket.IO payloads and exports all build their job data here.
 Rivals never get another member's bid amounts, and customer name, contact and
 exact address reach only the poster and, after award, the winning parties.
-Before award, partners see the locality and a location rounded to about a
-kilometre, plus how far it is from their own base.
+Before award, partners see the locality and the job's approximate point (at
+least a kilometre from the site, drawn once: geo.py), and how far that point is
+from their own base in whole kilometres.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import Member, User
-from marketplace.jobs.eligibility import site_distance_km, trades_of_jobs
+from marketplace.geo import APPROX_DECIMALS
+from marketplace.jobs.eligibility import partner_distance_km, site_distance_km, trades_of_jobs
 from marketplace.jobs.models import (
     Bid,
     BidShare,
@@ -25,8 +27,6 @@ from marketplace.jobs.models import (
     JobContract,
     OverflowJob,
 )
-
-_ROUNDING_DECIMALS = 2  # about 1.1 km of latitude
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def job_public(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
     return {
         "id": job.id, "title": job.title, "description": job.description, "mode": job.mode,
         "status": job.status, "trades": trades, "locality": job.locality,
-        "approx_lat": round(job.site_lat, _ROUNDING_DECIMALS),
-        "approx_lng": round(job.site_lng, _ROUNDING_DECIMALS),
+        "approx_lat": round(job.approx_lat, APPROX_DECIMALS),
+        "approx_lng": round(job.approx_lng, APPROX_DECIMALS),
         "crew_days": job.crew_days, "starts_on": job.starts_on.isoformat(),
         "ends_on": job.ends_on.isoformat(), "value_minor": job.value_minor,
         "currency": job.currency,
@@ -114,11 +114,17 @@ def _job_view(viewer: Viewer, job: OverflowJob, trades: list[str], parties: set[
               viewer_member: Member | None) -> dict[str, Any]:
     """The rule itself, on facts already loaded."""
     data = job_public(job, trades)
-    data["distance_km"] = None
-    if viewer_member is not None:
-        distance = site_distance_km(viewer_member, job)
-        data["distance_km"] = round(distance, 1) if distance is not None else None
-    if _sees_customer(viewer, job, parties):
+    data["distance_km"] = data["distance_precision"] = None
+    insider = _sees_customer(viewer, job, parties)
+    if viewer_member is not None and insider:  # knows the site: the distance to it
+        exact = site_distance_km(viewer_member, job)
+        if exact is not None:
+            data.update(distance_km=round(exact, 1), distance_precision="exact")
+    elif viewer_member is not None:  # a partner: from the approximate point, coarse
+        coarse = partner_distance_km(viewer_member, job)
+        if coarse is not None:
+            data.update(distance_km=coarse[0], distance_precision=coarse[1])
+    if insider:
         data.update(site_lat=job.site_lat, site_lng=job.site_lng, address=job.address,
                     customer_name=job.customer_name, customer_contact=job.customer_contact)
     data["awarded_member_id"] = job.awarded_member_id

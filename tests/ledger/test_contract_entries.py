@@ -131,7 +131,8 @@ def _contract(session: Session, lw: Ledger, partners: list[tuple[int, int]],
     job = OverflowJob(
         cluster_id=lw.world.cluster.id, poster_member_id=lw.a, posted_by_id=lw.world.owner_a.id,  # type: ignore[arg-type]
         title="Property job", description="", mode=JobMode.BID_WINDOW.value,
-        status=JobStatus.DONE.value, site_lat=43.65, site_lng=-79.38, locality="Annex",
+        status=JobStatus.DONE.value, site_lat=43.65, site_lng=-79.38, approx_lat=43.66,
+        approx_lng=-79.39, locality="Annex",
         address="1 Main St", customer_name="C", customer_contact="c", crew_days=1,
         starts_on=date(2026, 6, 10), ends_on=date(2026, 6, 11), value_minor=value,
         currency="CAD", created_at=NOW)

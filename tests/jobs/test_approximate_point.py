@@ -1,0 +1,180 @@
+"""A rival cannot find a job's site from its distances, however it moves its base.
+
+Partners get the job's approximate point (drawn once, at least 1 km from the
+site) and whole-kilometre distances from it; the exact site, and distances to
+it, reach only the poster and the winners.  Moves of a base are recorded and
+limited to a few a day."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from alembic import command
+from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, select
+
+from marketplace.cli import alembic_config
+from marketplace.clusters.base_moves import MOVES_PER_DAY, BaseLocationMove
+from marketplace.clusters.models import Member
+from marketplace.db import make_engine, session_scope, utcnow
+from marketplace.errors import ValidationError
+from marketplace.geo import (
+    APPROX_MAX_KM,
+    APPROX_MIN_KM,
+    approximate_point,
+    destination,
+    distance_km,
+)
+from marketplace.jobs import service
+from marketplace.jobs.models import OverflowJob
+from marketplace.jobs.visibility import job_for, viewer_of
+from tests.conftest import NOW, World, login
+from tests.jobs.conftest import SITE, give_profile, notifications
+from tests.test_migrations import _reset
+
+Post = Callable[..., OverflowJob]
+
+
+def _published(view: dict) -> tuple[float, float]:
+    return view["approx_lat"], view["approx_lng"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.floats(-80, 80), lng=st.floats(-180, 180), seed=st.integers(0, 2**32))
+def test_the_approximate_point_keeps_the_promised_distance(lat: float, lng: float,
+                                                           seed: int) -> None:
+    import random
+
+    point = approximate_point(lat, lng, random.Random(seed))
+    assert APPROX_MIN_KM <= distance_km(lat, lng, *point) <= APPROX_MAX_KM + 0.1
+
+
+def test_every_reader_gets_the_same_point_at_least_a_kilometre_off(
+        client: FlaskClient, session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    session.commit()
+    posted = notifications(session, "job.posted")[0].payload
+    views = [job_for(session, viewer_of(u), job) for u in
+             (jobs_world.owner_b, jobs_world.coordinator, jobs_world.owner_b)]
+    login(client, jobs_world.owner_b)
+    pages = [client.get(f"/jobs/{job.id}", headers={"Accept": "application/json"}).get_json()
+             ["job"] for _ in range(3)]
+    points = {_published(v) for v in (*views, *pages)} | {_published(posted)}
+    assert len(points) == 1  # stable: never re-drawn per request
+    assert distance_km(*SITE, *points.pop()) >= APPROX_MIN_KM
+
+
+def test_partners_get_whole_kilometres_from_the_point_insiders_the_site(
+        session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    partner = session.get(Member, jobs_world.member_b_id)
+    poster = session.get(Member, jobs_world.member_a_id)
+    seen = job_for(session, viewer_of(jobs_world.owner_b), job, partner)
+    assert seen["distance_precision"] in {"about", "under"}
+    assert isinstance(seen["distance_km"], int)
+    assert partner is not None and poster is not None
+    to_point = distance_km(partner.base_lat, partner.base_lng, job.approx_lat,  # type: ignore[arg-type]
+                           job.approx_lng)
+    assert seen["distance_km"] == max(2, round(to_point))
+    own = job_for(session, viewer_of(jobs_world.owner_a), job, poster)
+    assert own["distance_precision"] == "exact"
+    assert own["distance_km"] == round(distance_km(
+        poster.base_lat, poster.base_lng, *SITE), 1)  # type: ignore[arg-type]
+
+
+def test_a_rival_moving_its_base_cannot_trilaterate_the_site(
+        client: FlaskClient, session: Session, jobs_world: World, post: Post) -> None:
+    """B moves its base around the site (as often as the limit allows, day after day),
+    reads the job page's distance each time, and fits the best point to what it read.
+    That point is the approximate one, never the site."""
+    job = post()
+    session.commit()
+    login(client, jobs_world.owner_b)
+    readings: list[tuple[float, float, float]] = []
+    moves = [destination(*SITE, km, bearing) for km, bearing in
+             itertools.product((3.0, 6.0, 9.0), range(0, 360, 45))]
+    for i, base in enumerate(moves):
+        give_profile(session, jobs_world.owner_b, base=base,
+                     now=NOW + timedelta(days=1 + i // MOVES_PER_DAY))
+        session.commit()
+        shown = client.get(f"/jobs/{job.id}", headers={"Accept": "application/json"}
+                           ).get_json()["job"]
+        readings.append((*base, float(shown["distance_km"])))
+    grid = [destination(*SITE, km, bearing) for km in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5,
+                                                       1.75, 2.0)
+            for bearing in range(0, 360, 10)]
+    best = min(grid, key=lambda p: sum((distance_km(lat, lng, *p) - d) ** 2
+                                       for lat, lng, d in readings))
+    assert distance_km(*SITE, *best) >= 0.75, "the site was recovered from the distances"
+
+
+def test_the_reason_a_member_cannot_take_a_job_names_no_distance(
+        session: Session, jobs_world: World, post: Post) -> None:
+    job = post()
+    give_profile(session, jobs_world.owner_b, radius_km=1.0)
+    reasons = service.explain(session, jobs_world.owner_b, job, NOW)
+    assert [r.code for r in reasons] == ["outside_service_area"]
+    assert "distance" not in reasons[0].params
+
+
+def test_a_base_moves_a_few_times_a_day_and_every_move_is_kept(
+        session: Session, jobs_world: World) -> None:
+    start = session.exec(select(BaseLocationMove).where(
+        BaseLocationMove.member_id == jobs_world.member_b_id)).all()
+    day = NOW + timedelta(days=30)
+    for i in range(MOVES_PER_DAY):
+        give_profile(session, jobs_world.owner_b, base=destination(*SITE, 5, i * 90), now=day)
+    before = session.get(Member, jobs_world.member_b_id)
+    assert before is not None
+    kept = (before.base_lat, before.base_lng)
+    with pytest.raises(ValidationError) as refused:
+        give_profile(session, jobs_world.owner_b, base=destination(*SITE, 7, 0),
+                     now=day + timedelta(hours=23))
+    assert refused.value.code == "base_moves_limit" and "base_lat" in refused.value.fields
+    session.rollback()
+    after = session.get(Member, jobs_world.member_b_id)
+    assert after is not None and (after.base_lat, after.base_lng) == kept
+    # the same base again is no move; a day later the owner may move it again; the
+    # coordinator, who sets members up, is never held back
+    give_profile(session, jobs_world.owner_b, base=kept, now=day + timedelta(hours=23))
+    give_profile(session, jobs_world.owner_b, base=destination(*SITE, 7, 0),
+                 now=day + timedelta(hours=25))
+    for i in range(MOVES_PER_DAY + 1):
+        give_profile(session, jobs_world.coordinator, member_id=jobs_world.member_b_id,
+                     base=destination(*SITE, 4, i * 30), now=day + timedelta(hours=26))
+    moves = session.exec(select(BaseLocationMove).where(
+        BaseLocationMove.member_id == jobs_world.member_b_id)).all()
+    assert len(moves) == len(start) + MOVES_PER_DAY + 1 + MOVES_PER_DAY + 1
+    assert moves[-1].moved_by_id == jobs_world.coordinator.id
+
+
+def test_jobs_posted_before_the_migration_get_a_point_of_their_own(database_url: str) -> None:
+    from marketplace.demo import seed_demo
+
+    _reset(database_url)
+    config = alembic_config(database_url)
+    try:
+        command.upgrade(config, "head")
+        engine = make_engine(database_url)
+        with session_scope(engine) as session:
+            seed_demo(session, "a secret", utcnow())
+        command.downgrade(config, "0009")
+        command.upgrade(config, "head")
+        with session_scope(engine) as session:
+            jobs = session.exec(select(OverflowJob)).all()
+        engine.dispose()
+        assert jobs
+        for job in jobs:
+            assert APPROX_MIN_KM <= distance_km(job.site_lat, job.site_lng, job.approx_lat,
+                                                job.approx_lng) <= APPROX_MAX_KM + 0.1
+    finally:
+        from sqlmodel import SQLModel
+        _reset(database_url)
+        engine = make_engine(database_url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()
