@@ -327,22 +327,25 @@ def _plain_amount(minor: int) -> str:
     return str(Decimal(minor) / 100)
 
 
-def _week_start(text: str | None, timezone: str) -> date:
+def _week_start(text: str | None, timezone: str, shown_day: date | None = None) -> date:
     try:
-        chosen = date.fromisoformat(text) if text else None
+        chosen = date.fromisoformat(text) if text else shown_day
     except ValueError:
-        chosen = None
+        chosen = shown_day
     return calendar.week_start(chosen, timezone, first_weekday(), utcnow())
 
 
-def _detail_context(equipment_id: int, **forms: Any) -> dict[str, Any]:
+def _detail_context(equipment_id: int, shown_day: date | None = None,
+                    **forms: Any) -> dict[str, Any]:
+    """The machine page; its week is `?week=`, else the one holding `shown_day` (the day a
+    refused booking asked for, so the user sees what is in the way), else this week."""
     user = viewer()
     session = db()
     machine = get_equipment(session, user, equipment_id)
     shares = owner_shares(session, equipment_id)
     is_owner = user.member_id in shares
     manager = can_manage(session, user, machine)
-    first = _week_start(request.args.get("week"), machine.timezone)
+    first = _week_start(request.args.get("week"), machine.timezone, shown_day)
     names = {m.id: m.name for m in list_members(session, user)}
     return {
         "machine": machine, "shares": shares, "names": names, "is_owner": is_owner,
@@ -411,8 +414,9 @@ def book(equipment_id: int) -> ResponseReturnValue:
         if wants_json():
             raise
         apply_to_form(form, error)
-        return render_template("equipment/detail.html",
-                               **_detail_context(equipment_id, booking_form=form)), error.status
+        asked = form.starts_at.data.date() if form.starts_at.data else None
+        return render_template("equipment/detail.html", **_detail_context(
+            equipment_id, asked, booking_form=form)), error.status
     message = (_("Booking requested. The owner will approve or decline it.")
                if booking.status == "requested" else _("Booked. It is in your calendar."))
     if wants_json():

@@ -269,3 +269,27 @@ def test_retiring_cancels_future_bookings_and_tells_the_booker(client: FlaskClie
         "starts_at": _tomorrow_local(9), "ends_at": _tomorrow_local(11)},
         headers={"Accept": "application/json"})
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "not_bookable"
+
+
+def test_a_refused_booking_shows_the_week_it_asked_for(client: FlaskClient, session: Session,
+                                                       world: World, machine_id: int) -> None:
+    """Three weeks ahead (any weekday today, Sunday included): the page comes back on
+    that week, where the booking in the way can be seen, not on this week."""
+    from zoneinfo import ZoneInfo
+
+    machine = session.get(Equipment, machine_id)
+    assert machine is not None
+    day = (utcnow().astimezone(ZoneInfo(machine.timezone)) + timedelta(days=21)).date()
+    first = booking.book(session, world.owner_a, machine_id,
+                         datetime(day.year, day.month, day.day, 14, tzinfo=UTC),
+                         datetime(day.year, day.month, day.day, 18, tzinfo=UTC), utcnow())
+    assert first.id is not None
+    login(client, world.owner_b)
+    refused = client.post(f"/equipment/{machine_id}/book", data={
+        "starts_at": f"{day.isoformat()}T10:00", "ends_at": f"{day.isoformat()}T12:00"})
+    assert refused.status_code == 409
+    shown = re.findall(r'name="week" value="([0-9-]+)"|week=([0-9-]+)',
+                       refused.get_data(as_text=True))
+    weeks = sorted({d for pair in shown for d in pair if d})
+    # previous and next week links, a week apart, around the asked day
+    assert weeks and min(weeks) < day.isoformat() < max(weeks), weeks
