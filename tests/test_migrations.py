@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from marketplace.cli import alembic_config
@@ -66,38 +70,47 @@ def test_upgrade_downgrade_upgrade_without_drift(database_url: str) -> None:
         engine.dispose()
 
 
-def test_the_delivery_migrations_go_down_and_up_with_a_season_of_data(database_url: str
-                                                                       ) -> None:
-    """0007 and 0008 rebuild tables that rows refer to (notifications, jobs): going
-    down and up again over the demo cluster's months must work and number every
-    person's notifications 1, 2, 3 ... again."""
+@contextmanager
+def demo_season_down_and_up(database_url: str, revision: str) -> Iterator[Engine]:
+    """The demo cluster seeded at head, the schema taken down to `revision` and up
+    again over its rows; yields an engine on the result, and leaves the test database
+    empty with the full schema afterwards."""
     from marketplace.db import session_scope, utcnow
     from marketplace.demo import seed_demo
 
     _reset(database_url)
     config = alembic_config(database_url)
+    engine = make_engine(database_url)
     try:
         command.upgrade(config, "head")
-        engine = make_engine(database_url)
         with session_scope(engine) as session:
             seed_demo(session, "a secret", utcnow())
-        command.downgrade(config, "0006")
+        command.downgrade(config, revision)
         command.upgrade(config, "head")
+        yield engine
+    finally:
+        engine.dispose()
+        _reset(database_url)
+        engine = make_engine(database_url)
+        SQLModel.metadata.create_all(engine)
+        engine.dispose()
+
+
+def test_the_delivery_migrations_go_down_and_up_with_a_season_of_data(database_url: str
+                                                                       ) -> None:
+    """0007 and 0008 rebuild tables that rows refer to (notifications, jobs): going
+    down and up again over the demo cluster's months must work and number every
+    person's notifications 1, 2, 3 ... again."""
+    with demo_season_down_and_up(database_url, "0006") as engine:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT user_id, COUNT(*), MIN(seq), MAX(seq) FROM notification "
                 "GROUP BY user_id").all()
             sequences = dict(conn.exec_driver_sql(
                 "SELECT user_id, last_seq FROM notificationsequence").all())
-        engine.dispose()
         assert rows and all(low == 1 and high == count for _u, count, low, high in rows)
         assert sequences == {user_id: count for user_id, count, _l, _h in rows}
         assert _drift(database_url) == []
-    finally:
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)
-        engine.dispose()
 
 
 def test_the_money_migration_keeps_what_rows_meant_and_refuses_to_lose_money(

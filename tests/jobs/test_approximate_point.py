@@ -12,16 +12,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from alembic import command
 from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from marketplace.cli import alembic_config
 from marketplace.clusters.base_moves import MOVES_PER_DAY, BaseLocationMove
 from marketplace.clusters.models import Member
-from marketplace.db import make_engine, session_scope, utcnow
+from marketplace.db import session_scope
 from marketplace.errors import ValidationError
 from marketplace.geo import (
     APPROX_MAX_KM,
@@ -35,7 +33,7 @@ from marketplace.jobs.models import OverflowJob
 from marketplace.jobs.visibility import job_for, viewer_of
 from tests.conftest import NOW, World, login
 from tests.jobs.conftest import SITE, give_profile, notifications
-from tests.test_migrations import _reset
+from tests.test_migrations import demo_season_down_and_up
 
 Post = Callable[..., OverflowJob]
 
@@ -154,27 +152,10 @@ def test_a_base_moves_a_few_times_a_day_and_every_move_is_kept(
 
 
 def test_jobs_posted_before_the_migration_get_a_point_of_their_own(database_url: str) -> None:
-    from marketplace.demo import seed_demo
-
-    _reset(database_url)
-    config = alembic_config(database_url)
-    try:
-        command.upgrade(config, "head")
-        engine = make_engine(database_url)
-        with session_scope(engine) as session:
-            seed_demo(session, "a secret", utcnow())
-        command.downgrade(config, "0009")
-        command.upgrade(config, "head")
+    with demo_season_down_and_up(database_url, "0009") as engine:
         with session_scope(engine) as session:
             jobs = session.exec(select(OverflowJob)).all()
-        engine.dispose()
-        assert jobs
-        for job in jobs:
-            assert APPROX_MIN_KM <= distance_km(job.site_lat, job.site_lng, job.approx_lat,
-                                                job.approx_lng) <= APPROX_MAX_KM + 0.1
-    finally:
-        from sqlmodel import SQLModel
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)
-        engine.dispose()
+            assert jobs
+            for job in jobs:
+                assert APPROX_MIN_KM <= distance_km(job.site_lat, job.site_lng, job.approx_lat,
+                                                    job.approx_lng) <= APPROX_MAX_KM + 0.1

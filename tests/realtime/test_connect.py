@@ -43,15 +43,19 @@ def test_logged_in_user_gets_its_rooms_only(app: Flask, world: World) -> None:
         rival.disconnect()
 
 
+def _app_on_redis(database_url: str, redis_url: str) -> Flask:
+    return create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
+                       "WTF_CSRF_ENABLED": False, "REDIS_URL": redis_url,
+                       "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+
+
 @pytest.mark.redis
 def test_emit_from_another_process_reaches_client_through_redis(
         database_url: str, redis_url: str, world: World) -> None:
     """The scale-out path: an emitter with only the Redis URL reaches a connected browser."""
     from flask_socketio import SocketIO
 
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-                      "WTF_CSRF_ENABLED": False, "REDIS_URL": redis_url,
-                      "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+    app = _app_on_redis(database_url, redis_url)
     try:
         with live_server(app) as url:
             owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))
@@ -76,9 +80,7 @@ def test_deployments_sharing_one_redis_do_not_hear_each_other(
     from flask_socketio import SocketIO
 
     ours, theirs = (redis_url.rsplit("/", 1)[0] + f"/{n}" for n in (14, 15))
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
-                      "WTF_CSRF_ENABLED": False, "REDIS_URL": ours,
-                      "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+    app = _app_on_redis(database_url, ours)
     try:
         with live_server(app) as url:
             owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))
