@@ -21,8 +21,8 @@ from marketplace.clusters.accounts import (
     hash_password,
     normalise_email,
 )
-from marketplace.clusters.base_moves import record_base_move
 from marketplace.clusters.models import Cluster, Member, MemberTrade, Role, UnitSystem, User
+from marketplace.clusters.service_area import record_service_area_change
 from marketplace.clusters.trades import is_trade
 from marketplace.db import utcnow
 from marketplace.errors import N_, Forbidden, ValidationError, not_found
@@ -298,15 +298,15 @@ def update_member_profile(
     session: Session, actor: User, member_id: int, profile: MemberProfile,
     now: datetime | None = None,
 ) -> Member:
-    """Save a member's business profile, trades included, all or nothing (a move of
-    its base is recorded, and limited: clusters/base_moves.py)."""
+    """Save a member's business profile, trades included, all or nothing (a change of
+    its base or radius is recorded, and limited: clusters/service_area.py)."""
     member = get_member(session, actor, member_id)
     if not can_manage_member(actor, member):
         raise Forbidden("not_member_owner",
                         N_("Only an owner of this business or the coordinator can edit it."))
     _validate_profile(profile)
-    record_base_move(session, actor, member, (profile.base_lat, profile.base_lng),
-                     now or utcnow())
+    record_service_area_change(session, actor, member, (profile.base_lat, profile.base_lng),
+                               profile.service_radius_km, now or utcnow())
     member.name = profile.name.strip()
     member.base_lat = profile.base_lat
     member.base_lng = profile.base_lng

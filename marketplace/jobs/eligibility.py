@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import ceil
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -114,7 +115,7 @@ def _reasons(
                 "no_service_area", N_("Set your base location and service radius in your profile.")
             )
         )
-    elif distance > member.service_radius_km:
+    elif ceil(distance) > member.service_radius_km:  # whole km: clusters/service_area.py
         reasons.append(
             Reason(
                 "outside_service_area",

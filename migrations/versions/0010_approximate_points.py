@@ -1,9 +1,9 @@
-"""approximate points: each job's stored approximate point, and moves of member bases
+"""approximate points: each job's stored approximate point, and service-area changes
 
 Partners see a job's location only as its approximate point, drawn once at
 posting (geo.approximate_point) and kept, so that no two reads differ.  Jobs
-posted before this revision get theirs drawn here.  Moves of a member's base
-are recorded (clusters/base_moves.py).
+posted before this revision get theirs drawn here.  Changes of a member's base
+or radius are recorded (clusters/service_area.py).
 
 Revision ID: 0010
 Revises: 0009
@@ -42,28 +42,30 @@ def upgrade() -> None:
     if connection.dialect.name != 'sqlite':
         for name in ('approx_lat', 'approx_lng'):
             op.alter_column('overflowjob', name, server_default=None)
-    op.create_table('baselocationmove',
+    op.create_table('serviceareachange',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('member_id', sa.Integer(), nullable=False),
-    sa.Column('moved_by_id', sa.Integer(), nullable=False),
-    sa.Column('moved_at', marketplace.db.UTCDateTime(), nullable=False),
+    sa.Column('changed_by_id', sa.Integer(), nullable=False),
+    sa.Column('changed_at', marketplace.db.UTCDateTime(), nullable=False),
     sa.Column('from_lat', sa.Float(), nullable=True),
     sa.Column('from_lng', sa.Float(), nullable=True),
+    sa.Column('from_radius_km', sa.Float(), nullable=True),
     sa.Column('to_lat', sa.Float(), nullable=True),
     sa.Column('to_lng', sa.Float(), nullable=True),
+    sa.Column('to_radius_km', sa.Float(), nullable=True),
+    sa.ForeignKeyConstraint(['changed_by_id'], ['user.id'], ),
     sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
-    sa.ForeignKeyConstraint(['moved_by_id'], ['user.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
-    with op.batch_alter_table('baselocationmove', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_baselocationmove_member_id'), ['member_id'],
+    with op.batch_alter_table('serviceareachange', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_serviceareachange_member_id'), ['member_id'],
                               unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('baselocationmove', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_baselocationmove_member_id'))
-    op.drop_table('baselocationmove')
+    with op.batch_alter_table('serviceareachange', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_serviceareachange_member_id'))
+    op.drop_table('serviceareachange')
     with op.batch_alter_table('overflowjob', recreate='never') as batch:
         batch.drop_column('approx_lng')
         batch.drop_column('approx_lat')

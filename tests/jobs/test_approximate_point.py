@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from marketplace.clusters.base_moves import MOVES_PER_DAY, BaseLocationMove
 from marketplace.clusters.models import Member
+from marketplace.clusters.service_area import CHANGES_PER_DAY, ServiceAreaChange
 from marketplace.db import session_scope
 from marketplace.errors import ValidationError
 from marketplace.geo import (
@@ -98,7 +98,7 @@ def test_a_rival_moving_its_base_cannot_trilaterate_the_site(
              itertools.product((3.0, 6.0, 9.0), range(0, 360, 45))]
     for i, base in enumerate(moves):
         give_profile(session, jobs_world.owner_b, base=base,
-                     now=NOW + timedelta(days=1 + i // MOVES_PER_DAY))
+                     now=NOW + timedelta(days=1 + i // CHANGES_PER_DAY))
         session.commit()
         shown = client.get(f"/jobs/{job.id}", headers={"Accept": "application/json"}
                            ).get_json()["job"]
@@ -111,6 +111,24 @@ def test_a_rival_moving_its_base_cannot_trilaterate_the_site(
     assert distance_km(*SITE, *best) >= 0.75, "the site was recovered from the distances"
 
 
+def test_stepping_the_radius_measures_the_distance_to_a_kilometre_no_better(
+        session: Session, jobs_world: World, post: Post) -> None:
+    """B's base is 5.3 km from the site.  Whatever radius B tries, the job comes and goes
+    at a whole kilometre: 5.9 km is not enough, 6 km is."""
+    job = post()
+    partner = session.get(Member, jobs_world.member_b_id)
+    assert partner is not None
+    exact = distance_km(partner.base_lat, partner.base_lng, *SITE)  # type: ignore[arg-type]
+    assert 5 < exact < 6
+    eligible = {}
+    for i, radius in enumerate((5.0, 5.3, 5.31, 5.9, 5.99, 6.0, 6.5)):
+        give_profile(session, jobs_world.owner_b, radius_km=radius,
+                     now=NOW + timedelta(days=1 + i))
+        eligible[radius] = not service.explain(session, jobs_world.owner_b, job, NOW)
+    assert eligible == {5.0: False, 5.3: False, 5.31: False, 5.9: False, 5.99: False,
+                        6.0: True, 6.5: True}
+
+
 def test_the_reason_a_member_cannot_take_a_job_names_no_distance(
         session: Session, jobs_world: World, post: Post) -> None:
     job = post()
@@ -120,12 +138,12 @@ def test_the_reason_a_member_cannot_take_a_job_names_no_distance(
     assert "distance" not in reasons[0].params
 
 
-def test_a_base_moves_a_few_times_a_day_and_every_move_is_kept(
+def test_a_service_area_changes_a_few_times_a_day_and_every_change_is_kept(
         session: Session, jobs_world: World) -> None:
-    start = session.exec(select(BaseLocationMove).where(
-        BaseLocationMove.member_id == jobs_world.member_b_id)).all()
+    start = session.exec(select(ServiceAreaChange).where(
+        ServiceAreaChange.member_id == jobs_world.member_b_id)).all()
     day = NOW + timedelta(days=30)
-    for i in range(MOVES_PER_DAY):
+    for i in range(CHANGES_PER_DAY):
         give_profile(session, jobs_world.owner_b, base=destination(*SITE, 5, i * 90), now=day)
     before = session.get(Member, jobs_world.member_b_id)
     assert before is not None
@@ -133,7 +151,7 @@ def test_a_base_moves_a_few_times_a_day_and_every_move_is_kept(
     with pytest.raises(ValidationError) as refused:
         give_profile(session, jobs_world.owner_b, base=destination(*SITE, 7, 0),
                      now=day + timedelta(hours=23))
-    assert refused.value.code == "base_moves_limit" and "base_lat" in refused.value.fields
+    assert refused.value.code == "service_area_changes_limit" and "base_lat" in refused.value.fields
     session.rollback()
     after = session.get(Member, jobs_world.member_b_id)
     assert after is not None and (after.base_lat, after.base_lng) == kept
@@ -142,13 +160,13 @@ def test_a_base_moves_a_few_times_a_day_and_every_move_is_kept(
     give_profile(session, jobs_world.owner_b, base=kept, now=day + timedelta(hours=23))
     give_profile(session, jobs_world.owner_b, base=destination(*SITE, 7, 0),
                  now=day + timedelta(hours=25))
-    for i in range(MOVES_PER_DAY + 1):
+    for i in range(CHANGES_PER_DAY + 1):
         give_profile(session, jobs_world.coordinator, member_id=jobs_world.member_b_id,
                      base=destination(*SITE, 4, i * 30), now=day + timedelta(hours=26))
-    moves = session.exec(select(BaseLocationMove).where(
-        BaseLocationMove.member_id == jobs_world.member_b_id)).all()
-    assert len(moves) == len(start) + MOVES_PER_DAY + 1 + MOVES_PER_DAY + 1
-    assert moves[-1].moved_by_id == jobs_world.coordinator.id
+    moves = session.exec(select(ServiceAreaChange).where(
+        ServiceAreaChange.member_id == jobs_world.member_b_id)).all()
+    assert len(moves) == len(start) + CHANGES_PER_DAY + 1 + CHANGES_PER_DAY + 1
+    assert moves[-1].changed_by_id == jobs_world.coordinator.id
 
 
 def test_jobs_posted_before_the_migration_get_a_point_of_their_own(database_url: str) -> None:
