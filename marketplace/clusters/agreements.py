@@ -23,6 +23,9 @@ from marketplace.clusters.service import get_member, require_coordinator
 from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
 
 MAX_EXIT_NOTICE_DAYS = 365
+#: The information rules' k (`Agreement.aggregate_min_group`): by default 3; at least 2
+#: (with 1, "totals" could be one rival's own figure); at most 50.
+DEFAULT_MIN_GROUP, MIN_GROUP, MAX_GROUP = 3, 2, 50
 
 
 class Activity(StrEnum):
@@ -44,6 +47,7 @@ class AgreementTerms:
     sunset_on: date
     exit_notice_days: int
     information_rules: str
+    aggregate_min_group: int = DEFAULT_MIN_GROUP
 
     @classmethod
     def of(cls, agreement: Agreement) -> AgreementTerms:
@@ -76,6 +80,9 @@ def _validate_terms(terms: AgreementTerms, today: date) -> None:
     if not terms.information_rules.strip() or len(terms.information_rules) > 5000:
         errors["information_rules"] = N_("Say in plain words what partners may and may not "
                                          "share (up to 5000 characters).")
+    if not MIN_GROUP <= terms.aggregate_min_group <= MAX_GROUP:
+        errors["aggregate_min_group"] = N_("Cluster totals must combine between 2 and 50 "
+                                           "other members.")
     if errors:
         raise ValidationError("invalid_agreement", N_("Some fields need your attention."),
                               fields=errors)
@@ -87,6 +94,12 @@ def agreement_in_force(session: Session, cluster_id: int) -> Agreement | None:
         select(Agreement).where(Agreement.cluster_id == cluster_id)
         .order_by(col(Agreement.version).desc())
     ).first()
+
+
+def aggregate_min_group(session: Session, cluster_id: int) -> int:
+    """The k of the agreement in force (the default before any is published)."""
+    current = agreement_in_force(session, cluster_id)
+    return current.aggregate_min_group if current is not None else DEFAULT_MIN_GROUP
 
 
 def agreement_versions(session: Session, viewer: User) -> list[Agreement]:

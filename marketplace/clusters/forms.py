@@ -143,6 +143,9 @@ class AgreementForm(WebForm):
                                     validators=[InputRequired(_required)])
     information_rules = TextAreaField(_l("Information rules"),
                                       validators=[DataRequired(_required), Length(max=5000)])
+    #: The information rules' k; left blank, the version in force's (3 at first)
+    aggregate_min_group = IntegerField(_l("Smallest group for cluster totals (k)"),
+                                       validators=[Optional()])
 
 
 class AcceptAgreementForm(WebForm):

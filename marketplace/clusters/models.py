@@ -137,6 +137,10 @@ class Agreement(SQLModel, table=True):
     sunset_on: date
     exit_notice_days: int
     information_rules: str = Field(max_length=5000)
+    #: The information rules' k: a member sees a cluster total of other members' money or
+    #: ratings only when it combines at least this many other members and contracts
+    #: (bookings, ratings), for a month that is over (dashboard.disclosure).
+    aggregate_min_group: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -287,6 +287,7 @@ def edit_agreement() -> ResponseReturnValue:
             sunset_on=form.sunset_on.data,  # type: ignore[arg-type]
             exit_notice_days=form.exit_notice_days.data or 0,
             information_rules=form.information_rules.data or "",
+            aggregate_min_group=_min_group(form, current),
         )
         try:
             published = agreements.publish_agreement(db(), viewer, terms, utcnow())
@@ -318,6 +319,7 @@ def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
         form.platform_fee_percent.data = Decimal("1")
         form.exit_notice_days.data = 30
         form.sunset_on.data = (utcnow() + timedelta(days=365)).date()
+        form.aggregate_min_group.data = agreements.DEFAULT_MIN_GROUP
         return
     terms = AgreementTerms.of(current)
     form.purpose.data = terms.purpose
@@ -329,6 +331,14 @@ def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
     form.sunset_on.data = terms.sunset_on
     form.exit_notice_days.data = terms.exit_notice_days
     form.information_rules.data = terms.information_rules
+    form.aggregate_min_group.data = terms.aggregate_min_group
+
+
+def _min_group(form: AgreementForm, current: Agreement | None) -> int:
+    """The k typed, or (left blank) the version in force's."""
+    if form.aggregate_min_group.data is not None:
+        return int(form.aggregate_min_group.data)
+    return current.aggregate_min_group if current else agreements.DEFAULT_MIN_GROUP
 
 
 def _percent_to_bp(value: Decimal | None) -> int:
