@@ -37,7 +37,9 @@ TAG = "jobs"
 
 
 class JobOut(ResponseModel):
-    """A job as the caller may see it; customer fields only for poster and winners."""
+    """A job as the caller may see it (the fields `marketplace.barrier.TABLE` lists for
+    the caller's audience): customer fields only for poster and winners, no distance for
+    a coordinator.  A field the caller may not receive is absent, not null."""
 
     id: int
     title: str
@@ -56,12 +58,13 @@ class JobOut(ResponseModel):
     currency: str
     closes_at: Moment | None
     poster_member_id: int
-    distance_km: float | None = Field(description="From the caller's base: to the site for "
-                                      "the poster and the winners; else to the approximate "
-                                      "point in whole km (see distance_precision).")
+    distance_km: float | None = Field(
+        default=None, description="From the caller's base: to the site for the poster and "
+        "the winners; else to the approximate point in whole km (see distance_precision). "
+        "Absent for a coordinator.")
     distance_precision: Literal["exact", "about", "under"] | None = Field(
-        description="exact: to the site; about: whole km to the approximate point; under: "
-                    "closer than distance_km to it.")
+        default=None, description="exact: to the site; about: whole km to the approximate "
+        "point; under: closer than distance_km to it.")
     awarded_member_id: int | None
     cancel_reason: str | None
     site_lat: float | None = None

@@ -6,6 +6,11 @@ exact address reach only the poster and, after award, the winning parties.
 Before award, partners see the locality and the job's approximate point (at
 least a kilometre from the site, drawn once: geo.py), and how far that point is
 from their own base in whole kilometres.
+
+Which fields each audience may receive is not decided here but in the table of
+`marketplace.barrier`: every builder below assembles the whole resource and
+passes it through `barrier.cut` for the viewer's audience, so a field added to
+a builder and not to the table never leaves the process.
 """
 
 from __future__ import annotations
@@ -16,6 +21,18 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from marketplace.barrier import (
+    BID,
+    BID_SHARE,
+    BIDS,
+    JOB,
+    Audience,
+    ReadModel,
+    bid_audience,
+    cut,
+    job_audience,
+    may_receive,
+)
 from marketplace.clusters.models import Member, User
 from marketplace.geo import APPROX_DECIMALS
 from marketplace.jobs.eligibility import partner_distance_km, site_distance_km, trades_of_jobs
@@ -25,8 +42,12 @@ from marketplace.jobs.models import (
     BidStatus,
     ContractParty,
     JobContract,
+    JobStatus,
     OverflowJob,
 )
+
+#: A job is on offer to the cluster's members until it is awarded or cancelled.
+ON_OFFER = frozenset({JobStatus.OPEN, JobStatus.WINDOW_CLOSED})
 
 
 @dataclass(frozen=True)
@@ -63,11 +84,16 @@ def contract_member_ids(session: Session, job_id: int) -> set[int]:
     return parties_of_jobs(session, [job_id]).get(job_id, set())
 
 
+def audience_of(viewer: Viewer, job: OverflowJob, parties: set[int]) -> Audience:
+    """Who the viewer is to the job (barrier.job_audience), on facts already loaded."""
+    return job_audience(viewer_member_id=viewer.member_id, viewer_cluster_id=viewer.cluster_id,
+                        job_cluster_id=job.cluster_id, poster_member_id=job.poster_member_id,
+                        parties=parties, on_offer=job.status in ON_OFFER)
+
+
 def _sees_customer(viewer: Viewer, job: OverflowJob, parties: set[int]) -> bool:
     """Poster always; winning parties once the contract exists; nobody else."""
-    if viewer.member_id is None:
-        return False
-    return viewer.member_id == job.poster_member_id or viewer.member_id in parties
+    return audience_of(viewer, job, parties) in (Audience.POSTER, Audience.PARTY)
 
 
 def sees_customer(session: Session, viewer: Viewer, job: OverflowJob) -> bool:
@@ -77,8 +103,8 @@ def sees_customer(session: Session, viewer: Viewer, job: OverflowJob) -> bool:
     return _sees_customer(viewer, job, contract_member_ids(session, job.id or 0))
 
 
-def job_public(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
-    """What any eligible partner may know about a job (also the `job.posted` payload)."""
+def _job_card(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
+    """The job's card, uncut."""
     return {
         "id": job.id, "title": job.title, "description": job.description, "mode": job.mode,
         "status": job.status, "trades": trades, "locality": job.locality,
@@ -92,8 +118,13 @@ def job_public(job: OverflowJob, trades: list[str]) -> dict[str, Any]:
     }
 
 
+def job_public(job: OverflowJob, trades: list[str]) -> ReadModel:
+    """What any eligible partner may know about a job (also the `job.posted` payload)."""
+    return cut(JOB, Audience.PARTNER, _job_card(job, trades))
+
+
 def jobs_for(session: Session, viewer: Viewer, jobs: Sequence[OverflowJob],
-             viewer_member: Member | None = None) -> list[dict[str, Any]]:
+             viewer_member: Member | None = None) -> list[ReadModel]:
     """Each job as this viewer may see it, for a page of cards in two queries
     (trades and contract parties), however many jobs the page shows."""
     ids = [job.id for job in jobs]
@@ -105,31 +136,30 @@ def jobs_for(session: Session, viewer: Viewer, jobs: Sequence[OverflowJob],
 
 
 def job_for(session: Session, viewer: Viewer, job: OverflowJob,
-            viewer_member: Member | None = None) -> dict[str, Any]:
+            viewer_member: Member | None = None) -> ReadModel:
     """The job as this viewer may see it."""
     return jobs_for(session, viewer, [job], viewer_member)[0]
 
 
 def _job_view(viewer: Viewer, job: OverflowJob, trades: list[str], parties: set[int],
-              viewer_member: Member | None) -> dict[str, Any]:
-    """The rule itself, on facts already loaded."""
-    data = job_public(job, trades)
+              viewer_member: Member | None) -> ReadModel:
+    """The whole job, cut to the viewer's audience; only the distance depends on who
+    asks (to the site for those who know it, coarse to the approximate point else)."""
+    audience = audience_of(viewer, job, parties)
+    data = _job_card(job, trades)
     data["distance_km"] = data["distance_precision"] = None
-    insider = _sees_customer(viewer, job, parties)
-    if viewer_member is not None and insider:  # knows the site: the distance to it
+    if viewer_member is not None and audience in (Audience.POSTER, Audience.PARTY):
         exact = site_distance_km(viewer_member, job)
         if exact is not None:
             data.update(distance_km=round(exact, 1), distance_precision="exact")
-    elif viewer_member is not None:  # a partner: from the approximate point, coarse
+    elif viewer_member is not None:
         coarse = partner_distance_km(viewer_member, job)
         if coarse is not None:
             data.update(distance_km=coarse[0], distance_precision=coarse[1])
-    if insider:
-        data.update(site_lat=job.site_lat, site_lng=job.site_lng, address=job.address,
-                    customer_name=job.customer_name, customer_contact=job.customer_contact)
-    data["awarded_member_id"] = job.awarded_member_id
-    data["cancel_reason"] = job.cancel_reason
-    return data
+    data.update(site_lat=job.site_lat, site_lng=job.site_lng, address=job.address,
+                customer_name=job.customer_name, customer_contact=job.customer_contact,
+                awarded_member_id=job.awarded_member_id, cancel_reason=job.cancel_reason)
+    return cut(JOB, audience, data)
 
 
 def bid_parties(session: Session, bid: Bid) -> dict[int, BidShare]:
@@ -148,32 +178,40 @@ def shares_of_bids(session: Session, bid_ids: Sequence[int | None]
     return shares
 
 
-def bid_dict(session: Session, bid: Bid) -> dict[str, Any]:
-    """A whole bid, for the poster and for the bid's own parties only."""
-    return _bid_view(bid, bid_parties(session, bid))
+def bid_dict(session: Session, bid: Bid) -> ReadModel:
+    """A whole bid (as its own parties see it), for the poster and for the bid's own
+    parties only: callers must have checked that the viewer is one of them."""
+    return _bid_view(bid, bid_parties(session, bid), Audience.PARTY)
 
 
-def _bid_view(bid: Bid, shares: dict[int, BidShare]) -> dict[str, Any]:
-    return {
+def _bid_view(bid: Bid, shares: dict[int, BidShare], audience: Audience) -> ReadModel:
+    """The whole bid and its shares, cut to the audience."""
+    return cut(BID, audience, {
         "id": bid.id, "member_id": bid.member_id, "price_minor": bid.price_minor,
         "crew_size": bid.crew_size, "earliest_start": bid.earliest_start.isoformat(),
         "note": bid.note, "is_joint": bid.is_joint, "status": bid.status,
-        "shares": [{"member_id": m, "share_bp": s.share_bp,
-                    "confirmed": s.confirmed_at is not None} for m, s in sorted(shares.items())],
-    }
+        "shares": [cut(BID_SHARE, audience, {
+            "member_id": m, "share_bp": s.share_bp, "confirmed": s.confirmed_at is not None})
+            for m, s in sorted(shares.items())],
+    })
 
 
-def bids_for(session: Session, viewer: Viewer, job: OverflowJob) -> dict[str, Any]:
+def bids_for(session: Session, viewer: Viewer, job: OverflowJob) -> ReadModel:
     """Poster: every submitted bid.  A bidder: its own bids.  Others: only the count.
-    Two queries however many bids there are."""
+    Two queries however many bids there are.  (Which of those a viewer is, is
+    `barrier.bid_audience`; a bid its audience may receive nothing of is left out.)"""
     bids = list(session.exec(select(Bid).where(Bid.job_id == job.id).order_by(col(Bid.id))))
     submitted = [b for b in bids if b.status == BidStatus.SUBMITTED]
     shares = shares_of_bids(session, [b.id for b in bids]) if bids else {}
-    if viewer.member_id is not None and viewer.member_id == job.poster_member_id:
-        return {"count": len(submitted),
-                "bids": [_bid_view(b, shares.get(b.id or 0, {})) for b in submitted]}
-    own = [b for b in bids if viewer.member_id is not None
-           and (b.member_id == viewer.member_id
-                or viewer.member_id in shares.get(b.id or 0, {}))]
-    return {"count": len(submitted),
-            "bids": [_bid_view(b, shares.get(b.id or 0, {})) for b in own]}
+    # The bid list is the same for a contract party as for a partner, so the
+    # contract's parties are not loaded here.
+    on_job = audience_of(viewer, job, set())
+    seen = []
+    for b in bids:
+        its_shares = shares.get(b.id or 0, {})
+        audience = bid_audience(on_job, viewer_member_id=viewer.member_id,
+                                bid_parties={b.member_id, *its_shares},
+                                submitted=b.status == BidStatus.SUBMITTED)
+        if may_receive(BID, audience):
+            seen.append(_bid_view(b, its_shares, audience))
+    return cut(BIDS, on_job, {"count": len(submitted), "bids": seen})
