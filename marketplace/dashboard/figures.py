@@ -8,18 +8,23 @@ edge turns them into text -- the viewer's language for the page
 (`views.py`), and `plain` here for the CSV and the table's machine-readable
 `data-value`, so a test can hold the table and the CSV to the same numbers.
 Labels are msgids, translated at the edge.
+
+In a member's view of the cluster's totals (`Scope.pooled`), the cells that
+sum other members' money or ratings come from `disclosure` instead: withheld
+cells hold None (an empty CSV cell, no bar or point) and say why in
+`Figure.withheld`; the counts stay as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from sqlmodel import Session
 
-from marketplace.dashboard import metrics
+from marketplace.dashboard import disclosure, metrics
 from marketplace.dashboard.access import Scope
 from marketplace.dashboard.periods import MonthRange
 from marketplace.errors import N_, Forbidden, not_found
@@ -64,6 +69,11 @@ class Figure:
     columns: tuple[Column, ...]
     rows: tuple[tuple[Cell, ...], ...]
     series: tuple[int, ...]  # the plotted columns, by index
+    #: (row, column) -> why that cell is not shown (a pooled view only); its value is None
+    withheld: dict[tuple[int, int], disclosure.Withheld] = field(default_factory=dict,
+                                                                 compare=False)
+    #: The pooled view's k: the hint then states the rule
+    pooled_k: int | None = None
 
     @property
     def axis(self) -> Kind:
@@ -114,16 +124,50 @@ def _jobs(session: Session, scope: Scope, months: MonthRange, now: datetime
         tuple((r.month, r.posted, r.claimed, r.awarded, r.not_taken, r.waiting, r.contracts)
               for r in rows),
         (2, 3, 4, 5))
+    columns = (MONTH, Column(N_("Kept in the cluster"), Kind.MONEY),
+               Column(N_("Not taken by anyone"), Kind.MONEY))
+    if scope.pooled:
+        return jobs, _pooled_value(session, scope, months, now, columns)
     value = Figure(
         "value", N_("Contract value kept in the cluster"),
         N_("The value of the jobs posted in the month that a partner took, against the "
            "value of those nobody in the cluster took."),
-        Plot.STACKED,
-        (MONTH, Column(N_("Kept in the cluster"), Kind.MONEY),
-         Column(N_("Not taken by anyone"), Kind.MONEY)),
+        Plot.STACKED, columns,
         tuple((r.month, r.kept_minor, r.turned_away_minor) for r in rows),
         (1, 2))
     return jobs, value
+
+
+class _Cells:
+    """A pooled figure's rows being built: each pool becomes its value or None, and a
+    withheld pool leaves its reason."""
+
+    def __init__(self, rule: disclosure.Rule, months: MonthRange) -> None:
+        self.rule, self.months = rule, months
+        self.withheld: dict[tuple[int, int], disclosure.Withheld] = {}
+
+    def cell(self, row: int, column: int, pool: disclosure.Pool, items: str,
+             value: Cell) -> Cell:
+        why = self.rule.withheld(self.months, self.months.months[row], pool, items)
+        if why is None:
+            return value
+        self.withheld[(row, column)] = why
+        return None
+
+
+def _pooled_value(session: Session, scope: Scope, months: MonthRange, now: datetime,
+                  columns: tuple[Column, ...]) -> Figure:
+    rule = disclosure.Rule.of(scope, now)
+    pools = disclosure.value_pools(session, scope, months, rule)
+    cells = _Cells(rule, months)
+    rows = tuple((m, cells.cell(i, 1, kept, disclosure.CONTRACTS, kept.total),
+                  cells.cell(i, 2, untaken, disclosure.JOBS, untaken.total))
+                 for i, (m, (kept, untaken)) in enumerate(pools.items()))
+    return Figure(
+        "value", N_("Contract value kept in the cluster"),
+        N_("The value of the contracts signed in the month, against the value of the jobs "
+           "nobody had taken by their start date, in the month of that date."),
+        Plot.STACKED, columns, rows, (1, 2), cells.withheld, scope.min_group)
 
 
 def _equipment(session: Session, scope: Scope, months: MonthRange, now: datetime
@@ -138,28 +182,37 @@ def _equipment(session: Session, scope: Scope, months: MonthRange, now: datetime
          Column(N_("Available hours"), Kind.HOURS)),
         tuple((r.month, r.utilization, r.booked_minutes, r.available_minutes) for r in rows),
         (1,))
+    fee_rows: tuple[tuple[Cell, ...], ...] = tuple((r.month, r.fees_minor) for r in rows)
+    withheld: dict[tuple[int, int], disclosure.Withheld] = {}
+    if scope.pooled:
+        rule = disclosure.Rule.of(scope, now)
+        cells = _Cells(rule, months)
+        fee_rows = tuple((m, cells.cell(i, 1, pool, disclosure.BOOKINGS, pool.total))
+                         for i, (m, pool) in enumerate(
+                             disclosure.fee_pools(session, scope, months, rule).items()))
+        withheld = cells.withheld
     fees = Figure(
         "fees", N_("Equipment fees earned"),
         N_("Booking and late-cancellation fees owed to the machines' owners in the month, "
            "less refunded fees."),
         Plot.STACKED,
         (MONTH, Column(N_("Fees earned"), Kind.MONEY)),
-        tuple((r.month, r.fees_minor) for r in rows),
-        (1,))
+        fee_rows, (1,), withheld, scope.min_group if scope.pooled else None)
     return utilization, fees
 
 
-def _money(session: Session, scope: Scope, months: MonthRange, _now: datetime
+def _money(session: Session, scope: Scope, months: MonthRange, now: datetime
            ) -> tuple[Figure, ...]:
     sums = metrics.settled_sums(session, scope, months)
+    if scope.pooled:
+        return (_pooled_revenue(session, scope, months, now, sums.approved),)
     revenue = Figure(
         "revenue", N_("Revenue settled"),
         N_("Money received through the cluster (shares, referral and equipment fees, "
            "adjustments) in months the coordinator has settled; open months show nothing "
            "yet."),
         Plot.STACKED,
-        (MONTH, Column(N_("Settled"), Kind.FLAG), Column(N_("Received"), Kind.MONEY),
-         Column(N_("Paid"), Kind.MONEY), Column(N_("Net"), Kind.MONEY)),
+        REVENUE_COLUMNS,
         tuple((r.month, r.settled, *((r.received_minor, r.paid_minor, r.net_minor)
                                      if r.settled else (None, None, None)))
               for r in metrics.revenue_by_month(sums, scope, months)),
@@ -179,9 +232,53 @@ def _money(session: Session, scope: Scope, months: MonthRange, _now: datetime
     return revenue, members
 
 
+REVENUE_COLUMNS = (MONTH, Column(N_("Settled"), Kind.FLAG), Column(N_("Received"), Kind.MONEY),
+                   Column(N_("Paid"), Kind.MONEY), Column(N_("Net"), Kind.MONEY))
+
+
+def _pooled_revenue(session: Session, scope: Scope, months: MonthRange, now: datetime,
+                    approved: set[str]) -> Figure:
+    """Received and paid as pools; net only where both are shown (it is one minus the
+    other).  Months not settled show nothing, as for everyone."""
+    rule = disclosure.Rule.of(scope, now)
+    cells = _Cells(rule, months)
+    rows: list[tuple[Cell, ...]] = []
+    for i, (m, (received, paid)) in enumerate(
+            disclosure.revenue_pools(session, scope, months, rule, approved).items()):
+        if m not in approved:
+            rows.append((m, False, None, None, None))
+            continue
+        shown_in = cells.cell(i, 2, received, disclosure.ENTRIES, received.total)
+        shown_out = cells.cell(i, 3, paid, disclosure.ENTRIES, paid.total)
+        net: Cell = None
+        if shown_in is not None and shown_out is not None:
+            net = received.total - paid.total
+        else:
+            cells.withheld[(i, 4)] = cells.withheld.get((i, 2)) or cells.withheld[(i, 3)]
+        rows.append((m, True, shown_in, shown_out, net))
+    return Figure(
+        "revenue", N_("Revenue settled"),
+        N_("Money received through the cluster (shares, referral and equipment fees, "
+           "adjustments) in months the coordinator has settled; open months show nothing "
+           "yet."),
+        Plot.STACKED, REVENUE_COLUMNS, tuple(rows), (2,), cells.withheld, scope.min_group)
+
+
 def _reliability(session: Session, scope: Scope, months: MonthRange, now: datetime
                  ) -> tuple[Figure, Figure]:
     rows = metrics.reliability_by_month(session, scope, months, now)
+    rating_rows: tuple[tuple[Cell, ...], ...] = tuple(
+        (r.month, r.average_rating, r.ratings, r.on_time_rate) for r in rows)
+    withheld: dict[tuple[int, int], disclosure.Withheld] = {}
+    if scope.pooled:
+        rule = disclosure.Rule.of(scope, now)
+        cells = _Cells(rule, months)
+        rating_rows = tuple(
+            (m, cells.cell(i, 1, scores, disclosure.RATINGS, scores.average), scores.count,
+             cells.cell(i, 3, punctual, disclosure.RATINGS, punctual.average))
+            for i, (m, (scores, punctual)) in enumerate(
+                disclosure.rating_pools(session, scope, months, rule).items()))
+        withheld = cells.withheld
     rating = Figure(
         "rating", N_("Average rating received") if scope.member else N_("Average rating"),
         N_("Ratings partners gave each other after confirmed jobs, in the month they were "
@@ -189,8 +286,7 @@ def _reliability(session: Session, scope: Scope, months: MonthRange, now: dateti
         Plot.LINES,
         (MONTH, Column(N_("Average rating"), Kind.RATING), Column(N_("Ratings"), Kind.COUNT),
          Column(N_("Ratings saying on time"), Kind.PERCENT)),
-        tuple((r.month, r.average_rating, r.ratings, r.on_time_rate) for r in rows),
-        (1,))
+        rating_rows, (1,), withheld, scope.min_group if scope.pooled else None)
     completion = Figure(
         "completion", N_("Jobs completed"),
         N_("Of the taken jobs due to end in the month (and already over), the share "

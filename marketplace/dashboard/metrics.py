@@ -200,8 +200,9 @@ def equipment_by_month(session: Session, scope: Scope, months: MonthRange, now: 
                 col(Booking.starts_at) < months.end, col(Booking.ends_at) > months.start)):
         for month, minutes in months.split(starts_at, ends_at):
             rows[month].booked_minutes += minutes
-    for month, fees in _booking_fees(session, scope, months):
-        rows[month].fees_minor = int(fees or 0)
+    if not scope.pooled:  # a member's pooled view reads fees booking by booking instead
+        for month, fees in _booking_fees(session, scope, months):
+            rows[month].fees_minor = int(fees or 0)
     return list(rows.values())
 
 
@@ -288,11 +289,10 @@ def settled_sums(session: Session, scope: Scope, months: MonthRange) -> SettledS
     figures never leave the database for them.
     """
     member_id = None if scope.sees_every_member else scope.member_id
-    approved = set(session.exec(select(Settlement.month).where(
-        Settlement.cluster_id == scope.cluster_id,
-        Settlement.status == SettlementStatus.APPROVED.value,
-        col(Settlement.month) >= months.first, col(Settlement.month) <= months.last)))
+    approved = approved_months(session, scope, months)
     sums = SettledSums(approved)
+    if scope.pooled:  # a member's pooled view reads the entries through `disclosure`
+        return sums
     where = (LedgerEntry.cluster_id == scope.cluster_id,
              LedgerEntry.currency == scope.cluster.currency,
              col(LedgerEntry.month) >= months.first, col(LedgerEntry.month) <= months.last,
@@ -309,6 +309,14 @@ def settled_sums(session: Session, scope: Scope, months: MonthRange) -> SettledS
                 settled = sums.by_month_member.setdefault((month, member), Settled())
                 setattr(settled, attribute, int(total))
     return sums
+
+
+def approved_months(session: Session, scope: Scope, months: MonthRange) -> set[str]:
+    """The range's months whose settlement the coordinator approved (locked for good)."""
+    return set(session.exec(select(Settlement.month).where(
+        Settlement.cluster_id == scope.cluster_id,
+        Settlement.status == SettlementStatus.APPROVED.value,
+        col(Settlement.month) >= months.first, col(Settlement.month) <= months.last)))
 
 
 def revenue_by_month(sums: SettledSums, scope: Scope, months: MonthRange
@@ -391,6 +399,8 @@ def reliability_by_month(session: Session, scope: Scope, months: MonthRange, now
             row.due += 1
             row.completed += finished
             row.confirmed += status == JobStatus.CONFIRMED
+    if scope.pooled:  # a member's pooled view reads ratings through `disclosure`
+        return list(rows.values())
     ratings = (select(JobRating.created_at, JobRating.score, JobRating.on_time)
                .join(OverflowJob, col(OverflowJob.id) == JobRating.job_id)
                .where(OverflowJob.cluster_id == scope.cluster_id,

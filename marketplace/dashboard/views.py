@@ -5,7 +5,9 @@ Views stay thin: the filter (months, member) goes to `access.scope_for` and
 type right; `figures` reads the numbers; here they become text in the
 viewer's language and currency, SVG charts, tables and CSV files.  The
 table and the CSV are written from the same cells (the table keeps each
-cell's CSV value in `data-value`).
+cell's CSV value in `data-value`).  A cell `disclosure` withholds from a
+member reads "too few to show" with its reason, is empty in the CSV and
+leaves a gap in the chart.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from markupsafe import Markup
 
-from marketplace.dashboard import charts
+from marketplace.dashboard import charts, disclosure
 from marketplace.dashboard.access import CLUSTER, Scope, scope_for
 from marketplace.dashboard.figures import Cell, Figure, Kind, Plot, figure, figures, plain
 from marketplace.dashboard.periods import MonthRange, first_day, month_range
@@ -111,7 +113,7 @@ class Rendered:
     title: str
     hint: str
     headers: tuple[str, ...]
-    rows: tuple[tuple[tuple[str, str], ...], ...]  # (shown, plain) per cell
+    rows: tuple[tuple[tuple[str, str, str], ...], ...]  # (shown, plain, why withheld)
     svg: Markup
     legend: Markup
     csv_url: str
@@ -180,14 +182,27 @@ def _filter_args(scope: Scope, months: MonthRange) -> dict[str, str]:
     return {"first": months.first, "last": months.last, "member": member}
 
 
+def _cell(fig: Figure, row: int, column: int, currency: str) -> tuple[str, str, str]:
+    """A table cell: as the viewer reads it, as the CSV writes it, and why it is withheld
+    (empty when it is shown)."""
+    kind, value = fig.columns[column].kind, fig.rows[row][column]
+    why = fig.withheld.get((row, column))
+    if why is not None:
+        return _(disclosure.TOO_FEW), "", _(why.reason, **why.params)
+    return shown(kind, value, currency), plain(kind, value, currency), ""
+
+
 def _render(fig: Figure, scope: Scope, months: MonthRange) -> Rendered:
     currency = scope.cluster.currency
     title = _(fig.title)
     svg, legend = _draw(fig, title, months, currency)
+    hint = _(fig.hint)
+    if fig.pooled_k is not None:
+        hint = f"{hint} {_(disclosure.RULE, k=fig.pooled_k)}"
     return Rendered(
-        fig, title, _(fig.hint), tuple(_(c.label) for c in fig.columns),
-        tuple(tuple((shown(c.kind, cell, currency), plain(c.kind, cell, currency))
-                    for c, cell in zip(fig.columns, row, strict=True)) for row in fig.rows),
+        fig, title, hint, tuple(_(c.label) for c in fig.columns),
+        tuple(tuple(_cell(fig, r, c, currency) for c in range(len(fig.columns)))
+              for r in range(len(fig.rows))),
         svg, legend,
         url_for("dashboard.chart_csv", chart=fig.name, **_filter_args(scope, months)))
 

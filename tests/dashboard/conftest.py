@@ -23,7 +23,7 @@ EXPECTED holds the numbers worked out by hand from the rules, as of NOW
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel import Session
@@ -193,3 +193,111 @@ EXPECTED: dict[str, dict[str, list[tuple[object, ...]]]] = {
         "completion": [(m, None, 0, 0, 0) for m in MONTHS],  # A took no job
     },
 }
+
+
+# --- a market big enough for cluster totals: five members, April closed ---------------
+
+#: The agreement's default k: cluster totals combine at least 3 other members and items.
+K = 3
+
+
+@dataclass
+class Market:
+    """Members A, B (the rival who reads), C, D and E, with April 2026 worked out:
+
+    * hand-offs A -> C (1 000.00), A -> D (1 100.00), C -> E (1 200.00) and B -> A
+      (1 300.00), each done, confirmed and rated by its poster (C 4, D 5, E 3, A 5;
+      on time except D's);
+    * C, D and E each list a machine on 1 April; A books each for 4 h on 21 April
+      (160.00 a booking);
+    * D posts a job (770.00, starting 15 April) nobody takes.
+
+    For B every April total combines C, D and E (B's own contract with A left aside):
+    enough for k = 3.  For C it combines only D and A (and E only through C's own job).
+    """
+
+    world: World
+    owner_c: User
+    owner_d: User
+    owner_e: User
+    machines: dict[str, int]
+
+    def member(self, name: str) -> int:
+        user = self.owner(name)
+        assert user.member_id is not None
+        return user.member_id
+
+    def owner(self, name: str) -> User:
+        return {"a": self.world.owner_a, "b": self.world.owner_b, "c": self.owner_c,
+                "d": self.owner_d, "e": self.owner_e}[name]
+
+
+#: April's contracts (poster, winner, value) and ratings (poster rates winner).
+APRIL_HANDOFFS = (("a", "c", 100_000, 4, True), ("a", "d", 110_000, 5, False),
+                  ("c", "e", 120_000, 3, True), ("b", "a", 130_000, 5, True))
+APRIL_BOOKING_FEE = 16_000  # 4 h at 40.00
+UNTAKEN_VALUE = 77_000
+
+
+def handoff(session: Session, poster: User, winner: User, value: int, when: datetime,
+            starts: date | None = None, title: str = "Trim the hedges") -> int:
+    """A hand-off posted at `when` and claimed an hour later; its id."""
+    starts = starts or (when + timedelta(days=6)).date()
+    job = _job(session, poster, value, when, starts, starts + timedelta(days=2), title=title)
+    service.claim_job(session, winner, job, when + timedelta(hours=1))
+    return job
+
+
+def finish(session: Session, poster: User, winner: User, job: int, when: datetime,
+           score: int, on_time: bool) -> None:
+    """The winner reports the job done, the poster confirms and rates the winner."""
+    assert winner.member_id is not None
+    completion.report_done(session, winner, job, when)
+    completion.confirm_completion(session, poster, job, when + timedelta(hours=1))
+    completion.rate(session, poster, job, winner.member_id, score, on_time, "",
+                    when + timedelta(hours=2))
+
+
+def bid_window(session: Session, poster: User, value: int, when: datetime,
+               closes: datetime, starts: date, title: str = "Grade the field") -> int:
+    return _job(session, poster, value, when, starts, starts + timedelta(days=2), title=title,
+                mode=JobMode.BID_WINDOW.value, closes_at=closes)
+
+
+def bid(session: Session, bidder: User, job: int, price: int, when: datetime) -> int:
+    placed = bidding.place_bid(session, bidder, job,
+                               bidding.BidTerms(price, 3, date(2026, 1, 1)), when)
+    assert placed.id is not None
+    return placed.id
+
+
+def award(session: Session, poster: User, job: int, bid_id: int, when: datetime) -> None:
+    bidding.close_window(session, job, when)
+    bidding.award_bid(session, poster, job, bid_id, when + timedelta(minutes=1))
+
+
+def build_market(session: Session, world: World) -> Market:
+    owners = [add_partner(session, world, name, email) for name, email in (
+        ("Gamma Trees", "c@gamma.test"), ("Delta Paving", "d@delta.test"),
+        ("Epsilon Ponds", "e@epsilon.test"))]
+    market = Market(world, owners[0], owners[1], owners[2], machines={})
+    for day, (poster, winner, value, score, on_time) in enumerate(APRIL_HANDOFFS, start=2):
+        job = handoff(session, market.owner(poster), market.owner(winner), value,
+                      utc(4, day), date(2026, 4, 12), title=f"April job {day}")
+        finish(session, market.owner(poster), market.owner(winner), job, utc(4, 20),
+               score, on_time)
+    _job(session, market.owner_d, UNTAKEN_VALUE, utc(4, 6), date(2026, 4, 15),
+         date(2026, 4, 16), title="Nobody wants this")
+    for name in ("c", "d", "e"):
+        machine = listings.list_machine(session, market.owner(name),
+                                        machine_draft(name=f"Machine {name}"), utc(4, 1))
+        assert machine.id is not None
+        market.machines[name] = machine.id
+        booking.book(session, world.owner_a, machine.id, at(date(2026, 4, 21), 9),
+                     at(date(2026, 4, 21), 13), utc(4, 15))
+    return market
+
+
+@pytest.fixture
+def market(session: Session, jobs_world: World) -> Market:  # noqa: F811
+    return build_market(session, jobs_world)
