@@ -268,7 +268,8 @@ class Generator:
              "mode": "bid_window" if outcome == "awarded" else "handoff",
              "status": status.get(outcome) or ("confirmed" if ends < self.now.date()
                                                else "awarded"),
-             "site_lat": 43.65, "site_lng": -79.38, "locality": "Annex", "address": "1 Main",
+             "site_lat": 43.65, "site_lng": -79.38, "approx_lat": 43.66, "approx_lng": -79.37,
+             "locality": "Annex", "address": "1 Main",
              "customer_name": "Customer", "customer_contact": "", "crew_days": 3,
              "starts_on": starts, "ends_on": ends, "value_minor": value, "currency": CURRENCY,
              "closes_at": None, "window_closed_at": None,
