@@ -3,15 +3,21 @@ the approximate point partners see instead of the site.
 
 A rival may move its own base and read the distance again, as often as it likes;
 distances from the exact site, however rounded, would let it trilaterate the
-site.  So partners only ever get distances from the job's *approximate point*:
-drawn once when the job is posted, in a random direction and between
-APPROX_MIN_KM and APPROX_MAX_KM from the site, and stored, so every read gives
-the same point (a point drawn anew per request would average out to the site).
-Those distances are whole kilometres, and "under NEAR_KM" near the point.
+site.  So partners only ever learn about the job's *approximate point*: in a
+random-looking direction and between APPROX_MIN_KM and APPROX_MAX_KM from the
+site, and the same every time -- stored with the job, and drawn from a keyed
+hash of the site (`site_point`), so a job posted again at the same site gets
+the same point (fresh draws per read, or per posting, would average out to the
+site).  The key is the cluster's own secret: without it, nobody can test
+candidate sites against a published point.  Distances shown are whole
+kilometres from that point, "under NEAR_KM" near it, and eligibility measures
+the service area from it too (jobs/eligibility.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from math import asin, atan2, cos, degrees, radians, sin, sqrt
 from random import Random
@@ -24,6 +30,8 @@ APPROX_MAX_KM = 1.5
 #: the drawn distance starts that much above the promise.
 APPROX_DECIMALS = 3
 _ROUNDING_MARGIN_KM = 0.1
+#: Sites this close (decimals of a degree, ~100 m) share one approximate point.
+SITE_CELL_DECIMALS = 3
 #: Closer than this, a partner is told "under NEAR_KM km", not a number.
 NEAR_KM = 2
 
@@ -54,6 +62,14 @@ def approximate_point(lat: float, lng: float, rng: Random | None = None
     km = draw.uniform(APPROX_MIN_KM + _ROUNDING_MARGIN_KM, APPROX_MAX_KM)
     point_lat, point_lng = destination(lat, lng, km, draw.uniform(0.0, 360.0))
     return round(point_lat, APPROX_DECIMALS), round(point_lng, APPROX_DECIMALS)
+
+
+def site_point(key: str, lat: float, lng: float) -> tuple[float, float]:
+    """The approximate point of a site, fixed by the cluster's `key` and the site
+    (rounded to SITE_CELL_DECIMALS, about 100 m, so the same yard gets the same point)."""
+    site = f"{lat:.{SITE_CELL_DECIMALS}f},{lng:.{SITE_CELL_DECIMALS}f}"
+    digest = hmac.new(key.encode(), site.encode(), hashlib.sha256).digest()
+    return approximate_point(lat, lng, Random(int.from_bytes(digest, "big")))
 
 
 def coarse_km(km: float) -> tuple[int, str]:

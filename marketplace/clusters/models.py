@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -32,6 +33,9 @@ class Cluster(SQLModel, table=True):
     timezone: str = Field(max_length=64)
     unit_system: str = Field(default=UnitSystem.METRIC.value, max_length=10)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    #: Secret of the cluster's own that fixes each site's approximate point (geo.py):
+    #: the same site always gets the same point, and nobody outside can compute it.
+    location_key: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
 
 
 class Member(SQLModel, table=True):

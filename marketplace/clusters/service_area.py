@@ -1,16 +1,13 @@
 """Changes of a member's service area (its base and radius): recorded, and limited.
 
-The service area is what a rival could probe a job's site with.  Distances
-shown to partners are coarse and measured from the job's approximate point
-(geo.py), but eligibility uses the exact site: moving the base, or stepping the
-radius, and watching a job appear on the board would measure the distance to
-the site.  So eligibility compares whole kilometres, rounded up (jobs/
-eligibility.py: a probe learns the distance to within a kilometre, no
-better), every change of base or radius is kept (who, when, from what to
-what) for the coordinator, and an owner may change them at most
-CHANGES_PER_DAY times in any 24 hours: plenty for a typo or a new yard, too few
-to survey a site.  The coordinator, who sets members up, is recorded but not
-limited.
+A member's service area decides which jobs it is offered.  The rule measures it
+from each job's approximate point, never from the site (jobs/eligibility.py),
+so moving the base and watching the board teaches a rival nothing the point
+does not already say.  Still, every change of base or radius is kept (who,
+when, from what to what) for the coordinator, and an owner may change them at
+most CHANGES_PER_DAY times in any 24 hours: plenty for a typo or a new yard,
+and a brake on anything that probes.  The coordinator, who sets members up, is
+recorded but neither limited nor counted against the owners.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from marketplace.clusters.models import Member, User
+from marketplace.clusters.models import Member, Role, User
 from marketplace.db import UTCDateTime
 from marketplace.errors import N_, ValidationError
 
@@ -50,13 +47,20 @@ def record_service_area_change(session: Session, actor: User, member: Member,
     """Record a change of `member`'s base or radius, or refuse it (nothing written) when
     its owners already changed them CHANGES_PER_DAY times in the last 24 hours.  Does
     nothing when both stay as they are."""
+    # The member's row, locked until commit and read fresh: two saves at once (a double
+    # tap) take turns, so the second sees the first's change and its count.
+    session.exec(select(Member).where(Member.id == member.id).with_for_update()
+                 .execution_options(populate_existing=True)).one()
     before = (member.base_lat, member.base_lng, member.service_radius_km)
     if before == (*base, radius_km):
         return
     if not actor.is_coordinator:
-        recent = session.exec(select(func.count()).select_from(ServiceAreaChange).where(
-            ServiceAreaChange.member_id == member.id,
-            col(ServiceAreaChange.changed_at) > now - timedelta(hours=24))).one()
+        recent = session.exec(
+            select(func.count()).select_from(ServiceAreaChange)
+            .join(User, col(User.id) == ServiceAreaChange.changed_by_id)
+            .where(ServiceAreaChange.member_id == member.id,
+                   col(ServiceAreaChange.changed_at) > now - timedelta(hours=24),
+                   col(User.role) != Role.COORDINATOR)).one()
         if recent >= CHANGES_PER_DAY:
             message = N_("The base location and service radius were already changed "
                          "%(count)s times in the last 24 hours. Try again tomorrow, or ask "

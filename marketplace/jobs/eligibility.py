@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from math import ceil
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -26,7 +25,7 @@ from marketplace.clusters.agreements import (
 )
 from marketplace.clusters.models import Member, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
-from marketplace.geo import coarse_km, distance_km
+from marketplace.geo import APPROX_MAX_KM, coarse_km, distance_km
 from marketplace.jobs.models import JobTrade, OverflowJob
 
 
@@ -63,21 +62,32 @@ def _member_trades(session: Session, member_id: int) -> set[str]:
 
 
 def site_distance_km(member: Member, job: OverflowJob) -> float | None:
-    """How far the exact site is from the member's base, if the member set one: for the
-    eligibility rule, and for the poster and the winners, who know the site anyway."""
+    """How far the exact site is from the member's base, if the member set one: only for
+    the poster and the winners, who know the site anyway."""
     if member.base_lat is None or member.base_lng is None:
         return None
     return distance_km(member.base_lat, member.base_lng, job.site_lat, job.site_lng)
+
+
+def service_distance_km(member: Member, job: OverflowJob) -> float | None:
+    """How far the job is from the member's base for the service-area rule: from the
+    job's approximate point, which is public, never from the site.  A rule on the
+    exact site would answer "inside or outside" about the site itself, and a rival
+    moving its base and radius between looks at the board would trilaterate it.
+    The rule allows APPROX_MAX_KM more than the radius, so every member whose area
+    covers the site is still offered the job (and some up to 2 x APPROX_MAX_KM
+    beyond it, told "about n km")."""
+    if member.base_lat is None or member.base_lng is None:
+        return None
+    return distance_km(member.base_lat, member.base_lng, job.approx_lat, job.approx_lng)
 
 
 def partner_distance_km(member: Member, job: OverflowJob) -> tuple[int, str] | None:
     """How far a partner is told the job is, with how to read it ("under" 2 km, "about"
     n km): from the job's approximate point, in whole kilometres.  Never from the exact
     site: a rival moving its own base would otherwise trilaterate the site (geo.py)."""
-    if member.base_lat is None or member.base_lng is None:
-        return None
-    return coarse_km(distance_km(member.base_lat, member.base_lng, job.approx_lat,
-                                 job.approx_lng))
+    distance = service_distance_km(member, job)
+    return coarse_km(distance) if distance is not None else None
 
 
 def _reasons(
@@ -108,14 +118,14 @@ def _reasons(
                 {"trades": missing},
             )
         )
-    distance = site_distance_km(member, job)
+    distance = service_distance_km(member, job)
     if distance is None or member.service_radius_km is None:
         reasons.append(
             Reason(
                 "no_service_area", N_("Set your base location and service radius in your profile.")
             )
         )
-    elif ceil(distance) > member.service_radius_km:  # whole km: clusters/service_area.py
+    elif distance > member.service_radius_km + APPROX_MAX_KM:
         reasons.append(
             Reason(
                 "outside_service_area",

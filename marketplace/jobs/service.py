@@ -26,7 +26,7 @@ from marketplace.clusters.models import Cluster, Member, Role, User
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
-from marketplace.geo import approximate_point
+from marketplace.geo import site_point
 from marketplace.jobs.eligibility import (
     cluster_reasons,
     eligible_members,
@@ -133,7 +133,7 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
     _validate(draft, now)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
-    approx_lat, approx_lng = approximate_point(draft.site_lat, draft.site_lng)
+    approx_lat, approx_lng = site_point(cluster.location_key, draft.site_lat, draft.site_lng)
     job = OverflowJob(
         cluster_id=member.cluster_id,
         poster_member_id=member.id,

@@ -1,21 +1,28 @@
-"""approximate points: each job's stored approximate point, and service-area changes
+"""approximate points: each job's stored approximate point, clusters' location keys,
+service-area changes
 
-Partners see a job's location only as its approximate point, drawn once at
-posting (geo.approximate_point) and kept, so that no two reads differ.  Jobs
-posted before this revision get theirs drawn here.  Changes of a member's base
-or radius are recorded (clusters/service_area.py).
+Partners see a job's location only as its approximate point, fixed by the
+cluster's secret location key and the site (geo.site_point) and kept with the
+job, so that no two reads differ.  Clusters get their key here, and jobs
+posted before this revision get their point, computed by a copy of
+geo.site_point as it is today (a migration must not change with the code).
+Changes of a member's base or radius are recorded (clusters/service_area.py).
 
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 23:40:00
 """
+import hashlib
+import hmac
+import secrets
 from collections.abc import Sequence
+from math import asin, atan2, cos, degrees, radians, sin
+from random import Random
 
 import sqlalchemy as sa
 from alembic import op
 
 import marketplace.db
-from marketplace.geo import approximate_point
 
 revision: str = '0010'
 down_revision: str | None = '0009'
@@ -23,23 +30,53 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _site_point(key: str, lat: float, lng: float) -> tuple[float, float]:
+    """geo.site_point of 2026-12: 1.1-1.5 km from the site, the direction and distance
+    drawn from HMAC-SHA256(key, site rounded to 3 decimals), rounded to 3 decimals."""
+    site = f"{lat:.3f},{lng:.3f}"
+    draw = Random(int.from_bytes(hmac.new(key.encode(), site.encode(),
+                                          hashlib.sha256).digest(), "big"))
+    km, bearing = draw.uniform(1.1, 1.5), radians(draw.uniform(0.0, 360.0))
+    phi, lmb, delta = radians(lat), radians(lng), km / 6371.0088
+    phi2 = asin(sin(phi) * cos(delta) + cos(phi) * sin(delta) * cos(bearing))
+    lmb2 = lmb + atan2(sin(bearing) * sin(delta) * cos(phi), cos(delta) - sin(phi) * sin(phi2))
+    return round(degrees(phi2), 3), round((degrees(lmb2) + 540) % 360 - 180, 3)
+
+
 def upgrade() -> None:
-    # Added in place (no table rebuild: SQLite could not drop a table that bids,
-    # contracts and trades refer to), with a placeholder default the rows below
-    # replace at once; PostgreSQL then drops the default.
+    # Columns are added in place (no table rebuild: SQLite could not drop tables that
+    # bids, contracts and members refer to), with placeholder defaults the rows below
+    # replace at once; PostgreSQL then drops the defaults.  (SQLite keeps them: an
+    # insert without a value would get the placeholder, and the models always give one.)
+    connection = op.get_bind()
+    op.add_column('cluster', sa.Column('location_key', sa.String(length=64), nullable=False,
+                                       server_default=''))
+    clusters = sa.table('cluster', sa.column('id', sa.Integer),
+                        sa.column('location_key', sa.String))
+    keys = {cluster_id: secrets.token_hex(32)
+            for cluster_id in connection.execute(sa.select(clusters.c.id)).scalars()}
+    if keys:
+        connection.execute(clusters.update().where(clusters.c.id == sa.bindparam('cid'))
+                           .values(location_key=sa.bindparam('key')),
+                           [{'cid': cid, 'key': key} for cid, key in keys.items()])
     for name in ('approx_lat', 'approx_lng'):
         op.add_column('overflowjob', sa.Column(name, sa.Float(), nullable=False,
                                                server_default='0'))
-    connection = op.get_bind()
-    jobs = sa.table('overflowjob', sa.column('id', sa.Integer), sa.column('site_lat', sa.Float),
+    jobs = sa.table('overflowjob', sa.column('id', sa.Integer),
+                    sa.column('cluster_id', sa.Integer), sa.column('site_lat', sa.Float),
                     sa.column('site_lng', sa.Float), sa.column('approx_lat', sa.Float),
                     sa.column('approx_lng', sa.Float))
-    for job_id, lat, lng in connection.execute(sa.select(jobs.c.id, jobs.c.site_lat,
-                                                         jobs.c.site_lng)).all():
-        point = approximate_point(lat, lng)
-        connection.execute(jobs.update().where(jobs.c.id == job_id)
-                           .values(approx_lat=point[0], approx_lng=point[1]))
+    points = []
+    for job_id, cluster_id, lat, lng in connection.execute(sa.select(
+            jobs.c.id, jobs.c.cluster_id, jobs.c.site_lat, jobs.c.site_lng)).all():
+        point = _site_point(keys[cluster_id], lat, lng)
+        points.append({'jid': job_id, 'alat': point[0], 'alng': point[1]})
+    if points:
+        connection.execute(jobs.update().where(jobs.c.id == sa.bindparam('jid'))
+                           .values(approx_lat=sa.bindparam('alat'),
+                                   approx_lng=sa.bindparam('alng')), points)
     if connection.dialect.name != 'sqlite':
+        op.alter_column('cluster', 'location_key', server_default=None)
         for name in ('approx_lat', 'approx_lng'):
             op.alter_column('overflowjob', name, server_default=None)
     op.create_table('serviceareachange',
@@ -69,3 +106,5 @@ def downgrade() -> None:
     with op.batch_alter_table('overflowjob', recreate='never') as batch:
         batch.drop_column('approx_lng')
         batch.drop_column('approx_lat')
+    with op.batch_alter_table('cluster', recreate='never') as batch:
+        batch.drop_column('location_key')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -29,10 +29,11 @@ from marketplace.geo import (
     distance_km,
 )
 from marketplace.jobs import service
+from marketplace.jobs.eligibility import _reasons as reasons_on_facts  # the rule itself
 from marketplace.jobs.models import OverflowJob
 from marketplace.jobs.visibility import job_for, viewer_of
 from tests.conftest import NOW, World, login
-from tests.jobs.conftest import SITE, give_profile, notifications
+from tests.jobs.conftest import SITE, give_profile, job_draft, notifications
 from tests.test_migrations import demo_season_down_and_up
 
 Post = Callable[..., OverflowJob]
@@ -111,22 +112,50 @@ def test_a_rival_moving_its_base_cannot_trilaterate_the_site(
     assert distance_km(*SITE, *best) >= 0.75, "the site was recovered from the distances"
 
 
-def test_stepping_the_radius_measures_the_distance_to_a_kilometre_no_better(
+@settings(max_examples=300, deadline=None)
+@given(site_km=st.floats(0.0, 1.0), site_bearing=st.floats(0, 360),
+       base_km=st.floats(0.0, 30.0), base_bearing=st.floats(0, 360),
+       radius=st.floats(0.5, 30.0))
+def test_who_may_take_a_job_depends_on_its_approximate_point_only(
+        site_km: float, site_bearing: float, base_km: float, base_bearing: float,
+        radius: float) -> None:
+    """Two jobs with the same approximate point and different sites (anything a rival
+    could not tell apart) are offered to exactly the same members: moving a base and
+    a radius between looks at the board measures nothing about the site."""
+    point = (43.70, -79.40)
+    sites = [point, destination(*point, site_km, site_bearing)]
+    jobs = [OverflowJob(cluster_id=1, poster_member_id=1, posted_by_id=1, title="t",
+                        description="", mode="handoff", site_lat=lat, site_lng=lng,
+                        approx_lat=point[0], approx_lng=point[1], locality="", address="",
+                        customer_name="", customer_contact="", crew_days=1,
+                        starts_on=date(2026, 6, 10), ends_on=date(2026, 6, 11),
+                        value_minor=1, currency="CAD", created_at=NOW) for lat, lng in sites]
+    base = destination(*point, base_km, base_bearing)
+    member = Member(id=2, cluster_id=1, name="B", base_lat=base[0], base_lng=base[1],
+                    service_radius_km=radius, insurance_expires_on=date(2027, 1, 1))
+    first, second = (reasons_on_facts(member, job, (), set(), None) for job in jobs)
+    assert first == second
+
+
+def test_every_member_whose_area_covers_the_site_is_offered_the_job(
         session: Session, jobs_world: World, post: Post) -> None:
-    """B's base is 5.3 km from the site.  Whatever radius B tries, the job comes and goes
-    at a whole kilometre: 5.9 km is not enough, 6 km is."""
-    job = post()
     partner = session.get(Member, jobs_world.member_b_id)
     assert partner is not None
     exact = distance_km(partner.base_lat, partner.base_lng, *SITE)  # type: ignore[arg-type]
-    assert 5 < exact < 6
-    eligible = {}
-    for i, radius in enumerate((5.0, 5.3, 5.31, 5.9, 5.99, 6.0, 6.5)):
-        give_profile(session, jobs_world.owner_b, radius_km=radius,
-                     now=NOW + timedelta(days=1 + i))
-        eligible[radius] = not service.explain(session, jobs_world.owner_b, job, NOW)
-    assert eligible == {5.0: False, 5.3: False, 5.31: False, 5.9: False, 5.99: False,
-                        6.0: True, 6.5: True}
+    job = post()
+    give_profile(session, jobs_world.owner_b, radius_km=exact + 0.01,
+                 now=NOW + timedelta(days=1))
+    assert service.explain(session, jobs_world.owner_b, job, NOW) == []
+
+
+def test_the_same_site_gets_the_same_point_and_another_cluster_another(
+        session: Session, jobs_world: World, post: Post) -> None:
+    first, again = post(), post(title="The same lawn, posted again")
+    near = post(site_lat=SITE[0] + 0.00002, site_lng=SITE[1] - 0.00002)  # same ~100 m cell
+    assert {(j.approx_lat, j.approx_lng) for j in (first, again, near)} == {
+        (first.approx_lat, first.approx_lng)}
+    rival = service.post_job(session, jobs_world.other_owner, job_draft(), NOW)
+    assert (rival.approx_lat, rival.approx_lng) != (first.approx_lat, first.approx_lng)
 
 
 def test_the_reason_a_member_cannot_take_a_job_names_no_distance(
