@@ -12,7 +12,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from redis.connection import parse_url
 
 from marketplace.delivery.subscriptions import DEFAULT_PUSH_HOSTS
 
@@ -136,7 +137,8 @@ def socketio_channel(config: Mapping[str, Any]) -> str:
     reads the same settings and so meets on the same channel."""
     if config.get("SOCKETIO_CHANNEL"):
         return str(config["SOCKETIO_CHANNEL"])
-    database = urlsplit(str(config.get("REDIS_URL") or "")).path.strip("/") or "0"
+    url = config.get("REDIS_URL")
+    database = (parse_url(str(url)).get("db") if url else None) or 0
     return f"marketplace-db{database}"
 
 

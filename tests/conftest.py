@@ -16,10 +16,12 @@ from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from redis.connection import parse_url
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
@@ -48,16 +50,21 @@ def _worker_database(url: str | None) -> str | None:
     return base.set(database=f"{base.database}_{WORKER}").render_as_string(hide_password=False)
 
 
+def redis_database(url: str, number: int) -> str:
+    """The same Redis server, database `number` (a tcp or tls URL)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", parts.query, ""))
+
+
 def _worker_redis(url: str | None) -> str | None:
     """`redis://host/0` becomes `redis://host/2` for worker gw1: Redis database 1 + the
-    worker's number (databases 14 and 15 stay free for tests of two deployments)."""
+    worker's number (13 is the CI bench's; 14 and 15 are for tests of two deployments)."""
     if not url or not WORKER:
         return url
-    base, _, database = url.rstrip("/").rpartition("/")
-    number = (int(database) if database.isdigit() else 0) + 1 + int(WORKER.removeprefix("gw"))
-    if number >= 14:
+    number = (parse_url(url).get("db") or 0) + 1 + int(WORKER.removeprefix("gw"))
+    if number >= 13:
         raise RuntimeError(f"too many test workers for one Redis server: {WORKER}")
-    return f"{base if database.isdigit() else url.rstrip('/')}/{number}"
+    return redis_database(url, number)
 
 
 PG_URL = _worker_database(os.environ.get("TEST_DATABASE_URL"))
@@ -130,8 +137,18 @@ def database_url(tmp_path: Path, _pg_engine: Engine | None) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def _empty_redis() -> None:
+    """This run's Redis database starts empty: counters (rate limits) that an earlier run
+    on the same server left behind must not decide this run's answers."""
+    if REDIS_URL:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(_empty_redis: None) -> str:
     """A reachable Redis, or a skip outside CI (a failure in CI)."""
     if REDIS_URL:
         return REDIS_URL

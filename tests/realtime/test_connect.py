@@ -12,7 +12,7 @@ from flask import Flask
 from marketplace import create_app
 from marketplace.config import socketio_channel
 from marketplace.realtime.rooms import coordinators_room, member_room, user_room
-from tests.conftest import CHEAP_HASHING, PASSWORD, SECRET, World
+from tests.conftest import CHEAP_HASHING, PASSWORD, SECRET, World, redis_database
 from tests.live import live_server, logged_in_cookie, socket_client
 
 
@@ -46,7 +46,8 @@ def test_logged_in_user_gets_its_rooms_only(app: Flask, world: World) -> None:
 def _app_on_redis(database_url: str, redis_url: str) -> Flask:
     return create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
                        "WTF_CSRF_ENABLED": False, "REDIS_URL": redis_url,
-                       "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+                       "RATELIMIT_ENABLED": False, "PUBLIC_URL": "http://localhost",
+                       **CHEAP_HASHING})
 
 
 @pytest.mark.redis
@@ -79,7 +80,7 @@ def test_deployments_sharing_one_redis_do_not_hear_each_other(
     configured alike, still reaches them."""
     from flask_socketio import SocketIO
 
-    ours, theirs = (redis_url.rsplit("/", 1)[0] + f"/{n}" for n in (14, 15))
+    ours, theirs = (redis_database(redis_url, n) for n in (14, 15))
     app = _app_on_redis(database_url, ours)
     try:
         with live_server(app) as url:
