@@ -72,3 +72,14 @@ def record_service_area_change(session: Session, actor: User, member: Member,
         from_lat=before[0], from_lng=before[1], from_radius_km=before[2],
         to_lat=base[0], to_lng=base[1], to_radius_km=radius_km))
     log.info("service area of member_id=%s changed by user_id=%s", member.id, actor.id)
+
+
+def recent_changes(session: Session, member: Member, limit: int = 10
+                   ) -> list[tuple[ServiceAreaChange, str]]:
+    """The member's latest service-area changes with who made each, newest first (for the
+    coordinator and the member's owners; callers check who may see them)."""
+    return [(change, name) for change, name in session.exec(
+        select(ServiceAreaChange, User.name)
+        .join(User, col(User.id) == ServiceAreaChange.changed_by_id)
+        .where(ServiceAreaChange.member_id == member.id)
+        .order_by(col(ServiceAreaChange.id).desc()).limit(limit))]

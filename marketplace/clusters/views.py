@@ -34,6 +34,7 @@ from marketplace.clusters.forms import (
     UserInviteForm,
 )
 from marketplace.clusters.models import Agreement, Invite, Member
+from marketplace.clusters.service_area import recent_changes
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
@@ -121,6 +122,7 @@ def member(member_id: int) -> ResponseReturnValue:
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
         track_record=reliability(session, business.id, utcnow().date()),
+        area_changes=recent_changes(session, business) if can_manage else [],
     )
 
 

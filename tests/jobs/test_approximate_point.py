@@ -206,3 +206,19 @@ def test_jobs_posted_before_the_migration_get_a_point_of_their_own(database_url:
             for job in jobs:
                 assert APPROX_MIN_KM <= distance_km(job.site_lat, job.site_lng, job.approx_lat,
                                                     job.approx_lng) <= APPROX_MAX_KM + 0.1
+
+
+def test_the_coordinator_and_the_owners_see_the_changes_a_rival_does_not(
+        client: FlaskClient, session: Session, jobs_world: World) -> None:
+    give_profile(session, jobs_world.owner_b, base=destination(*SITE, 8, 45),
+                 now=NOW + timedelta(days=1))
+    session.commit()
+    page = f"/members/{jobs_world.member_b_id}"
+    for user, sees in ((jobs_world.coordinator, True), (jobs_world.owner_b, True),
+                       (jobs_world.owner_a, False)):
+        login(client, user)
+        html = client.get(page).get_data(as_text=True)
+        assert ('id="service-area-changes"' in html) is sees, user.email
+        if sees:
+            assert jobs_world.owner_b.name in html
+        client.post("/logout")
