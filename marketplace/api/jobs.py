@@ -118,6 +118,12 @@ class MyJobs(ResponseModel):
 
 class BoardQuery(RequestModel):
     trade: Trade | None = None
+    mode: Literal["handoff", "bid_window"] | None = None
+    closing_soon: bool = Field(default=False, description="Only bid windows closing within "
+                               "24 hours.")
+    within_km: int | None = Field(default=None, ge=1, le=20_000, description="Only jobs at "
+                                  "most this far, as the caller is shown (whole km from "
+                                  "the approximate point).")
     order: Literal["newest", "nearest"] = "newest"
 
 
@@ -193,7 +199,9 @@ def list_jobs(query: BoardQuery) -> dict[str, Any]:
     if user.member_id is None:
         return {"jobs": jobs_for(session, viewer_of(user), service.cluster_jobs(session, user))}
     member = session.get(Member, user.member_id)
-    rows = service.board(session, user, utcnow(), query.trade, query.order)
+    rows = service.board(session, user, utcnow(), service.BoardFilters(
+        trade=query.trade, mode=query.mode, closing_soon=query.closing_soon,
+        within_km=query.within_km, order=query.order))
     return {"jobs": jobs_for(session, viewer_of(user), [job for job, _d in rows], member)}
 
 

@@ -365,27 +365,51 @@ def cancel_job(
     return job
 
 
-def board(
-    session: Session, actor: User, now: datetime, trade: str | None = None, order: str = "newest"
-) -> list[tuple[OverflowJob, int | None]]:
-    """Open jobs the actor's business could take, nearest or newest first."""
+@dataclass(frozen=True)
+class BoardFilters:
+    """What a crew narrows the board to.  `within_km` compares the coarse distance a
+    partner is shown (from the approximate point), never the distance to the site."""
+
+    trade: str | None = None
+    mode: str | None = None  # JobMode: hand-offs or bid windows only
+    closing_soon: bool = False  # bid windows closing within CLOSING_SOON
+    within_km: int | None = None
+    order: str = "newest"  # or "nearest"
+
+
+#: "Closing soon" on the board: bid windows that close within this.
+CLOSING_SOON = timedelta(hours=24)
+
+
+def board(session: Session, actor: User, now: datetime,
+          filters: BoardFilters = BoardFilters()) -> list[tuple[OverflowJob, int | None]]:
+    """Open jobs the actor's business could take, with the coarse distance it is shown,
+    nearest or newest first."""
     member = acting_member(session, actor)
     query = select(OverflowJob).where(
         OverflowJob.cluster_id == member.cluster_id,
         OverflowJob.status == JobStatus.OPEN,
         col(OverflowJob.poster_member_id) != member.id,
     )
-    if trade:
+    if filters.trade:
         query = query.join(JobTrade, col(JobTrade.job_id) == OverflowJob.id).where(
-            JobTrade.trade == trade
+            JobTrade.trade == filters.trade
         )
+    if filters.mode:
+        query = query.where(OverflowJob.mode == filters.mode)
+    if filters.closing_soon:
+        query = query.where(OverflowJob.mode == JobMode.BID_WINDOW,
+                            col(OverflowJob.closes_at) > now,
+                            col(OverflowJob.closes_at) <= now + CLOSING_SOON)
     jobs = list(session.exec(query))
     rows = [
         (job, coarse[0] if (coarse := partner_distance_km(member, job)) else None)
         for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now), strict=True)
         if not reasons
     ]
-    if order == "nearest":
+    if filters.within_km is not None:
+        rows = [r for r in rows if r[1] is not None and r[1] <= filters.within_km]
+    if filters.order == "nearest":
         rows.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -(r[0].id or 0)))
     else:
         rows.sort(key=lambda r: -(r[0].id or 0))

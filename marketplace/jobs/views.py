@@ -79,23 +79,48 @@ def _money(text: str, field: str) -> int:
     return money_from_form(text, field, get_cluster(db(), viewer()).currency)
 
 
+#: Cards per board page: a phone's few screens; the rest is one tap away.
+BOARD_PAGE_SIZE = 20
+#: The distances a crew can narrow the board to (whole km, as partners see them).
+WITHIN_KM = (5, 10, 25, 50)
+
+
+def _board_filters() -> service.BoardFilters:
+    """The board's filters from the query string; a value that is not offered is ignored
+    (the whole board), never an error page on a phone."""
+    args = request.args
+    trade, mode, within = args.get("trade"), args.get("mode"), args.get("within", type=int)
+    return service.BoardFilters(
+        trade=trade if trade in TRADES else None,
+        mode=mode if mode in {m.value for m in JobMode} else None,
+        closing_soon=args.get("closing") == "soon",
+        within_km=within if within in WITHIN_KM else None,
+        order="nearest" if args.get("order") == "nearest" else "newest")
+
+
 @bp.route("")
 def board() -> ResponseReturnValue:
     user = viewer()
     if user.member_id is None:
         return redirect(url_for("jobs.cluster_jobs"))
-    trade = request.args.get("trade") or None
-    order = "nearest" if request.args.get("order") == "nearest" else "newest"
+    filters = _board_filters()
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10_000)
     # Held before the board is read: the session's identity map keeps only rows
     # something still refers to, and the cards need the member again.
     member = db().get(Member, user.member_id)
-    rows = service.board(db(), user, utcnow(), trade if trade in TRADES else None, order)
-    cards = jobs_for(db(), viewer_of(user), [job for job, _d in rows], member)
+    rows = service.board(db(), user, utcnow(), filters)
+    shown = rows[(page - 1) * BOARD_PAGE_SIZE:page * BOARD_PAGE_SIZE]
+    cards = jobs_for(db(), viewer_of(user), [job for job, _d in shown], member)
+    more = len(rows) > page * BOARD_PAGE_SIZE
     if wants_json():
-        return jsonify({"jobs": cards})
-    return render_template("jobs/board.html", cards=cards, trades=TRADES, trade=trade,
-                           order=order,
-                           trade_labels={code: _(label) for code, label in TRADES.items()})
+        return jsonify({"jobs": cards, "page": page, "more": more, "total": len(rows)})
+    asked = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "jobs/board.html", cards=cards, trades=TRADES, filters=filters, within_km=WITHIN_KM,
+        total=len(rows), first=(page - 1) * BOARD_PAGE_SIZE + 1,
+        more_url=url_for("jobs.board", **asked, page=page + 1) if more else None,
+        back_url=url_for("jobs.board", **asked, page=page - 1) if page > 1 else None,
+        trade_labels={code: _(label) for code, label in TRADES.items()})
 
 
 @bp.route("/cluster")
