@@ -12,6 +12,7 @@ def import_all_models() -> None:
     import marketplace.api.models  # noqa: F401
     import marketplace.clusters.models  # noqa: F401
     import marketplace.clusters.service_area  # noqa: F401
+    import marketplace.dashboard.models  # noqa: F401
     import marketplace.delivery.models  # noqa: F401
     import marketplace.equipment.models  # noqa: F401
     import marketplace.jobs.models  # noqa: F401
