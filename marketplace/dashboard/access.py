@@ -8,8 +8,9 @@ refused, and an id from another cluster looks exactly like one that does not
 exist.  Every page and CSV of the dashboard gets its scope from here.
 
 A member's view of the cluster's totals is *pooled*: its sums of other
-members' money and ratings go through `disclosure` (closed months only, at
-least k other members and contracts, k from the agreement in force).
+members' money and ratings go through `disclosure` (closed months only, as
+stored on their first read; none or at least k amounts only their parties
+know, from at least k other members; k from the agreement in force).
 """
 
 from __future__ import annotations

@@ -248,8 +248,8 @@ def _pooled_revenue(session: Session, scope: Scope, months: MonthRange, now: dat
         if m not in approved:
             rows.append((m, False, None, None, None))
             continue
-        shown_in = cells.cell(i, 2, received, disclosure.ENTRIES, received.total)
-        shown_out = cells.cell(i, 3, paid, disclosure.ENTRIES, paid.total)
+        shown_in = cells.cell(i, 2, received, disclosure.FACTS, received.total)
+        shown_out = cells.cell(i, 3, paid, disclosure.FACTS, paid.total)
         net: Cell = None
         if shown_in is not None and shown_out is not None:
             net = received.total - paid.total

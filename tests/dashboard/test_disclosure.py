@@ -166,24 +166,28 @@ def test_a_rival_reading_before_and_after_awards_learns_no_price(
     assert reads[0][("fees", "2026-04", "Fees earned (CAD)")] == f"{fees / 100:.2f}"
     assert reads[0][("rating", "2026-04", "Average rating")] == "4.25"
     assert reads[0][("rating", "2026-04", "Ratings saying on time")] == "75.0"
-    # May is shown once it is over, with the first award in it (contracts count in the
-    # month they were signed); the June award lands in June, never in May.
-    assert may_closed[("value", "2026-05", "Kept in the cluster (CAD)")] == "2600.00"
-    assert july[("value", "2026-05", "Kept in the cluster (CAD)")] == "2600.00"
-    assert july[("value", "2026-06", "Kept in the cluster (CAD)")] == "1900.00"
+    # May's contracts are E's award and A's two hand-offs, whose values B saw on the
+    # board: 2 600.00 less those would be E's bid, so May stays withheld once over; so
+    # does June, with the one award (D's) besides two hand-offs.
+    assert may_closed[("value", "2026-05", "Kept in the cluster (CAD)")] == ""
+    assert july[("value", "2026-05", "Kept in the cluster (CAD)")] == ""
+    assert july[("value", "2026-06", "Kept in the cluster (CAD)")] == ""
     # A month still running shows nothing; one booking or one rating never shows.
     for cells in reads[:5]:
         assert all(text == "" for key, text in cells.items() if key[1] == "2026-05")
     assert july[("fees", "2026-05", "Fees earned (CAD)")] == ""
     assert july[("rating", "2026-05", "Average rating")] == ""
     # The settled April revenue appears once approved, and is the coordinator's figure.
+    # What members paid stays withheld: besides the hand-offs' fees (known from the
+    # board and the agreement) it is A's three bookings -- one member's spending.
     assert reads[2][("revenue", "2026-04", "Received (CAD)")] == ""
     assert reads[3][("revenue", "2026-04", "Received (CAD)")] != ""
+    assert july[("revenue", "2026-04", "Paid (CAD)")] == ""
+    assert july[("revenue", "2026-04", "Net (CAD)")] == ""
     login(client, coordinator)
     _clock(monkeypatch, utc(7, 2))
     revenue = {row[0]: row for row in _csv(client, "revenue")}
-    assert revenue["2026-04"][2:] == [july[("revenue", "2026-04", h)]
-                                      for h in PROTECTED["revenue"]]
+    assert revenue["2026-04"][2] == july[("revenue", "2026-04", "Received (CAD)")]
     # Nowhere, page or CSV, does a single price appear.
     for page in pages:
         assert TOO_FEW in page
@@ -194,14 +198,16 @@ def test_a_rival_reading_before_and_after_awards_learns_no_price(
 def test_too_few_other_members_read_too_few_to_show_with_the_reason(
         client: FlaskClient, session: Session, market: Market,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """C's April totals combine only two other members (A and D) once C's own contracts
-    are left aside: too few for k = 3.  With k = 2 they are shown, and equal the sum."""
+    """C's April ratings and fees combine only two other members once C's own are left
+    aside (ratings of D and A; fees of D's and E's machines): too few for k = 3.  With
+    k = 2 they are shown, and equal the sums of the month stored on the first read."""
     login(client, market.owner_c)
     cells, _page_cells, page = read(client, monkeypatch, utc(6, 1))
-    kept = ("value", "2026-04", "Kept in the cluster (CAD)")
-    assert cells[kept] == ""
+    rating = ("rating", "2026-04", "Average rating")
+    fees = ("fees", "2026-04", "Fees earned (CAD)")
+    assert cells[rating] == cells[fees] == ""
     april = re.search(r'<tr><th scope="row" data-value="2026-04">.*?</tr>',
-                      page.split('id="table-value"', 1)[1], re.S)
+                      page.split('id="table-rating"', 1)[1], re.S)
     assert april is not None
     assert TOO_FEW in april.group(0) and "fewer than 3 other members" in april.group(0)
     assert "month is not over" in page  # June is still running
@@ -210,7 +216,8 @@ def test_too_few_other_members_read_too_few_to_show_with_the_reason(
     agreements.publish_agreement(session, market.world.coordinator,
                                  terms(aggregate_min_group=2), utc(6, 1))
     cells, _page_cells, page = read(client, monkeypatch, utc(6, 1))
-    assert cells[kept] == f"{sum(v for _p, _w, v, _s, _o in APRIL_HANDOFFS) / 100:.2f}"
+    assert cells[rating] == "4.25"
+    assert cells[fees] == f"{3 * APRIL_BOOKING_FEE / 100:.2f}"
     assert "at least 2 other members" in page
 
 
@@ -219,10 +226,13 @@ def test_b_sees_its_april_totals_and_c_does_not(client: FlaskClient, market: Mar
     login(client, market.world.owner_b)
     cells, _p, _page = read(client, monkeypatch, utc(5, 2))
     assert cells[("value", "2026-04", "Kept in the cluster (CAD)")] == "4600.00"
-    assert cells[("value", "2026-04", "Not taken by anyone (CAD)")] == ""  # one job, D's
+    assert cells[("fees", "2026-04", "Fees earned (CAD)")] == "480.00"
+    # One job nobody took, D's: its value is on its card for every member.
+    assert cells[("value", "2026-04", "Not taken by anyone (CAD)")] == "770.00"
     login(client, market.owner_c)
     cells, _p, _page = read(client, monkeypatch, utc(5, 2))
-    assert cells[("value", "2026-04", "Kept in the cluster (CAD)")] == ""
+    # April's contracts are hand-offs, their values on the board: shown to C as well.
+    assert cells[("value", "2026-04", "Kept in the cluster (CAD)")] == "4600.00"
     assert cells[("fees", "2026-04", "Fees earned (CAD)")] == ""  # C owns one of them
 
 

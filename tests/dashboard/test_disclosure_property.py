@@ -6,10 +6,12 @@ each other and earn booking fees, at random moments over four months.  After
 every event each member reads the cluster's totals.  For every member and
 every month, each money or rating cell is either withheld, or
 
-* its month is over, and the rows it sums that the reader is not part of
-  number at least k and come from at least k other members (worked out here
-  from the events, independently of the code under test), and it is their
-  exact sum or average; and
+* its month is over, and the rows it sums that the reader is not part of and
+  cannot know otherwise (a bid's price, a booking, a rating -- not a hand-off
+  or an untaken job, whose values are on the board) are none, or number at
+  least k and come from at least k other members (worked out here from the
+  events, independently of the code under test), and it is their exact sum or
+  average; and
 * it has the same value in every later read, whatever happened in between.
 
 Rows are written directly (the services' rules are tested elsewhere): what
@@ -32,7 +34,15 @@ from marketplace.clusters.models import Agreement, Cluster, Member, Role, User
 from marketplace.dashboard.access import CLUSTER, scope_for
 from marketplace.dashboard.figures import Figure, figure
 from marketplace.dashboard.periods import month_range
-from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
+from marketplace.jobs.models import (
+    Bid,
+    BidStatus,
+    ContractParty,
+    JobContract,
+    JobRating,
+    JobStatus,
+    OverflowJob,
+)
 from marketplace.ledger.models import EntrySource, LedgerEntry, entry_key
 from marketplace.ledger.service import ledger_month
 
@@ -50,6 +60,7 @@ class Contract:
     winners: tuple[int, ...]
     value: int
     signed_at: datetime
+    by_bid: bool  # a bid window's award: its price is known only to its parties
 
 
 @dataclass
@@ -80,10 +91,11 @@ def _overdue(created: datetime, starts_on: date) -> datetime:
 def expected(facts: Facts, viewer: int, month: str
              ) -> dict[tuple[str, int], tuple[float, int, set[int], int]]:
     """(chart, column) -> (sum or average, rows, other members, rows the viewer is not
-    part of), worked out from the facts."""
+    part of and cannot know), worked out from the facts."""
     cells: dict[tuple[str, int], tuple[float, int, set[int], int]] = {}
     kept = [c for c in facts.contracts.values() if _month(c.signed_at) == month]
-    hidden = [c for c in kept if viewer != c.poster and viewer not in c.winners]
+    hidden = [c for c in kept
+              if c.by_bid and viewer != c.poster and viewer not in c.winners]
     cells[("value", 1)] = (sum(c.value for c in kept), len(kept),
                            {w for c in hidden for w in c.winners}, len(hidden))
     untaken = []
@@ -92,8 +104,7 @@ def expected(facts: Facts, viewer: int, month: str
         contract = facts.contracts.get(job)
         if _month(overdue) == month and (contract is None or contract.signed_at >= overdue):
             untaken.append((poster, value))
-    mine = [p for p, _v in untaken if p != viewer]
-    cells[("value", 2)] = (sum(v for _p, v in untaken), len(untaken), set(mine), len(mine))
+    cells[("value", 2)] = (sum(v for _p, v in untaken), len(untaken), set(), 0)  # public
     rated = [r for r in facts.ratings if _month(r[4]) == month]
     others = [r for r in rated if viewer not in (r[0], r[1])]
     for column, pick in ((1, lambda r: r[2]), (3, lambda r: int(r[3]))):
@@ -158,9 +169,19 @@ class Cluster_:
         return job.id
 
     def sign(self, job_id: int, poster: int, winners: tuple[int, ...], value: int,
-             when: datetime) -> None:
+             when: datetime, by_bid: bool) -> None:
+        bid_id = None
+        if by_bid:
+            placed = Bid(job_id=job_id, member_id=winners[0],
+                         placed_by_id=self.poster_user[winners[0]].id, price_minor=value,  # type: ignore[arg-type]
+                         crew_size=2, earliest_start=when.date(), is_joint=len(winners) > 1,
+                         status=BidStatus.SUBMITTED.value, created_at=when, submitted_at=when)
+            self.session.add(placed)
+            self.session.flush()
+            bid_id = placed.id
         contract = JobContract(
             job_id=job_id, cluster_id=self.cluster.id, poster_member_id=poster,  # type: ignore[arg-type]
+            bid_id=bid_id,
             value_minor=value, currency="CAD", referral_fee_bp=500, referral_fee_minor=0,
             platform_fee_bp=100, agreement_id=self.agreement.id, signed_at=when)  # type: ignore[arg-type]
         self.session.add(contract)
@@ -231,7 +252,7 @@ def _actions(events: list[tuple], members: list[int]) -> list[tuple[datetime, st
             winners = (winner, third) if third is not None else winners
         signed = posted + timedelta(days=delay if kind == "window" else 0, hours=1)
         price = amount - 500 if kind == "window" else amount  # a bid below the job's value
-        steps.append((signed, "sign", (n, poster, winners, price)))
+        steps.append((signed, "sign", (n, poster, winners, price, kind == "window")))
         if score is not None:
             steps.append((signed + timedelta(days=3), "rate", (n, poster, winner, score,
                                                                on_time)))
@@ -256,7 +277,8 @@ def _check(figs: dict[str, Figure], facts: Facts, viewer: int, now: datetime, k:
                 total, rows, others, hidden = cells[(chart, column)]
                 assert _month_end(month) <= now, (key, "a running month")
                 if rows:
-                    assert len(others) >= k and hidden >= k, (key, others, hidden)
+                    assert hidden == 0 or (len(others) >= k and hidden >= k), \
+                        (key, others, hidden)
                     assert value == pytest.approx(total), key
                 else:
                     assert value == 0, key
@@ -297,9 +319,9 @@ def test_published_cluster_cells_hide_k_members_and_never_move(
             jobs[n] = world.post(poster, value, when, starts_on)
             facts.jobs[jobs[n]] = (poster, value, when, starts_on)
         elif kind == "sign":
-            n, poster, winners, price = args
-            world.sign(jobs[n], poster, winners, price, when)
-            facts.contracts[jobs[n]] = Contract(jobs[n], poster, winners, price, when)
+            n, poster, winners, price, by_bid = args
+            world.sign(jobs[n], poster, winners, price, when, by_bid)
+            facts.contracts[jobs[n]] = Contract(jobs[n], poster, winners, price, when, by_bid)
         elif kind == "rate":
             n, poster, winner, score, on_time = args
             world.rate(jobs[n], poster, winner, score, on_time, when)

@@ -116,9 +116,10 @@ def test_a_member_sees_the_cluster_and_itself_only(client: FlaskClient, session:
         assert "Alpha Lawns" not in page and "Gamma Trees" not in page
         assert "members" not in tables(page)
     assert tables(own)["revenue"][0] == ["2026-03", "1", "0.00", "60.00", "-60.00"]
-    # Besides B the cluster has two members (A and C): fewer than k = 3, so B's view of
-    # the settled totals is withheld -- they would be A's and C's figures (#16).
-    assert tables(totals)["revenue"][0] == ["2026-03", "1", "", "", ""]
+    # Besides B the cluster has two members (A and C): fewer than k = 3, so what they
+    # received is withheld -- it would be C's credit, besides A's referral fee, which B
+    # paid and knows (#16).  What members paid is B's own payments only: shown.
+    assert tables(totals)["revenue"][0] == ["2026-03", "1", "", "60.00", ""]
     assert "too few to show" in totals and "fewer than 3 other members" in totals
     # A's own figures (its 50.00 referral fee, its 5.00 rating) appear nowhere.
     csvs = [io.StringIO(client.get(f"/dashboard/{n}.csv?{RANGE}&member={m}")
@@ -237,6 +238,9 @@ def test_queries_do_not_grow_with_the_data(app: Flask, client: FlaskClient,
                                            who: str, member: str) -> None:
     """The coordinator, a member's own figures, and a member's pooled cluster totals."""
     login(client, getattr(spring.world, who))
+    with counting(app) as first:  # a member's first read of closed months stores them
+        _get(client, f"/dashboard?{RANGE}&member={member}")
+    assert len(first) <= 40, first
     with counting(app) as before:
         _get(client, f"/dashboard?{RANGE}&member={member}")
     _more_activity(session, spring, 25)
