@@ -261,7 +261,7 @@ def test_the_coordinator_still_sees_everything_exact(client: FlaskClient, sessio
 
 
 def _user_k_sentence(page: str) -> bool:
-    return "at least 4 other members and 4 contracts" in page
+    return "come from at least 4 other members and number at least 4" in page
 
 
 def test_k_is_a_term_of_the_agreement_members_accept(client: FlaskClient, session: Session,
