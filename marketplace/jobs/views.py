@@ -24,8 +24,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 from sqlmodel import select
+from werkzeug.datastructures import MultiDict
 
-from marketplace.clusters.models import Member
+from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
@@ -85,10 +86,9 @@ BOARD_PAGE_SIZE = 20
 WITHIN_KM = (5, 10, 25, 50)
 
 
-def _board_filters() -> service.BoardFilters:
+def _board_filters(args: MultiDict[str, str]) -> service.BoardFilters:
     """The board's filters from the query string; a value that is not offered is ignored
     (the whole board), never an error page on a phone."""
-    args = request.args
     trade, mode, within = args.get("trade"), args.get("mode"), args.get("within", type=int)
     return service.BoardFilters(
         trade=trade if trade in TRADES else None,
@@ -98,29 +98,38 @@ def _board_filters() -> service.BoardFilters:
         order="nearest" if args.get("order") == "nearest" else "newest")
 
 
-@bp.route("")
-def board() -> ResponseReturnValue:
-    user = viewer()
-    if user.member_id is None:
-        return redirect(url_for("jobs.cluster_jobs"))
-    filters = _board_filters()
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), 10_000)
+def board_page(user: User, args: MultiDict[str, str]) -> dict[str, Any]:
+    """Everything the board shows `user` for these query arguments: one page of cards,
+    the filters, the links to the pages around it (also what bench/board.py times)."""
+    filters = _board_filters(args)
+    page = min(max(args.get("page", 1, type=int) or 1, 1), 10_000)
     # Held before the board is read: the session's identity map keeps only rows
     # something still refers to, and the cards need the member again.
     member = db().get(Member, user.member_id)
     rows = service.board(db(), user, utcnow(), filters)
     shown = rows[(page - 1) * BOARD_PAGE_SIZE:page * BOARD_PAGE_SIZE]
-    cards = jobs_for(db(), viewer_of(user), [job for job, _d in shown], member)
     more = len(rows) > page * BOARD_PAGE_SIZE
+    asked = {k: v for k, v in args.items() if k != "page" and v}
+    return {
+        "cards": jobs_for(db(), viewer_of(user), [job for job, _d in shown], member),
+        "page": page, "total": len(rows), "first": (page - 1) * BOARD_PAGE_SIZE + 1,
+        "filters": filters, "within_km": WITHIN_KM, "trades": TRADES,
+        "more_url": url_for("jobs.board", **asked, page=page + 1) if more else None,
+        "back_url": url_for("jobs.board", **asked, page=page - 1) if page > 1 else None,
+        "trade_labels": {code: _(label) for code, label in TRADES.items()},
+    }
+
+
+@bp.route("")
+def board() -> ResponseReturnValue:
+    user = viewer()
+    if user.member_id is None:
+        return redirect(url_for("jobs.cluster_jobs"))
+    context = board_page(user, request.args)
     if wants_json():
-        return jsonify({"jobs": cards, "page": page, "more": more, "total": len(rows)})
-    asked = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template(
-        "jobs/board.html", cards=cards, trades=TRADES, filters=filters, within_km=WITHIN_KM,
-        total=len(rows), first=(page - 1) * BOARD_PAGE_SIZE + 1,
-        more_url=url_for("jobs.board", **asked, page=page + 1) if more else None,
-        back_url=url_for("jobs.board", **asked, page=page - 1) if page > 1 else None,
-        trade_labels={code: _(label) for code, label in TRADES.items()})
+        return jsonify({"jobs": context["cards"], "page": context["page"],
+                        "more": context["more_url"] is not None, "total": context["total"]})
+    return render_template("jobs/board.html", **context)
 
 
 @bp.route("/cluster")
