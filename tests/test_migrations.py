@@ -24,6 +24,14 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
+def _restore(url: str) -> None:
+    """Leave the test database empty with the full schema, as the other tests expect."""
+    _reset(url)
+    engine = make_engine(url)
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+
+
 def _drift(url: str) -> list:
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -64,10 +72,7 @@ def test_upgrade_downgrade_upgrade_without_drift(database_url: str) -> None:
             assert "booking_no_overlap" in _exclusion_constraints(database_url)
         assert {t.name for t in SQLModel.metadata.sorted_tables} <= _tables(database_url)
     finally:
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)  # leave the schema the other tests expect
-        engine.dispose()
+        _restore(database_url)
 
 
 @contextmanager
@@ -90,10 +95,7 @@ def demo_season_down_and_up(database_url: str, revision: str) -> Iterator[Engine
         yield engine
     finally:
         engine.dispose()
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)
-        engine.dispose()
+        _restore(database_url)
 
 
 def test_the_delivery_migrations_go_down_and_up_with_a_season_of_data(database_url: str
@@ -188,7 +190,4 @@ def test_the_money_migration_keeps_what_rows_meant_and_refuses_to_lose_money(
         assert _drift(database_url) == []
     finally:
         engine.dispose()
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)
-        engine.dispose()
+        _restore(database_url)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
-from sqlmodel import SQLModel
 
 from marketplace.cli import alembic_config
 from marketplace.db import make_engine, session_scope, utcnow
 from marketplace.demo import seed_demo
-from tests.test_migrations import _drift, _reset
+from tests.test_migrations import _drift, _reset, _restore
 
 REVISION = "0011"
 
@@ -63,7 +62,4 @@ def test_k_goes_up_with_the_default_and_down_keeping_every_row(database_url: str
         assert _drift(database_url) == []
     finally:
         engine.dispose()
-        _reset(database_url)
-        engine = make_engine(database_url)
-        SQLModel.metadata.create_all(engine)  # leave the schema the other tests expect
-        engine.dispose()
+        _restore(database_url)
