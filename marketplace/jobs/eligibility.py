@@ -129,7 +129,8 @@ def _reasons(
         reasons.append(
             Reason(
                 "outside_service_area",
-                # No distance here: it is measured to the exact site (DESIGN: barrier).
+                # The radius, which the member can change, and no distance: the rule's
+                # is to the approximate point plus grace, which would read as a mistake.
                 N_("The site is beyond your %(radius)s km service area."),
                 {"radius": round(member.service_radius_km, 1)},
             )
