@@ -11,7 +11,7 @@ members there are, and asks the same predicate for each.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -166,14 +166,17 @@ def ineligibility_reasons(
 
 
 def reasons_per_job(
-    session: Session, member: Member, jobs: Sequence[OverflowJob], now: datetime
+    session: Session, member: Member, jobs: Sequence[OverflowJob], now: datetime,
+    needed: Mapping[int, list[str]] | None = None,
 ) -> list[list[Reason]]:
-    """`ineligibility_reasons` of one member for many jobs (the board), in three queries."""
+    """`ineligibility_reasons` of one member for many jobs (the board), in three queries
+    (two when the caller already read the jobs' trades, `needed`)."""
     if not jobs:
         return []
     refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
     offered = _member_trades(session, member.id)  # type: ignore[arg-type]
-    needed = trades_of_jobs(session, [j.id for j in jobs])
+    if needed is None:
+        needed = trades_of_jobs(session, [j.id for j in jobs])
     return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
 
 

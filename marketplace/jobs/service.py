@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from marketplace import events
@@ -385,8 +386,18 @@ def board(session: Session, actor: User, now: datetime,
           filters: BoardFilters = BoardFilters()) -> list[tuple[OverflowJob, int | None]]:
     """Open jobs the actor's business could take, with the coarse distance it is shown,
     nearest or newest first."""
+    return board_with_trades(session, actor, now, filters)[0]
+
+
+def board_with_trades(
+    session: Session, actor: User, now: datetime, filters: BoardFilters = BoardFilters()
+) -> tuple[list[tuple[OverflowJob, int | None]], dict[int, list[str]]]:
+    """`board`, and the trades of the jobs on it: read with the jobs in one query, for
+    eligibility and then for the page's cards."""
     member = acting_member(session, actor)
-    query = select(OverflowJob).where(
+    every = aliased(JobTrade)  # all of a job's trades, whatever the trade filter
+    query = select(OverflowJob, every.trade).outerjoin(
+        every, col(every.job_id) == OverflowJob.id).where(
         OverflowJob.cluster_id == member.cluster_id,
         OverflowJob.status == JobStatus.OPEN,
         col(OverflowJob.poster_member_id) != member.id,
@@ -401,10 +412,17 @@ def board(session: Session, actor: User, now: datetime,
         query = query.where(OverflowJob.mode == JobMode.BID_WINDOW,
                             col(OverflowJob.closes_at) > now,
                             col(OverflowJob.closes_at) <= now + CLOSING_SOON)
-    jobs = list(session.exec(query))
+    found: dict[int, OverflowJob] = {}
+    trades: dict[int, list[str]] = {}
+    for job, trade in session.exec(query.order_by(col(OverflowJob.id), col(every.trade))):
+        found[job.id or 0] = job
+        if trade is not None:
+            trades.setdefault(job.id or 0, []).append(trade)
+    jobs = list(found.values())
     rows = [
         (job, coarse[0] if (coarse := partner_distance_km(member, job)) else None)
-        for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now), strict=True)
+        for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now, trades),
+                                strict=True)
         if not reasons
     ]
     if filters.within_km is not None:
@@ -413,7 +431,7 @@ def board(session: Session, actor: User, now: datetime,
         rows.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -(r[0].id or 0)))
     else:
         rows.sort(key=lambda r: -(r[0].id or 0))
-    return rows
+    return rows, trades
 
 
 def cluster_jobs(session: Session, actor: User, limit: int = 200) -> list[OverflowJob]:

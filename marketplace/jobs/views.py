@@ -32,6 +32,7 @@ from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.jobs import bidding, completion, service
+from marketplace.jobs.cards import render_card, render_cards
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
 from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobStatus
@@ -106,17 +107,17 @@ def board_page(user: User, args: MultiDict[str, str]) -> dict[str, Any]:
     # Held before the board is read: the session's identity map keeps only rows
     # something still refers to, and the cards need the member again.
     member = db().get(Member, user.member_id)
-    rows = service.board(db(), user, utcnow(), filters)
+    rows, trades = service.board_with_trades(db(), user, utcnow(), filters)
     shown = rows[(page - 1) * BOARD_PAGE_SIZE:page * BOARD_PAGE_SIZE]
     more = len(rows) > page * BOARD_PAGE_SIZE
     asked = {k: v for k, v in args.items() if k != "page" and v}
+    cards = jobs_for(db(), viewer_of(user), [job for job, _d in shown], member, trades)
     return {
-        "cards": jobs_for(db(), viewer_of(user), [job for job, _d in shown], member),
+        "cards": cards, "card_html": render_cards(cards, one_tap_claim=True),
         "page": page, "total": len(rows), "first": (page - 1) * BOARD_PAGE_SIZE + 1,
         "filters": filters, "within_km": WITHIN_KM, "trades": TRADES,
         "more_url": url_for("jobs.board", **asked, page=page + 1) if more else None,
         "back_url": url_for("jobs.board", **asked, page=page - 1) if page > 1 else None,
-        "trade_labels": {code: _(label) for code, label in TRADES.items()},
     }
 
 
@@ -130,6 +131,22 @@ def board() -> ResponseReturnValue:
         return jsonify({"jobs": context["cards"], "page": context["page"],
                         "more": context["more_url"] is not None, "total": context["total"]})
     return render_template("jobs/board.html", **context)
+
+
+@bp.route("/<int:job_id>/card")
+def card(job_id: int) -> ResponseReturnValue:
+    """The job's board card for this viewer, for the live client to insert: the same
+    function, template and flags the board renders it with (a card the viewer could
+    claim carries the one-tap claim button), so a live card and a reloaded card are the
+    same markup.  Another cluster's job is 404, as on the job page."""
+    user = viewer()
+    session = db()
+    job = service.get_job(session, user, job_id)
+    member = session.get(Member, user.member_id) if user.member_id is not None else None
+    claimable = member is not None and not service.explain(session, user, job, utcnow())
+    html = render_card(job_for(session, viewer_of(user), job, member), one_tap_claim=claimable)
+    return html, 200, {"Content-Type": "text/html; charset=utf-8",
+                       "Cache-Control": "private, no-store"}
 
 
 @bp.route("/cluster")

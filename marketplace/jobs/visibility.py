@@ -15,7 +15,7 @@ a builder and not to the table never leaves the process.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,13 +124,23 @@ def job_public(job: OverflowJob, trades: list[str]) -> ReadModel:
 
 
 def jobs_for(session: Session, viewer: Viewer, jobs: Sequence[OverflowJob],
-             viewer_member: Member | None = None) -> list[ReadModel]:
-    """Each job as this viewer may see it, for a page of cards in two queries
-    (trades and contract parties), however many jobs the page shows."""
+             viewer_member: Member | None = None,
+             trades: Mapping[int, list[str]] | None = None) -> list[ReadModel]:
+    """Each job as this viewer may see it, for a page of cards in at most two queries
+    (trades, unless the caller already has them, and contract parties), however many
+    jobs the page shows.
+
+    A job on offer has no contract yet (the contract is written in the transaction
+    that takes it off the market), so its parties are not asked for: the open board
+    needs no contract query.  Were that ever untrue, the viewer would be read as a
+    partner, who receives less than a party, never more."""
     ids = [job.id for job in jobs]
-    trades = trades_of_jobs(session, ids)
-    others = [job.id for job in jobs if job.poster_member_id != viewer.member_id]
-    parties = parties_of_jobs(session, others) if viewer.member_id is not None else {}
+    if trades is None:
+        trades = trades_of_jobs(session, ids)
+    others = [job.id for job in jobs
+              if job.poster_member_id != viewer.member_id and job.status not in ON_OFFER]
+    parties = (parties_of_jobs(session, others)
+               if viewer.member_id is not None and others else {})
     return [_job_view(viewer, job, trades.get(job.id or 0, []), parties.get(job.id or 0, set()),
                       viewer_member) for job in jobs]
 
