@@ -1,0 +1,304 @@
+"""The production command and the embedded default serve under gevent, and nothing
+they do stalls the loop: a query waiting on PostgreSQL leaves every other page and
+phone answering, SQLite transactions queue without freezing the process, the
+scheduler runs, and a process set up wrong refuses to start instead of freezing.
+
+The commands are the documented ones: the web line of docs/Procfile and
+`python wsgi.py`, in real processes, with real HTTP and Socket.IO clients.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import shlex
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import create_engine, text
+from sqlmodel import Session
+
+from marketplace.serving import THREADING, async_mode
+from tests.conftest import SECRET, World
+from tests.live import socket_client
+from tests.realtime.test_two_instances import _browser_login, _free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKED = "appears to be blocked"  # what gevent's monitor thread reports about a stalled loop
+
+
+def production_command(bind: str) -> list[str]:
+    """The web line of docs/Procfile, listening on `bind`, with this venv's gunicorn."""
+    line = next(entry for entry in (ROOT / "docs" / "Procfile").read_text().splitlines()
+                if entry.startswith("web1:"))
+    args = shlex.split(line.split(":", 1)[1])
+    args[args.index("-b") + 1] = bind
+    assert args[0].endswith("gunicorn"), args
+    args[0] = str(Path(sys.executable).parent / "gunicorn")
+    return args
+
+
+class Server:
+    """A server process and what it wrote (stdout and stderr, read after it stopped)."""
+
+    def __init__(self, base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.base = base
+        self.process = process
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serving(command: list[str], port: int, tmp_path: Path, **env: str) -> Iterator[Server]:
+    """Run `command` (from the repository root) with the app's settings in `env`; stop it
+    with SIGTERM, as a process manager would."""
+    log = tmp_path / f"server-{port}.log"
+    environment = {**os.environ, "SECRET_KEY": SECRET, "RATELIMIT_ENABLED": "false",
+                   "LOG_LEVEL": "WARNING", "PUBLIC_URL": f"http://127.0.0.1:{port}",
+                   "REDIS_URL": "", "SCHEDULER_IN_PROCESS": "true", **env}
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, cwd=ROOT, env=environment,
+                                   stdout=stderr, stderr=stderr)
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_until_serving(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_until_serving(server: Server) -> None:
+    """Until the server answers a page.  gunicorn's master listens before its worker has
+    loaded the app: connections are accepted early and answered later."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            requests.get(f"{server.base}/login", timeout=5)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline or server.process.poll() is not None:
+                raise AssertionError(f"the server did not start: {server.output()[-3000:]}") \
+                    from None
+            time.sleep(0.2)
+
+
+def _cookie(http: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+
+
+def _timed_get(http: requests.Session, url: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    status = http.get(url, timeout=10).status_code
+    return status, time.perf_counter() - started
+
+
+def test_the_tests_and_processes_without_gevent_keep_threads(app: Flask) -> None:
+    """gevent is installed, yet an app built without it patching the process (the test
+    suite, `flask scheduler`, the gthread worker) serves Socket.IO with threads: the
+    config decides, not what happens to be importable."""
+    assert async_mode() == THREADING
+    assert app.extensions["socketio"].server.eio.async_mode == THREADING
+
+
+def test_the_gunicorn_config_imports_nothing_of_the_app() -> None:
+    """gunicorn's master runs docs/gunicorn.conf.py before forking the worker that patches;
+    anything it imported would keep blocking sockets (psycopg would pick its C wait)."""
+    probe = textwrap.dedent("""
+        import runpy, sys
+        settings = runpy.run_path("docs/gunicorn.conf.py")
+        loaded = sorted(name for name in ("marketplace", "psycopg", "redis", "sqlalchemy",
+                                          "flask", "gevent") if name in sys.modules)
+        print(settings["worker_class"], settings["workers"], settings["preload_app"], loaded)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["gevent", "1", "False", "[]"]
+    assert runpy.run_path(str(ROOT / "docs" / "gunicorn.conf.py"))["worker_connections"] >= 2000
+
+
+def test_a_process_that_imported_psycopg_before_the_patch_refuses_to_serve() -> None:
+    check = ("from marketplace.serving import check_cooperative; check_cooperative(); "
+             "print('cooperative')")
+    patch = "from gevent import monkey; monkey.patch_all(); "
+    late = subprocess.run([sys.executable, "-c", "import psycopg; " + patch + check],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert late.returncode != 0
+    assert "psycopg was imported before gevent patched" in late.stderr
+    early = subprocess.run([sys.executable, "-c", patch + check], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert early.stdout.strip() == "cooperative", early.stderr
+
+
+# A greenlet holds a SQLite transaction across a yield (as a request does around a Redis
+# call); a second one begins meanwhile; a ticker measures how long the loop went unserved.
+_SQLITE_RACE = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, sys, time
+    import gevent
+    from sqlalchemy import event, text
+    from marketplace.db import make_engine
+
+    engine = make_engine(sys.argv[1])  # as create_app makes it, after the patch
+    @event.listens_for(engine, "connect")
+    def _short_busy_wait(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA busy_timeout=2000")  # 30 s in the app
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS t (who TEXT)"))
+    gaps, results = [], {}
+    def tick():
+        last = time.perf_counter()
+        while True:
+            gevent.sleep(0.01)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+    def write(who, pause):
+        try:
+            with engine.begin() as conn:
+                conn.execute(text("INSERT INTO t VALUES (:who)"), {"who": who})
+                gevent.sleep(pause)
+            results[who] = "committed"
+        except Exception as error:
+            results[who] = type(error).__name__
+    ticker = gevent.spawn(tick)
+    first = gevent.spawn(write, "first", 0.5)
+    gevent.sleep(0.1)
+    second = gevent.spawn(write, "second", 0)
+    gevent.joinall([first, second])
+    ticker.kill()
+    print(json.dumps({"longest_gap": max(gaps), **results}))
+""")
+
+
+def test_sqlite_transactions_under_gevent_queue_without_stalling_the_loop(
+        tmp_path: Path) -> None:
+    """The second transaction waits for its turn on a lock that yields (marketplace/db.py's
+    writer queue, made after the patch) and the loop runs on.  Left to SQLite's busy
+    wait in C, the loop would freeze: the first transaction could not finish, and the
+    second would fail with "database is locked" after the busy timeout."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", _SQLITE_RACE,
+                           f"sqlite:///{tmp_path / 'race.db'}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["first"] == outcome["second"] == "committed", outcome
+    assert outcome["longest_gap"] < 0.25, outcome
+
+
+def test_the_production_command_serves_pages_and_phones(
+        session: Session, world: World, database_url: str, tmp_path: Path) -> None:
+    """The Procfile's web line: pages, a login, the board and a phone, on either database."""
+    port = _free_port()
+    with serving(production_command(f"127.0.0.1:{port}"), port, tmp_path,
+                 DATABASE_URL=database_url) as server:
+        http = _browser_login(server.base, world.owner_b.email)
+        assert http.get(f"{server.base}/jobs", timeout=10).status_code == 200
+        phone = socket_client(server.base, _cookie(http))
+        assert phone.connected
+        phone.disconnect()
+    assert "Using worker: gevent" in server.output()
+
+
+def test_the_production_command_answers_while_a_postgresql_query_waits(
+        session: Session, world: World, database_url: str, tmp_path: Path) -> None:
+    """One request waits on a table lock held by another connection; meanwhile other pages,
+    the health check (its own queries), a new phone's connect and an open phone all
+    answer, and gevent's monitor thread reports no stall of the loop.  With psycopg's C
+    wait (what importing it before the patch gives) the waiting request would hold the
+    whole process; the server refuses to start that way (test above)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a lock wait inside PostgreSQL; set TEST_DATABASE_URL")
+    port = _free_port()
+    with serving(production_command(f"127.0.0.1:{port}"), port, tmp_path,
+                 DATABASE_URL=database_url, GEVENT_MONITOR_THREAD_ENABLE="true",
+                 GEVENT_MAX_BLOCKING_TIME="1.0") as server:
+        http = _browser_login(server.base, world.owner_b.email)
+        assert http.get(f"{server.base}/jobs", timeout=10).status_code == 200  # warm
+        phone = socket_client(server.base, _cookie(http))
+        locker = create_engine(database_url)
+        board: dict[str, object] = {}
+
+        def read_board() -> None:
+            board["status"] = http.get(f"{server.base}/jobs", timeout=30).status_code
+            board["at"] = time.perf_counter()
+
+        try:
+            with locker.connect() as conn:
+                conn.execute(text("LOCK TABLE overflowjob IN ACCESS EXCLUSIVE MODE"))
+                waiting = threading.Thread(target=read_board)
+                waiting.start()
+                time.sleep(1.0)
+                assert "status" not in board, "the board did not wait for the lock"
+                anonymous = requests.Session()
+                status, login_s = _timed_get(anonymous, f"{server.base}/login")
+                assert status == 200 and login_s < 1.0, login_s
+                status, health_s = _timed_get(anonymous, f"{server.base}/healthz")
+                assert status in (200, 503) and health_s < 1.0, health_s
+                started = time.perf_counter()
+                second_phone = socket_client(server.base, _cookie(http))
+                assert time.perf_counter() - started < 2.0
+                assert phone.connected and second_phone.connected
+                time.sleep(1.5)  # long enough for the monitor to see a stalled loop
+                assert "status" not in board
+                released = time.perf_counter()
+                conn.rollback()  # lets the board's query go
+            waiting.join(timeout=15)
+            assert board.get("status") == 200
+            assert float(board["at"]) - released < 5.0  # type: ignore[arg-type]
+            phone.disconnect()
+            second_phone.disconnect()
+        finally:
+            locker.dispose()
+    assert BLOCKED not in server.output(), server.output()[-3000:]
+
+
+def test_the_embedded_default_serves_under_gevent_with_its_scheduler(
+        session: Session, world: World, database_url: str, tmp_path: Path) -> None:
+    """`python wsgi.py`: gevent, the in-process APScheduler leads (the health check
+    turns 200), pages and a phone answer."""
+    port = _free_port()
+    with serving([sys.executable, "wsgi.py"], port, tmp_path, DATABASE_URL=database_url,
+                 HOST="127.0.0.1", PORT=str(port), GEVENT_MONITOR_THREAD_ENABLE="true",
+                 GEVENT_MAX_BLOCKING_TIME="1.0") as server:
+        deadline = time.monotonic() + 20
+        while (health := requests.get(f"{server.base}/healthz", timeout=10)).status_code != 200:
+            assert time.monotonic() < deadline, health.text
+            time.sleep(0.5)
+        assert health.json()["scheduler"]["ok"]
+        http = _browser_login(server.base, world.owner_b.email)
+        assert http.get(f"{server.base}/jobs", timeout=10).status_code == 200
+        phone = socket_client(server.base, _cookie(http))
+        assert phone.connected
+        phone.disconnect()
+    assert "(gevent)" in server.output()
+    assert BLOCKED not in server.output(), server.output()[-3000:]
+
+
+def test_the_embedded_default_can_still_run_threads(
+        session: Session, world: World, database_url: str, tmp_path: Path) -> None:
+    port = _free_port()
+    with serving([sys.executable, "wsgi.py"], port, tmp_path, DATABASE_URL=database_url,
+                 HOST="127.0.0.1", PORT=str(port), EMBEDDED_SERVER="threading") as server:
+        http = _browser_login(server.base, world.owner_b.email)
+        phone = socket_client(server.base, _cookie(http))
+        assert phone.connected
+        phone.disconnect()
+    assert "(threading)" in server.output()
