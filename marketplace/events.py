@@ -226,16 +226,14 @@ def missed_since(
     )
 
 
-def recent(session: Session, user_id: int, limit: int = 100) -> list[Notification]:
-    """The user's latest notifications, newest first (the notification centre)."""
-    return list(
-        session.exec(
-            select(Notification)
-            .where(Notification.user_id == user_id)
-            .order_by(col(Notification.seq).desc())
-            .limit(limit)
-        )
-    )
+def recent(session: Session, user_id: int, limit: int = 100, before: int | None = None
+           ) -> list[Notification]:
+    """The user's latest notifications, newest first (the notification centre); with
+    `before`, the page of those older than that position of their sequence."""
+    query = select(Notification).where(Notification.user_id == user_id)
+    if before is not None:
+        query = query.where(col(Notification.seq) < before)
+    return list(session.exec(query.order_by(col(Notification.seq).desc()).limit(limit)))
 
 
 def cursor_of(session: Session, user_id: int) -> int:
@@ -256,9 +254,14 @@ def unread_count(session: Session, user_id: int) -> int:
     ).one()
 
 
-def mark_all_read(session: Session, user_id: int, now: datetime) -> None:
-    """The user has seen the notification centre."""
-    session.execute(update(Notification).where(
+def mark_all_read(session: Session, user_id: int, now: datetime, through: int | None = None
+                  ) -> int:
+    """The user read their notifications (up to position `through` of their sequence:
+    what the page they acted on showed, never one that arrived after it); how many."""
+    query = update(Notification).where(
         col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
-        .values(read_at=now))
+    if through is not None:
+        query = query.where(col(Notification.seq) <= through)
+    marked = session.execute(query.values(read_at=now)).rowcount  # type: ignore[attr-defined]
     session.commit()
+    return int(marked)

@@ -108,7 +108,8 @@ def jobs_by_month(session: Session, scope: Scope, months: MonthRange, now: datet
             row.awarded += bid_id is not None
             row.claimed += bid_id is None
             row.kept_minor += contract_value if contract_currency == currency else 0
-        elif status == JobStatus.CANCELLED or (status in WAITING and starts_on < today):
+        elif status in (JobStatus.CANCELLED, JobStatus.EXPIRED) or (status in WAITING
+                                                                and starts_on < today):
             row.not_taken += 1
             row.turned_away_minor += value if job_currency == currency else 0
         else:

@@ -27,7 +27,14 @@ from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.eligibility import eligible_members, job_trades, require_eligible
 from marketplace.jobs.models import Bid, BidShare, BidStatus, JobMode, JobStatus, OverflowJob
-from marketplace.jobs.service import MAX_VALUE_MINOR, _announce_award, get_job, write_contract
+from marketplace.jobs.service import (
+    MAX_VALUE_MINOR,
+    _announce_award,
+    get_job,
+    job_today,
+    require_not_started,
+    write_contract,
+)
 from marketplace.jobs.visibility import job_public
 from marketplace.money import BASIS_POINTS_WHOLE, InvalidShares, validate_shares
 
@@ -40,8 +47,13 @@ class BidTerms:
     note: str = ""
 
 
-def _validate_terms(terms: BidTerms) -> None:
+def _validate_terms(terms: BidTerms, today: date) -> None:
+    """Refuse terms no poster could accept; `today` is the cluster's date (an earliest
+    start before it is a day that is already gone)."""
     errors: dict[str, str] = {}
+    if terms.earliest_start < today:
+        errors["earliest_start"] = N_("The earliest start cannot be in the past: choose "
+                                      "today or a later day.")
     if not 0 < terms.price_minor <= MAX_VALUE_MINOR:
         errors["price"] = N_("Enter a price above zero.")
     if not 1 <= terms.crew_size <= 500:
@@ -61,6 +73,7 @@ def _open_window(session: Session, actor: User, job_id: int, now: datetime) -> O
     if job.status != JobStatus.OPEN or job.closes_at is None or job.closes_at <= now:
         raise Conflict("window_closed", N_("The bid window has closed; no more bids are "
                                            "accepted."))
+    require_not_started(session, job, now)
     return job
 
 
@@ -75,7 +88,7 @@ def place_bid(session: Session, actor: User, job_id: int, terms: BidTerms, now: 
     member = acting_member(session, actor)
     job = _open_window(session, actor, job_id, now)
     require_eligible(session, member, job, now)
-    _validate_terms(terms)
+    _validate_terms(terms, job_today(session, job, now))
     bid = _existing_bid(session, job.id, member.id)  # type: ignore[arg-type]
     if bid is not None and bid.is_joint:
         raise Conflict("joint_bid_exists", N_("Your business leads a joint bid on this job; "
@@ -129,7 +142,7 @@ def propose_joint_bid(
     job = _open_window(session, actor, job_id, now)
     require_participation(session, member, Activity.JOINT_BIDS, now)
     require_eligible(session, member, job, now)
-    _validate_terms(terms)
+    _validate_terms(terms, job_today(session, job, now))
     _validate_shares(session, actor, job, member, shares, now)
     bid = _existing_bid(session, job.id, member.id)  # type: ignore[arg-type]
     if bid is not None and bid.status == BidStatus.SUBMITTED:

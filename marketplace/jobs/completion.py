@@ -18,7 +18,7 @@ from marketplace.clusters.models import User
 from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
-from marketplace.jobs.service import get_job
+from marketplace.jobs.service import get_job, job_today
 from marketplace.jobs.visibility import contract_member_ids
 from marketplace.ledger.contracts import record_contract
 from marketplace.ledger.models import JobPayment, PaymentStatus
@@ -44,6 +44,9 @@ def report_done(session: Session, actor: User, job_id: int, now: datetime) -> Ov
     if member.id not in contract_member_ids(session, job.id):
         raise Forbidden("winner_only", N_("Only the business that won the job can report it "
                                           "done."))
+    if job_today(session, job, now) < job.starts_on:
+        raise Conflict("not_started", N_("The job has not started yet: report the work done "
+                                         "from its start date on, once it is finished."))
     _transition(session, job, JobStatus.AWARDED, JobStatus.DONE)
     events.notify(session, active_users_of(session, [job.poster_member_id]), "job.done",
                   N_("%(member)s reports the job %(title)s done. Confirm it."), now=now,

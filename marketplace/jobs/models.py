@@ -23,6 +23,7 @@ class JobStatus(StrEnum):
     DONE = "done"  # the winner reported the work done
     CONFIRMED = "confirmed"  # the poster confirmed completion
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # its start date passed while it was still on offer: nobody took it
 
 
 class OverflowJob(SQLModel, table=True):

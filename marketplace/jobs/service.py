@@ -9,8 +9,9 @@ nineteen clear "already claimed" answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.orm import aliased
@@ -20,6 +21,7 @@ from marketplace import events
 from marketplace.clusters.agreements import (
     Activity,
     agreement_in_force,
+    cluster_today,
     participation_refusal,
     require_participation,
 )
@@ -29,6 +31,7 @@ from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.geo import site_point
 from marketplace.jobs.eligibility import (
+    Reason,
     cluster_reasons,
     eligible_members,
     ineligibility_reasons,
@@ -54,6 +57,30 @@ from marketplace.money import BASIS_POINTS_WHOLE, apply_basis_points
 MAX_VALUE_MINOR = 20_000_000_00
 MIN_WINDOW = timedelta(minutes=15)
 MAX_WINDOW = timedelta(days=14)
+#: Why nobody can take a job whose start date has passed (claim, bid, detail page).
+START_PASSED = N_("This job was due to start on an earlier day and nobody took it in time, "
+                  "so it can no longer be claimed or bid on. The poster can post it again "
+                  "with new dates.")
+
+
+def job_today(session: Session, job: OverflowJob, now: datetime) -> date:
+    """Today's date where the job's cluster is: start dates are the cluster's days."""
+    cluster = session.get(Cluster, job.cluster_id)
+    assert cluster is not None
+    return cluster_today(cluster, now)
+
+
+def start_passed(session: Session, job: OverflowJob, now: datetime) -> bool:
+    """True once the job's start date is behind us in the cluster's time zone (a job
+    starting today can still be taken today)."""
+    return job.starts_on < job_today(session, job, now)
+
+
+def require_not_started(session: Session, job: OverflowJob, now: datetime) -> None:
+    """Refuse taking a job (claim, bid) once its start date has passed, with the reason."""
+    if job.status == JobStatus.EXPIRED or (
+            job.status == JobStatus.OPEN and start_passed(session, job, now)):
+        raise Conflict("job_expired", START_PASSED)
 
 
 @dataclass(frozen=True)
@@ -88,7 +115,7 @@ def get_job(
     return job
 
 
-def _validate(draft: JobDraft, now: datetime) -> None:
+def _validate(draft: JobDraft, now: datetime, zone: str = "UTC") -> None:
     errors: dict[str, str] = {}
     if not 0 < len(draft.title.strip()) <= 120:
         errors["title"] = N_("Give the job a title of up to 120 characters.")
@@ -123,17 +150,28 @@ def _validate(draft: JobDraft, now: datetime) -> None:
             errors["closes_at"] = N_(
                 "The bid window must close between 15 minutes and 14 days from now."
             )
+        elif "ends_on" not in errors and draft.closes_at >= _day_after_start(draft, zone):
+            # Bids on a job that has already started would come too late: the window ends
+            # by the end of the start date, so an open window never outlives its start.
+            errors["closes_at"] = N_("The bid window must close before the job's start date "
+                                     "is over. Close it earlier or start the job later.")
     if errors:
         raise ValidationError("invalid_job", N_("Some fields need your attention."), fields=errors)
+
+
+def _day_after_start(draft: JobDraft, zone: str) -> datetime:
+    """The local midnight that ends the job's start date, as an aware instant."""
+    return datetime.combine(draft.starts_on + timedelta(days=1), time(0),
+                            tzinfo=ZoneInfo(zone))
 
 
 def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> OverflowJob:
     """Post an overflow job and notify exactly the members eligible to take it."""
     member = acting_member(session, actor)
     require_participation(session, member, Activity.OVERFLOW_JOBS, now)
-    _validate(draft, now)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
+    _validate(draft, now, cluster.timezone)
     approx_lat, approx_lng = site_point(cluster.location_key, draft.site_lat, draft.site_lng)
     job = OverflowJob(
         cluster_id=member.cluster_id,
@@ -230,9 +268,11 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
                 "the cluster or has not accepted the current agreement)."
             ),
         )
+    require_not_started(session, job, now)
     won = session.execute(
         update(OverflowJob)
-        .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN)
+        .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN,
+               col(OverflowJob.starts_on) >= job_today(session, job, now))
         .values(status=JobStatus.AWARDED.value, awarded_member_id=member.id)
     )
     if won.rowcount != 1:  # type: ignore[attr-defined]
@@ -240,6 +280,7 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
         session.refresh(job)
         if job.status == JobStatus.CANCELLED:
             raise Conflict("job_cancelled", N_("The poster cancelled this job."))
+        require_not_started(session, job, now)
         raise Conflict("already_claimed", N_("Another partner claimed this job first."))
     session.refresh(job)
     contract = write_contract(
@@ -309,14 +350,7 @@ def _announce_award(
 
 def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
     """The partners who were shown the job (eligible ones) plus anyone who bid on it."""
-    bidders = set(session.exec(select(Bid.member_id).where(Bid.job_id == job.id)))
-    bidders |= set(
-        session.exec(
-            select(BidShare.member_id)
-            .join(Bid, col(Bid.id) == BidShare.bid_id)
-            .where(Bid.job_id == job.id)
-        )
-    )
+    bidders = _bidder_ids(session, job.id)  # type: ignore[arg-type]
     return [
         m for m, reasons in cluster_reasons(session, job, now) if m.id in bidders or not reasons
     ]
@@ -395,12 +429,16 @@ def board_with_trades(
     """`board`, and the trades of the jobs on it: read with the jobs in one query, for
     eligibility and then for the page's cards."""
     member = acting_member(session, actor)
+    cluster = session.get(Cluster, member.cluster_id)
+    assert cluster is not None
     every = aliased(JobTrade)  # all of a job's trades, whatever the trade filter
     query = select(OverflowJob, every.trade).outerjoin(
         every, col(every.job_id) == OverflowJob.id).where(
         OverflowJob.cluster_id == member.cluster_id,
         OverflowJob.status == JobStatus.OPEN,
         col(OverflowJob.poster_member_id) != member.id,
+        # Not yet swept to "expired", but already too late to take.
+        col(OverflowJob.starts_on) >= cluster_today(cluster, now),
     )
     if filters.trade:
         query = query.join(JobTrade, col(JobTrade.job_id) == OverflowJob.id).where(
@@ -488,4 +526,63 @@ def explain(session: Session, actor: User, job: OverflowJob, now: datetime) -> l
     if actor.member_id is None:
         return []
     member = acting_member(session, actor)
-    return ineligibility_reasons(session, member, job, now)
+    reasons = ineligibility_reasons(session, member, job, now)
+    if job.status == JobStatus.EXPIRED or (
+            job.status == JobStatus.OPEN and start_passed(session, job, now)):
+        reasons.insert(0, Reason("job_expired", START_PASSED))
+    return reasons
+
+
+def expire_job(session: Session, job_id: int, now: datetime) -> bool:
+    """Close one job nobody took before its start date; True only for the one call that
+    closed it (a conditional update, so the scheduler and a second sweep cannot both).
+
+    A bid window whose deadline passed is left to `bidding.close_window`: its bids are
+    in and the poster still chooses, even after the start date."""
+    job = session.get(OverflowJob, job_id)
+    if job is None:
+        return False
+    today = job_today(session, job, now)
+    window_due = (col(OverflowJob.mode) == JobMode.BID_WINDOW) & (
+        col(OverflowJob.closes_at) <= now)
+    expired = session.execute(
+        update(OverflowJob)
+        .where(col(OverflowJob.id) == job_id, col(OverflowJob.status) == JobStatus.OPEN,
+               col(OverflowJob.starts_on) < today, ~window_due)
+        .values(status=JobStatus.EXPIRED.value))
+    if expired.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    session.refresh(job)
+    bidders = sorted(_bidder_ids(session, job_id))
+    gone = {"id": job.id, "status": job.status}
+    events.notify(
+        session, active_users_of(session, [job.poster_member_id]), "job.expired",
+        N_("Nobody took your job %(title)s before its start date, so it is closed. Post it "
+           "again with new dates if the work is still to do."),
+        now=now, params={"title": job.title}, payload=gone, link=f"/jobs/{job.id}")
+    events.notify(
+        session, active_users_of(session, bidders), "job.taken",
+        N_("The job %(title)s is no longer available."),
+        now=now, params={"title": job.title}, payload=gone)
+    session.commit()
+    return True
+
+
+def _bidder_ids(session: Session, job_id: int) -> set[int]:
+    """Members with a bid on the job, alone or as a joint bid's partner."""
+    ids = set(session.exec(select(Bid.member_id).where(Bid.job_id == job_id)))
+    return ids | set(session.exec(select(BidShare.member_id).join(
+        Bid, col(Bid.id) == BidShare.bid_id).where(Bid.job_id == job_id)))
+
+
+def expire_due_jobs(session: Session, now: datetime) -> list[int]:
+    """Scheduler sweep: expire every job on offer whose start date has passed where its
+    cluster is.  Candidates start before tomorrow in UTC+14 terms (no cluster's today is
+    later); `expire_job` decides per cluster day.  Safe to run twice."""
+    latest_today = (now + timedelta(hours=14)).date()
+    due = list(session.exec(select(OverflowJob.id).where(
+        OverflowJob.status == JobStatus.OPEN, col(OverflowJob.starts_on) < latest_today)
+        .order_by(col(OverflowJob.id))))
+    session.commit()
+    return [job_id for job_id in due if job_id is not None and expire_job(session, job_id, now)]

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.jobs.bidding import close_due_windows, remind_closing_windows
+from marketplace.jobs.service import expire_due_jobs
 from marketplace.ledger.settlement import draft_due
 from marketplace.ledger.sweeps import execute_installed_payouts
 from marketplace.mail.runner import send_due_mails
@@ -32,6 +33,9 @@ class PeriodicTask:
 TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
     PeriodicTask("jobs.remind_closing_windows", 30.0, remind_closing_windows),
+    # Jobs nobody took before their start date: closed, the poster told.  The day turns
+    # at each cluster's midnight; claims and bids are refused from then on regardless.
+    PeriodicTask("jobs.expire_unclaimed", 60.0, expire_due_jobs),
     # Web Push off the request path: every second, whatever became due (new rows,
     # retries whose back-off ran out, rows a crashed worker left claimed).
     PeriodicTask("delivery.send_push", 1.0, send_due_pushes),

@@ -30,6 +30,7 @@ from marketplace.realtime.models import Notification
 from tests.conftest import NOW, World, terms
 from tests.jobs.conftest import (
     CLOSES_AT,
+    ENDS_ON,
     STARTS_ON,
     add_partner,
     bid_window_draft,
@@ -79,7 +80,8 @@ def test_invalid_job_is_refused_field_by_field(session: Session, jobs_world: Wor
 
 @pytest.mark.parametrize("window", [timedelta(minutes=15), timedelta(days=14)])
 def test_window_limits_are_inclusive(session: Session, post: Post, window: timedelta) -> None:
-    job = post(bid_window=True, closes_at=NOW + window)
+    later = {"starts_on": STARTS_ON + timedelta(days=10), "ends_on": ENDS_ON + timedelta(days=10)}
+    job = post(bid_window=True, closes_at=NOW + window, **later)  # closes before the start
     assert job.closes_at == NOW + window and job.status == JobStatus.OPEN
 
 

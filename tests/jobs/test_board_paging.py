@@ -28,8 +28,10 @@ def _titles(client: FlaskClient, url: str) -> list[str]:
 def test_a_busy_board_comes_in_pages_with_a_link_to_the_next(
         client: FlaskClient, session: Session, jobs_world: World, post: Post) -> None:
     total = 2 * BOARD_PAGE_SIZE + 5
+    now = utcnow()  # the pages read the real clock: jobs that have not started yet
+    dates = {"starts_on": now.date() + timedelta(days=3), "ends_on": now.date() + timedelta(days=5)}
     for i in range(total):
-        post(title=f"Lawn {i:02d}")
+        post(title=f"Lawn {i:02d}", now=now, **dates)
     session.commit()
     login(client, jobs_world.owner_b)
     html = client.get("/jobs?trade=mowing").get_data(as_text=True)
@@ -49,8 +51,8 @@ def test_a_busy_board_comes_in_pages_with_a_link_to_the_next(
 
 def test_filters_narrow_the_board_the_way_a_crew_asks(
         client: FlaskClient, session: Session, jobs_world: World, post: Post) -> None:
-    now = utcnow()
-    dates = {"starts_on": now.date() + timedelta(days=3), "ends_on": now.date() + timedelta(days=5)}
+    now = utcnow()  # every window closes before its job starts
+    dates = {"starts_on": now.date() + timedelta(days=8), "ends_on": now.date() + timedelta(days=9)}
     post(title="Hand-off nearby", now=now, **dates)
     post(title="Window closing tonight", now=now, bid_window=True,
          closes_at=now + timedelta(hours=6), **dates)

@@ -31,8 +31,10 @@ def _live_window(post: Callable[..., OverflowJob]) -> OverflowJob:
 
 def test_board_lists_only_jobs_i_can_take(client: FlaskClient, session: Session,
                                           jobs_world: World, post) -> None:
-    post(title="Mow the Annex")
-    post(title="Fence the yard", trades=("fencing",))
+    now = utcnow()  # the board reads the real clock: jobs that have not started yet
+    dates = {"starts_on": now.date() + timedelta(days=3), "ends_on": now.date() + timedelta(days=5)}
+    post(title="Mow the Annex", now=now, **dates)
+    post(title="Fence the yard", trades=("fencing",), now=now, **dates)
     session.commit()
     login(client, jobs_world.owner_b)
     html = client.get("/jobs").get_data(as_text=True)
@@ -47,7 +49,9 @@ def test_board_lists_only_jobs_i_can_take(client: FlaskClient, session: Session,
 
 def test_ineligible_member_is_told_why(client: FlaskClient, session: Session,
                                        jobs_world: World, post) -> None:
-    job = post()
+    now = utcnow()  # the claim reads the real clock: a job that has not started yet
+    job = post(now=now, starts_on=now.date() + timedelta(days=3),
+               ends_on=now.date() + timedelta(days=5))
     give_profile(session, jobs_world.owner_b, insurance=job.ends_on - timedelta(days=1))
     session.commit()
     login(client, jobs_world.owner_b)
@@ -192,4 +196,8 @@ def test_notification_centre_marks_read(client: FlaskClient, jobs_world: World, 
     assert 'id="unread-badge">1<' in client.get("/").get_data(as_text=True)
     page = client.get("/notifications").get_data(as_text=True)
     assert "New overflow job near Annex, Toronto: Mow the Annex" in page
+    assert 'id="unread-badge">1<' in client.get("/").get_data(as_text=True)  # GET reads only
+    through = re.search(r'name="through" value="(\d+)"', page)
+    assert through is not None
+    client.post("/notifications/read", data={"through": through.group(1)})
     assert 'id="unread-badge" hidden>0<' in client.get("/").get_data(as_text=True)
