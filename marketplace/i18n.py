@@ -8,11 +8,15 @@ stored in UTC and minor units; only here does it become local text.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel import Locale
+from babel.dates import format_skeleton
+from babel.dates import format_timedelta as babel_timedelta
 from flask import Flask, g, request, session
 from flask_babel import (
     Babel,
@@ -21,7 +25,9 @@ from flask_babel import (
     format_decimal,
     format_timedelta,
     get_locale,
+    gettext,
 )
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from marketplace.clusters.service import SUPPORTED_LOCALES
@@ -38,20 +44,45 @@ def _viewer_cluster() -> Any:
     return getattr(g, "viewer_cluster", None)
 
 
+#: Where a cluster is when its default locale names no country: by its currency.
+_CURRENCY_TERRITORY = {"CAD": "CA", "USD": "US", "MXN": "MX"}
+
+
+def cluster_territory(cluster: Any) -> str | None:
+    """The country a cluster works in: its default locale's ("en_CA" -> CA), else its
+    currency's (CAD -> CA); None when neither says (EUR spans many countries)."""
+    if cluster is None:
+        return None
+    territory = Locale.parse(cluster.default_locale).territory
+    return territory or _CURRENCY_TERRITORY.get(cluster.currency)
+
+
+def regional(locale: str, cluster: Any = None) -> str:
+    """A bare language in the cluster's country, where we offer that pair: "en" in a
+    Canadian cluster is en_CA, so dates read 2026-12-16 and not 12/16/26; "fr" there is
+    fr_CA.  A locale that already names a country is the person's explicit choice."""
+    if "_" in locale:
+        return locale
+    territory = cluster_territory(cluster)
+    candidate = f"{locale}_{territory}" if territory else locale
+    return candidate if candidate in SUPPORTED_LOCALES else locale
+
+
 def select_locale() -> str:
-    """Pick the viewer's locale, most explicit choice first."""
+    """Pick the viewer's locale, most explicit choice first; a bare language takes the
+    cluster's country (`regional`)."""
+    cluster = _viewer_cluster()
     if current_user.is_authenticated and current_user.locale:
-        return str(current_user.locale)
+        return regional(str(current_user.locale), cluster)
     asked = request.args.get("lang")
     if asked in LANGUAGES:
-        return asked
+        return regional(asked, cluster)
     chosen = session.get("lang")
     if chosen in LANGUAGES:
-        return str(chosen)
+        return regional(str(chosen), cluster)
     browser = _from_accept_language()
     if browser:
-        return browser
-    cluster = _viewer_cluster()
+        return regional(browser, cluster)
     return cluster.default_locale if cluster is not None else "en"
 
 
@@ -179,15 +210,74 @@ def relative(value: datetime | None) -> str:
     return format_timedelta(value - datetime.now(UTC), add_direction=True, threshold=1.1)
 
 
+#: How long a past moment reads as "3 min ago"; older ones show their date and time.
+RECENT = timedelta(hours=12)
+
+
+def ago(value: datetime | None, now: datetime | None = None) -> str:
+    """When something happened, as the viewer reads it: "3 min ago" for the last hours,
+    else the date and time in their zone ("Dec 1, 2026, 12:11 p.m.")."""
+    if value is None:
+        return ""
+    elapsed = (now or datetime.now(UTC)) - value
+    if timedelta(0) <= elapsed < RECENT:
+        if elapsed < timedelta(minutes=1):
+            return gettext("just now")
+        return babel_timedelta(-elapsed, add_direction=True, format="short", threshold=1.1,
+                               locale=str(get_locale() or "en"))
+    return format_datetime(value, "medium")
+
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def month_name(month: str | None, skeleton: str = "yMMMM") -> str:
+    """A YYYY-MM month by its name in the viewer's language ("novembre 2026"); `skeleton`
+    picks a shorter form ("yMMM": "nov. 2026", "MMM": "nov.")."""
+    if not month or not _MONTH.match(month):
+        return month or ""
+    first = date(int(month[:4]), int(month[5:7]), 1)
+    return format_skeleton(skeleton, first, locale=str(get_locale() or "en"))
+
+
+def notification_text(message: str, params: Mapping[str, Any]) -> str:
+    """A stored message (msgid + parameters) in the current language; a `month`
+    parameter is stored as YYYY-MM and read by its name."""
+    shown = {name: month_name(value) if name == "month" and isinstance(value, str) else value
+             for name, value in params.items()}
+    return gettext(message, **shown)
+
+
+#: What each internal status is called on a chip, per kind of thing.  Every template
+#: shows a status through `status_label`, so no internal word reaches a page.
+STATUS_LABELS: dict[str, dict[str, Any]] = {
+    "job": {
+        "open": _l("Open"), "window_closed": _l("Bids closed"), "awarded": _l("Taken"),
+        "done": _l("Done, awaiting confirmation"), "confirmed": _l("Completed"),
+        "cancelled": _l("Cancelled"), "expired": _l("Expired: nobody took it in time"),
+    },
+    "bid": {"submitted": _l("Bid sent"), "draft": _l("Waiting for partners")},
+    "settlement": {"draft": _l("Draft: to review"), "approved": _l("Approved"),
+                   None: _l("Not drafted yet")},
+}
+
+
+def status_label(status: str | None, kind: str = "job") -> str:
+    """The translated label of a job's, bid's or settlement's status."""
+    label = STATUS_LABELS.get(kind, {}).get(status)
+    return str(label) if label is not None else (status or "")
+
+
 def init_i18n(app: Flask) -> Babel:
     """Attach Flask-Babel and the template helpers to the app."""
     babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES, current_locale=lambda: str(get_locale() or "en"),
         locale_display_name=locale_display_name, unit_system=unit_system,
+        status_label=status_label,
     )
     app.jinja_env.filters.update(
         money=money, when=when, day=day, distance=format_distance, relative=relative,
-        isoday=isoday, isowhen=isowhen, area=format_area,
+        isoday=isoday, isowhen=isowhen, area=format_area, ago=ago, month_name=month_name,
     )
     return babel

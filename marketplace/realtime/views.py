@@ -1,17 +1,29 @@
-"""The notification centre: every stored notification, with an unread count."""
+"""The notification centre: every stored notification, in pages, with an unread count.
+
+Reading the page changes nothing (a GET never writes: a prefetch, a crawler or a
+second tab must not mark anything read).  The person marks what they have seen
+read with a POST, up to the newest notification the page showed.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, render_template, request
+from typing import Any
+
+from flask import Blueprint, g, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from marketplace import events
-from marketplace.db import utcnow
-from marketplace.realtime.publisher import render_notification
-from marketplace.web import db
+from marketplace.db import parse_id, utcnow
+from marketplace.i18n import ago, notification_text, when
+from marketplace.realtime.models import Notification
+from marketplace.realtime.wire import wire
+from marketplace.web import db, wants_json
 
 bp = Blueprint("notifications", __name__)
+
+#: Notifications per page of the centre: a few phone screens; older ones one tap away.
+PAGE_SIZE = 30
 
 
 @bp.app_context_processor
@@ -42,15 +54,49 @@ def _cursor_first() -> None:
         g.notification_cursor = events.cursor_of(db(), current_user.id)
 
 
+def shown(row: Notification) -> dict[str, Any]:
+    """A notification as the centre shows it: the wire shape every channel uses (its
+    text in the reader's language, months by name), plus when it happened as the
+    reader reads it ("3 min ago", or the date and time in their zone)."""
+    item = wire(row.id, row.seq, row.kind, notification_text(row.message, row.params),
+                row.link, row.payload, row.created_at)
+    item["when"] = ago(row.created_at)
+    item["at"] = when(row.created_at)
+    return item
+
+
 @bp.route("/notifications")
 @login_required
 def centre() -> ResponseReturnValue:
-    rows = events.recent(db(), current_user.id)
+    before = parse_id(request.args.get("before"))
+    rows = events.recent(db(), current_user.id, limit=PAGE_SIZE + 1, before=before)
+    more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
     unread = events.unread_count(db(), current_user.id)
-    items = [render_notification(row) for row in rows]
-    if request.accept_mimetypes.best == "application/json":
-        return jsonify({"unread": unread, "notifications": items})
-    response = render_template("notifications/centre.html", items=items, unread=unread,
-                               unread_ids={r.id for r in rows if r.read_at is None})
-    events.mark_all_read(db(), current_user.id, utcnow())
-    return response
+    items = [shown(row) for row in rows]
+    older = url_for("notifications.centre", before=rows[-1].seq) if more else None
+    # The newest position this person has been shown, on any page: marking read never
+    # reaches past it, so a notification arriving meanwhile stays unread.
+    through = g.get("notification_cursor", 0)
+    if wants_json():
+        return jsonify({"unread": unread, "notifications": items, "older": older,
+                        "through": through})
+    return render_template("notifications/centre.html", items=items, unread=unread,
+                           unread_ids={r.id for r in rows if r.read_at is None},
+                           older=older, newer=before is not None, through=through)
+
+
+@bp.route("/notifications/read", methods=["POST"])
+@login_required
+def mark_read() -> ResponseReturnValue:
+    """Mark read everything up to the position the page showed (`through`), or all."""
+    through = parse_id(request.form.get("through"))
+    marked = events.mark_all_read(db(), current_user.id, utcnow(), through)
+    if wants_json():
+        return jsonify({"marked": marked, "unread": events.unread_count(db(), current_user.id)})
+    return redirect(request.form.get("next") if _local(request.form.get("next"))
+                    else url_for("notifications.centre"))
+
+
+def _local(url: str | None) -> bool:
+    """Only a path on this site is followed after marking read (no open redirect)."""
+    return bool(url) and url.startswith("/") and not url.startswith("//")  # type: ignore[union-attr]
