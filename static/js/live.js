@@ -48,50 +48,62 @@
     badge.hidden = false;
   }
 
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) { node.className = className; }
-    if (text !== undefined) { node.textContent = text; }
-    return node;
-  }
-
   var board = document.querySelector("[data-live=board]");
   var jobPage = document.querySelector("[data-live=job]");
   var machinePage = document.querySelector("[data-live=machine]");
   var bookingPage = document.querySelector("[data-live=booking]");
-  var lang = document.documentElement.lang || "en";
-
-  function jobCard(job, link) {
-    var trades = JSON.parse(board.getAttribute("data-trades") || "{}");
-    var li = el("li", "card job-card fresh");
-    li.setAttribute("data-job-id", String(job.id));
-    var h2 = el("h2");
-    var a = el("a", "", job.title);
-    a.href = link || ("/jobs/" + job.id);
-    h2.appendChild(a);
-    li.appendChild(h2);
-    var chips = el("p");
-    (job.trades || []).forEach(function (t) { chips.appendChild(el("span", "chip", trades[t] || t)); });
-    li.appendChild(chips);
-    var value = new Intl.NumberFormat(lang, { style: "currency", currency: job.currency })
-      .format(job.value_minor / 100);
-    li.appendChild(el("p", "", value));
-    li.appendChild(el("p", "hint", job.locality));
-    if (job.mode === "handoff") {
-      // One tap to claim, exactly like the server-rendered cards.
-      var form = el("form");
-      form.method = "post";
-      form.action = "/jobs/" + job.id + "/claim";
-      var token = el("input");
-      token.type = "hidden";
-      token.name = "csrf_token";
-      token.value = board.getAttribute("data-csrf") || "";
-      form.appendChild(token);
-      form.appendChild(el("button", "button primary big", board.getAttribute("data-claim-label")));
-      li.appendChild(form);
-    }
-    return li;
+  // Board cards come from the server (GET /jobs/<id>/card): the same function and
+  // template as the board's own cards, for this person's audience and language, so a
+  // live card and a reloaded card are the same markup and the barrier stays on the
+  // server.  `then` gets the card element, or null when the job is not this person's
+  // to see (404) or the answer is not a card; a failed network changes nothing (the
+  // next reload shows the board as it is).
+  function fetchCard(jobId, then) {
+    window.fetch("/jobs/" + encodeURIComponent(jobId) + "/card",
+                 { headers: { Accept: "text/html" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) { then(null); return; }
+        var holder = document.createElement("template");
+        holder.innerHTML = html.trim();
+        var card = holder.content.firstElementChild;
+        then(card && card.matches(".job-card") ? card : null);
+      }, function () {});
   }
+
+  function cardOf(jobId) {
+    return board ? board.querySelector("[data-job-id='" + jobId + "']") : null;
+  }
+
+  // A job just posted: its card at the top of the board, once.  The highlight is an
+  // animation, not a class, so the card's markup stays exactly the server's.
+  function insertCard(jobId) {
+    if (!board || cardOf(jobId)) { return; }
+    fetchCard(jobId, function (card) {
+      if (!card || cardOf(jobId)) { return; }
+      board.insertBefore(card, board.firstChild);
+      if (card.animate) {
+        card.animate([{ boxShadow: "0 0 0 3px #b5d8c1" }, { boxShadow: "0 0 0 0 transparent" }],
+                     { duration: 4000, easing: "ease-out" });
+      }
+      var empty = document.getElementById("board-empty");
+      if (empty) { empty.hidden = true; }
+    });
+  }
+
+  // Something happened to a job on the board: its card as the server renders it now.
+  function updateCard(jobId) {
+    if (!cardOf(jobId)) { return; }
+    fetchCard(jobId, function (card) {
+      var now = cardOf(jobId);
+      if (!now) { return; }
+      if (card) { now.replaceWith(card); } else { removeCard(jobId); }
+    });
+  }
+
+  // Events after which a job can no longer be taken, so it leaves the board.
+  var OFF_THE_BOARD = ["job.taken", "job.cancelled", "job.claimed", "job.awarded",
+                       "job.expired", "window.closed"];
 
   function removeCard(jobId) {
     if (!board) { return; }
@@ -123,13 +135,14 @@
     bumpBadge();
     var data = message.data || {};
     var jobId = data.id || data.job_id;
-    if (board && kind === "job.posted" && !board.querySelector("[data-job-id='" + data.id + "']")) {
-      board.insertBefore(jobCard(data, message.link), board.firstChild);
-      var empty = document.getElementById("board-empty");
-      if (empty) { empty.hidden = true; }
-    }
-    if (board && (kind === "job.taken" || kind === "job.cancelled" || kind === "job.claimed")) {
-      removeCard(jobId);
+    if (board && jobId && /^(job|window)\./.test(kind)) {
+      if (kind === "job.posted") {
+        insertCard(jobId);
+      } else if (OFF_THE_BOARD.indexOf(kind) >= 0) {
+        removeCard(jobId);  // the board lists only jobs this person can still take
+      } else {
+        updateCard(jobId);
+      }
     }
     if (jobPage && String(jobId) === jobPage.getAttribute("data-job-id")) {
       refreshSections(["job", "bids", "place-bid"]);

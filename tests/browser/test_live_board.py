@@ -4,6 +4,7 @@ and C (ineligible: fencing only) never sees it."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from flask import Flask
@@ -21,6 +22,11 @@ TITLE = "Live mowing job"
 # Every event reaching a page, so a test can tell what a phone was sent.
 RECORD_EVENTS = ("window.seen = []; document.addEventListener('marketplace:event', "
                  "e => window.seen.push(e.detail.kind))")
+
+
+def _tokenless(html: str) -> str:
+    """Markup with the CSRF token's value blanked (signed with the time per response)."""
+    return re.sub(r'(name="csrf_token" value=")[^"]*"', r'\1"', html)
 
 
 def _post_handoff(page: Page, title: str) -> None:
@@ -60,8 +66,20 @@ def test_job_card_appears_live_and_is_claimed_in_one_tap(
         live(a)
         card = b.locator(".job-card", has_text=TITLE)
         expect(card).to_be_visible()
+        # The live card is the server's card: B's board loaded now (on a second phone,
+        # so this one stays as it was) has the same markup, byte for byte (only the
+        # signed CSRF token differs per response), mode, crew-days, distance and money
+        # included.  Read before the screenshot, which marks up inputs it hides.
+        live_card = card.evaluate("e => e.outerHTML")
         phones.shot(b, "1-board-live-card")
         assert "Live mowing job" in card.inner_text()
+        b_again = phones.log_in(base, world.owner_b.email)
+        go(b_again, "/jobs")
+        reloaded = b_again.locator(".job-card", has_text=TITLE).evaluate("e => e.outerHTML")
+        b_again.context.close()
+        assert _tokenless(live_card) == _tokenless(reloaded)
+        for shown in ("Hand-off", "2 crew-days", "from your base", "1,800.00"):
+            assert shown in live_card, shown
 
         card.get_by_role("button").tap()
         b.wait_for_url(job_url)
