@@ -58,18 +58,6 @@ from marketplace.web import (
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
-STATUS_LABELS = {
-    JobStatus.OPEN: N_("open"), JobStatus.WINDOW_CLOSED: N_("bids closed"),
-    JobStatus.AWARDED: N_("awarded"), JobStatus.DONE: N_("done, awaiting confirmation"),
-    JobStatus.CONFIRMED: N_("completed"), JobStatus.CANCELLED: N_("cancelled"),
-}
-
-
-@bp.app_context_processor
-def _status_label() -> dict[str, Any]:
-    return {"status_label": lambda status: _(STATUS_LABELS.get(status, status))}
-
-
 @bp.before_request
 @login_required
 def _require_login() -> None:

@@ -33,10 +33,10 @@ from marketplace.clusters.service import (
 )
 from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, DomainError, ValidationError
-from marketplace.i18n import when
+from marketplace.i18n import month_name, when
 from marketplace.ledger import connect, disputes, payments, refunds, service, settlement
 from marketplace.ledger.forms import AdjustmentForm, ApproveForm
-from marketplace.ledger.models import EntrySource, LedgerEntry
+from marketplace.ledger.models import EntrySource, LedgerEntry, Settlement, SettlementStatus
 from marketplace.money import plain_decimal
 from marketplace.spreadsheet import spreadsheet_text
 from marketplace.web import (
@@ -70,7 +70,8 @@ def entry_note(entry: LedgerEntry) -> str:
     """The statement line's note: its memo, and why it is in this month if it is late."""
     if not entry.late_from:
         return entry.memo
-    late = _("Belongs to %(month)s, which was already settled.", month=entry.late_from)
+    late = _("Belongs to %(month)s, which was already settled.",
+             month=month_name(entry.late_from))
     return f"{entry.memo} · {late}" if entry.memo else late
 
 
@@ -115,7 +116,7 @@ def index() -> ResponseReturnValue:
         months = settlement.months_with_entries(session, cluster.id)  # type: ignore[arg-type]
         rows = [(m, settlement.settlement_for(session, cluster.id, m)) for m in months]  # type: ignore[arg-type]
         return render_template("ledger/cluster.html", rows=rows, current=current,
-                               previous=settlement.previous_month(current),
+                               next_step=next_settlement_step(rows, current),
                                approve_form=ApproveForm(), names=_names(user),
                                failed=payments.failed_payouts(session, cluster.id),  # type: ignore[arg-type]
                                reversals=refunds.failed_reversals(session, cluster.id),  # type: ignore[arg-type]
@@ -135,6 +136,19 @@ def index() -> ResponseReturnValue:
                            stripe_on=bool(current_app.config.get("STRIPE_SECRET_KEY")),
                            account=connect.account_of(session, user.member_id),
                            setup_form=ApproveForm())
+
+
+def next_settlement_step(rows: list[tuple[str, Settlement | None]], current: str
+                         ) -> tuple[str, str] | None:
+    """The one settlement action the coordinator can take next, on the oldest finished
+    month that is not approved: ("draft", month) when it has no draft yet, ("approve",
+    month) when its draft waits for review; None when every finished month is settled.
+    Never "draft" for a month that already has a draft, nor for the running month."""
+    for month, found in sorted(rows, key=lambda row: row[0]):
+        if month >= current or (found is not None and found.status == SettlementStatus.APPROVED):
+            continue
+        return ("draft", month) if found is None else ("approve", month)
+    return None
 
 
 def _month(text: str) -> str:

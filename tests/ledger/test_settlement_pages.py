@@ -71,7 +71,7 @@ def test_a_member_sees_only_its_own_statement_lines(client: FlaskClient, session
                                                     busy: Ledger) -> None:
     login(client, busy.world.owner_b)
     index = _get(client, "/ledger")
-    assert f"{JUNE}</a>: -$648.33" in index
+    assert "June 2026</a>: -$648.33" in index
     page = _get(client, f"/ledger/{JUNE}")
     # Asking for another member's statement shows B its own, never C's.
     snooped = _get(client, f"/ledger/{JUNE}?member={busy.c}")
@@ -138,7 +138,9 @@ def test_csv_speaks_the_viewers_language_with_plain_amounts(
         f"attachment; filename=statement-{JUNE}-{busy.b}.csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     entries = settlement.statement(session, busy.world.cluster.id, busy.b, JUNE)
-    first_date = format_datetime(entries[0].created_at, "short", tzinfo=TORONTO, locale="fr")
+    # "fr" in a Canadian cluster is Canadian French (i18n.regional).
+    first_date = format_datetime(entries[0].created_at, "short", tzinfo=TORONTO,
+                                 locale="fr_CA")
     with app.test_request_context(), force_locale("fr"):
         header = [gettext("Date"), gettext("What"), gettext("With"), gettext("Note"),
                   gettext("Amount (%(currency)s)", currency="CAD")]
@@ -146,9 +148,9 @@ def test_csv_speaks_the_viewers_language_with_plain_amounts(
         net_label = gettext("Net for the month")
     assert rows[0] == header
     assert "CAD" in rows[0][-1]
-    # Dates in French order (day/month/year); amounts as plain signed decimals that any
-    # spreadsheet reads, never "617,28 $".
-    assert re.fullmatch(r"\d\d/\d\d/2026 \d\d:\d\d", rows[1][0]), rows[1][0]
+    # Dates as Canadian French writes them (2026-06-01 11 h 00); amounts as plain signed
+    # decimals that any spreadsheet reads, never "617,28 $".
+    assert re.fullmatch(r"2026-\d\d-\d\d \d\d h \d\d", rows[1][0]), rows[1][0]
     assert rows[1][:2] == [first_date, first_label]
     amounts = [r[-1] for r in rows[1:] if r]
     assert all(re.fullmatch(r"-?\d+\.\d\d", a) for a in amounts), amounts
