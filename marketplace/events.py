@@ -76,7 +76,9 @@ class _Pending:
     users: list[tuple[int, str | None]] = field(default_factory=list)
 
 
-Publisher = Callable[[Batch], None]
+#: Takes a committed batch; in the web process it only queues it for a background
+#: task (realtime/background.py), so the committing request never waits for delivery.
+Publisher = Callable[[Batch], object]
 _PENDING_KEY = "marketplace.pending_events"
 _OUTBOX_KEY = "marketplace.outbox"
 _publisher: Publisher | None = None

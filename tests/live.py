@@ -89,3 +89,76 @@ class Inbox:
         with self._arrived:
             self._arrived.wait_for(lambda: found() is not None, timeout)
             return found()
+
+
+class Cursor:
+    """A page's delivery bookkeeping, the rules of static/js/live.js in Python, so tests
+    can hold the server to what the browser relies on.
+
+    `cursor` is the highest number up to which the page has every notification;
+    `ahead` the numbers known above it; `seen` ids already shown; `shown` the batch
+    keys already shown; `unnumbered` the keys shown from a shared live message (no
+    number of ours in it) that no sync has numbered yet.  `shown_keys` lists, in
+    order, each notification the page showed (by batch key): a repeat never shows."""
+
+    def __init__(self, cursor: int = 0) -> None:
+        self.cursor = cursor
+        self.ahead: set[int] = set()
+        self.seen: set[int] = set()
+        self.shown: set[str] = set()
+        self.unnumbered: list[str] = []
+        self.shown_keys: list[str] = []
+        self.repeats = 0
+        self.shared = 0  # shared live messages taken (no number in them)
+
+    def _advance(self) -> None:
+        while self.cursor + 1 in self.ahead:
+            self.ahead.remove(self.cursor + 1)
+            self.cursor += 1
+
+    def have(self) -> list[str]:
+        """The keys a page sends with its cursor (live.js sends the newest 100)."""
+        return self.unnumbered[-100:]
+
+    def auth(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "have": self.have()}
+
+    def receive(self, kind: str, message: dict[str, Any]) -> bool:
+        """Take one event; True when the page shows it (a notification it did not have)."""
+        if kind == "sync":
+            self.sync(message)
+            return False
+        key = message.get("batch")
+        if message.get("seq") is None:
+            if key in self.shown:
+                self.repeats += 1
+                return False
+            self.shared += 1
+            self.shown.add(key)
+            self.unnumbered.append(key)
+            self.shown_keys.append(key)
+            return True
+        seq = message["seq"]
+        if seq <= self.cursor or message["id"] in self.seen or seq in self.ahead:
+            self.repeats += 1
+            return False
+        self.seen.add(message["id"])
+        self.ahead.add(seq)
+        self._advance()
+        if key in self.unnumbered:  # shown already, from the shared live message
+            self.unnumbered.remove(key)
+            return False
+        self.shown.add(key)
+        self.shown_keys.append(key)
+        return True
+
+    def sync(self, answer: dict[str, Any]) -> None:
+        for seq, key in answer.get("matched", []):
+            if seq > self.cursor:
+                self.ahead.add(seq)
+            if key in self.unnumbered:
+                self.unnumbered.remove(key)
+        for key in answer.get("unknown", []):
+            if key in self.unnumbered:
+                self.unnumbered.remove(key)
+        self._advance()

@@ -6,11 +6,21 @@ connect a client says its delivery cursor: the highest position of the
 person's notification sequence up to which it has everything.  Everything
 after it is replayed, so a phone that lost the network misses nothing; the
 client drops by id what it then also receives live.
+
+A live message shared by several people (realtime/publisher.py) carries no
+sequence number, only the event's `batch` key, so the page sends the keys it
+holds without a number ("have") with its cursor.  The rows after the cursor
+whose key it has are not sent again: a "sync" event answers with their numbers
+(`matched`: [seq, key] pairs) and with the keys no row after the cursor has
+(`unknown`, once the whole range was read), and the page moves its cursor over
+them.  Only a request that sent keys gets a "sync"; every other row is replayed
+as before.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from flask import request
@@ -21,6 +31,7 @@ from marketplace import events
 from marketplace.extensions import socketio
 from marketplace.realtime.publisher import render_notification
 from marketplace.realtime.rooms import rooms_for
+from marketplace.realtime.wire import batch_key
 from marketplace.web import db
 
 log = logging.getLogger(__name__)
@@ -28,6 +39,8 @@ log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 200
 REPLAY_MOST = 2000  # a phone away for weeks reloads instead (the page shows the state)
+HAVE_MOST = 200  # keys a page may say it holds without a number (live.js sends <= 100)
+_KEY = re.compile(r"[0-9a-f]{16}")
 
 
 def _cursor(data: Any) -> int | None:
@@ -40,18 +53,42 @@ def _cursor(data: Any) -> int | None:
     return None
 
 
-def _replay(cursor: int) -> int:
-    """Send everything after `cursor`, in sequence order, a page at a time."""
-    sent = 0
-    while sent < REPLAY_MOST:
+def _have(data: Any) -> frozenset[str]:
+    """The batch keys the page holds without a number; anything malformed counts as
+    none (everything after the cursor is then replayed, and the page drops repeats)."""
+    keys = data.get("have") if isinstance(data, dict) else None
+    if (not isinstance(keys, list) or len(keys) > HAVE_MOST
+            or not all(isinstance(k, str) and _KEY.fullmatch(k) for k in keys)):
+        return frozenset()
+    return frozenset(keys)
+
+
+def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
+    """Send everything after `cursor`, in sequence order, a page at a time, except the
+    rows whose batch key is in `have`: those are named in one "sync" at the end."""
+    sent = walked = 0
+    matched: list[list[Any]] = []
+    complete = False
+    while walked < REPLAY_MOST:
         missed = events.missed_since(db(), current_user.id, cursor, REPLAY_PAGE)
         db().rollback()  # end each read transaction at once
         for row in missed:
-            emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
-        sent += len(missed)
+            key = batch_key(row.kind, row.link, row.payload, row.created_at) if have else None
+            if key in have:
+                matched.append([row.seq, key])
+            else:
+                emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
+                sent += 1
+        walked += len(missed)
         if len(missed) < REPLAY_PAGE:
+            complete = True
             break
         cursor = missed[-1].seq
+    if have:
+        found = {key for _seq, key in matched}
+        emit("sync", {"matched": matched,
+                      "unknown": sorted(have - found) if complete else []},
+             to=request.sid)  # type: ignore[attr-defined]
     return sent
 
 
@@ -66,7 +103,7 @@ def on_connect(auth: Any = None) -> bool:
         join_room(room)
     cursor = _cursor(auth)
     if cursor is not None:
-        _replay(cursor)
+        _replay(cursor, _have(auth))
     db().rollback()
     return True
 
@@ -74,6 +111,7 @@ def on_connect(auth: Any = None) -> bool:
 @socketio.on("replay")
 def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
     """Explicit catch-up: {"cursor": n} -> every later notification, then the count.
+    With {"cursor": n, "have": [key, ...]} the rows of those keys come as one "sync".
 
     Any other first argument is refused with a hint; further arguments are ignored
     (a client decides how many it sends, and a handler that cannot take them would
@@ -81,7 +119,7 @@ def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
     cursor = _cursor(data)
     if not current_user.is_authenticated or cursor is None:
         return {"error": "send {\"cursor\": <int>}"}
-    return {"replayed": _replay(cursor)}
+    return {"replayed": _replay(cursor, _have(data))}
 
 
 @socketio.on_error_default

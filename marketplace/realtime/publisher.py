@@ -2,14 +2,28 @@
 
 The same wire shape (realtime/wire.py) serves the live emit after commit, the
 replay on reconnect, the notification centre's JSON and Web Push, so a client
-sees one shape whichever way a notification reaches it.  A live batch (one event for many
-recipients) is rendered once per language, not once per recipient: the text
-depends only on the message, its parameters and the locale.
+sees one shape whichever way a notification reaches it.
+
+One message per language, not one per recipient: a committed batch (one event
+for many people) is rendered once per language and emitted once per language to
+the list of its recipients' rooms, which python-socketio sends as one message on
+the Redis queue (PubSubManager.emit publishes the room list with the message;
+every instance delivers it to the rooms it holds).  Such a shared message cannot
+carry anyone's row id or sequence number, so it carries the event's `batch` key
+instead and the page learns its own numbers by a sync (realtime/handlers.py);
+a language with a single recipient gets that person's exact message, as replay
+would send it.
+
+Off the request path: the committing request only queues the batch
+(realtime/background.py); a background task renders and emits.  Losing a live
+message loses no notification: the rows are stored, and replay sends them.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask
@@ -17,11 +31,15 @@ from flask_babel import force_locale, gettext
 
 from marketplace import events
 from marketplace.extensions import socketio
+from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.models import Notification
 from marketplace.realtime.rooms import user_room
 from marketplace.realtime.wire import wire
 
 log = logging.getLogger(__name__)
+
+#: The app's background publisher, in app.extensions (tests and shutdown flush it).
+EXTENSION = "realtime_publisher"
 
 
 def render_notification(row: Notification) -> dict[str, Any]:
@@ -30,31 +48,74 @@ def render_notification(row: Notification) -> dict[str, Any]:
                 row.payload, row.created_at)
 
 
-def install_publisher(app: Flask) -> None:
-    """Emit each committed notification to its recipient's room (via Redis if set)."""
+def live_messages(batch: events.Batch, default_locale: str
+                  ) -> Iterator[tuple[dict[str, Any], str | list[str]]]:
+    """(message, rooms) per language of the batch's recipients; needs an app context.
+
+    Several readers of one language share one message without `id` and `seq`; a
+    language with one reader gets that reader's own message (the exact one, so the
+    page needs no sync for it)."""
+    by_locale: dict[str, list[events.Recipient]] = {}
+    for recipient in batch.recipients:
+        by_locale.setdefault(recipient.locale or default_locale, []).append(recipient)
+    for locale, readers in by_locale.items():
+        with force_locale(locale):
+            text = gettext(batch.message, **batch.params)
+        if len(readers) == 1:
+            yield (wire(readers[0].notification_id, readers[0].seq, batch.kind, text,
+                        batch.link, batch.payload, batch.created_at),
+                   user_room(readers[0].user_id))
+        else:
+            yield (wire(None, None, batch.kind, text, batch.link, batch.payload,
+                        batch.created_at),
+                   [user_room(r.user_id) for r in readers])
+
+
+def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
+    """Hand each committed batch to a background task that emits it (via Redis if set)."""
     default_locale = app.config["BABEL_DEFAULT_LOCALE"]
 
-    def publish(batch: events.Batch) -> None:
-        texts: dict[str, str] = {}
-        with app.app_context():
-            for recipient in batch.recipients:
-                locale = recipient.locale or default_locale
-                if locale not in texts:
-                    with force_locale(locale):
-                        texts[locale] = gettext(batch.message, **batch.params)
-        for recipient in batch.recipients:
-            message = wire(
-                recipient.notification_id,
-                recipient.seq,
-                batch.kind,
-                texts[recipient.locale or default_locale],
-                batch.link,
-                batch.payload,
-                batch.created_at,
-            )
-            try:
-                socketio.emit(batch.kind, message, to=user_room(recipient.user_id))
-            except Exception:  # the row is stored; replay delivers it later
-                log.exception("could not deliver notification_id=%s", recipient.notification_id)
+    server = socketio.server
+    assert server is not None, "install_publisher runs after socketio.init_app"
 
-    events.set_publisher(publish)
+    def emit(kind: str, message: dict[str, Any], rooms: str | list[str]) -> None:
+        if socketio.server is server:
+            socketio.emit(kind, message, to=rooms)
+        else:  # another app was set up since (tests make many): never into its rooms
+            server.emit(kind, message, to=rooms, namespace="/")
+
+    def publish(batch: events.Batch) -> None:
+        with app.app_context():
+            messages = list(live_messages(batch, default_locale))
+        for message, rooms in messages:
+            try:
+                emit(batch.kind, message, rooms)
+            except Exception:  # the rows are stored; replay delivers them later
+                log.exception("could not deliver %s from notification_id=%s", batch.kind,
+                              batch.recipients[0].notification_id)
+
+    publisher: BackgroundPublisher[events.Batch] = BackgroundPublisher(
+        publish, start_task=socketio.start_background_task,
+        make_event=server.eio.create_event, sleep=socketio.sleep)
+    app.extensions[EXTENSION] = publisher
+    events.set_publisher(publisher.submit)
+    global _installed
+    _installed = publisher
+    return publisher
+
+
+def flush(app: Flask, timeout: float = 5.0) -> bool:
+    """Wait until `app`'s live messages committed so far are emitted; False on timeout."""
+    publisher: BackgroundPublisher[events.Batch] | None = app.extensions.get(EXTENSION)
+    return publisher.flush(timeout) if publisher is not None else True
+
+
+_installed: BackgroundPublisher[events.Batch] | None = None
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A command (`flask settle`, the scheduler) that commits and exits still sends
+    what it queued, unless the queue is stuck."""
+    if _installed is not None and _installed.pending:
+        _installed.flush(5.0)

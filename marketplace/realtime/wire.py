@@ -4,10 +4,18 @@ The live Socket.IO emit, the replay on reconnect, the notification centre's
 JSON and the Web Push payload are all built here from the stored row, whose
 payload the information barrier already cut to what that recipient may see.
 No channel assembles its own dict, so no channel can show more than another.
+
+One event for many people is one live message per language (realtime/publisher.py),
+so a live message can carry nothing that differs per person: not the person's row id,
+not their sequence number, and never who else got it.  What lets a phone match such
+a message with its own stored row is the `batch` key: a digest of what every
+recipient of the event sees alike (kind, link, data, time), present in every shape,
+so the replay of the row carries the very key the live message had.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -16,13 +24,31 @@ from typing import Any
 PUSH_PAYLOAD_LIMIT = 3000
 
 
+def batch_key(kind: str, link: str | None, data: dict[str, Any],
+              created_at: datetime | None) -> str:
+    """The key of one event as its recipients see it, the same in the live message and
+    in each recipient's replayed row (16 hex digits).
+
+    Built only from what every recipient of the event is shown alike, and not from the
+    text: a replay renders the text in the language the person reads now, which may
+    not be the one the live message was rendered in.  Two events of the same kind,
+    link, data and instant are one event to a reader, so sharing a key costs nothing."""
+    common = [kind, link, data, created_at.isoformat() if created_at else None]
+    text = json.dumps(common, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                      default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
 def wire(notification_id: int | None, seq: int | None, kind: str, text: str,
          link: str | None, data: dict[str, Any], created_at: datetime | None) -> dict[str, Any]:
     """A notification as every client receives it: `id` to drop duplicates, `seq` to
-    resume after (the delivery cursor), the text already in the reader's language."""
+    resume after (the delivery cursor), the text already in the reader's language,
+    `batch` to recognise the event whichever way it came.  `id` and `seq` are None in
+    a live message shared by several people (see `batch_key`)."""
     return {
         "id": notification_id,
         "seq": seq,
+        "batch": batch_key(kind, link, data, created_at),
         "kind": kind,
         "text": text,
         "link": link,

@@ -14,31 +14,90 @@
   // gap fills, so a live message overtaking an earlier one can never make the
   // page skip it.  Kept in memory only: it belongs to the person the page was
   // rendered for, never to the browser (a shared tablet has several people).
+  //
+  // One event for many people comes live as one message per language, which
+  // carries no number of ours (it would have to differ per person) but the
+  // event's `batch` key.  Such a message is shown at once and its key kept in
+  // `unnumbered`; the page sends those keys with its cursor (on every connect,
+  // and in a sync a little later, at a random moment so a thousand phones do not
+  // ask at once).  The server then sends no body for them, only a "sync" with
+  // their numbers, and replays whatever else came after the cursor -- including
+  // anything whose live message was lost.
+  var HAVE_MOST = 100;  // keys sent at most (the server takes 200)
+  var SYNC_AFTER_MS = [20000, 60000];  // a sync this long after a shared message
+  var GAP_MS = 2000;
   var cursor = parseInt(document.body.getAttribute("data-notification-cursor") || "0", 10) || 0;
   var ahead = {};
-  var seen = {};
+  var seen = {};  // ids of numbered notifications already taken
+  var shown = {};  // batch keys already shown, whichever way they came
+  var unnumbered = [];  // batch keys shown from a shared message, not numbered yet
   var gapTimer = null;
+  var syncTimer = null;
   var socket = window.io({
     transports: ["websocket", "polling"],
-    auth: function (cb) { cb({ cursor: cursor }); }
+    auth: function (cb) { cb({ cursor: cursor, have: unnumbered.slice(-HAVE_MOST) }); }
   });
+
+  function advance() {
+    while (ahead[cursor + 1]) { delete ahead[cursor + 1]; cursor += 1; }
+  }
+
+  function numbered(key) {
+    var at = unnumbered.indexOf(key);
+    if (at >= 0) { unnumbered.splice(at, 1); }
+    return at >= 0;
+  }
+
+  function sync() {
+    socket.emit("replay", { cursor: cursor, have: unnumbered.slice(-HAVE_MOST) });
+  }
 
   // True the first time a notification arrives, false for a repeat (replayed and
   // live, or sent twice by two instances): each is shown and counted once.
   function fresh(message) {
-    if (!message || typeof message.seq !== "number") { return true; }
-    if (message.seq <= cursor || seen[message.id]) { return false; }
+    if (!message) { return true; }
+    var key = message.batch;
+    if (typeof message.seq !== "number") {
+      if (!key) { return true; }
+      if (shown[key]) { return false; }
+      shown[key] = true;
+      unnumbered.push(key);
+      if (!syncTimer) {
+        var wait = unnumbered.length >= HAVE_MOST ? 0 : SYNC_AFTER_MS[0] +
+          Math.random() * (SYNC_AFTER_MS[1] - SYNC_AFTER_MS[0]);
+        syncTimer = window.setTimeout(function () {
+          syncTimer = null;
+          if (unnumbered.length) { sync(); }
+        }, wait);
+      }
+      return true;
+    }
+    if (message.seq <= cursor || seen[message.id] || ahead[message.seq]) { return false; }
     seen[message.id] = true;
     ahead[message.seq] = true;
-    while (ahead[cursor + 1]) { delete ahead[cursor + 1]; cursor += 1; }
+    advance();
     if (Object.keys(ahead).length && !gapTimer) {
-      // Something overtook a notification that has not arrived: ask for it.
+      // Something overtook a notification that has not arrived (or that came in a
+      // shared message): ask for it.
       gapTimer = window.setTimeout(function () {
         gapTimer = null;
-        if (Object.keys(ahead).length) { socket.emit("replay", { cursor: cursor }); }
-      }, 2000);
+        if (Object.keys(ahead).length) { sync(); }
+      }, GAP_MS);
     }
+    if (key && numbered(key)) { return false; }  // shown already, from the shared message
+    if (key) { shown[key] = true; }
     return true;
+  }
+
+  // The server's answer to the keys this page sent: their numbers, and the keys no
+  // notification after the cursor has (nothing to wait for).
+  function onSync(answer) {
+    ((answer && answer.matched) || []).forEach(function (pair) {
+      if (pair[0] > cursor) { ahead[pair[0]] = true; }
+      numbered(pair[1]);
+    });
+    ((answer && answer.unknown) || []).forEach(numbered);
+    advance();
   }
 
   function bumpBadge() {
@@ -160,6 +219,8 @@
 
   // Every event the server sends to this person is a stored notification
   // (jobs, bookings, rotation hand-overs ...): count it and react where it matters.
-  socket.onAny(function (kind, message) { onEvent(kind, message); });
+  // "sync" is the server's answer about numbers, not a notification.
+  socket.on("sync", onSync);
+  socket.onAny(function (kind, message) { if (kind !== "sync") { onEvent(kind, message); } });
   window.marketplaceSocket = socket;
 })();

@@ -12,8 +12,9 @@ Commits are slowed on purpose right after the sequence numbers are taken, so
 transactions stay open while others commit: with cursors built from row ids
 (the old design), a row whose id is lower than one a phone already saw commits
 after it and is never replayed.  The phone's bookkeeping below is the same as
-static/js/live.js: a watermark over the person's gap-free sequence, and a set
-of ids to drop repeats.
+static/js/live.js (tests.live.Cursor): a watermark over the person's gap-free
+sequence, sets of ids and batch keys to drop repeats, and the keys of shared
+live messages (which carry no number) until a reconnect's sync numbers them.
 """
 
 from __future__ import annotations
@@ -36,38 +37,36 @@ from marketplace import events
 from marketplace.clusters.models import User
 from marketplace.jobs import service
 from marketplace.realtime.models import Notification
+from marketplace.realtime.wire import batch_key
 from tests.conftest import NOW, PASSWORD, World
 from tests.jobs.conftest import ENDS_ON, STARTS_ON, add_partner, give_profile, job_draft
-from tests.live import live_server, logged_in_cookie
+from tests.live import Cursor, live_server, logged_in_cookie
 
 POSTS_EACH = 10
 
 
 class Phone:
     """One person's phone: reconnects in a loop with its cursor, processes each
-    notification once (the rules of static/js/live.js)."""
+    notification once (the rules of static/js/live.js, in `tests.live.Cursor`)."""
 
     def __init__(self, user_id: int, cookie: str, bases: list[str], cursor: int) -> None:
         self.user_id, self.cookie, self.bases = user_id, cookie, bases
-        self.cursor = cursor
-        self.ahead: set[int] = set()
-        self.seen: set[int] = set()
-        self.processed: list[int] = []
-        self.repeats = 0
+        self.page = Cursor(cursor)
         self.connections = 0
         self._lock = threading.Lock()
 
-    def _on_any(self, _kind: str, message: dict[str, Any]) -> None:
+    @property
+    def cursor(self) -> int:
+        return self.page.cursor
+
+    @property
+    def processed(self) -> list[str]:
+        """The batch key of every notification the phone showed, in order."""
+        return self.page.shown_keys
+
+    def _on_any(self, kind: str, message: dict[str, Any]) -> None:
         with self._lock:
-            if message["seq"] <= self.cursor or message["id"] in self.seen:
-                self.repeats += 1
-                return
-            self.seen.add(message["id"])
-            self.processed.append(message["id"])
-            self.ahead.add(message["seq"])
-            while self.cursor + 1 in self.ahead:
-                self.ahead.remove(self.cursor + 1)
-                self.cursor += 1
+            self.page.receive(kind, message)
 
     def session(self, seconds: float) -> None:
         """Connect (to the next instance in turn) with the cursor held, listen, then lose
@@ -79,9 +78,9 @@ class Phone:
         base = self.bases[self.connections % len(self.bases)]
         self.connections += 1
         with self._lock:
-            cursor = self.cursor
+            auth = self.page.auth()
         client.connect(base, headers={"Cookie": self.cookie}, transports=["websocket"],
-                       auth={"cursor": cursor}, wait_timeout=10)
+                       auth=auth, wait_timeout=10)
         time.sleep(seconds)
         online.clear()
         # the client library's clean close can take seconds; a phone just goes quiet
@@ -94,7 +93,8 @@ class Phone:
     def drain(self, committed: int, timeout: float = 20) -> None:
         """Reconnect until the phone holds everything committed (its final cursor)."""
         deadline = time.monotonic() + timeout
-        while self.cursor < committed and time.monotonic() < deadline:
+        while ((self.cursor < committed or self.page.unnumbered)
+               and time.monotonic() < deadline):
             self.session(0.5)
 
 
@@ -125,13 +125,16 @@ def _partners(session: Session, world: World) -> list[User]:
     return owners
 
 
-def _committed(session: Session, user_id: int) -> list[int]:
+def _committed(session: Session, user_id: int) -> list[str]:
+    """The batch key of every notification committed for the person (each job's
+    is its own: the titles differ)."""
     session.rollback()
-    return sorted(session.exec(select(Notification.id).where(
-        Notification.user_id == user_id)).all())
+    return sorted(batch_key(n.kind, n.link, n.payload, n.created_at) for n in session.exec(
+        select(Notification).where(Notification.user_id == user_id)))
 
 
 def _check(session: Session, phones: list[Phone]) -> None:
+    assert any(phone.page.shared for phone in phones)  # shared live messages were numbered
     for phone in phones:
         expected = _committed(session, phone.user_id)
         phone.drain(events.cursor_of(session, phone.user_id))
@@ -139,7 +142,8 @@ def _check(session: Session, phones: list[Phone]) -> None:
         assert sorted(phone.processed) == expected, (
             f"user {phone.user_id}: missing {sorted(set(expected) - set(phone.processed))}, "
             f"extra {sorted(set(phone.processed) - set(expected))}")
-        assert phone.cursor == len(expected) and not phone.ahead
+        assert phone.cursor == len(expected) and not phone.page.ahead
+        assert not phone.page.unnumbered
         assert phone.connections > 2  # it really did drop off and come back
 
 

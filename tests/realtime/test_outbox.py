@@ -9,6 +9,7 @@ stored row would send.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from marketplace.clusters.models import User
 from marketplace.errors import N_
 from marketplace.extensions import socketio
 from marketplace.realtime.models import Notification
-from marketplace.realtime.publisher import render_notification
+from marketplace.realtime.publisher import flush, render_notification
 from marketplace.realtime.rooms import user_room
 from tests.conftest import NOW, World
 
@@ -92,14 +93,17 @@ def test_a_rollback_drops_the_rows_and_the_batch(
     assert events.notify(session, [], "job.posted", MESSAGE, now=NOW) == 0
 
 
-def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
+def test_one_message_per_language_carries_nothing_of_one_person(
     app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emitted: list[tuple[str, dict[str, Any], str]] = []
+    """Two French readers share one message sent to both rooms at once; it has no row
+    id, no number and names nobody, but its batch key is the one each reader's replayed
+    row carries.  The German reader, alone in its language, gets its exact row."""
+    emitted: list[tuple[str, dict[str, Any], str | list[str]]] = []
     monkeypatch.setattr(
         socketio, "emit", lambda kind, message, to: emitted.append((kind, message, to))
     )
-    for user, locale in ((world.owner_a, "fr"), (world.owner_b, "de"), (world.crew_a, None)):
+    for user, locale in ((world.owner_a, "fr"), (world.owner_b, "de"), (world.crew_a, "fr")):
         user.locale = locale
         session.add(user)
     session.commit()
@@ -115,18 +119,27 @@ def test_each_recipient_gets_its_stored_row_rendered_in_its_language(
         link="/jobs/7",
     )
     session.commit()
-    ids = [r.id for r in _rows(session)]
-    assert [(kind, message["id"], to) for kind, message, to in emitted] == [
-        ("job.posted", i, user_room(u.id)) for i, u in zip(ids, users, strict=True)
-    ]  # type: ignore[arg-type]
-    for (_kind, message, _to), user, row in zip(emitted, users, _rows(session), strict=True):
-        with app.app_context(), force_locale(user.locale or app.config["BABEL_DEFAULT_LOCALE"]):
-            assert message == render_notification(row)  # live == replay == centre
-    assert [m["text"] for _k, m, _t in emitted] == [
-        "Nouveau contrat en surplus près de Annex, Toronto : Mow the Annex",
-        "Neuer Auftrag zur Weitergabe bei Annex, Toronto: Mow the Annex",
-        "New overflow job near Annex, Toronto: Mow the Annex",
-    ]
+    assert flush(app)
+    rows = {row.user_id: row for row in _rows(session)}
+    assert len(emitted) == 2  # one per language, not one per reader
+    (kind, shared, to), (_kind, alone, to_alone) = sorted(
+        emitted, key=lambda e: not isinstance(e[2], list))
+    assert kind == "job.posted" and isinstance(to, list)
+    assert sorted(to) == sorted([user_room(world.owner_a.id), user_room(world.crew_a.id)])  # type: ignore[arg-type]
+    assert shared["text"] == "Nouveau contrat en surplus près de Annex, Toronto : Mow the Annex"
+    assert shared["id"] is None and shared["seq"] is None
+    for user in (world.owner_a, world.crew_a):
+        with app.app_context(), force_locale("fr"):
+            replayed = render_notification(rows[user.id])  # type: ignore[index]
+        # the same message as the replay, but for what only that reader's row has
+        assert {**replayed, "id": None, "seq": None} == shared
+    leaked = json.dumps(shared)
+    for user in users:
+        assert f"user:{user.id}" not in leaked and user.email not in leaked
+    assert to_alone == user_room(world.owner_b.id)  # type: ignore[arg-type]
+    with app.app_context(), force_locale("de"):
+        assert alone == render_notification(rows[world.owner_b.id])  # type: ignore[index]
+    assert alone["text"] == "Neuer Auftrag zur Weitergabe bei Annex, Toronto: Mow the Annex"
 
 
 def test_each_person_numbers_their_notifications_in_commit_order_without_gaps(
