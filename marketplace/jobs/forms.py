@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -53,6 +55,15 @@ class JobForm(WebForm):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.trades.choices = [(code, gettext(label)) for code, label in TRADES.items()]
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """A hand-off has no bid deadline: whatever the (hidden) deadline field holds is
+        dropped, so a stale or half-typed value never blocks posting a hand-off."""
+        if self.mode.data != "bid_window":
+            self.closes_at.data = None
+            self.closes_at.process_errors = []
+            self.closes_at.raw_data = []
+        return bool(super().validate(extra_validators))
 
 
 class BidForm(WebForm):
