@@ -28,7 +28,7 @@ from werkzeug.routing import IntegerConverter
 
 from marketplace.clusters.models import User
 from marketplace.clusters.trades import TRADES
-from marketplace.db import MAX_ID, NO_SUCH_ID
+from marketplace.db import MAX_ID, NO_SUCH_ID, ReadersWrite, reading
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import NonexistentLocalTime, local_to_utc
 from marketplace.money import InvalidAmount, parse_minor
@@ -80,11 +80,67 @@ def _refuse_null_characters() -> None:
                               fields={name or "body": message for name in sorted(found)})
 
 
+#: Requests that are meant to read only: their session reads without queueing for
+#: SQLite's write lock (`marketplace.db.reading`).
+READ_METHODS = frozenset({"GET", "HEAD"})
+_AS_WRITER = "marketplace.as_writer"  # environ: run this read request as a writer
+_RETRY = "marketplace.retry_as_writer"  # environ: its read transaction could not write
+
+
 def db() -> Session:
-    """The database session of the current request, opened on first use."""
+    """The database session of the current request, opened on first use.
+
+    A GET or HEAD reads (`reading`): on SQLite it neither waits for nor holds the
+    write lock.  One that writes all the same is upgraded when it writes, or, when
+    the database changed since it read, run again from the start as a writer
+    (`_RunAgainAsWriter`)."""
     if "db_session" not in g:
-        g.db_session = Session(current_app.extensions["engine"], expire_on_commit=False)
+        engine = current_app.extensions["engine"]
+        if request.method in READ_METHODS and not request.environ.get(_AS_WRITER):
+            readers = current_app.extensions.get("reading_engine")
+            if readers is None:
+                readers = current_app.extensions["reading_engine"] = reading(engine)
+            engine = readers
+        g.db_session = Session(engine, expire_on_commit=False)
     return g.db_session
+
+
+class _RunAgainAsWriter:
+    """WSGI wrapper: a read request whose write SQLite refused (`ReadersWrite`: the
+    database changed after it read) is answered by a second run as a writer.
+
+    The first run wrote nothing and sent nothing (its answer is dropped before any
+    byte leaves), and a GET has no body to read twice, so running it again is the
+    request as if it had come a moment later.
+    """
+
+    def __init__(self, wsgi_app: Any) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("REQUEST_METHOD") not in READ_METHODS:
+            return self.wsgi_app(environ, start_response)
+        fresh = dict(environ)
+
+        def relay(status: str, headers: Any, exc_info: Any = None) -> Any:
+            if environ.get(_RETRY):
+                return lambda _data: None
+            return start_response(status, headers, exc_info)
+
+        body = self.wsgi_app(environ, relay)
+        if not environ.get(_RETRY):
+            return body
+        if hasattr(body, "close"):
+            body.close()
+        log.info("read request %s wrote after the data changed: run again as a writer",
+                 environ.get("PATH_INFO"))
+        return self.wsgi_app({**fresh, _AS_WRITER: True}, start_response)
+
+
+def _readers_write(_error: ReadersWrite) -> ResponseReturnValue:
+    db().rollback()
+    request.environ[_RETRY] = True
+    return "", 503  # never sent: _RunAgainAsWriter answers with the second run
 
 
 def _close_session(_exc: BaseException | None) -> None:
@@ -225,5 +281,7 @@ def init_web(app: Flask) -> None:
     app.teardown_appcontext(_close_session)
     app.jinja_env.globals["refusal_message"] = translate
     app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(ReadersWrite, _readers_write)
+    app.wsgi_app = _RunAgainAsWriter(app.wsgi_app)  # type: ignore[method-assign]
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)
