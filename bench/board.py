@@ -10,17 +10,24 @@ costs.  This benchmark builds a busy cluster and says:
 1. Queries: the SQL statements one GET /jobs runs for a partner (counted with
    a SQLAlchemy `before_cursor_execute` listener on the app's engine, Flask
    test client, in this process), at three moments of the same world: with
-   SMALL open jobs and no history, after adding the history, and with OPEN
-   open jobs.  The three counts must be equal (else exit status 1).
-2. CPU per request in this process: `time.process_time()` around REPEATS test
-   client GETs, split into the view's data part (`service.board` and
-   `visibility.jobs_for`, on a fresh session as a request has) and rendering
+   SMALL open jobs and no history, with OPEN open jobs and no history, and
+   after adding the history.  The three counts must be equal and at most
+   QUERY_LIMIT (else exit status 1).
+2. CPU per request in this process, at the last two moments:
+   `time.process_time()` around REPEATS test client GETs, split into the
+   view's data part (`views.board_page`: `service.board_with_trades`,
+   `visibility.jobs_for` and the page's cards from `jobs/cards.py`, on a fresh
+   session as a request has) and rendering the page around the cards
    (`render_template` of the board in a request context, logged in); the rest
-   is Flask, the session cookie, login and the test client.
+   is Flask, the session cookie, login and the test client.  Each twice: with
+   the card cache warm (as every request after a card's first), and with the
+   cache off (every card rendered, as before the cache).
 3. Over HTTP: the app in its own process (`harness.ServerProcess`, werkzeug
    threaded, CSRF on), CLIENTS keep-alive clients (threads of this process,
    each its own `requests.Session` and login) GETting /jobs for DURATION
-   seconds: req/s, p50/p99 and the server's CPU per request.  The same
+   seconds: req/s, p50/p99 and the server's CPU per request; with OPEN open
+   jobs and no history, then with the history, then with the history and the
+   card cache off (`JOB_CARD_CACHE_SIZE=0`).  The same
    clients against two baselines, each in its own process of the same kind:
    `bare`, a Flask page of the app's page size (no database, no session), and
    `two-query`, a Flask app that runs the two essential SELECTs (the
@@ -49,7 +56,8 @@ reason, 5 % bid windows closed.  Seeded (`--seed`), so a run repeats.
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/boardbench
 
 Nothing is dropped: each run adds its own cluster, so use a scratch database.
-Exit status: 0 when the query counts are equal, the board counts every open job
+Exit status: 0 when the query counts are equal and at most QUERY_LIMIT, the board
+counts every open job
 and no request failed on any server; 1 otherwise (the numbers are printed
 either way); 2 on bad arguments; 3 on the hard timeout.
 """
@@ -87,6 +95,8 @@ HISTORY_OUTCOMES = {"confirmed": 55, "awarded": 10, "done": 5, "cancelled": 25,
                     "window_closed": 5}
 TAKEN = ("confirmed", "awarded", "done")
 REQUEST_TIMEOUT_S = 30.0
+#: Issue #14's promise: a fixed number of queries per board page, at most this.
+QUERY_LIMIT = 10
 LOGIN_WORKERS = 8
 MAX_OPEN, MAX_HISTORY, MAX_CLIENTS = 2_000, 100_000, 200
 say = harness.Progress("board")
@@ -182,7 +192,9 @@ def post_open(session: Any, world: World, count: int) -> None:
             ends_on=starts + timedelta(days=rng.randint(0, 10)),
             value_minor=rng.randint(50, 5_000) * 100,
             mode=JobMode.BID_WINDOW.value if bid else JobMode.HANDOFF.value,
-            closes_at=now + timedelta(hours=rng.randint(2, 300)) if bid else None), now)
+            # A window closes before the job's start date (the service refuses later).
+            closes_at=now + timedelta(hours=rng.randint(2, min(300, 24 * (starts - now.date())
+                                                              .days))) if bid else None), now)
         world.open_jobs += 1
 
 
@@ -295,8 +307,21 @@ class InProcess:
         shown = self.get(Accept="application/json").get_json()
         return seen, len(shown["jobs"]), shown["total"]
 
-    def cpu_ms(self, repeats: int) -> dict[str, float]:
-        """CPU per page, per data part and per rendering, in ms (means of `repeats`)."""
+    def cpu_ms(self, repeats: int, cached: bool = True) -> dict[str, float]:
+        """CPU per page, per data part and per rendering, in ms (means of `repeats`);
+        with the card cache on (warm) or off."""
+        from marketplace.jobs.cards import card_cache
+
+        cache = card_cache(self.app)
+        size = cache.size
+        cache.clear()
+        cache.size = size if cached else 0
+        try:
+            return self._cpu_ms(repeats)
+        finally:
+            cache.size = size
+
+    def _cpu_ms(self, repeats: int) -> dict[str, float]:
         from flask import render_template
         from flask_login import login_user
         from sqlmodel import Session
@@ -488,25 +513,30 @@ def load(name: str, server: ServerProcess, cookies: list[dict[str, str]],
     return found
 
 
-def measure_http(watchdog: Watchdog, database_url: str, world: World, clients: int,
-                 duration: float) -> list[Load]:
-    """The app, then the bare page and the two-query page of the app's size."""
-    server = ServerProcess("app", harness.marketplace_app, harness.app_config(database_url),
-                           watchdog)
+def measure_app(watchdog: Watchdog, name: str, database_url: str, world: World,
+                clients: int, duration: float, **config: Any) -> Load:
+    """The app in its own process (with `config` on top), its clients logged in."""
+    server = ServerProcess(name, harness.marketplace_app,
+                           harness.app_config(database_url, **config), watchdog)
     try:
         logins = harness.in_parallel(
             lambda _n: harness.log_in(server.url, world.partner_email, PASSWORD, csrf=True),
             range(clients), LOGIN_WORKERS)
         cookies = [{c.name: c.value or "" for c in http.cookies} for http in logins]
-        app = load("app", server, cookies, duration)
+        return load(name, server, cookies, duration)
     finally:
         server.stop()
-    runs = [app]
-    for name, spec in (("two-query", two_query_spec(database_url, world, app.page_bytes)),
-                       ("bare", {"bytes": app.page_bytes})):
+
+
+def measure_baselines(watchdog: Watchdog, database_url: str, world: World, clients: int,
+                      duration: float, page_bytes: int) -> list[Load]:
+    """The two-query page and the bare page, of the app's page size."""
+    runs = []
+    for name, spec in (("two-query", two_query_spec(database_url, world, page_bytes)),
+                       ("bare", {"bytes": page_bytes})):
         server = ServerProcess(name, _baseline_app, spec, watchdog)
         try:
-            runs.append(load(name, server, [{} for _ in cookies], duration))
+            runs.append(load(name, server, [{} for _ in range(clients)], duration))
         finally:
             server.stop()
     return runs
@@ -522,10 +552,18 @@ def table_of(statement: str) -> str:
     return after[0].strip('"') if after else words[0]
 
 
+def cpu_line(label: str, cpu: dict[str, float]) -> str:
+    rest = cpu["page"] - cpu["data"] - cpu["render"]
+    return (f"  {label}: {cpu['page']:.1f} ms = data {cpu['data']:.1f} ms "
+            f"(board_page: service, barrier, cards) + rendering the page {cpu['render']:.1f} ms"
+            f" + the rest {rest:.1f} ms (Flask, session, login, test client)")
+
+
 def report(args: argparse.Namespace, world: World, database: str, counts: dict[str, int],
-           statements: list[str], cpu: dict[str, float], runs: list[Load],
+           statements: list[str], cpus: dict[str, dict[str, float]], runs: list[Load],
            loads: list[tuple[float, ...]]) -> None:
-    app = runs[0]
+    apps = [run for run in runs if run.name.startswith("app")]
+    bases = [run for run in runs if not run.name.startswith("app")]
 
     def row(run: Load) -> str:
         return (f"| {run.name} | {run.rps:.1f} | {percentile(run.latencies_ms, 50):.1f} ms | "
@@ -533,11 +571,12 @@ def report(args: argparse.Namespace, world: World, database: str, counts: dict[s
                 f"{run.page_bytes / 1000:.0f} KB | {run.errors} | "
                 f"{run.cpu_s[1] / run.elapsed:.2f} |")
 
-    ratios = "  ".join(f"app/{run.name}: req/s {app.rps / run.rps:.3f}x, p50 "
-                       f"{percentile(app.latencies_ms, 50) / percentile(run.latencies_ms, 50):.1f}x"
-                       for run in runs[1:])
+    ratios = "\n".join(
+        f"{app.name}: " + "  ".join(
+            f"/{run.name} req/s {app.rps / run.rps:.3f}x, p50 "
+            f"{percentile(app.latencies_ms, 50) / percentile(run.latencies_ms, 50):.1f}x"
+            for run in bases) for app in apps)
     steps = " | ".join(f"{label}: {n}" for label, n in counts.items())
-    rest = cpu["page"] - cpu["data"] - cpu["render"]
     print(f"""board benchmark: GET /jobs for one partner of a busy cluster
 machine   {harness.machine_line("Flask", "SQLAlchemy", "psycopg")}
 load avg  {" / ".join(f"{a:.2f}" for a in loads[0])} (1/5/15 min) at the start, \
@@ -546,11 +585,10 @@ database  {database}
 world     {args.members} members, {world.open_jobs} open jobs (all for the partner), \
 {world.history:,} jobs of history; built and counted in {world.build_s:.1f} s
 
-queries per GET /jobs   {steps}
+queries per GET /jobs   {steps} (at most {QUERY_LIMIT})
   they are  {", ".join(table_of(s) for s in statements)}
-CPU per GET /jobs in-process ({args.repeats} GETs)   {cpu["page"]:.1f} ms = data \
-{cpu["data"]:.1f} ms (service.board + jobs_for) + rendering {cpu["render"]:.1f} ms + \
-the rest {rest:.1f} ms (Flask, session, login, test client)
+CPU per GET /jobs in-process ({args.repeats} GETs)
+{chr(10).join(cpu_line(label, cpu) for label, cpu in cpus.items())}
 
 over HTTP: {args.clients} keep-alive clients, {args.duration:.0f} s per server
 | server | req/s | p50 | p99 | server CPU per request | page | errors | client CPU (cores) |
@@ -571,7 +609,7 @@ OPTIONS = (  # flag, default, lowest, highest, what it is
     ("--duration", 20, 1, 600, "seconds of load per server"),
     ("--repeats", 50, 1, 1000, "in-process GETs timed for CPU per request"),
 )
-SMOKE = {"members": 4, "open": 10, "small": 3, "history": 40, "clients": 2, "duration": 2,
+SMOKE = {"members": 4, "open": 10, "small": 3, "history": 40, "clients": 2, "duration": 1,
          "repeats": 5}
 
 
@@ -583,8 +621,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of the world (default 1)")
     harness.add_run_options(
         parser, smoke="4 members, 10 open jobs (3 at the first count), 40 of history, "
-                      "2 clients, 2 s per server, 5 repeats",
-        timeout="180 s + 4 x duration + 0.2 s per open job + 0.01 s per history job",
+                      "2 clients, 1 s per server, over HTTP only the app with history and "
+                      "its cards cached, 5 repeats",
+        timeout="180 s + 6 x duration + 0.2 s per open job + 0.01 s per history job",
         database_url="a loopback database URL, e.g. a scratch PostgreSQL database "
                      "(default: a temporary SQLite file)", smoke_timeout=60.0)
     args = parser.parse_args(argv)
@@ -596,7 +635,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.small > args.open:
         parser.error("--small must be at most --open")
     harness.check_run_options(parser, args, smoke_timeout=60.0, full_timeout=(
-        180 + 4 * args.duration + 0.2 * args.open + 0.01 * args.history))
+        180 + 6 * args.duration + 0.2 * args.open + 0.01 * args.history))
     return args
 
 
@@ -609,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         database_url, database = harness.choose_database(args.database_url, tmpdir)
         counts: dict[str, int] = {}
         statements: list[str] = []
+        cpus: dict[str, dict[str, float]] = {}
+        runs: list[Load] = []
         with harness.world_session(database_url) as session:
             say(f"founding a cluster of {args.members} members; posting {args.small} jobs")
             started = time.perf_counter()
@@ -618,12 +659,12 @@ def main(argv: list[str] | None = None) -> int:
             from marketplace.jobs.views import BOARD_PAGE_SIZE
 
             try:
+                fresh = f"{args.open} open, no history"
+                full = f"{args.open} open + {args.history:,} history"
                 steps: list[tuple[str, Callable[[], None]]] = [
                     (f"{args.small} open, no history", lambda: None),
-                    (f"{args.small} open + {args.history:,} history",
-                     lambda: add_history(session, world, args.history)),
-                    (f"{args.open} open + {args.history:,} history",
-                     lambda: post_open(session, world, args.open - args.small))]
+                    (fresh, lambda: post_open(session, world, args.open - args.small)),
+                    (full, lambda: add_history(session, world, args.history))]
                 for label, step in steps:
                     step()
                     statements, cards, total = local.queries()
@@ -633,22 +674,35 @@ def main(argv: list[str] | None = None) -> int:
                                           min(world.open_jobs, BOARD_PAGE_SIZE)):
                         problems.append(f"{label}: the page shows {cards} cards of {total} "
                                         f"jobs; {world.open_jobs} are open")
-                world.build_s = time.perf_counter() - started
-                if session.get_bind().dialect.name == "postgresql":
-                    from sqlalchemy import text
+                    if label == steps[0][0]:
+                        continue
+                    if session.get_bind().dialect.name == "postgresql":
+                        from sqlalchemy import text
 
-                    session.execute(text("ANALYZE"))
-                    session.commit()
-                say(f"timing {args.repeats} GETs in this process")
-                cpu = local.cpu_ms(args.repeats)
+                        session.execute(text("ANALYZE"))
+                        session.commit()
+                    say(f"{label}: timing {args.repeats} GETs in this process, cards "
+                        f"cached and not")
+                    cpus[f"{label}, cards cached"] = local.cpu_ms(args.repeats)
+                    cpus[f"{label}, cards not cached"] = local.cpu_ms(args.repeats, False)
+                    if not (args.smoke and label == fresh):  # smoke: one app run is enough
+                        runs.append(measure_app(watchdog, f"app ({label})", database_url,
+                                                world, args.clients, args.duration))
+                world.build_s = time.perf_counter() - started
             finally:
                 local.close()
         if len(set(counts.values())) != 1:
             problems.append(f"queries per page differ: {counts}")
-        runs = measure_http(watchdog, database_url, world, args.clients, args.duration)
+        if max(counts.values()) > QUERY_LIMIT:
+            problems.append(f"more than {QUERY_LIMIT} queries per page: {counts}")
+        if not args.smoke:  # smoke: three servers, as many as before the card cache
+            runs.append(measure_app(watchdog, f"app ({full}), cards not cached", database_url,
+                                    world, args.clients, args.duration, JOB_CARD_CACHE_SIZE=0))
+        runs += measure_baselines(watchdog, database_url, world, args.clients, args.duration,
+                                  runs[0].page_bytes)
         problems += [f"{run.name}: {run.errors} failed requests" for run in runs if run.errors]
         loads.append(os.getloadavg())
-        report(args, world, database, counts, statements, cpu, runs, loads)
+        report(args, world, database, counts, statements, cpus, runs, loads)
         print(f"checks    {'all hold' if not problems else '; '.join(problems)}")
     return 1 if problems else 0
 
