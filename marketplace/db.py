@@ -34,6 +34,7 @@ bench/booking_contention.py: 50 clients booking one machine had a p99 of
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -144,6 +145,23 @@ class WriterQueue:
                 self._owner = None
 
 
+_queues: dict[str, WriterQueue] = {}
+_queues_lock = threading.Lock()
+
+
+def writer_queue(database: str) -> WriterQueue:
+    """The one queue of this process's writers to a SQLite file, shared by every
+    engine on it (the app's, the scheduler's, a CLI command's), so they queue behind
+    each other rather than meet in SQLite's busy handler."""
+    if database in ("", ":memory:"):
+        return WriterQueue()  # a database of its own engine only
+    key = os.path.realpath(database)
+    with _queues_lock:
+        if key not in _queues:
+            _queues[key] = WriterQueue()
+        return _queues[key]
+
+
 def make_engine(url: str, *, lock_on_begin: bool = True) -> Engine:
     """Create the engine for `url`, with SQLite tuned for one writer.
 
@@ -170,7 +188,7 @@ def reading(engine: Engine) -> Engine:
 
 
 def _tune_sqlite(engine: Engine, lock_on_begin: bool) -> None:
-    writers = WriterQueue()
+    writers = writer_queue(engine.url.database or "")
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
