@@ -34,11 +34,11 @@ import gc  # noqa: E402 - after the patch, on purpose
 from marketplace import create_app  # noqa: E402
 from marketplace.config import require_message_queue  # noqa: E402
 from marketplace.extensions import socketio  # noqa: E402
-from marketplace.serving import GEVENT, async_mode, check_cooperative  # noqa: E402
+from marketplace.serving import GEVENT, async_mode, prepare_gevent  # noqa: E402
 
 ASYNC_MODE = async_mode()
 if ASYNC_MODE == GEVENT:
-    check_cooperative()  # before any connection: refuse a loop that one query could stall
+    prepare_gevent()  # refuse a loop that one query could stall; argon2 off the loop
 app = create_app({"SOCKETIO_ASYNC_MODE": ASYNC_MODE})
 if not app.config["SCHEDULER_IN_PROCESS"]:
     # The scheduler runs in a process of its own: what it does (a bid window closing,

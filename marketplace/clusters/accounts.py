@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,6 +25,13 @@ from marketplace.errors import N_, Gone, ValidationError
 
 log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
+
+
+def _in_caller(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
+
+
+_run: Callable[..., Any] = _in_caller
 MIN_PASSWORD_LENGTH = 10
 _RESET_SALT = "password-reset"
 
@@ -37,10 +46,18 @@ def configure_hashing(time_cost: int, memory_cost_kib: int) -> None:
     _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
 
 
+def run_hashing_in(runner: Callable[..., Any]) -> None:
+    """Where argon2 runs: `runner(function, *args)`.  By default in the caller; under
+    gevent in a native thread (marketplace/serving.py), because one hash is ~0.2 s of
+    CPU in C that would otherwise hold every page and phone of the process."""
+    global _run
+    _run = runner
+
+
 def hash_password(password: str) -> str:
     """Hash a new password after checking it is long enough to be useful."""
     check_password_strength(password)
-    return _hasher.hash(password)
+    return str(_run(_hasher.hash, password))
 
 
 def check_password_strength(password: str) -> None:
@@ -70,14 +87,14 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with these credentials, or None.  Same answer for every failure."""
     user = find_user_by_email(session, email)
     if user is None or not user.active:
-        _hasher.hash(password)  # spend the same time so timing does not reveal accounts
+        _run(_hasher.hash, password)  # spend the same time so timing does not reveal accounts
         return None
     try:
-        _hasher.verify(user.password_hash, password)
+        _run(_hasher.verify, user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
     if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+        user.password_hash = str(_run(_hasher.hash, password))
         session.add(user)
         session.commit()
     return user
