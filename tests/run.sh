@@ -31,7 +31,7 @@ if [ "${CI:-}" = "true" ]; then
   echo "== tests on PostgreSQL + Redis"
   TEST_DATABASE_URL=$pg_url TEST_REDIS_URL=$redis_url run_pytest || exit 1
   echo "== benchmarks in smoke mode (they must keep working; numbers come from full runs)"
-  for bench in notify_latency booking_contention settlement dashboard push_fanout board; do
+  for bench in notify_latency booking_contention settlement dashboard push_fanout board idle_phones; do
     "$python" "bench/$bench.py" --smoke >/dev/null || { echo "bench/$bench.py --smoke failed" >&2; exit 1; }
   done
   # Instances behind Debian's nginx, on the leg's PostgreSQL (its own clusters, nothing
