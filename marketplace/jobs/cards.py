@@ -101,8 +101,13 @@ class CardCache:
 
 
 def init_cards(app: Flask) -> CardCache:
-    """Give `app` its own card cache (two apps in one process never share cards)."""
-    cache = CardCache(int(app.config.get("JOB_CARD_CACHE_SIZE", DEFAULT_SIZE)))
+    """Give `app` its own card cache (two apps in one process never share cards).
+
+    Off while templates reload from disk (debug), so an edited card shows at once."""
+    size = int(app.config.get("JOB_CARD_CACHE_SIZE", DEFAULT_SIZE))
+    if app.debug or app.config.get("TEMPLATES_AUTO_RELOAD"):
+        size = 0
+    cache = CardCache(size)
     app.extensions[EXTENSION] = cache
     return cache
 

@@ -175,6 +175,7 @@ def test_a_cached_card_keeps_nobodys_csrf_token(
     session.commit()
     login(client, jobs_world.owner_b)
     mine = TOKEN.search(_fragment(client, job.id))
+    client = app.test_client()  # another phone: its own session, its own token
     login(client, other)
     theirs = TOKEN.search(_fragment(client, job.id))
     assert mine and theirs and mine.group(0) != theirs.group(0)
@@ -240,3 +241,14 @@ def test_the_board_runs_at_most_ten_queries_cached_or_not(
         assert len(_board_cards(client)) == 20
     assert len(cold) == len(many) == len(warm) <= BOARD_QUERY_LIMIT <= 10
     assert not any("jobcontract" in statement.lower() for statement in warm)
+
+
+def test_no_cards_are_kept_while_templates_reload_from_disk(
+        database_url: str, tmp_path: Path) -> None:
+    """A developer editing _card.html (debug, templates reloading) sees the edit at once."""
+    dev = create_app({"TESTING": True, "DATABASE_URL": database_url, "REDIS_URL": None,
+                      "MAIL_FOLDER": str(tmp_path / "mail"), "TEMPLATES_AUTO_RELOAD": True})
+    try:
+        assert card_cache(dev).size == 0
+    finally:
+        dev.extensions["engine"].dispose()
