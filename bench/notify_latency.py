@@ -3,11 +3,22 @@
 Why this exists: `job.posted` is the event crews wait for, and it fans out to
 every eligible member of a cluster.  The app does real work on that path
 (eligibility for every member, one stored notification per recipient written
-in the posting transaction, rendering each in the recipient's language, then
-one Socket.IO emit per recipient room after commit).  This benchmark says what
-that costs end to end, at 100 and 1 000 connected members, and compares it
-with the same fan-out done by a bare python-socketio server in the same run,
-so the number means something on whatever machine runs it.
+in the posting transaction; after commit, off the request, the text rendered
+once per language and one Socket.IO emit per language to the list of the
+recipients' rooms).  This benchmark says what that costs end to end, at 100
+and 1 000 connected members, and compares it with the same fan-out done by a
+bare python-socketio server in the same run, so the number means something on
+whatever machine runs it.  It also answers the two questions of issue 14:
+
+* Does the posting request's time grow with the number of recipients?  The
+  same poster's POST is timed in a cluster of SMALL_CLUSTER members, one such
+  post after each counted job (same server, same moment), and the p99 of both
+  and their ratio are printed.
+* How many messages does one post put on the Redis queue?  With
+  `--redis-url` the run is repeated with two app instances sharing that Redis
+  (and two bare servers with python-socketio's RedisManager), half of the
+  clients on each, the posts going to the first; a subscriber on each run's
+  channel counts the messages each post published.
 
 What is measured: for each job, `t0 = time.perf_counter()` just before the
 HTTP POST is sent; each client stamps `time.perf_counter()` first thing in its
@@ -39,9 +50,10 @@ How it is set up, and why:
   `--database-url` (loopback only; tables are created if missing, nothing is
   dropped; each run makes its own uniquely named cluster).
 * The bare server emits the very message the app sent (captured by a client
-  during the app's run) to one room per client, one emit per room, like the
-  app's publisher does.  What the ratio then shows is what our app adds:
-  eligibility, the notification rows, rendering, the request itself.
+  during the app's run) in one emit to the list of one room per client: the
+  cheapest fan-out python-socketio has (one encoded packet, one queue message).
+  What the ratio then shows is what our app adds: eligibility, the
+  notification rows, rendering, the request itself.
 
 Everything stays on 127.0.0.1 and is bounded: at most MAX_CLIENTS clients and
 MAX_JOBS jobs, a per-job delivery timeout, and a hard overall timeout after
@@ -50,6 +62,8 @@ which the run kills its server process and exits with status 3.
     .venv/bin/python bench/notify_latency.py --smoke
     .venv/bin/python bench/notify_latency.py --clients 100 --jobs 20
     .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20
+    .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20 \
+        --redis-url redis://127.0.0.1:6379/12
 
 Exit status: 0 when every expected delivery arrived, 1 when some did not
 (the numbers are printed either way), 2 on bad arguments, 3 on the hard timeout.
@@ -61,6 +75,7 @@ import argparse
 import math
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -78,6 +93,9 @@ PASSWORD = "bench-notify-latency"
 SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
 NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
 JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
+SMALL_CLUSTER = 10  # the posting request is also timed for this many recipients
+#: A smoke run builds two clusters and serves the app and the bare server once each.
+SMOKE_TIMEOUT_S = 45.0
 CONNECT_WORKERS = 8  # parallel logins in setup
 say = harness.Progress("notify_latency")
 
@@ -130,17 +148,21 @@ def build_world(database_url: str, members: int, tag: str) -> World:
 
 
 def _bare_app(spec: dict[str, Any]) -> Any:
-    """The same fan-out without our app: a room per client, one emit per room.
+    """The same fan-out without our app: a room per client, one emit to all the rooms.
 
-    `spec` holds "rooms" (how many clients) and "message" (the app's own).
+    `spec` holds "rooms" (how many clients), "message" (the app's own) and, for the
+    scale-out run, "redis_url" and "channel" (python-socketio's RedisManager).
     POST /post with the job's sequence number as the body emits `message`
-    (the app's own wire message, with the id replaced) to rooms user:0..N-1,
-    then answers 302 like the app's job form.  No database, no eligibility,
-    no translation: what is left is Socket.IO itself on the same server stack.
+    (the app's own wire message, with the id replaced) to the list of rooms
+    user:0..N-1 in one emit, then answers 302 like the app's job form.  No
+    database, no eligibility, no translation: what is left is Socket.IO itself on
+    the same server stack.
     """
-    rooms: int = spec["rooms"]
+    rooms = [f"user:{room}" for room in range(spec["rooms"])]
     message: dict[str, Any] = spec["message"]
-    sio = socketio.Server(async_mode="threading")
+    manager = (socketio.RedisManager(spec["redis_url"], channel=spec["channel"])
+               if spec.get("redis_url") else None)
+    sio = socketio.Server(async_mode="threading", client_manager=manager)
 
     @sio.event
     def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
@@ -156,13 +178,44 @@ def _bare_app(spec: dict[str, Any]) -> Any:
             return [b""]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         seq = int(environ["wsgi.input"].read(length) or b"0")
-        for room in range(rooms):
-            sio.emit("job.posted", {**message, "id": seq, "data": {**message["data"], "id": seq}},
-                     to=f"user:{room}")
+        sio.emit("job.posted", {**message, "data": {**message["data"], "id": seq}}, to=rooms)
         start_response("302 Found", [("Location", f"/jobs/{seq}"), ("Content-Length", "0")])
         return [b""]
 
     return socketio.WSGIApp(sio, http)
+
+
+class QueueCounter:
+    """Counts the messages published on one Redis pub/sub channel (a subscriber of
+    its own, in a thread): what each post put on the queue every instance reads."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        import redis
+
+        self._pubsub = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+        self.count = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            if self._pubsub.get_message(timeout=0.1) is not None:
+                with self._lock:
+                    self.count += 1
+
+    def read(self, settle: float = 0.2) -> int:
+        """The count so far, after `settle` s for messages still on their way."""
+        time.sleep(settle)
+        with self._lock:
+            return self.count
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._pubsub.close()
 
 
 # ------------------------------------------------------------- the clients
@@ -179,47 +232,102 @@ def login_cookie(base_url: str, email: str) -> str:
 
 @dataclass
 class Run:
-    """What one server did: every latency, the POST round trips, the misses."""
+    """What one configuration did: every latency, the POST round trips, the misses."""
 
     name: str
     clients: int
     jobs: int
+    instances: int = 1
     connect_seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     post_ms: list[float] = field(default_factory=list)
+    small_post_ms: list[float] = field(default_factory=list)  # SMALL_CLUSTER recipients
     last_ms: list[float] = field(default_factory=list)  # per job: the slowest client
+    queue_messages: list[int] = field(default_factory=list)  # per job, when counted
     received: int = 0
     processes: int = 1
-    server_cpu_ms: float = math.nan  # server process CPU per counted job
+    server_cpu_ms: float = math.nan  # server processes' CPU per counted job
 
     @property
     def expected(self) -> int:
         return self.clients * self.jobs
 
 
-def measure(run: Run, server: ServerProcess, pool: SocketClientPool, post: Callable[[int], int],
+class Pools:
+    """The clients of every instance as one pool (`SocketClientPool` serves one URL)."""
+
+    def __init__(self, pools: list[SocketClientPool]) -> None:
+        self.pools = pools
+        self.connect_seconds = sum(p.connect_seconds for p in pools)
+        self.processes = sum(len(p.conns) for p in pools)
+
+    def wait_for(self, key: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        return sum(p.wait_for(key, max(0.0, deadline - time.monotonic())) for p in self.pools)
+
+    def report(self) -> tuple[dict[int, list[float]], dict[str, Any] | None]:
+        times: dict[int, list[float]] = {}
+        first = None
+        for pool in self.pools:
+            part, one = pool.report()
+            for key, stamps in part.items():
+                times.setdefault(key, []).extend(stamps)
+            first = first or one
+        return times, first
+
+    def stop(self) -> None:
+        for pool in self.pools:
+            pool.stop()
+
+
+def connect_pools(urls: list[str], options: list[dict[str, Any]], watchdog: Watchdog
+                  ) -> Pools:
+    """Client i on instance i mod len(urls), as a balancer spreads phones."""
+    pools: list[SocketClientPool] = []
+    try:
+        for number, url in enumerate(urls):
+            pools.append(SocketClientPool(url, options[number::len(urls)], watchdog))
+    except BaseException:
+        Pools(pools).stop()
+        raise
+    return Pools(pools)
+
+
+def measure(run: Run, servers: list[ServerProcess], pool: Pools, post: Callable[[int], int],
+            *, small: Callable[[int], None] | None = None, counter: QueueCounter | None = None,
             warmup: int = 1) -> dict[str, Any] | None:
     """Post `warmup + run.jobs` jobs one at a time and turn the stamps into latencies.
 
-    Returns one `job.posted` message as a client received it.
+    After each counted job, `small(seq)` posts one job in the small cluster (its
+    round trip goes to `run.small_post_ms`); `counter` counts what each counted job
+    put on the Redis channel.  Returns one `job.posted` message as a client got it.
     """
-    run.connect_seconds, run.processes = pool.connect_seconds, len(pool.conns)
+    run.connect_seconds, run.processes = pool.connect_seconds, pool.processes
     sent: dict[int, float] = {}
     cpu_before = math.nan
+
+    def cpu() -> float:
+        return sum(server.cpu_seconds() for server in servers)
+
     for seq in range(warmup + run.jobs):
+        queued = counter.read(0.1) if counter is not None else 0
         t0 = time.perf_counter()
         key = post(seq)
         round_trip = time.perf_counter() - t0
         done = pool.wait_for(key, JOB_WAIT_S)
         say(f"{run.name} job {seq + 1 - warmup}/{run.jobs}{' (warm-up)' if seq < warmup else ''}"
-            f": POST {round_trip * 1000:.0f} ms, {done}/{len(pool.conns)} client processes "
+            f": POST {round_trip * 1000:.0f} ms, {done}/{pool.processes} client processes "
             f"complete")
         if seq + 1 == warmup:
-            cpu_before = server.cpu_seconds()
+            cpu_before = cpu()
         if seq >= warmup:
             sent[key] = t0
             run.post_ms.append(round_trip * 1000)
-    run.server_cpu_ms = (server.cpu_seconds() - cpu_before) / run.jobs * 1000
+            if counter is not None:
+                run.queue_messages.append(counter.read() - queued)
+            if small is not None:
+                small(seq)
+    run.server_cpu_ms = (cpu() - cpu_before) / run.jobs * 1000
     times, first = pool.report()
     for key, t0 in sent.items():
         stamps = [(t - t0) * 1000 for t in times.get(key, [])]
@@ -230,30 +338,51 @@ def measure(run: Run, server: ServerProcess, pool: SocketClientPool, post: Calla
     return first
 
 
-def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
-            ) -> tuple[Run, dict[str, Any], float]:
+@dataclass
+class Setup:
+    """How a configuration is served: instances, and the Redis they share (if any)."""
+
+    name: str
+    instances: int = 1
+    redis_url: str | None = None
+    channel: str | None = None
+
+    def counter(self) -> QueueCounter | None:
+        if self.redis_url is None or self.channel is None:
+            return None
+        return QueueCounter(self.redis_url, self.channel)
+
+
+def run_app(world: World, small_world: World, database_url: str, watchdog: Watchdog,
+            jobs: int, setup: Setup) -> tuple[Run, dict[str, Any], float]:
     """Our app: log every member in, connect a socket each, post jobs over HTTP."""
     from marketplace.db import utcnow
 
-    server = ServerProcess("app", harness.marketplace_app,
-                           harness.app_config(database_url, WTF_CSRF_ENABLED=False), watchdog)
-    run = Run("app", len(world.member_emails), jobs)
-    pool = None
+    config = harness.app_config(database_url, WTF_CSRF_ENABLED=False,
+                                REDIS_URL=setup.redis_url, SOCKETIO_CHANNEL=setup.channel)
+    servers: list[ServerProcess] = []
+    run = Run(f"app {setup.name}", len(world.member_emails), jobs, setup.instances)
+    pool = counter = None
     try:
+        for _number in range(setup.instances):
+            servers.append(ServerProcess("app", harness.marketplace_app, config, watchdog))
+        base = servers[0].url
         started = time.perf_counter()
-        poster = login_cookie(server.url, world.poster_email)
-        cookies = harness.in_parallel(lambda email: login_cookie(server.url, email),
-                               world.member_emails, CONNECT_WORKERS)
+        poster = login_cookie(base, world.poster_email)
+        small_poster = login_cookie(base, small_world.poster_email)
+        cookies = harness.in_parallel(lambda email: login_cookie(base, email),
+                                      world.member_emails, CONNECT_WORKERS)
         login_seconds = time.perf_counter() - started
-        say(f"{len(cookies) + 1} logins in {login_seconds:.1f} s")
-        pool = SocketClientPool(server.url, [{"headers": {"Cookie": c}} for c in cookies],
-                                watchdog)
+        say(f"{len(cookies) + 2} logins in {login_seconds:.1f} s")
+        pool = connect_pools([s.url for s in servers],
+                             [{"headers": {"Cookie": c}} for c in cookies], watchdog)
+        counter = setup.counter()
         http = requests.Session()
         today = utcnow().date().isoformat()
 
-        def post(seq: int) -> int:
-            response = http.post(f"{server.url}/jobs/new", headers={"Cookie": poster}, data={
-                "title": f"Bench job {seq}", "description": "Weekly mowing",
+        def post_as(cookie: str, title: str) -> int:
+            response = http.post(f"{base}/jobs/new", headers={"Cookie": cookie}, data={
+                "title": title, "description": "Weekly mowing",
                 "trades": ["mowing"], "locality": "Annex, Toronto", "site_lat": str(SITE[0]),
                 "site_lng": str(SITE[1]), "address": "742 Evergreen Terrace",
                 "customer_name": "Bench Customer", "customer_contact": "555-0199",
@@ -264,77 +393,122 @@ def run_app(world: World, database_url: str, watchdog: Watchdog, jobs: int
                 raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
             return int(response.headers["Location"].rsplit("/", 1)[1])
 
-        message = measure(run, server, pool, post)
+        def small(seq: int) -> None:
+            t0 = time.perf_counter()
+            post_as(small_poster, f"Small bench job {seq}")
+            run.small_post_ms.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.1)  # its own fan-out (off the request) is not the next job's cost
+
+        message = measure(run, servers, pool, lambda seq: post_as(poster, f"Bench job {seq}"),
+                          small=small, counter=counter)
     finally:
+        if counter is not None:
+            counter.close()
         if pool is not None:
             pool.stop()
-        server.stop()
+        for server in servers:
+            server.stop()
     if message is None:
         raise RuntimeError("no client received any job.posted from the app")
     return run, message, login_seconds
 
 
-def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: int) -> Run:
-    """The baseline: a bare python-socketio server, same clients, same message, same way."""
-    server = ServerProcess("bare", _bare_app, {"rooms": clients_n, "message": message},
-                           watchdog)
-    run = Run("bare", clients_n, jobs)
-    pool = None
+def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: int,
+             setup: Setup) -> Run:
+    """The baseline: bare python-socketio servers, same clients, same message, same way."""
+    spec = {"rooms": clients_n, "message": message, "redis_url": setup.redis_url,
+            "channel": setup.channel and setup.channel + "-bare"}
+    servers: list[ServerProcess] = []
+    run = Run(f"bare {setup.name}", clients_n, jobs, setup.instances)
+    pool = counter = None
     try:
-        pool = SocketClientPool(server.url, [{"auth": {"room": i}} for i in range(clients_n)],
-                          watchdog)
+        for _number in range(setup.instances):
+            servers.append(ServerProcess("bare", _bare_app, spec, watchdog))
+        pool = connect_pools([s.url for s in servers],
+                             [{"auth": {"room": i}} for i in range(clients_n)], watchdog)
+        if setup.redis_url is not None:
+            counter = QueueCounter(setup.redis_url, spec["channel"])
         http = requests.Session()
 
         def post(seq: int) -> int:
             key = 1_000_000 + seq  # never an id the app used
-            response = http.post(f"{server.url}/post", data=str(key), allow_redirects=False,
-                                 timeout=JOB_WAIT_S)
+            response = http.post(f"{servers[0].url}/post", data=str(key),
+                                 allow_redirects=False, timeout=JOB_WAIT_S)
             if response.status_code != 302:
                 raise RuntimeError(f"bare post failed: HTTP {response.status_code}")
             return key
 
-        measure(run, server, pool, post)
+        measure(run, servers, pool, post, counter=counter)
     finally:
+        if counter is not None:
+            counter.close()
         if pool is not None:
             pool.stop()
-        server.stop()
+        for server in servers:
+            server.stop()
     return run
 
 
 # ----------------------------------------------------------------- report
 
 
-def report(app: Run, bare: Run, *, database: str, setup: dict[str, float]) -> None:
+def report(pairs: list[tuple[Run, Run]], *, database: str, setup: dict[str, float],
+           small: int) -> None:
     """The results block: the numbers someone quotes, with what they were measured on."""
     def row(run: Run) -> str:
         share = run.received / run.expected if run.expected else 0.0
-        return (f"{run.name:<6}{percentile(run.latencies_ms, 50):9.1f}"
+        return (f"{run.name:<18}{percentile(run.latencies_ms, 50):9.1f}"
                 f"{percentile(run.latencies_ms, 99):9.1f}{max(run.latencies_ms, default=0):9.1f}"
                 f"{percentile(run.last_ms, 50):11.1f}{percentile(run.post_ms, 50):11.1f}"
                 f"{run.server_cpu_ms:12.0f}   {run.received}/{run.expected} ({share:.1%})")
 
-    def ratio(p: float) -> str:
-        bare_value = percentile(bare.latencies_ms, p)
-        return f"{percentile(app.latencies_ms, p) / bare_value:.2f}x" if bare_value else "n/a"
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}x" if b and not math.isnan(a) else "n/a"
 
+    def per_post(run: Run) -> str:
+        if not run.queue_messages:
+            return "-"
+        return f"{sum(run.queue_messages) / len(run.queue_messages):.1f}"
+
+    app = pairs[0][0]
+    lines = [row(run) for pair in pairs for run in pair]
+    ratios = []
+    for app_run, bare_run in pairs:
+        ratios.append(
+            f"ratio {app_run.name}/bare: p50 "
+            f"{ratio(percentile(app_run.latencies_ms, 50), percentile(bare_run.latencies_ms, 50))}"
+            f"  p99 "
+            f"{ratio(percentile(app_run.latencies_ms, 99), percentile(bare_run.latencies_ms, 99))}"
+            + (f"   Redis messages per post: app {per_post(app_run)}, bare {per_post(bare_run)}"
+               if app_run.queue_messages else ""))
+    posting = []
+    for app_run, _bare in pairs:
+        big, little = percentile(app_run.post_ms, 99), percentile(app_run.small_post_ms, 99)
+        posting.append(f"{app_run.name:<18}{percentile(app_run.small_post_ms, 50):9.1f}"
+                       f"{little:9.1f}{percentile(app_run.post_ms, 50):9.1f}{big:9.1f}"
+                       f"   {ratio(big, little)}")
+    newline = "\n"
     print(f"""
 == notify_latency: POST a job -> job.posted at every eligible client ==
-machine   {harness.machine_line("python-socketio", "Flask-SocketIO")}
+machine   {harness.machine_line("python-socketio", "Flask-SocketIO", "redis")}
 database  {database}
-server    its own process: werkzeug threaded server, Socket.IO async_mode "threading"
+server    own processes: werkzeug threaded server, Socket.IO async_mode "threading"
 clients   {app.clients} python-socketio threaded Clients (websocket only), one per member, \
-in {app.processes} client process(es)
-jobs      {app.jobs} per server, posted one at a time (+1 warm-up each, not counted)
-setup     world {setup['world']:.1f} s, logins {setup['logins']:.1f} s, \
-connect app {app.connect_seconds:.1f} s, connect bare {bare.connect_seconds:.1f} s
+in {app.processes} client process(es), spread evenly over the instances
+jobs      {app.jobs} per configuration, posted one at a time (+1 warm-up each, not counted)
+setup     world {setup['world']:.1f} s, logins {setup['logins']:.1f} s
 
-ms       p50      p99      max   last p50    rtt p50  server CPU   deliveries
-{row(app)}
-{row(bare)}
-ratio app/bare: p50 {ratio(50)}  p99 {ratio(99)}
+ms                     p50      p99      max   last p50    rtt p50  server CPU   deliveries
+{newline.join(lines)}
+{newline.join(ratios)}
 (p50/p99/max: POST sent -> job.posted received, over every delivery; last p50: median
  over jobs of the slowest client; rtt: the POST's own round trip; server CPU: ms of
- server-process CPU per job)
+ CPU per job, all instances together)
+
+posting request, ms  {small:>5} recipients  {app.clients:>5} recipients   p99 ratio
+                        p50      p99      p50      p99
+{newline.join(posting)}
+(the POST's round trip; one post in the small cluster after each counted job)
 """, flush=True)
 
 
@@ -347,34 +521,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"connected eligible members (1..{MAX_CLIENTS}; default 100)")
     parser.add_argument("--jobs", type=int, default=20,
                         help=f"jobs posted per server (1..{MAX_JOBS}; default 20)")
+    parser.add_argument("--redis-url", default=None,
+                        help="a loopback Redis: also run two app instances (and two bare "
+                             "servers) sharing it, and count its messages per post")
     harness.add_run_options(
-        parser, smoke="20 clients, 3 jobs", timeout="120 + 0.4 s per client + 3 s per job",
-        database_url="a loopback PostgreSQL URL (default: a temporary SQLite file)")
+        parser, smoke="20 clients, 3 jobs", timeout="180 + 0.8 s per client + 6 s per job",
+        database_url="a loopback PostgreSQL URL (default: a temporary SQLite file)",
+        smoke_timeout=SMOKE_TIMEOUT_S)
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients, args.jobs = 20, 3
     if not 1 <= args.clients <= MAX_CLIENTS or not 1 <= args.jobs <= MAX_JOBS:
         parser.error(f"--clients must be 1..{MAX_CLIENTS} and --jobs 1..{MAX_JOBS}")
-    harness.check_run_options(parser, args,
-                              full_timeout=120 + 0.4 * args.clients + 3 * args.jobs)
+    if args.redis_url:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(args.redis_url)
+        if parts.scheme != "redis" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("--redis-url must be redis:// on this machine")
+    configurations = 2 if args.redis_url else 1
+    harness.check_run_options(
+        parser, args, smoke_timeout=SMOKE_TIMEOUT_S * configurations,
+        full_timeout=(180 + 0.8 * args.clients + 6 * args.jobs) * configurations)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tag = secrets.token_hex(4)
+    setups = [Setup("1 inst")]
+    if args.redis_url:
+        setups.append(Setup("2 inst+Redis", 2, args.redis_url, f"notify-bench-{tag}"))
+    pairs: list[tuple[Run, Run]] = []
     with Watchdog(args.timeout, say, "notify-bench") as watchdog:
         tmpdir = None if args.database_url else watchdog.temp_dir()
         database_url, database = harness.choose_database(args.database_url, tmpdir)
-        say(f"building {args.clients} eligible members through the services")
+        say(f"building {args.clients} + {SMALL_CLUSTER} eligible members through the services")
         world = build_world(database_url, args.clients, tag)
-        say(f"world built in {world.seconds:.1f} s; starting the app")
-        app, message, login_seconds = run_app(world, database_url, watchdog, args.jobs)
-        say("starting the bare python-socketio baseline")
-        bare = run_bare(args.clients, message, watchdog, args.jobs)
-        report(app, bare, database=database,
-               setup={"world": world.seconds, "logins": login_seconds})
-    complete = app.received == app.expected and bare.received == bare.expected
+        small_world = build_world(database_url, SMALL_CLUSTER, tag + "s")
+        world_seconds = world.seconds + small_world.seconds
+        say(f"worlds built in {world_seconds:.1f} s")
+        login_seconds = 0.0
+        for setup in setups:
+            say(f"starting the app: {setup.name}")
+            app, message, logins = run_app(world, small_world, database_url, watchdog,
+                                           args.jobs, setup)
+            login_seconds += logins
+            say(f"starting the bare python-socketio baseline: {setup.name}")
+            bare = run_bare(args.clients, message, watchdog, args.jobs, setup)
+            pairs.append((app, bare))
+        report(pairs, database=database, setup={"world": world_seconds,
+                                                "logins": login_seconds},
+               small=SMALL_CLUSTER)
+    complete = all(run.received == run.expected for pair in pairs for run in pair)
     return 0 if complete else 1
 
 

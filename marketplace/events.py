@@ -5,10 +5,12 @@ commits, the queued events become stored notifications *in the same commit*
 (never without it), each numbered in its recipient's own sequence, together
 with the delivery rows of the outside channels (Web Push) the recipient chose.
 Only after the commit succeeded are they handed to the publisher the app
-installed (Socket.IO in the web process, a Redis emitter elsewhere); a
-rollback drops them all.  Because every event is a stored row, a client that
-was offline replays what it missed from the table: nothing is lost when a
-phone drops off the network.
+installed, which only queues them: a background task emits them (Socket.IO,
+through Redis when configured), so the committing request does not wait for
+them (realtime/publisher.py); a rollback drops them all.  Because every event
+is a stored row, a client that was offline replays what it missed from the
+table: nothing is lost when a phone drops off the network (or when a live
+message is).
 
 Why the rows are written at commit and not in `notify`: the sequence numbers
 must be taken under a lock on each recipient's `NotificationSequence` row, and

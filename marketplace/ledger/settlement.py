@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import insert, literal, union_all, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, func, select
 
 from marketplace import events
@@ -87,15 +88,24 @@ def current_month(cluster: Cluster, now: datetime) -> str:
 
 
 def month_nets(session: Session, cluster_id: int, month: str) -> dict[int | None, Net]:
-    """Every account's credits and debits in the month, in two grouped queries."""
-    amount = func.sum(LedgerEntry.amount_minor)
-    where = (LedgerEntry.cluster_id == cluster_id, LedgerEntry.month == month)
-    credits = dict(session.exec(select(LedgerEntry.payee_member_id, amount).where(*where)
-                                .group_by(col(LedgerEntry.payee_member_id))).all())
-    debits = dict(session.exec(select(LedgerEntry.payer_member_id, amount).where(*where)
-                               .group_by(col(LedgerEntry.payer_member_id))).all())
-    return {account: Net(account, int(credits.get(account) or 0), int(debits.get(account) or 0))
-            for account in set(credits) | set(debits)}
+    """Every account's credits and debits in the month, in one grouped query.
+
+    Each entry is one credit (its payee's) and one debit (its payer's): the two
+    sides are read as one stream (UNION ALL) and summed per account, the least
+    any netting must read (bench/settlement.py compares it with that query
+    written by hand).
+    """
+    where = (col(LedgerEntry.cluster_id) == cluster_id, col(LedgerEntry.month) == month)
+    moves = union_all(
+        select(col(LedgerEntry.payee_member_id).label("account"),
+               col(LedgerEntry.amount_minor).label("credit"), literal(0).label("debit"))
+        .where(*where),
+        select(col(LedgerEntry.payer_member_id), literal(0), col(LedgerEntry.amount_minor))
+        .where(*where)).subquery()
+    rows = session.execute(select(moves.c.account, func.sum(moves.c.credit),
+                                  func.sum(moves.c.debit)).group_by(moves.c.account))
+    return {account: Net(account, int(credits), int(debits))
+            for account, credits, debits in rows}
 
 
 @dataclass(frozen=True)
@@ -280,19 +290,13 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
         session.rollback()
         raise Conflict("already_approved", N_("This month is already approved and locked."))
     plan = netting(month_nets(session, cluster.id, month))  # type: ignore[arg-type]
-    for transfer in plan:
-        if by_stripe and transfer.direction == TransferDirection.TO_MEMBER:
-            method, status, reference = "stripe", "pending", ""
-        else:
-            method, status = "manual", "recorded"
-            reference = (references.get(transfer.member_id) or "").strip()[:120] or \
-                f"{month}-{settlement.id}-{transfer.member_id}"
-        session.add(SettlementTransfer(
-            settlement_id=settlement.id, member_id=transfer.member_id,
-            direction=transfer.direction.value, amount_minor=transfer.amount_minor,
-            currency=cluster.currency, method=method, status=status, reference=reference,
-            created_at=now))
-    events.notify(session, active_users_of(session, [t.member_id for t in plan]),
+    if plan:
+        # One multi-row INSERT for every transfer, not an ORM object per member.
+        session.execute(insert(SettlementTransfer), [
+            _transfer_row(settlement, transfer, references, cluster.currency, now,
+                          by_stripe=by_stripe)
+            for transfer in plan])
+    events.notify(session, _people_with_transfers(session, settlement.id),  # type: ignore[arg-type]
                   "settlement.approved",
                   N_("The settlement for %(month)s is approved. Your statement is ready."),
                   now=now, params={"month": month}, payload={"month": month},
@@ -300,6 +304,33 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     session.commit()
     session.refresh(settlement)
     return settlement
+
+
+def _transfer_row(settlement: Settlement, transfer: PlannedTransfer, references: dict[int, str],
+                  currency: str, now: datetime, *, by_stripe: bool) -> dict[str, object]:
+    """The SettlementTransfer row of one planned transfer.  With Stripe, what the platform
+    pays is queued for the scheduler; everything else is recorded as a bank transfer with
+    the coordinator's reference, or one made of the month, settlement and member."""
+    if by_stripe and transfer.direction == TransferDirection.TO_MEMBER:
+        method, status, reference = "stripe", "pending", ""
+    else:
+        method, status = "manual", "recorded"
+        reference = (references.get(transfer.member_id) or "").strip()[:120] or \
+            f"{settlement.month}-{settlement.id}-{transfer.member_id}"
+    return {"settlement_id": settlement.id, "member_id": transfer.member_id,
+            "direction": transfer.direction.value, "amount_minor": transfer.amount_minor,
+            "currency": currency, "method": method, "status": status,
+            "reference": reference, "created_at": now}
+
+
+def _people_with_transfers(session: Session, settlement_id: int) -> list[User]:
+    """The active people of every member with a transfer in the settlement: one query
+    against the transfers just written, loading only what a notification needs."""
+    with_transfer = select(SettlementTransfer.member_id).where(
+        SettlementTransfer.settlement_id == settlement_id)
+    needed = load_only(User.id, User.locale, User.active, User.member_id)  # type: ignore[arg-type]
+    return list(session.exec(select(User).options(needed).where(
+        col(User.member_id).in_(with_transfer), col(User.active).is_(True))))
 
 
 def transfers_of(session: Session, settlement: Settlement) -> dict[int, SettlementTransfer]:

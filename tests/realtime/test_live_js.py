@@ -1,0 +1,98 @@
+"""static/js/live.js keeps the cursor by the rules tests.live.Cursor states.
+
+The storm tests (test_delivery_cursor.py) hold the server to those rules through
+`tests.live.Cursor`; this runs the page's own script under node, with a fake
+socket, through the same sequences of events, and checks that it shows and numbers
+exactly what Cursor does: shared live messages (no number), their sync, numbered
+replays of them, repeats, gaps and keys the server does not know.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import IN_CI
+from tests.live import Cursor
+
+ROOT = Path(__file__).resolve().parents[2]
+A, B, C = "a" * 16, "b" * 16, "c" * 16
+
+# Loads live.js with a fake `io` and DOM; reads [kind, message] events from argv and
+# prints what the page showed (by batch key), every "replay" it asked for, and the
+# auth it would send on its next connect.  Timers are run at the end (the syncs).
+HARNESS = r"""
+const fs = require("fs");
+const [script, eventsJson] = process.argv.slice(2);
+const handlers = {}; let any = null; let auth = null; const asked = []; const timers = [];
+const shown = [];
+const socket = { on: (k, f) => { handlers[k] = f; }, onAny: (f) => { any = f; },
+                 emit: (kind, data) => asked.push([kind, data]) };
+const document = {
+  body: { getAttribute: () => "0" }, querySelector: () => null, getElementById: () => null,
+  documentElement: { lang: "en" },
+  dispatchEvent: (e) => shown.push(e.detail.message.batch) };
+const window = { io: (options) => { auth = options.auth; return socket; },
+                 setTimeout: (f) => { timers.push(f); return timers.length; } };
+global.CustomEvent = function (name, init) { this.detail = init.detail; };
+new Function("window", "document", fs.readFileSync(script, "utf8"))(window, document);
+for (const [kind, message] of JSON.parse(eventsJson)) {
+  any(kind, message);
+  if (handlers[kind]) { handlers[kind](message); }
+}
+let next = null;
+auth((value) => { next = value; });
+timers.forEach((f) => f());
+console.log(JSON.stringify({ shown, next, asked }));
+"""
+
+
+def _shared(key: str) -> list[Any]:
+    return ["job.posted", {"id": None, "seq": None, "batch": key, "data": {}}]
+
+
+def _numbered(key: str, seq: int) -> list[Any]:
+    return ["job.posted", {"id": 100 + seq, "seq": seq, "batch": key, "data": {}}]
+
+
+SCENARIOS: dict[str, list[list[Any]]] = {
+    "shared, then its sync": [_shared(A), ["sync", {"matched": [[1, A]], "unknown": []}]],
+    "shared, then its numbered replay and a repeat": [
+        _shared(A), _numbered(A, 1), _shared(A), _numbered(A, 1)],
+    "numbered first, the shared copy after": [_numbered(A, 1), _shared(A)],
+    "a gap behind a shared one, filled by sync": [
+        _shared(A), _numbered(B, 2), ["sync", {"matched": [[1, A]], "unknown": []}]],
+    "a key the server does not know, a lost one replayed": [
+        _shared(A), _shared(C), ["sync", {"matched": [[1, A]], "unknown": [C]}],
+        _numbered(B, 2)],
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_live_js_numbers_and_shows_what_cursor_does(name: str, tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        if IN_CI:
+            pytest.fail("node is missing")
+        pytest.skip("needs node")
+    events = SCENARIOS[name]
+    harness = tmp_path / "harness.js"
+    harness.write_text(HARNESS)
+    ran = subprocess.run([node, str(harness), str(ROOT / "static/js/live.js"),
+                          json.dumps(events)], capture_output=True, text=True, timeout=30,
+                         check=True)
+    page = json.loads(ran.stdout)
+    expected = Cursor(0)
+    for kind, message in events:
+        expected.receive(kind, message)
+    assert page["shown"] == expected.shown_keys
+    assert page["next"] == {"cursor": expected.cursor, "have": expected.have()}
+    # a sync is asked for exactly while something waits for its number
+    asked = [data for kind, data in page["asked"] if kind == "replay"]
+    assert bool(asked) == bool(expected.unnumbered or expected.ahead)
+    assert all(a == {"cursor": expected.cursor, "have": expected.have()} for a in asked)
