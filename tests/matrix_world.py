@@ -92,19 +92,21 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
     # Jobs: an open hand-off, a claimed one (contract), a bid window with a solo and a
     # joint bid.
     dates = {"starts_on": today + timedelta(days=10), "ends_on": today + timedelta(days=20)}
+    # Work is reported done from the start date: the jobs taken here started today.
+    started = {"starts_on": today, "ends_on": today + timedelta(days=1)}
     open_job = service.post_job(session, world.owner_a, job_draft(**dates), now)
     contract_job = service.post_job(session, world.owner_a,
-                                    job_draft(title="Edge the park", **dates), now)
+                                    job_draft(title="Edge the park", **started), now)
     service.claim_job(session, world.owner_b, contract_job.id, now)  # type: ignore[arg-type]
     window_job = service.post_job(session, world.owner_a, job_draft(
         title="Plant the boulevard", mode=JobMode.BID_WINDOW.value,
         closes_at=now + timedelta(days=2), **dates), now)
     done_job = service.post_job(session, world.owner_a,
-                                job_draft(title="Rake the lawns", **dates), now)
+                                job_draft(title="Rake the lawns", **started), now)
     service.claim_job(session, world.owner_b, done_job.id, now)  # type: ignore[arg-type]
     completion.report_done(session, world.owner_b, done_job.id, now)  # type: ignore[arg-type]
     confirmed_job = service.post_job(session, world.owner_a,
-                                     job_draft(title="Sod the yard", **dates), now)
+                                     job_draft(title="Sod the yard", **started), now)
     service.claim_job(session, world.owner_b, confirmed_job.id, now)  # type: ignore[arg-type]
     completion.report_done(session, world.owner_b, confirmed_job.id, now)  # type: ignore[arg-type]
     completion.confirm_completion(session, world.owner_a, confirmed_job.id, now)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -158,8 +158,10 @@ def scene(session: Session, jobs_world: World, post: Post) -> Scene:
                        NOW)
     done = posted("confirmed", 6)
     service.claim_job(session, gamma, done.id, NOW)  # type: ignore[arg-type]
-    completion.report_done(session, gamma, done.id, NOW + timedelta(days=1))  # type: ignore[arg-type]
-    completion.confirm_completion(session, w.owner_a, done.id, NOW + timedelta(days=2))  # type: ignore[arg-type]
+    on_site = datetime.combine(done.starts_on, datetime.min.time(), tzinfo=UTC) + timedelta(
+        hours=18)  # the start date, in the afternoon in Toronto: work is reported from then
+    completion.report_done(session, gamma, done.id, on_site)  # type: ignore[arg-type]
+    completion.confirm_completion(session, w.owner_a, done.id, on_site + timedelta(hours=1))  # type: ignore[arg-type]
     for job in jobs.values():
         session.refresh(job)
     readers = {"poster": w.owner_a, "poster's crew": w.crew_a, "B": w.owner_b, "B's crew": crew_b,

@@ -21,6 +21,7 @@ from marketplace.delivery.preferences import CATEGORY_TITLES, category_of
 from marketplace.delivery.vapid import VapidSigner, instance_private_key, load_key, public_key
 from marketplace.delivery.webpush import WebPushSender
 from marketplace.delivery.worker import Round, Sender, WorkerSettings, send_due
+from marketplace.i18n import notification_text
 from marketplace.realtime.models import Notification
 
 EXTENSION = "marketplace.push"
@@ -75,7 +76,8 @@ def render_push(notification: Notification, locale: str, cluster_name: str) -> t
     """Title and text of a push, in the recipient's language (needs an app context)."""
     with force_locale(locale):
         title = gettext(CATEGORY_TITLES[category_of(notification.kind)])
-        return f"{title} · {cluster_name}", gettext(notification.message, **notification.params)
+        return f"{title} · {cluster_name}", notification_text(notification.message,
+                                                              notification.params)
 
 
 def send_due_pushes(session: Session, now: datetime) -> Round | None:

@@ -33,6 +33,7 @@ from marketplace.clusters.trades import TRADES
 from marketplace.db import utcnow
 from marketplace.delivery.models import OutboundMail
 from marketplace.delivery.preferences import CATEGORY_LABELS, Category, category_of
+from marketplace.i18n import notification_text
 from marketplace.ledger.views import statement_rows
 from marketplace.mail.outbox import MailKind
 from marketplace.mail.worker import Recipient
@@ -112,7 +113,7 @@ class MailComposer:
                      ) -> EmailMessage:
         category = category_of(notification.kind)
         with self.as_reader(to.user, to.cluster, to.cluster.default_locale):
-            text = gettext(notification.message, **notification.params)
+            text = notification_text(notification.message, notification.params)
             context = self._context(to, category, notification)
             month = notification.payload.get("month")
             statement = notification.kind in _STATEMENT_KINDS and to.user.member_id
@@ -129,7 +130,7 @@ class MailComposer:
     def digest(self, delivery_id: int, notifications: list[Notification], to: Recipient
                ) -> EmailMessage:
         with self.as_reader(to.user, to.cluster, to.cluster.default_locale):
-            items = [(gettext(n.message, **n.params), self._job(n), self.public_url + (
+            items = [(notification_text(n.message, n.params), self._job(n), self.public_url + (
                 n.link or "/")) for n in notifications]
             subject = gettext("%(count)s new jobs you can take: %(first)s",
                               count=len(items), first=items[0][0]) if len(items) > 1 \

@@ -243,7 +243,8 @@ def test_an_approved_month_mails_each_person_their_statement(
                         .get_payload(decode=True))  # type: ignore[arg-type]
     assert spanish[0][0] == "Fecha" and spanish[-1][0] == "Neto del mes"  # B reads Spanish
     with app.test_request_context("/"), force_locale("es"):
-        assert subject(mine[world.owner_b.email][0]) == gettext(
-            "The settlement for %(month)s is approved. Your statement is ready.", month=JUNE)
+        assert subject(mine[world.owner_b.email][0]) == gettext(  # the month by its name
+            "The settlement for %(month)s is approved. Your statement is ready.",
+            month="junio de 2026")
     assert {r.status for r in mail_rows(session)} <= {DeliveryStatus.SENT,
                                                      DeliveryStatus.SKIPPED}
