@@ -1,11 +1,12 @@
 """The information barrier as data: which fields of each resource each audience may receive.
 
-`TABLE` is the contract.  The builders in `jobs/visibility.py` assemble a resource's
-whole dict and hand it to `cut`, which keeps only the fields the viewer's audience is
+`TABLE` is the contract.  The builders (`jobs/visibility.py` for jobs and bids,
+`equipment/readmodels.py` for machines, bookings and a machine's week) assemble a
+resource's whole dict and hand it to `cut`, which keeps only the fields the viewer's audience is
 listed for here; so a field added to a builder but not to this table never leaves the
 process, and tests/test_barrier_contract.py fails until it is listed (or dropped).
 
-Audiences, relative to one job:
+Audiences, relative to one job (machines and bookings: see the equipment section):
 
 - poster: a person of the member that posted the job;
 - party: a person of a member in the job's contract (the claimant, the winning
@@ -69,9 +70,7 @@ _NOTHING: frozenset[str] = frozenset()
 _INSIDERS = JOB_CARD | JOB_OUTCOME | JOB_DISTANCE | JOB_CUSTOMER
 _MEMBERS = JOB_CARD | JOB_OUTCOME | JOB_DISTANCE
 
-#: resource -> audience -> the fields that audience may receive.  Every audience is
-#: listed for every resource, so a missing entry is a mistake, never a default.
-TABLE: Mapping[str, Mapping[Audience, frozenset[str]]] = {
+_JOBS: Mapping[str, Mapping[Audience, frozenset[str]]] = {
     JOB: {
         Audience.POSTER: _INSIDERS,
         Audience.PARTY: _INSIDERS,
@@ -110,6 +109,90 @@ TABLE: Mapping[str, Mapping[Audience, frozenset[str]]] = {
         Audience.OTHER_CLUSTER: _NOTHING,
     },
 }
+
+# -- equipment --------------------------------------------------------------------------
+#
+# Relative to one machine: POSTER is a member that owns it (alone or as a co-owner),
+# COORDINATOR the cluster's coordinator, OTHER_MEMBER any other member of the cluster
+# (PARTY and PARTNER read a machine as OTHER_MEMBER does).  Relative to one booking:
+# PARTY is the member that booked it, POSTER an owner of its machine.
+
+MACHINE = "machine"
+MACHINE_OWNER = "machine_owner"  # one owner of a machine, in the machine's owner list
+BOOKING = "booking"
+SLOT = "slot"  # one labelled piece of a machine's week (calendar.Segment)
+CUSTODY = "custody"  # a co-owner's rotation period of a co-owned machine
+
+#: What a member needs to decide whether to book a machine: the listing, never the
+#: yard's coordinates (base_lat/base_lng are the owner's business address).
+MACHINE_LISTING = frozenset({
+    "id", "name", "kind", "description", "locality", "status", "hour_rate_minor",
+    "day_rate_minor", "currency", "timezone", "min_minutes", "max_minutes",
+    "buffer_minutes", "granularity_minutes", "needs_approval", "cancel_cutoff_hours",
+    "cancel_fee_bp",
+})
+#: Who owns it is known to every member (so they know whom to ask); how much each
+#: owns is the co-owners' and the coordinator's business.
+OWNER_NAME = frozenset({"member_id"})
+OWNER_WHOLE = OWNER_NAME | {"share_bp"}
+#: A booking: what was booked, when, at what price, and how the hand-over went.
+BOOKING_WHOLE = frozenset({
+    "id", "equipment_id", "member_id", "status", "starts_at", "ends_at", "price_minor",
+    "currency", "in_custody", "checkout_meter", "checkout_note", "return_meter",
+    "return_note", "damage_minor", "damage_note", "cancel_fee_minor", "cancel_reason",
+})
+#: A piece of the week: everyone sees that it is free, taken or blocked (and an owner's
+#: note on a blackout); who booked it and which booking it is, only the booking's
+#: parties and the coordinator (a custody piece names its holder as CUSTODY allows).
+SLOT_SHAPE = frozenset({"starts_at", "ends_at", "kind", "note"})
+SLOT_HOLDER = frozenset({"booking_id", "member_id"})
+
+#: A rotation period: the cluster co-owns the machine, so every member may know which
+#: co-owner holds it when (whom to ask); a week's custody piece shows the same.
+CUSTODY_WHOLE = frozenset({"id", "equipment_id", "member_id", "starts_at", "ends_at",
+                           "released"})
+_CLUSTER_WIDE = {a: CUSTODY_WHOLE for a in Audience if a is not Audience.OTHER_CLUSTER}
+
+_EQUIPMENT: Mapping[str, Mapping[Audience, frozenset[str]]] = {
+    MACHINE: {
+        Audience.POSTER: MACHINE_LISTING,
+        Audience.PARTY: MACHINE_LISTING,
+        Audience.PARTNER: MACHINE_LISTING,
+        Audience.OTHER_MEMBER: MACHINE_LISTING,
+        Audience.COORDINATOR: MACHINE_LISTING,
+        Audience.OTHER_CLUSTER: _NOTHING,
+    },
+    MACHINE_OWNER: {
+        Audience.POSTER: OWNER_WHOLE,
+        Audience.PARTY: OWNER_NAME,
+        Audience.PARTNER: OWNER_NAME,
+        Audience.OTHER_MEMBER: OWNER_NAME,
+        Audience.COORDINATOR: OWNER_WHOLE,
+        Audience.OTHER_CLUSTER: _NOTHING,
+    },
+    # A booking is its booker's and its machine's owners' business; the coordinator
+    # settles its money.  A rival learns only that the slot is taken (SLOT).
+    BOOKING: {
+        Audience.POSTER: BOOKING_WHOLE,
+        Audience.PARTY: BOOKING_WHOLE,
+        Audience.PARTNER: _NOTHING,
+        Audience.OTHER_MEMBER: _NOTHING,
+        Audience.COORDINATOR: BOOKING_WHOLE,
+        Audience.OTHER_CLUSTER: _NOTHING,
+    },
+    SLOT: {
+        Audience.POSTER: SLOT_SHAPE | SLOT_HOLDER,
+        Audience.PARTY: SLOT_SHAPE | SLOT_HOLDER,
+        Audience.PARTNER: SLOT_SHAPE,
+        Audience.OTHER_MEMBER: SLOT_SHAPE,
+        Audience.COORDINATOR: SLOT_SHAPE | SLOT_HOLDER,
+        Audience.OTHER_CLUSTER: _NOTHING,
+    },
+    CUSTODY: {**_CLUSTER_WIDE, Audience.OTHER_CLUSTER: _NOTHING},
+}
+#: resource -> audience -> the fields that audience may receive.  Every audience is
+#: listed for every resource, so a missing entry is a mistake, never a default.
+TABLE: Mapping[str, Mapping[Audience, frozenset[str]]] = {**_JOBS, **_EQUIPMENT}
 
 #: How a job's notification payload (service.py, bidding.py, completion.py) names a
 #: field of another resource; every other key of such a payload is the job's own field.
@@ -184,6 +267,33 @@ def job_audience(
     if viewer_member_id in parties:
         return Audience.PARTY
     return Audience.PARTNER if on_offer else Audience.OTHER_MEMBER
+
+
+def machine_audience(
+    *,
+    viewer_member_id: int | None,
+    viewer_cluster_id: int,
+    machine_cluster_id: int,
+    owners: Collection[int],
+) -> Audience:
+    """Who the viewer is to one machine: an owner, the coordinator, another member."""
+    if viewer_cluster_id != machine_cluster_id:
+        return Audience.OTHER_CLUSTER
+    if viewer_member_id is None:
+        return Audience.COORDINATOR
+    return Audience.POSTER if viewer_member_id in owners else Audience.OTHER_MEMBER
+
+
+def booking_audience(machine_audience: Audience, *, viewer_member_id: int | None,
+                     booker_member_id: int) -> Audience:
+    """Who the viewer is to one booking (or to the slot it takes, or to a rotation period,
+    whose holder is its booker), knowing who it is to the booking's machine: the booker
+    (PARTY), an owner (POSTER), the coordinator, or a member outside it."""
+    if machine_audience is Audience.OTHER_CLUSTER:
+        return machine_audience
+    if viewer_member_id is not None and viewer_member_id == booker_member_id:
+        return Audience.PARTY
+    return machine_audience
 
 
 def bid_audience(

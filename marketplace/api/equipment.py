@@ -25,12 +25,27 @@ from marketplace.api.fields import (
     Reading,
 )
 from marketplace.api.spec import RequestModel, ResponseModel, operation
+from marketplace.barrier import ReadModel
 from marketplace.clusters.service import acting_member
 from marketplace.db import utcnow
 from marketplace.equipment import booking as bookings
 from marketplace.equipment import calendar, listings, rotation
-from marketplace.equipment.access import can_manage, get_equipment, owner_shares
-from marketplace.equipment.models import EquipmentKind, ListingStatus, RotationPeriod
+from marketplace.equipment.access import get_equipment, owned_machine_ids, owner_shares
+from marketplace.equipment.models import (
+    Booking,
+    Equipment,
+    EquipmentKind,
+    ListingStatus,
+    RotationPeriod,
+)
+from marketplace.equipment.readmodels import (
+    MachineViewer,
+    audience_to_machine,
+    booking_for,
+    machine_detail,
+    machine_model,
+    owner_models,
+)
 from marketplace.i18n import first_weekday
 from marketplace.ratelimits import claim_limit
 from marketplace.web import db, viewer
@@ -39,6 +54,9 @@ TAG = "equipment"
 
 
 class MachineOut(ResponseModel):
+    """A listing: what `marketplace.barrier.TABLE` lets every member of the cluster see
+    (never the yard's coordinates)."""
+
     id: int
     name: str
     kind: str
@@ -69,10 +87,16 @@ class HoursOut(ResponseModel):
 
 
 class SegmentOut(ResponseModel):
+    """A piece of the week.  Who holds it (`member_id`: the booker, or the co-owner whose
+    rotation period it is) and `booking_id` are present only for the booking's parties,
+    the machine's owners and the coordinator."""
+
     starts_at: Moment
     ends_at: Moment
     kind: str = Field(description="free, booked, mine, buffer, blackout, closed or custody.")
-    booking_id: int | None
+    note: str = Field(default="", description="The owner's reason for a blackout.")
+    booking_id: int | None = None
+    member_id: int | None = None
 
 
 class DayOut(ResponseModel):
@@ -81,8 +105,10 @@ class DayOut(ResponseModel):
 
 
 class OwnerOut(ResponseModel):
+    """An owner; its share only for the machine's owners and the coordinator."""
+
     member_id: int
-    share_bp: int
+    share_bp: int | None = None
 
 
 class MachineDetail(ResponseModel):
@@ -93,6 +119,8 @@ class MachineDetail(ResponseModel):
 
 
 class BookingOut(ResponseModel):
+    """A booking, for its booker, its machine's owners and the coordinator only."""
+
     id: int
     equipment_id: int
     member_id: int
@@ -106,6 +134,10 @@ class BookingOut(ResponseModel):
     checkout_note: str
     return_meter: float | None
     return_note: str
+    damage_minor: int
+    damage_note: str
+    cancel_fee_minor: int
+    cancel_reason: str
 
 
 class BookingList(ResponseModel):
@@ -227,6 +259,20 @@ class FeedOut(ResponseModel):
                      "(iCalendar); anyone holding it can read it.")
 
 
+def _booking_out(booking: Booking) -> ReadModel:
+    """The booking cut for the caller (`barrier.BOOKING`), whichever operation made it."""
+    session = db()
+    machine = get_equipment(session, viewer(), booking.equipment_id)
+    return booking_for(MachineViewer.of(viewer()), booking, machine,
+                       owner_shares(session, booking.equipment_id))
+
+
+def _machine_out(machine: Equipment) -> ReadModel:
+    """The listing cut for the caller (`barrier.MACHINE`)."""
+    return machine_model(machine, audience_to_machine(
+        MachineViewer.of(viewer()), machine, owner_shares(db(), machine.id)))  # type: ignore[arg-type]
+
+
 def _draft(body: ListingIn) -> listings.ListingDraft:
     hours = tuple(listings.WeeklyHours(h.weekday, h.start_minute, h.end_minute)
                   for h in body.hours)
@@ -236,13 +282,19 @@ def _draft(body: ListingIn) -> listings.ListingDraft:
 @operation("GET", "/equipment", summary="The cluster's machines that are not retired",
            tag=TAG, query=MachineQuery, response=MachineList)
 def list_machines(query: MachineQuery) -> dict[str, Any]:
-    return {"machines": listings.machines(db(), viewer(), query.kind)}
+    user = viewer()
+    owned = owned_machine_ids(db(), user.member_id)
+    who = MachineViewer.of(user)
+    return {"machines": [
+        machine_model(m, audience_to_machine(who, m, [user.member_id] if m.id in owned
+                                             else []))
+        for m in listings.machines(db(), user, query.kind)]}
 
 
 @operation("POST", "/equipment", summary="List a machine the caller's business owns",
            tag=TAG, body=ListingIn, response=MachineOut, status=201)
 def list_machine(body: ListingIn) -> Any:
-    return listings.list_machine(db(), viewer(), _draft(body), utcnow())
+    return _machine_out(listings.list_machine(db(), viewer(), _draft(body), utcnow()))
 
 
 @operation("POST", "/equipment/co-owned", summary="Record a machine several members own, "
@@ -250,7 +302,7 @@ def list_machine(body: ListingIn) -> Any:
            status=201)
 def record_co_owned(body: CoOwnedIn) -> Any:
     shares = {owner.member_id: owner.share_bp for owner in body.owners}
-    return listings.record_co_owned(db(), viewer(), _draft(body), shares, utcnow())
+    return _machine_out(listings.record_co_owned(db(), viewer(), _draft(body), shares, utcnow()))
 
 
 @operation("GET", "/equipment/{equipment_id}", summary="A machine, its owners, weekly hours "
@@ -259,27 +311,25 @@ def get_machine(equipment_id: int, query: WeekQuery) -> dict[str, Any]:
     user, session = viewer(), db()
     machine = get_equipment(session, user, equipment_id)
     shares = owner_shares(session, equipment_id)
-    insider = user.member_id in shares or can_manage(session, user, machine)
+    audience = audience_to_machine(MachineViewer.of(user), machine, shares)
     first = calendar.week_start(query.week, machine.timezone, first_weekday(), utcnow())
-    days = calendar.week(session, machine, first, user.member_id, insider)
-    return {"machine": machine,
-            "owners": [{"member_id": m, "share_bp": s} for m, s in sorted(shares.items())],
-            "hours": listings.hours_of(session, equipment_id),
-            "week": [{"day": d.day, "segments": d.segments} for d in days]}
+    days = calendar.week(session, machine, first, user.member_id, audience)
+    return machine_detail(machine, owner_models(shares, audience),
+                          listings.hours_of(session, equipment_id), days, audience)
 
 
 @operation("PUT", "/equipment/{equipment_id}", summary="Change a listing (its managers)",
            tag=TAG, body=ListingIn, response=MachineOut)
 def update_listing(equipment_id: int, body: ListingIn) -> Any:
-    return listings.update_listing(db(), viewer(), equipment_id, _draft(body))
+    return _machine_out(listings.update_listing(db(), viewer(), equipment_id, _draft(body)))
 
 
 @operation("POST", "/equipment/{equipment_id}/status", summary="Pause, resume or retire a "
            "listing; affected bookings are cancelled and refunded", tag=TAG, body=StatusIn,
            response=MachineOut)
 def change_status(equipment_id: int, body: StatusIn) -> Any:
-    return listings.set_status(db(), viewer(), equipment_id, body.status, body.reason,
-                               utcnow())
+    return _machine_out(listings.set_status(db(), viewer(), equipment_id, body.status,
+                                            body.reason, utcnow()))
 
 
 @operation("POST", "/equipment/{equipment_id}/blackouts", summary="Block a period "
@@ -300,59 +350,61 @@ def remove_blackout(blackout_id: int) -> None:
            "with a reason if it is taken, closed or too short)", tag=TAG, body=PeriodIn,
            response=BookingOut, status=201, limit=claim_limit)
 def book(equipment_id: int, body: PeriodIn) -> Any:
-    return bookings.book(db(), viewer(), equipment_id, body.starts_at, body.ends_at, utcnow())
+    return _booking_out(bookings.book(db(), viewer(), equipment_id, body.starts_at,
+                                      body.ends_at, utcnow()))
 
 
 @operation("GET", "/bookings", summary="The caller's business's bookings", tag=TAG,
            response=BookingList)
 def my_bookings() -> dict[str, Any]:
-    return {"bookings": bookings.bookings_of_member(db(), viewer(), utcnow())}
+    return {"bookings": [_booking_out(b) for b in
+                         bookings.bookings_of_member(db(), viewer(), utcnow())]}
 
 
 @operation("GET", "/bookings/{booking_id}", summary="One booking (its parties only)",
            tag=TAG, response=BookingOut)
 def get_booking(booking_id: int) -> Any:
-    return bookings.get_booking(db(), viewer(), booking_id)
+    return _booking_out(bookings.get_booking(db(), viewer(), booking_id))
 
 
 @operation("POST", "/bookings/{booking_id}/approve", summary="Approve a requested booking "
            "(owner side)", tag=TAG, response=BookingOut)
 def approve_booking(booking_id: int) -> Any:
-    return bookings.approve(db(), viewer(), booking_id, utcnow())
+    return _booking_out(bookings.approve(db(), viewer(), booking_id, utcnow()))
 
 
 @operation("POST", "/bookings/{booking_id}/decline", summary="Decline a requested booking "
            "(owner side)", tag=TAG, body=ReasonIn, response=BookingOut)
 def decline_booking(booking_id: int, body: ReasonIn) -> Any:
-    return bookings.decline(db(), viewer(), booking_id, body.reason, utcnow())
+    return _booking_out(bookings.decline(db(), viewer(), booking_id, body.reason, utcnow()))
 
 
 @operation("POST", "/bookings/{booking_id}/cancel", summary="Cancel a booking (a late "
            "cancellation may cost the listing's fee)", tag=TAG, body=ReasonIn,
            response=BookingOut)
 def cancel_booking(booking_id: int, body: ReasonIn) -> Any:
-    return bookings.cancel(db(), viewer(), booking_id, body.reason, utcnow())
+    return _booking_out(bookings.cancel(db(), viewer(), booking_id, body.reason, utcnow()))
 
 
 @operation("POST", "/bookings/{booking_id}/check-out", summary="Take the machine: meter "
            "reading and note", tag=TAG, body=MeterIn, response=BookingOut)
 def check_out(booking_id: int, body: MeterIn) -> Any:
-    return bookings.check_out(db(), viewer(), booking_id, body.meter, body.note, None,
-                              utcnow())
+    return _booking_out(bookings.check_out(db(), viewer(), booking_id, body.meter,
+                                           body.note, None, utcnow()))
 
 
 @operation("POST", "/bookings/{booking_id}/return", summary="Bring the machine back",
            tag=TAG, body=MeterIn, response=BookingOut)
 def return_machine(booking_id: int, body: MeterIn) -> Any:
-    return bookings.return_machine(db(), viewer(), booking_id, body.meter, body.note,
-                                   utcnow())
+    return _booking_out(bookings.return_machine(db(), viewer(), booking_id, body.meter,
+                                                body.note, utcnow()))
 
 
 @operation("POST", "/bookings/{booking_id}/close", summary="Close a returned booking, with "
            "a damage fee if any (owner side)", tag=TAG, body=CloseIn, response=BookingOut)
 def close_booking(booking_id: int, body: CloseIn) -> Any:
-    return bookings.close(db(), viewer(), booking_id, body.damage_minor, body.damage_note,
-                          utcnow())
+    return _booking_out(bookings.close(db(), viewer(), booking_id, body.damage_minor,
+                                       body.damage_note, utcnow()))
 
 
 def _feed(renew: bool) -> dict[str, str]:
@@ -379,7 +431,7 @@ def renew_calendar_feed() -> dict[str, str]:
            status=201)
 def create_plan(equipment_id: int, body: PlanIn) -> Any:
     rotation.create_plan(db(), viewer(), equipment_id, body.period, body.starts_on, utcnow())
-    return get_equipment(db(), viewer(), equipment_id)
+    return _machine_out(get_equipment(db(), viewer(), equipment_id))
 
 
 @operation("POST", "/custody/{custody_id}/release", summary="Let others book the machine "

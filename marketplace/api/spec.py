@@ -145,6 +145,13 @@ def _flask_rule(path: str, string_params: tuple[str, ...]) -> str:
     return _PATH_VARIABLE.sub(converter, path)
 
 
+def document(response: type[BaseModel], result: Any) -> dict[str, Any]:
+    """`result` (a row, a dict or a read model) in the JSON shape of `response`: the one
+    shape the API and a page's JSON both answer with.  Fields `result` does not carry
+    (those the barrier withheld) stay absent, never null."""
+    return response.model_validate(result).model_dump(mode="json", exclude_unset=True)
+
+
 def operation(method: str, path: str, *, summary: str, tag: str,
               body: type[RequestModel] | None = None, query: type[RequestModel] | None = None,
               response: type[ResponseModel] | None = None, status: int | None = None,
@@ -170,8 +177,7 @@ def operation(method: str, path: str, *, summary: str, tag: str,
             result = handler(**path_args, **inputs)
             if response is None:
                 return "", 204
-            document = response.model_validate(result).model_dump(mode="json", exclude_unset=True)
-            return jsonify(document), success
+            return jsonify(document(response, result)), success
 
         endpoint = handler.__name__
         view.__name__ = endpoint  # rate limits and logs name the operation

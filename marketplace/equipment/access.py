@@ -27,6 +27,14 @@ def owner_shares(session: Session, equipment_id: int) -> dict[int, int]:
         select(EquipmentOwner).where(EquipmentOwner.equipment_id == equipment_id))}
 
 
+def owned_machine_ids(session: Session, member_id: int | None) -> set[int]:
+    """The machines `member_id` owns or co-owns (none for a coordinator)."""
+    if member_id is None:
+        return set()
+    return set(session.exec(select(EquipmentOwner.equipment_id).where(
+        EquipmentOwner.member_id == member_id)))
+
+
 def owners(session: Session, equipment_id: int) -> list[Member]:
     """The owning member businesses, by name."""
     return list(session.exec(

@@ -3,8 +3,10 @@
 The week view cuts each local day at every boundary (opening hours,
 bookings and their buffers, blackouts, custody periods) and labels each piece
 with what matters most there: a blackout beats a booking beats a buffer beats
-closed hours.  Who booked a slot is shown only to the machine's owners and to
-the booker itself; other members just see that it is taken.
+closed hours.  Who booked a slot and which booking it is reach only those
+`barrier.TABLE` lists for the slot (the booking's parties and the coordinator); other
+members just see that it is taken.  Which co-owner holds a rotation period is known
+cluster-wide (`barrier.CUSTODY`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from marketplace.barrier import CUSTODY, SLOT, Audience, booking_audience, fields
 from marketplace.clusters.models import Member
 from marketplace.equipment.availability import Interval, open_intervals, overlaps
 from marketplace.equipment.booking import bookings_between
@@ -37,10 +41,22 @@ from marketplace.equipment.rotation import custody_overlapping
 class Segment:
     starts_at: datetime  # in the machine's time zone
     ends_at: datetime
-    kind: str  # free | booked | mine | buffer | blackout | closed
+    kind: str  # free | booked | mine | buffer | blackout | closed | custody
     booking_id: int | None = None
-    member_id: int | None = None  # the booker (only when the viewer may know) or custodian
+    member_id: int | None = None  # the booker or custodian, when the viewer may know
     note: str = ""
+    #: who the viewer is to this piece (barrier.SLOT): its holder, an owner, others
+    audience: Audience = Audience.OTHER_MEMBER
+
+    def fields(self) -> dict[str, Any]:
+        """The piece as a resource for `barrier.cut` (withheld holder fields left out)."""
+        data: dict[str, Any] = {"starts_at": self.starts_at, "ends_at": self.ends_at,
+                                "kind": self.kind, "note": self.note}
+        if self.booking_id is not None:
+            data["booking_id"] = self.booking_id
+        if self.member_id is not None:
+            data["member_id"] = self.member_id
+        return data
 
 
 @dataclass(frozen=True)
@@ -85,8 +101,9 @@ def _classify(moment: datetime, opened: list[Interval], bookings: list[Booking],
 
 
 def week(session: Session, equipment: Equipment, first_day: date,
-         viewer_member_id: int | None, is_owner: bool, days: int = 7) -> list[Day]:
-    """`days` local days from `first_day`, each cut into labelled segments."""
+         viewer_member_id: int | None, audience: Audience, days: int = 7) -> list[Day]:
+    """`days` local days from `first_day`, each cut into labelled segments; `audience` is
+    who the viewer is to the machine (`barrier.machine_audience`)."""
     zone = ZoneInfo(equipment.timezone)
     start, end = _midnight(first_day, zone), _midnight(first_day + timedelta(days=days), zone)
     opened = open_intervals(hours_of(session, equipment.id), equipment.timezone, start, end)  # type: ignore[arg-type]
@@ -110,10 +127,11 @@ def week(session: Session, equipment: Equipment, first_day: date,
                                      viewer_member_id)
             holder = next((c for c in custody if c.starts_at <= piece_start < c.ends_at), None)
             segment = _segment(piece_start, piece_end, kind, source, holder, zone,
-                               viewer_member_id, is_owner)
+                               viewer_member_id, audience)
             if segments and _same(segments[-1], segment):
                 segment = Segment(segments[-1].starts_at, segment.ends_at, segment.kind,
-                                  segment.booking_id, segment.member_id, segment.note)
+                                  segment.booking_id, segment.member_id, segment.note,
+                                  segment.audience)
                 segments[-1] = segment
             else:
                 segments.append(segment)
@@ -123,19 +141,25 @@ def week(session: Session, equipment: Equipment, first_day: date,
 
 def _segment(start: datetime, end: datetime, kind: str, source: Booking | Blackout | None,
              holder: Custody | None, zone: ZoneInfo, viewer_member_id: int | None,
-             is_owner: bool) -> Segment:
+             on_machine: Audience) -> Segment:
     local_start, local_end = start.astimezone(zone), end.astimezone(zone)
     if isinstance(source, Blackout):
-        return Segment(local_start, local_end, kind, note=source.reason)
-    if isinstance(source, Booking):
-        may_know = is_owner or source.member_id == viewer_member_id
-        return Segment(local_start, local_end, kind,
-                       booking_id=source.id if may_know else None,
-                       member_id=source.member_id if may_know else None)
-    if holder is not None and kind == "free":
-        return Segment(local_start, local_end, "custody" if not holder.released else "free",
-                       member_id=holder.member_id)
-    return Segment(local_start, local_end, kind)
+        return Segment(local_start, local_end, kind, note=source.reason, audience=on_machine)
+    held_by = source if isinstance(source, Booking) else (
+        holder if holder is not None and kind == "free" else None)
+    if held_by is None:
+        return Segment(local_start, local_end, kind, audience=on_machine)
+    audience = booking_audience(on_machine, viewer_member_id=viewer_member_id,
+                                booker_member_id=held_by.member_id)
+    shown = fields(SLOT, audience)
+    if isinstance(held_by, Custody):
+        kind = "free" if held_by.released else "custody"
+        shown = shown | (fields(CUSTODY, audience) & {"member_id"})
+    return Segment(local_start, local_end, kind,
+                   booking_id=held_by.id if isinstance(held_by, Booking)
+                   and "booking_id" in shown else None,
+                   member_id=held_by.member_id if "member_id" in shown else None,
+                   audience=audience)
 
 
 def _same(a: Segment, b: Segment) -> bool:

@@ -7,6 +7,7 @@ posts to the same service functions the scheduler and tests use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -31,12 +32,20 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from marketplace.clusters.models import Member
+from marketplace.api.equipment import BookingOut, MachineDetail, MachineList
+from marketplace.api.spec import document
+from marketplace.barrier import Audience
+from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, list_members, require_coordinator
 from marketplace.db import parse_id, utcnow
 from marketplace.equipment import booking as bookings
 from marketplace.equipment import calendar, listings, rotation
-from marketplace.equipment.access import can_manage, get_equipment, owner_shares
+from marketplace.equipment.access import (
+    can_manage,
+    get_equipment,
+    owned_machine_ids,
+    owner_shares,
+)
 from marketplace.equipment.forms import (
     KIND_LABELS,
     WEEKDAYS,
@@ -60,6 +69,14 @@ from marketplace.equipment.photos import (
     full_size,
     is_stored_name,
     store_photo,
+)
+from marketplace.equipment.readmodels import (
+    MachineViewer,
+    audience_to_machine,
+    booking_for,
+    machine_detail,
+    machine_model,
+    owner_models,
 )
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import first_weekday, select_timezone
@@ -129,16 +146,22 @@ def index() -> ResponseReturnValue:
     kind = request.args.get("kind") or None
     machines = listings.machines(db(), user, kind if kind in KIND_LABELS else None)
     if wants_json():
-        return jsonify({"machines": [_machine_json(m) for m in machines]})
+        audience = _audience_to_machines(user)
+        return jsonify(document(MachineList, {"machines": [
+            machine_model(m, audience(m)) for m in machines]}))
     return render_template("equipment/index.html", machines=machines, kind=kind,
                            kinds=KIND_LABELS)
 
 
-def _machine_json(machine: Equipment) -> dict[str, Any]:
-    return {"id": machine.id, "name": machine.name, "kind": machine.kind,
-            "locality": machine.locality, "status": machine.status,
-            "hour_rate_minor": machine.hour_rate_minor, "day_rate_minor": machine.day_rate_minor,
-            "currency": machine.currency, "timezone": machine.timezone}
+def _audience_to_machines(user: User) -> Callable[[Equipment], Audience]:
+    """Who `user` is to each machine of a list (its owners loaded once, not per card)."""
+    owned = owned_machine_ids(db(), user.member_id)
+    who = MachineViewer.of(user)
+
+    def audience(machine: Equipment) -> Audience:
+        return audience_to_machine(who, machine, [user.member_id] if machine.id in owned
+                                   else [])
+    return audience
 
 
 def _percent_to_bp(text: str, field: str) -> int:
@@ -344,14 +367,16 @@ def _detail_context(equipment_id: int, shown_day: date | None = None,
     machine = get_equipment(session, user, equipment_id)
     shares = owner_shares(session, equipment_id)
     is_owner = user.member_id in shares
+    audience = audience_to_machine(MachineViewer.of(user), machine, shares)
     manager = can_manage(session, user, machine)
     first = _week_start(request.args.get("week"), machine.timezone, shown_day)
     names = {m.id: m.name for m in list_members(session, user)}
     return {
-        "machine": machine, "shares": shares, "names": names, "is_owner": is_owner,
+        "machine": machine, "owners": owner_models(shares, audience), "names": names,
+        "is_owner": is_owner, "audience": audience,
         "manager": manager, "hours": listings.hours_of(session, equipment_id),
         "weekdays": WEEKDAYS,
-        "days": calendar.week(session, machine, first, user.member_id, is_owner or manager),
+        "days": calendar.week(session, machine, first, user.member_id, audience),
         "week_start": first, "previous_week": first - timedelta(days=7),
         "next_week": first + timedelta(days=7),
         "blackouts": listings.blackouts_of(session, equipment_id, utcnow()),
@@ -367,11 +392,9 @@ def _detail_context(equipment_id: int, shown_day: date | None = None,
 def detail(equipment_id: int) -> ResponseReturnValue:
     context = _detail_context(equipment_id)
     if wants_json():
-        return jsonify({"machine": _machine_json(context["machine"]),
-                        "week": [{"day": d.day.isoformat(), "segments": [
-                            {"starts_at": s.starts_at.isoformat(), "ends_at": s.ends_at.isoformat(),
-                             "kind": s.kind, "booking_id": s.booking_id} for s in d.segments]}
-                            for d in context["days"]]})
+        return jsonify(document(MachineDetail, machine_detail(
+            context["machine"], context["owners"], context["hours"], context["days"],
+            context["audience"])))
     return render_template("equipment/detail.html", **context)
 
 
@@ -420,16 +443,19 @@ def book(equipment_id: int) -> ResponseReturnValue:
     message = (_("Booking requested. The owner will approve or decline it.")
                if booking.status == "requested" else _("Booked. It is in your calendar."))
     if wants_json():
-        return jsonify({"ok": True, "message": message, "booking": _booking_json(booking)}), 201
+        return jsonify({"ok": True, "message": message,
+                        "booking": _booking_document(booking)}), 201
     flash(message)
     return redirect(url_for("equipment.booking_detail", booking_id=booking.id))
 
 
-def _booking_json(booking: Booking) -> dict[str, Any]:
-    return {"id": booking.id, "equipment_id": booking.equipment_id, "status": booking.status,
-            "starts_at": booking.starts_at.isoformat(), "ends_at": booking.ends_at.isoformat(),
-            "price_minor": booking.price_minor, "currency": booking.currency,
-            "in_custody": booking.in_custody}
+def _booking_document(booking: Booking) -> dict[str, Any]:
+    """The booking as the viewer may see it, in the API's shape (`BookingOut`)."""
+    session = db()
+    machine = get_equipment(session, viewer(), booking.equipment_id)
+    model = booking_for(MachineViewer.of(viewer()), booking, machine,
+                        owner_shares(session, booking.equipment_id))
+    return document(BookingOut, model)
 
 
 @bp.route("/<int:equipment_id>/status", methods=["POST"])
@@ -490,7 +516,7 @@ def my_bookings() -> ResponseReturnValue:
     assert member is not None
     token = calendar.feed_token(session, member, now)
     if wants_json():
-        return jsonify({"bookings": [_booking_json(b) for b in rows]})
+        return jsonify({"bookings": [_booking_document(b) for b in rows]})
     return render_template("equipment/my_bookings.html", bookings=rows, machines=machines,
                            handovers=handovers, names={m.id: m.name for m in
                                                        list_members(session, user)},
@@ -532,7 +558,7 @@ def _booking_context(booking_id: int, **forms: Any) -> dict[str, Any]:
 def booking_detail(booking_id: int) -> ResponseReturnValue:
     context = _booking_context(booking_id)
     if wants_json():
-        return jsonify({"booking": _booking_json(context["booking"])})
+        return jsonify({"booking": _booking_document(context["booking"])})
     return render_template("equipment/booking.html", **context)
 
 
@@ -548,7 +574,7 @@ def _booking_done(booking_id: int, message: str) -> ResponseReturnValue:
     if wants_json():
         context = _booking_context(booking_id)
         return jsonify({"ok": True, "message": message,
-                        "booking": _booking_json(context["booking"])})
+                        "booking": _booking_document(context["booking"])})
     flash(message)
     return redirect(url_for("equipment.booking_detail", booking_id=booking_id))
 
@@ -636,6 +662,8 @@ def _rotation_context(equipment_id: int, **forms: Any) -> dict[str, Any]:
     user = viewer()
     session = db()
     machine = get_equipment(session, user, equipment_id)
+    shares = owner_shares(session, equipment_id)
+    audience = audience_to_machine(MachineViewer.of(user), machine, shares)
     plan = rotation.plan_for(session, equipment_id)
     now = utcnow()
     periods = rotation.schedule(session, plan, now) if plan else []
@@ -649,7 +677,7 @@ def _rotation_context(equipment_id: int, **forms: Any) -> dict[str, Any]:
         plan_form.starts_on.data = now.astimezone(ZoneInfo(machine.timezone)).date()
     return {
         "machine": machine, "plan": plan, "periods": periods, "now": now,
-        "shares": owner_shares(session, equipment_id),
+        "owners": owner_models(shares, audience), "is_owner": user.member_id in shares,
         "names": {m.id: m.name for m in list_members(session, user)},
         "manager": can_manage(session, user, machine),
         "swaps": rotation.pending_swaps(session, plan) if plan else [],

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from marketplace.barrier import Audience
 from marketplace.clusters.models import Member
 from marketplace.equipment import booking, calendar, listings, rotation
 from marketplace.equipment.calendar import FeedEvent, Segment
@@ -43,7 +44,7 @@ def test_week_labels_each_piece_of_the_day(session: Session, eq: Equip,
     listings.add_blackout(session, world.owner_a, machine.id, at(WEDNESDAY, 12),  # type: ignore[arg-type]
                           at(WEDNESDAY, 14), "Oil change", NOW)
     b = world.member_b_id
-    as_b = calendar.week(session, machine, NEXT_MONDAY, b, False)
+    as_b = calendar.week(session, machine, NEXT_MONDAY, b, Audience.OTHER_MEMBER)
     assert [d.day for d in as_b] == [NEXT_MONDAY + timedelta(days=i) for i in range(7)]
     assert plain(as_b[0].segments) == [("00:00", "07:00", "closed", None, None),
                                        ("07:00", "18:00", "free", None, None),
@@ -61,9 +62,11 @@ def test_week_labels_each_piece_of_the_day(session: Session, eq: Equip,
     assert plain(as_b[5].segments) == [("00:00", "24:00", "closed", None, None)]
 
     # The owner sees who booked; a third member only that the time is taken.
-    as_owner = calendar.week(session, machine, NEXT_MONDAY, world.member_a_id, True)
+    as_owner = calendar.week(session, machine, NEXT_MONDAY, world.member_a_id,
+                             Audience.POSTER)
     assert ("09:00", "11:00", "booked", made.id, b) in plain(as_owner[1].segments)
-    as_c = calendar.week(session, machine, NEXT_MONDAY, eq.member_c_id, False)
+    as_c = calendar.week(session, machine, NEXT_MONDAY, eq.member_c_id,
+                         Audience.OTHER_MEMBER)
     tuesday_c = plain(as_c[1].segments)
     assert ("09:00", "11:00", "booked", None, None) in tuesday_c
     assert ("11:00", "11:30", "buffer", None, None) in tuesday_c
@@ -76,13 +79,14 @@ def test_cancelled_bookings_leave_the_week(session: Session, eq: Equip,
     made = booking.book(session, eq.world.owner_b, machine.id, at(TUESDAY, 9),  # type: ignore[arg-type]
                         at(TUESDAY, 11), NOW)
     booking.cancel(session, eq.world.owner_b, made.id, "No longer needed", NOW)  # type: ignore[arg-type]
-    [day] = calendar.week(session, machine, TUESDAY, eq.member_c_id, False, days=1)
+    [day] = calendar.week(session, machine, TUESDAY, eq.member_c_id, Audience.OTHER_MEMBER,
+                          days=1)
     assert [s.kind for s in day.segments] == ["closed", "free", "closed"]
 
 
 def test_days_have_their_real_length_across_daylight_saving(session: Session, eq: Equip,
                                                             machine: Equipment) -> None:
-    days = calendar.week(session, machine, date(2026, 10, 26), None, False)
+    days = calendar.week(session, machine, date(2026, 10, 26), None, Audience.COORDINATOR)
     # Same-zone aware datetimes subtract as wall clocks in Python: compare in UTC.
     lengths = {d.day: d.segments[-1].ends_at.astimezone(UTC)
                - d.segments[0].starts_at.astimezone(UTC) for d in days}
@@ -91,7 +95,8 @@ def test_days_have_their_real_length_across_daylight_saving(session: Session, eq
     for day in days:  # pieces tile the day without gaps
         for a, b in zip(day.segments, day.segments[1:], strict=False):
             assert a.ends_at == b.starts_at
-    monday_after = calendar.week(session, machine, date(2026, 11, 2), None, False, days=1)[0]
+    monday_after = calendar.week(session, machine, date(2026, 11, 2), None,
+                                 Audience.COORDINATOR, days=1)[0]
     assert plain(monday_after.segments)[1] == ("07:00", "18:00", "free", None, None)
 
 
@@ -102,21 +107,24 @@ def test_custody_shows_in_the_week_until_released(session: Session, eq: Equip,
                                 NEXT_MONDAY, NOW)
     mine = booking.book(session, world.owner_a, co_owned.id, at(TUESDAY, 9),  # type: ignore[arg-type]
                         at(TUESDAY, 12), NOW)
-    days = calendar.week(session, co_owned, NEXT_MONDAY, eq.member_c_id, False)
+    days = calendar.week(session, co_owned, NEXT_MONDAY, eq.member_c_id,
+                         Audience.OTHER_MEMBER)
     assert plain(days[0].segments) == [("00:00", "24:00", "custody", None, world.member_a_id)]
     assert plain(days[1].segments) == [
         ("00:00", "09:00", "custody", None, world.member_a_id),
         ("09:00", "12:00", "booked", None, None),
         ("12:00", "24:00", "custody", None, world.member_a_id)]
-    as_a = calendar.week(session, co_owned, TUESDAY, world.member_a_id, True, days=1)
+    as_a = calendar.week(session, co_owned, TUESDAY, world.member_a_id, Audience.POSTER,
+                         days=1)
     assert ("09:00", "12:00", "mine", mine.id, world.member_a_id) in plain(as_a[0].segments)
     week0 = rotation.schedule(session, plan, NOW)[0]
     rotation.release(session, world.owner_a, week0.id, NOW)  # type: ignore[arg-type]
-    days = calendar.week(session, co_owned, NEXT_MONDAY, eq.member_c_id, False)
+    days = calendar.week(session, co_owned, NEXT_MONDAY, eq.member_c_id,
+                         Audience.OTHER_MEMBER)
     assert plain(days[0].segments) == [("00:00", "24:00", "free", None, world.member_a_id)]
     # The next week is B's and is shown as such.
     next_week = calendar.week(session, co_owned, NEXT_MONDAY + timedelta(days=7),
-                              eq.member_c_id, False, days=1)
+                              eq.member_c_id, Audience.OTHER_MEMBER, days=1)
     assert plain(next_week[0].segments) == [("00:00", "24:00", "custody", None,
                                              world.member_b_id)]
 
