@@ -100,6 +100,10 @@ MIN_STEPS, MAX_STEPS = 2, 8  # 1 to 4 hours
 BUFFER_MINUTES = 30
 REQUEST_TIMEOUT_S = 30.0
 LOGIN_WORKERS = 8
+#: Issue 14: booking under 50 clients keeps this share of the bare endpoint's req/s ...
+RPS_TARGET = 0.4
+#: ... and this p99, on SQLite and PostgreSQL alike.
+P99_TARGET_MS = 500.0
 say = harness.Progress("booking_contention")
 
 
@@ -449,6 +453,9 @@ def report(app: Run, bare: Run, *, world: World, database: str, clients: int,
     def ratio(a: float, b: float) -> str:
         return f"{a / b:.3f}" if b and not math.isnan(b) else "n/a"
 
+    def met(held: bool) -> str:
+        return "met" if held else "NOT met"
+
     def split(run: Run) -> str:
         return ", ".join(f"{outcome} p50 {percentile(values, 50):.1f} / p99 "
                          f"{percentile(values, 99):.1f} ms"
@@ -474,6 +481,9 @@ setup     world {setup['world']:.1f} s, logins {setup['logins']:.1f} s
 {row(bare)}
 ratio app/bare: req/s {ratio(app.rps, bare.rps)}  \
 p99 {ratio(percentile(app.latencies_ms, 99), percentile(bare.latencies_ms, 99))}
+targets   req/s >= {RPS_TARGET} x bare: {met(app.rps >= RPS_TARGET * bare.rps)}; app p99 <= \
+{P99_TARGET_MS:.0f} ms: {met(percentile(app.latencies_ms, 99) <= P99_TARGET_MS)}; \
+0 overlaps: {met(overlaps == 0)}
 app latency by answer: {split(app)}; last 201 at {app.last_201:.1f} s
 app errors: {dict(others) or "none"}
 overlaps  {overlaps} pairs of holding bookings overlapping (buffer included; \
