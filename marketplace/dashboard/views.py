@@ -18,7 +18,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from babel.dates import format_skeleton
 from babel.numbers import format_compact_currency, format_compact_decimal
 from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -30,10 +29,10 @@ from markupsafe import Markup
 from marketplace.dashboard import charts, disclosure
 from marketplace.dashboard.access import CLUSTER, Scope, scope_for
 from marketplace.dashboard.figures import Cell, Figure, Kind, Plot, figure, figures, plain
-from marketplace.dashboard.periods import MonthRange, first_day, month_range
+from marketplace.dashboard.periods import MonthRange, month_range
 from marketplace.db import utcnow
 from marketplace.errors import ValidationError
-from marketplace.i18n import money
+from marketplace.i18n import money, month_name
 from marketplace.money import minor_digits
 from marketplace.web import csv_download, db, translate, viewer
 
@@ -54,16 +53,12 @@ def _locale() -> str:
     return str(get_locale() or "en")
 
 
-def _month_name(month: str, skeleton: str = "yMMM") -> str:
-    return format_skeleton(skeleton, first_day(month), locale=_locale())
-
-
 def shown(kind: Kind, value: Cell, currency: str) -> str:
     """A cell as the viewer reads it: their language's numbers, money and month names."""
     if value is None:
         return "–"
     if kind == Kind.MONTH:
-        return _month_name(str(value))
+        return month_name(str(value))
     if kind == Kind.MONEY:
         return money(int(value), currency)
     if kind == Kind.HOURS:
@@ -124,7 +119,7 @@ def _description(fig: Figure, title: str, months: MonthRange, labels: tuple[str,
     """What the chart shows, in words: the key figure of every series."""
     if fig.plot == Plot.ROWS:
         sentences = [_("%(title)s, %(first)s to %(last)s.", title=title,
-                       first=_month_name(months.first), last=_month_name(months.last))]
+                       first=month_name(months.first), last=month_name(months.last))]
     else:
         sentences = [_("%(title)s by month, %(first)s to %(last)s.", title=title,
                        first=labels[0], last=labels[-1])]
@@ -161,9 +156,9 @@ def _draw(fig: Figure, title: str, months: MonthRange, currency: str
         years = ("",) * len(labels)
         chart_labels = labels
     else:
-        chart_labels = tuple(_month_name(m, "MMM") for m in months.months)
-        years = tuple(_month_name(m, "y") for m in months.months)
-        labels = tuple(_month_name(m) for m in months.months)
+        chart_labels = tuple(month_name(m, "MMM") for m in months.months)
+        years = tuple(month_name(m, "y") for m in months.months)
+        labels = tuple(month_name(m) for m in months.months)
     frame = charts.Frame(f"chart-{fig.name}", title,
                          _description(fig, title, months, labels, series, full),
                          chart_labels, years, _tick(kind, currency), full)

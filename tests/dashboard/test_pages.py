@@ -84,7 +84,7 @@ def test_coordinator_sees_every_chart_with_its_table_and_csv(client: FlaskClient
     assert revenue[0] == ["Month", "Settled", "Received (CAD)", "Paid (CAD)", "Net (CAD)"]
     assert revenue[1] == ["2026-03", "1", "75.00", "60.00", "15.00"]
     assert revenue[3] == ["2026-05", "0", "", "", ""]
-    assert "$75.00" in page and "Mar 2026" in page
+    assert "$75.00" in page and "March 2026" in page  # months by their names
     members = csv_rows(client, f"/dashboard/members.csv?{RANGE}")
     assert members[1:] == [["Alpha Lawns", "210.00", "0.00", "210.00"],
                            ["Beta Stone", "0.00", "220.00", "-220.00"],
@@ -188,7 +188,7 @@ def test_the_page_renders_in_every_language(client: FlaskClient, session: Sessio
         login(client, user)
         pages.append(_get(client, f"/dashboard?{RANGE}"))
         assert f'<html lang="{lang}' in pages[-1]
-        assert {"es": "mar 2026", "fr": "mars 2026", "de": "März 2026"}[lang] in pages[-1]
+        assert {"es": "marzo de 2026", "fr": "mars 2026", "de": "März 2026"}[lang] in pages[-1]
         # The CSV keeps plain numbers whatever the language.
         assert csv_rows(client, f"/dashboard/revenue.csv?{RANGE}")[1][3] == "60.00"
     # Money and numbers the viewer's way: the cluster received 75,00 in March.
