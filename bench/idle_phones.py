@@ -171,6 +171,13 @@ class Instance:
         return (int(status.get("Threads", "0")),
                 int(status.get("VmRSS", "0 kB").split()[0]) / 1024)
 
+    def idle_cores(self, seconds: float) -> float:
+        """The worker's CPU seconds per wall second over `seconds` with no page load."""
+        worker = self.worker()
+        before, started = harness.cpu_seconds(worker), time.perf_counter()
+        time.sleep(seconds)
+        return (harness.cpu_seconds(worker) - before) / (time.perf_counter() - started)
+
     def stop(self) -> None:
         if self.program is not None:
             harness.stop_program(self.program)
@@ -390,11 +397,13 @@ class Result:
     per_phone_kib: float | None
     pages: Pages
     kept: str = ""
+    idle_cores: float = math.nan  # the worker's CPU per wall second with no page load
 
     def line(self) -> str:
         per_phone = "-" if self.per_phone_kib is None else f"{self.per_phone_kib:.0f}"
         return (f"{self.name:<36} {self.phones:>11} {self.kept:>6} {self.threads:>7} "
-                f"{self.rss_mib:>8.0f} {per_phone:>9}  {self.pages.row()}")
+                f"{self.rss_mib:>8.0f} {per_phone:>9} {self.idle_cores:>9.3f}  "
+                f"{self.pages.row()}")
 
 
 def measure(instance: Instance, cookies: list[str], phones: int, args: argparse.Namespace,
@@ -405,18 +414,21 @@ def measure(instance: Instance, cookies: list[str], phones: int, args: argparse.
     results = []
     try:
         threads, rss = instance.threads_and_rss()
+        idle = instance.idle_cores(args.idle)
         if idle_first:
             say(f"{instance.name}: pages with no phone for {args.duration:.0f} s")
             pages = time_pages(instance.url, cookies, args.http_clients, args.duration,
                                page_timeout)
             threads, rss = instance.threads_and_rss()
-            results.append(Result(f"{instance.name}, no phone", "0", threads, rss, None, pages))
+            results.append(Result(f"{instance.name}, no phone", "0", threads, rss, None, pages,
+                                  idle_cores=idle))
         say(f"{instance.name}: connecting {phones} phones")
         held = Phones(instance.url, [cookies[i % len(cookies)] for i in range(phones)],
                       connect_timeout, watchdog)
         try:
             time.sleep(1.0)  # let the last connects settle
             threads_with, rss_with = instance.threads_and_rss()
+            idle_with = instance.idle_cores(args.idle)
             say(f"{instance.name}: pages with {held.connected} phones held for "
                 f"{args.duration:.0f} s")
             pages = time_pages(instance.url, cookies, args.http_clients, args.duration,
@@ -426,7 +438,8 @@ def measure(instance: Instance, cookies: list[str], phones: int, args: argparse.
             held.stop()
         per_phone = (rss_with - rss) * 1024 / held.connected if held.connected else None
         results.append(Result(f"{instance.name}, phones held", f"{held.connected}/{phones}",
-                              threads_with, rss_with, per_phone, pages, kept=str(kept)))
+                              threads_with, rss_with, per_phone, pages, kept=str(kept),
+                              idle_cores=idle_with))
     finally:
         instance.stop()
     return results
@@ -442,6 +455,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds of page load per phase")
     parser.add_argument("--http-clients", type=int, default=4)
+    parser.add_argument("--idle", type=float, default=10.0,
+                        help="seconds of no page load over which the worker's idle CPU is read")
     parser.add_argument("--redis-url", default=None,
                         help="a Redis for the instances (loopback); sets "
                              "SCHEDULER_IN_PROCESS=false as in production")
@@ -457,7 +472,7 @@ def main() -> int:
                                                                      "::1"):
         parser.error("--redis-url must point at this machine")
     if args.smoke:
-        args.phones, args.users, args.jobs, args.duration = 30, 5, 3, 2.0
+        args.phones, args.users, args.jobs, args.duration, args.idle = 30, 5, 3, 2.0, 1.0
     if not 1 <= args.phones <= MAX_PHONES:
         parser.error(f"--phones must be between 1 and {MAX_PHONES}")
     args.users = args.users or min(200, max(1, args.phones // 10))
@@ -481,6 +496,8 @@ def main() -> int:
         logs = Path(watchdog.temp_dir())
         env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": harness.SECRET_KEY,
                "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
+               # the world's cheap hashes stay cheap (no rehash at login), as in every bench
+               "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "1024",
                "REDIS_URL": args.redis_url or "",
                "SCHEDULER_IN_PROCESS": "false" if args.redis_url else "true"}
         production = Instance("production (gevent)", production_command(
@@ -510,7 +527,8 @@ def main() -> int:
     print(f"command   {shlex.join(production_command('ADDRESS')[1:])}")
     print()
     print(f"{'server':<36} {'connected':>11} {'kept':>6} {'threads':>7} {'RSS MiB':>8} "
-          f"{'KiB/phone':>9}  {'/login p50/p99':>13}  {'board p50/p99':>13}  failures")
+          f"{'KiB/phone':>9} {'idle CPU':>9}  {'/login p50/p99':>13}  {'board p50/p99':>13}"
+          "  failures")
     for result in results:
         print(result.line())
     for result in results:
