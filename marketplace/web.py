@@ -22,6 +22,7 @@ from flask_babel import get_locale, gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing import IntegerConverter
@@ -97,12 +98,26 @@ def db() -> Session:
     if "db_session" not in g:
         engine = current_app.extensions["engine"]
         if request.method in READ_METHODS and not request.environ.get(_AS_WRITER):
-            readers = current_app.extensions.get("reading_engine")
-            if readers is None:
-                readers = current_app.extensions["reading_engine"] = reading(engine)
-            engine = readers
+            engine = _reading_engine()
         g.db_session = Session(engine, expire_on_commit=False)
     return g.db_session
+
+
+def _reading_engine() -> Engine:
+    readers = current_app.extensions.get("reading_engine")
+    if readers is None:
+        readers = current_app.extensions["reading_engine"] = \
+            reading(current_app.extensions["engine"])
+    return readers  # type: ignore[no-any-return]
+
+
+def _roll_back_refused() -> None:
+    """Undo a refused action's writes; what the request does after that (render the
+    refusal, which reloads the viewer's language after the rollback) only reads, so it
+    does not queue for SQLite's write lock a second time."""
+    session = db()
+    session.rollback()
+    session.bind = _reading_engine()
 
 
 class _RunAgainAsWriter:
@@ -236,7 +251,7 @@ def refuse_form(form: FlaskForm, error: DomainError) -> None:
 
 
 def _domain_error(error: DomainError) -> ResponseReturnValue:
-    db().rollback()
+    _roll_back_refused()
     log.info("refused %s %s: %s", request.method, request.path, error.code)
     if wants_json():
         return jsonify(error_payload(error)), error.status

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask, request
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -27,7 +27,9 @@ from marketplace.db import (
     reading,
     writer_queue,
 )
+from marketplace.errors import N_, Conflict
 from marketplace.web import db
+from tests.conftest import World, login
 
 WAIT_S = 10.0  # generous: far above any correct wait, far below a stuck busy handler
 
@@ -240,3 +242,29 @@ def test_a_get_whose_data_changed_before_it_wrote_is_run_again_as_a_writer(
     assert (response.status_code, response.get_data(as_text=True)) == (200, "read 1")
     assert as_writer == [False, True]
     assert _numbers(engine) == [-1, 1]
+
+
+def test_a_refused_action_takes_the_write_lock_once(
+        probe_app: tuple[Flask, Engine, list[bool]], session: Session, world: World) -> None:
+    """Rendering a refusal reloads the viewer after the rollback: as a reader, not by
+    queueing behind every writer a second time."""
+    app, engine, _as_writer = probe_app
+
+    def refuse() -> str:
+        db().execute(text("INSERT INTO probe (n) VALUES (7)"))
+        raise Conflict("probe_refused", N_("Refused on purpose."))
+
+    app.add_url_rule("/_refuse", "refuse", refuse, methods=["POST"])
+    client = app.test_client()
+    login(client, world.owner_a)
+    begins: list[str] = []
+    listener = lambda *args: begins.append(args[2]) if args[2].startswith("BEGIN") else None  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = client.post("/_refuse", headers={"Accept": "application/json"})
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 409
+    assert response.get_json()["error"]["message"] == "Refused on purpose."
+    assert begins.count("BEGIN IMMEDIATE") == 1, begins
+    assert _numbers(engine) == []
