@@ -852,8 +852,8 @@ def report(configurations: list[Configuration], world: World, args: argparse.Nam
         f"machine   {harness.machine_line('Flask', 'Flask-SocketIO', 'psycopg')}",
         f"database  {args.database_url.split('@')[-1]} (PostgreSQL); message queue "
         f"{args.redis_url}",
-        "instances `python wsgi.py` each (werkzeug threaded server, Socket.IO async_mode "
-        "threading), one process each",
+        "instances `python wsgi.py` each (gevent's server, Socket.IO async_mode gevent: "
+        "the embedded default), one process each",
         f"nginx     {NGINX} with docs/nginx.conf (worker_processes 1, ip_hash), "
         f"worker_connections at least {WORKER_CONNECTIONS}",
         f"load      on this machine, client i from its own 127.x.y.1 so ip_hash puts it "
