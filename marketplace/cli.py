@@ -29,14 +29,15 @@ def migrate_command() -> None:
 @click.command("seed-demo")
 def seed_demo_command() -> None:
     """Create the demo cluster (once) and print its logins."""
-    from marketplace.demo import DEMO_PASSWORD, demo_logins, seed_demo
+    from marketplace.demo import DEMO_PASSWORD, login_lines, seed_demo
 
     with session_scope(current_app.extensions["engine"]) as session:
         created = seed_demo(session, current_app.config["SECRET_KEY"], utcnow())
         click.echo("demo data created" if created else "demo data already present")
-        click.echo(f"demo logins (password for all: {DEMO_PASSWORD}):")
-        for user in demo_logins(session):
-            click.echo(f"  {user.email:<36} {user.role}")
+        click.echo(f"demo logins (password for all: {DEMO_PASSWORD}), "
+                   "each with its firm, role and language:")
+        for line in login_lines(session):
+            click.echo(line)
 
 
 @click.command("scheduler")

@@ -23,7 +23,7 @@ from marketplace.events import mark_all_read
 from marketplace.jobs.bidding import BidTerms, award_bid, close_window, place_bid
 from marketplace.jobs.completion import confirm_completion, rate, report_done
 from marketplace.jobs.models import JobMode
-from marketplace.jobs.service import JobDraft, cancel_job, claim_job, post_job
+from marketplace.jobs.service import JobDraft, cancel_job, claim_job, expire_due_jobs, post_job
 from marketplace.ledger.service import next_month
 from marketplace.ledger.settlement import approve, current_month, draft_for
 
@@ -121,9 +121,10 @@ def _seed_jobs(session: Session, now: datetime) -> None:
         return JobDraft(**base)  # type: ignore[arg-type]
 
     last_month = now - timedelta(days=32)  # so the coordinator has a month to settle
+    on_site = last_month.astimezone(VALLEY_TIME).date()  # the valley's day, not UTC's
     finished = post_job(session, hernandez, draft(
         title="Planting beds for a new patio", trades=("planting",), value_minor=2_150_00,
-        starts_on=last_month.date(), ends_on=last_month.date()), last_month)
+        starts_on=on_site, ends_on=on_site), last_month)
     claim_job(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
     report_done(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
     confirm_completion(session, hernandez, finished.id, last_month)  # type: ignore[arg-type]
@@ -272,6 +273,9 @@ def _seed_history(session: Session, coordinator: User, grinder_id: int, excavato
             settled_on = _at(_weekday(next_month(month), 0), 10)
             draft_for(session, coordinator, month, settled_on)
             approve(session, coordinator, month, {}, settled_on)
+    # The paving jobs nobody took are past their start: closed by the same sweep the
+    # scheduler runs, so no past job shows a Claim button.
+    expire_due_jobs(session, now)
     for user in demo_logins(session):
         mark_all_read(session, user.id, now)  # type: ignore[arg-type]
 
@@ -288,7 +292,27 @@ def _history_draft(title: str, trades: tuple[str, ...], value: int, starts: date
 
 
 def demo_logins(session: Session) -> list[User]:
-    """The demo accounts, coordinator first, for the start-up banner."""
+    """The demo accounts, coordinator first, for the start-up banner (`login_lines`)."""
     emails = [COORDINATOR_EMAIL, *(f.email for f in FIRMS)]
     users = {u.email: u for u in session.exec(select(User).where(User.email.in_(emails)))}  # type: ignore[attr-defined]
     return [users[e] for e in emails if e in users]
+
+
+def login_lines(session: Session) -> list[str]:
+    """One line per demo login for the start-up banner: e-mail, firm, role, language
+    (the language its pages come in, by its own name)."""
+    from babel import Locale
+
+    from marketplace.clusters.models import Member
+    from marketplace.i18n import regional
+
+    lines = []
+    for user in demo_logins(session):
+        cluster = session.get(Cluster, user.cluster_id)
+        member = session.get(Member, user.member_id) if user.member_id else None
+        firm = member.name if member else (cluster.name if cluster else "")
+        locale = regional(user.locale, cluster) if user.locale else (
+            cluster.default_locale if cluster else "en")
+        language = Locale.parse(locale).get_display_name(locale) or locale
+        lines.append(f"  {user.email:<32} {firm:<28} {user.role:<11} {language}")
+    return lines
