@@ -20,6 +20,14 @@ Audiences, relative to one job (machines and bookings: see the equipment section
 - coordinator: the cluster's coordinator (no business of its own, so no distance);
 - other_cluster: anyone from another cluster: nothing at all.
 
+Two outputs are not field-by-field, and their rule lives next to the figures:
+
+- the dashboard's cluster totals: `dashboard/disclosure.py` publishes a pooled cell
+  only for a closed month and only when it hides at least k other members' amounts
+  that this table keeps from the viewer (a bid price, a booking, a fee);
+- statements (page, CSV, print, the mailed copy): a member's ledger lines go whole to
+  that member and to the coordinator, and to nobody else (`ledger/views.py`).
+
 No flask here, and nothing from the domains: callers pass plain facts.
 """
 
