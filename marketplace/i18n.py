@@ -250,7 +250,7 @@ def notification_text(message: str, params: Mapping[str, Any]) -> str:
 
 #: What each internal status is called on a chip, per kind of thing.  Every template
 #: shows a status through `status_label`, so no internal word reaches a page.
-STATUS_LABELS: dict[str, dict[str, Any]] = {
+STATUS_LABELS: dict[str, dict[str | None, Any]] = {
     "job": {
         "open": _l("Open"), "window_closed": _l("Bids closed"), "awarded": _l("Taken"),
         "done": _l("Done, awaiting confirmation"), "confirmed": _l("Completed"),

@@ -93,10 +93,7 @@ def mark_read() -> ResponseReturnValue:
     marked = events.mark_all_read(db(), current_user.id, utcnow(), through)
     if wants_json():
         return jsonify({"marked": marked, "unread": events.unread_count(db(), current_user.id)})
-    return redirect(request.form.get("next") if _local(request.form.get("next"))
-                    else url_for("notifications.centre"))
-
-
-def _local(url: str | None) -> bool:
-    """Only a path on this site is followed after marking read (no open redirect)."""
-    return bool(url) and url.startswith("/") and not url.startswith("//")  # type: ignore[union-attr]
+    back = request.form.get("next") or ""
+    # Only a path on this site is followed after marking read (no open redirect).
+    local = back.startswith("/") and not back.startswith(("//", "/\\"))
+    return redirect(back if local else url_for("notifications.centre"))
