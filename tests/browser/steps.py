@@ -73,9 +73,10 @@ def complete_profile(page: Page, trades: Iterable[str], base: tuple[float, float
 
 
 def open_month(page: Page, month: str) -> None:
-    """From Money, tap a month (YYYY-MM): the coordinator's settlement page for it."""
+    """From Money, tap a month (YYYY-MM; the link reads its name): the coordinator's
+    settlement page for it."""
     go(page, "/ledger")
-    submit(page, page.locator("#months a", has_text=month))
+    submit(page, page.locator(f"#months a[href$='/ledger/{month}']"))
 
 
 def draft_month(page: Page, month: str) -> None:

@@ -112,7 +112,7 @@ def test_joint_bid_window_closes_by_itself_and_only_winners_see_the_customer(
         award = a.get_by_role("button", name="Award to Beta Stone")
         expect(award).to_be_visible(timeout=(WINDOW.total_seconds() + 10) * 1000)
         for page in (a, b, c, d):
-            expect(page.locator("#job-status")).to_have_text("bids closed")
+            expect(page.locator("#job-status")).to_have_text("Bids closed")
         expect(a.get_by_role("button", name="Award to Delta Decks")).to_be_visible()
         expect(a.locator("#bids")).to_contain_text(JOINT_SHOWN)
         expect(a.locator("#bids")).to_contain_text(RIVAL_SHOWN)
@@ -128,11 +128,11 @@ def test_joint_bid_window_closes_by_itself_and_only_winners_see_the_customer(
         for page, step in ((b, "5-lead-sees-customer"), (c, "6-partner-sees-customer")):
             expect(page.locator("#customer-address")).to_have_text(ADDRESS)
             expect(page.locator("#job")).to_contain_text(CUSTOMER_NAME)
-            expect(page.locator("#job-status")).to_have_text("awarded")
+            expect(page.locator("#job-status")).to_have_text("Taken")
             phones.shot(page, step)
 
         d.reload()
-        expect(d.locator("#job-status")).to_have_text("awarded")
+        expect(d.locator("#job-status")).to_have_text("Taken")
         expect(d.locator("#job")).to_contain_text("Shared with the winning partner after award.")
         rival_view = d.content()
         for secret in (ADDRESS, CUSTOMER_NAME, CUSTOMER_CONTACT, JOINT_SHOWN):

@@ -55,7 +55,7 @@ def test_coordinator_settles_the_month_and_downloads_statements_that_match_the_l
     with live_server(app) as base:
         page = phones.log_in(base, lw.coordinator.email)
         open_month(page, JUNE)
-        expect(page.locator("main")).to_contain_text("not drafted yet")
+        expect(page.locator("main")).to_contain_text("Not drafted yet")
         draft_month(page, JUNE)
         expect(page.get_by_role("status")).to_contain_text("Settlement drafted.")
         phones.shot(page, "1-drafted")
