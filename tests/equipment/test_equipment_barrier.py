@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from marketplace import barrier
 from marketplace.barrier import (
@@ -280,3 +280,29 @@ def test_another_cluster_gets_nothing(client: FlaskClient, session: Session,
         assert client.get(path, headers=token).status_code == 404, path
     listed = client.get("/api/v1/equipment", headers=token).get_json()["machines"]
     assert scene.grinder.id not in {m["id"] for m in listed}
+
+
+def test_booking_notifications_reach_only_the_bookings_parties(session: Session,
+                                                              scene: Scene) -> None:
+    """The socket, push and mail copies of a booking notice are built from the stored
+    row: its recipients must be the booking's audiences, its payload their fields."""
+    from marketplace.equipment.access import owner_shares
+    from marketplace.realtime.models import Notification
+
+    rows = [n for n in session.exec(select(Notification)) if n.kind.startswith("booking.")]
+    assert rows, "the scene books, checks out, returns and closes: someone was told"
+    for row in rows:
+        user = session.get(User, row.user_id)
+        assert user is not None
+        booked = session.get(Booking, row.payload["id"])
+        assert booked is not None
+        machine = session.get(Equipment, booked.equipment_id)
+        assert machine is not None
+        on_machine = barrier.machine_audience(
+            viewer_member_id=user.member_id, viewer_cluster_id=user.cluster_id,
+            machine_cluster_id=machine.cluster_id,
+            owners=set(owner_shares(session, machine.id)))  # type: ignore[arg-type]
+        audience = booking_audience(on_machine, viewer_member_id=user.member_id,
+                                    booker_member_id=booked.member_id)
+        assert barrier.may_receive(BOOKING, audience), (row.kind, user.email)
+        assert set(row.payload) <= barrier.fields(BOOKING, audience), (row.kind, row.payload)
