@@ -81,7 +81,7 @@ def test_coordinator_settles_the_month_and_downloads_statements_that_match_the_l
         phones.shot(page, "2-review")
         approve_month(page, JUNE, {m: f"BANK-{m}" for m in members.values()})
         expect(page.get_by_role("status")).to_contain_text("Month approved and locked.")
-        expect(page.locator("main .badge.ok")).to_have_text("approved")
+        expect(page.locator("main .badge.ok")).to_have_text("Approved")
         expect(page.locator(f"form[action$='/ledger/{JUNE}/approve']")).to_have_count(0)
         phones.shot(page, "3-approved")
 
@@ -105,7 +105,7 @@ def test_coordinator_settles_the_month_and_downloads_statements_that_match_the_l
 
         submit(page, page.locator("#nets a", has_text="Beta Stone"))
         submit(page, page.locator("a[href*='/print']"))
-        expect(page.locator("h1")).to_contain_text(f"Statement {JUNE}")
+        expect(page.locator("h1")).to_contain_text("Statement June 2026")
         expect(page.locator("header")).to_contain_text("Approved on")
         expect(page.locator("#net")).to_have_text(shown(nets[lw.b].net))
         expect(page.locator("#statement tbody tr")).to_have_count(len(statements["Beta Stone"]) - 3)
