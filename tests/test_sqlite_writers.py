@@ -268,3 +268,54 @@ def test_a_refused_action_takes_the_write_lock_once(
     assert response.get_json()["error"]["message"] == "Refused on purpose."
     assert begins.count("BEGIN IMMEDIATE") == 1, begins
     assert _numbers(engine) == []
+
+
+GEVENT_WRITERS = r'''
+from gevent import monkey
+monkey.patch_all()
+import sys, time
+import gevent
+from sqlalchemy import text
+from sqlmodel import Session
+from marketplace.db import make_engine, reading
+
+engine = make_engine(f"sqlite:///{sys.argv[1]}")
+with engine.begin() as connection:
+    connection.execute(text("CREATE TABLE probe (n INTEGER NOT NULL)"))
+
+def writer(number):
+    with Session(engine) as session:
+        session.execute(text("INSERT INTO probe (n) VALUES (:n)"), {"n": number})
+        gevent.sleep(0.01)  # yields to the loop with the write lock held (a Redis call)
+        session.commit()
+
+def reader():
+    with Session(reading(engine)) as session:
+        return session.execute(text("SELECT count(*) FROM probe")).scalar_one()
+
+started = time.monotonic()
+jobs = [gevent.spawn(writer, n) for n in range(20)] + [gevent.spawn(reader) for _ in range(20)]
+gevent.joinall(jobs, timeout=20, raise_error=True)
+with Session(engine) as session:
+    count = session.execute(text("SELECT count(*) FROM probe")).scalar_one()
+print(count, round(time.monotonic() - started, 2))
+'''
+
+
+def test_under_gevent_writers_wait_for_their_turn_by_yielding(tmp_path: Path) -> None:
+    """Waiting in SQLite's busy handler is waiting in C, where no greenlet runs: a writer
+    that yields with the lock held would leave the next one spinning there, holding the
+    loop the first one needs (a 30 s stall, then "database is locked").  The queue's
+    locks are gevent's once gevent has patched threading, so waiting yields."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gevent")
+    script = tmp_path / "writers.py"
+    script.write_text(GEVENT_WRITERS)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "g.db")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    count, seconds = done.stdout.split()
+    assert int(count) == 20
+    assert float(seconds) < 5.0  # 20 turns of ~10 ms, not a busy handler's 30 s
