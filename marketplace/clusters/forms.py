@@ -113,8 +113,12 @@ class UserInviteForm(WebForm):
 class ProfileForm(WebForm):
     name = StringField(_l("Business name"), validators=[DataRequired(_required), Length(max=120)])
     trades = MultiCheckboxField(_l("Trades"), choices=[], validate_choice=False)
-    base_lat = FloatField(_l("Base latitude"), validators=[Optional()])
-    base_lng = FloatField(_l("Base longitude"), validators=[Optional()])
+    # The yard or office, typed as an address or a town (or the phone's position); the
+    # point itself stays in hidden fields (see marketplace/geo_places.py).
+    base_place = StringField(_l("Address or town"), validators=[Length(max=300)])
+    base_lat = HiddenField()
+    base_lng = HiddenField()
+    base_resolved = HiddenField()
     service_radius = FloatField(_l("Service radius"), validators=[Optional()])
     insurance_expires_on = DateField(_l("Insurance valid until"), validators=[Optional()])
     certifications = TextAreaField(_l("Certifications"), validators=[Length(max=2000)])

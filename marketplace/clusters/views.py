@@ -40,10 +40,12 @@ from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
-from marketplace.errors import DomainError
+from marketplace.errors import DomainError, ValidationError
+from marketplace.geo_places import BAD_POINT, DEVICE, nearest_town
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
+from marketplace.places_views import locate_typed, viewer_countries
 from marketplace.web import apply_to_form, db
 from marketplace.web import viewer as acting_user
 
@@ -126,6 +128,26 @@ def member(member_id: int) -> ResponseReturnValue:
     )
 
 
+def _typed_base(form: ProfileForm) -> tuple[float | None, float | None]:
+    """The yard's point from the "Address or town" field (or the phone's position);
+    an emptied field with no position from the phone clears the base."""
+    text = (form.base_place.data or "").strip()
+    if not text and form.base_resolved.data != DEVICE and (
+            form.base_resolved.data or not (form.base_lat.data or form.base_lng.data)):
+        return None, None
+    if not text and form.base_resolved.data is None:
+        # Coordinates only (an older page or script): the service checks their ranges
+        # together with the other fields.
+        try:
+            return float(form.base_lat.data), float(form.base_lng.data)
+        except (TypeError, ValueError):
+            raise ValidationError("bad_point", BAD_POINT, fields={"base_place": BAD_POINT}) \
+                from None
+    place = locate_typed(text, form.base_lat.data, form.base_lng.data,
+                         form.base_resolved.data, "base_place")
+    return place.lat, place.lng
+
+
 @bp.route("/members/<int:member_id>/edit", methods=["GET", "POST"])
 def edit_member(member_id: int) -> ResponseReturnValue:
     viewer = acting_user()
@@ -134,23 +156,32 @@ def edit_member(member_id: int) -> ResponseReturnValue:
     form = ProfileForm(obj=business)
     if not form.is_submitted():
         form.trades.data = service.member_trades(session, business.id)
+        if business.base_lat is not None and business.base_lng is not None:
+            # Shown as its nearest town; kept as the exact point unless the text changes.
+            form.base_place.data = form.base_resolved.data = nearest_town(
+                business.base_lat, business.base_lng, viewer_countries())
         if business.service_radius_km is not None:
             form.service_radius.data = round(
                 business.service_radius_km / (1.609344 if unit_system() == "imperial" else 1), 1)
     if form.validate_on_submit():
         radius = form.service_radius.data
-        profile = service.MemberProfile(
-            name=form.name.data or "", trades=tuple(form.trades.data or ()),
-            base_lat=form.base_lat.data, base_lng=form.base_lng.data,
-            service_radius_km=km_from_display(radius) if radius is not None else None,
-            insurance_expires_on=form.insurance_expires_on.data,
-            certifications=form.certifications.data or "",
-        )
         try:
+            base = _typed_base(form)
+            profile = service.MemberProfile(
+                name=form.name.data or "", trades=tuple(form.trades.data or ()),
+                base_lat=base[0], base_lng=base[1],
+                service_radius_km=km_from_display(radius) if radius is not None else None,
+                insurance_expires_on=form.insurance_expires_on.data,
+                certifications=form.certifications.data or "",
+            )
             service.update_member_profile(session, viewer, business.id, profile)
         except DomainError as error:
             if error.status != 422:
                 raise
+            # The point has no visible input: its refusals show at the place field.
+            for name in ("base_lat", "base_lng"):
+                if name in error.fields:
+                    error.fields.setdefault("base_place", error.fields.pop(name))
             return _form_failed("clusters/member_edit.html", form, error, member=business)
         flash(_("Profile saved."))
         return redirect(url_for("clusters.member", member_id=business.id))

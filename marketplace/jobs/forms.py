@@ -10,7 +10,6 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
-    FloatField,
     HiddenField,
     IntegerField,
     RadioField,
@@ -31,12 +30,15 @@ class JobForm(WebForm):
     title = StringField(_l("Title"), validators=[DataRequired(_required), Length(max=120)])
     description = TextAreaField(_l("What needs doing"), validators=[Length(max=4000)])
     trades = MultiCheckboxField(_l("Trades needed"), choices=[], validate_choice=False)
+    # The site: typed as an address or a town (suggestions from /places), or taken from
+    # the phone ("I'm at the site").  The point lives in hidden fields only; the view
+    # resolves the text when they are empty or no longer belong to it (geo_places.locate).
+    address = StringField(_l("Address or town"), validators=[Length(max=300)])
+    site_lat = HiddenField()
+    site_lng = HiddenField()
+    site_resolved = HiddenField()
     locality = StringField(_l("Town or neighbourhood (shown to partners)"),
-                           validators=[DataRequired(_required), Length(max=120)])
-    site_lat = FloatField(_l("Site latitude"), validators=[InputRequired(_required)])
-    site_lng = FloatField(_l("Site longitude"), validators=[InputRequired(_required)])
-    address = StringField(_l("Exact address (private until award)"),
-                          validators=[DataRequired(_required), Length(max=300)])
+                           validators=[Length(max=120)])
     customer_name = StringField(_l("Customer name (private until award)"),
                                 validators=[DataRequired(_required), Length(max=120)])
     customer_contact = StringField(_l("Customer phone or e-mail (private until award)"),

@@ -45,6 +45,7 @@ from marketplace.jobs.visibility import (
 )
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
+from marketplace.places_views import locate_typed
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
     db,
@@ -155,11 +156,15 @@ def post() -> ResponseReturnValue:
             closes_at = None
             if form.mode.data == JobMode.BID_WINDOW and form.closes_at.data is not None:
                 closes_at = utc_from_form(form.closes_at.data, "closes_at")
+            site = locate_typed(form.address.data, form.site_lat.data, form.site_lng.data,
+                                form.site_resolved.data, "address")
             draft = service.JobDraft(
                 title=form.title.data or "", description=form.description.data or "",
-                trades=tuple(form.trades.data or ()), site_lat=form.site_lat.data or 0.0,
-                site_lng=form.site_lng.data or 0.0, locality=form.locality.data or "",
-                address=form.address.data or "", customer_name=form.customer_name.data or "",
+                trades=tuple(form.trades.data or ()), site_lat=site.lat,
+                site_lng=site.lng, locality=(form.locality.data or "").strip() or site.town,
+                # From the phone with nothing typed: the winner still gets where to go.
+                address=(form.address.data or "").strip() or f"{site.lat:.5f}, {site.lng:.5f}",
+                customer_name=form.customer_name.data or "",
                 customer_contact=form.customer_contact.data or "",
                 crew_days=form.crew_days.data or 0, starts_on=form.starts_on.data,  # type: ignore[arg-type]
                 ends_on=form.ends_on.data,  # type: ignore[arg-type]
