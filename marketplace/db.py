@@ -14,9 +14,9 @@ bench/booking_contention.py: 50 clients booking one machine had a p99 of
   `BEGIN IMMEDIATE`.  Left to SQLite, a writer that finds the lock taken
   sleeps in its busy handler (1, 2, 5 ... up to 100 ms at a time, in C, where
   under gevent no other greenlet runs), and whoever happens to retry when the
-  lock is free wins: the long tails.  The queue is built on `threading`
-  locks looked up when the engine is made, so under gevent's monkey-patching
-  waiting yields to the loop.  (Another process writing the same file still
+  lock is free wins: the long tails.  A waiter sleeps on a `threading` lock
+  made when it starts waiting, so under gevent's monkey-patching waiting
+  yields to the loop.  (Another process writing the same file still
   meets SQLite's busy handler; in the embedded default every writer, the
   scheduler included, lives in the one process.)
 * A session opened on `reading(engine)` (the web request of a GET or HEAD)
@@ -102,9 +102,10 @@ class WriterQueue:
 
     Each waiter sleeps on a lock of its own and the holder hands the queue to the
     oldest waiter when it leaves, so nobody is overtaken: a writer waits for the
-    writers ahead of it, not for luck.  The locks are made with whatever
-    `threading` is when they are made, so under gevent's monkey-patching a waiter
-    yields to the loop instead of blocking the process.
+    writers ahead of it, not for luck.  A waiter's lock is made with whatever
+    `threading` is when it starts waiting, so under gevent's monkey-patching it
+    yields to the loop instead of blocking the process (`_mutex` is only ever
+    held for a few lines that do not wait).
     """
 
     def __init__(self) -> None:
