@@ -102,12 +102,6 @@ def _cookie(http: requests.Session) -> str:
     return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
 
 
-def _timed_get(http: requests.Session, url: str) -> tuple[int, float]:
-    started = time.perf_counter()
-    status = http.get(url, timeout=10).status_code
-    return status, time.perf_counter() - started
-
-
 def test_the_tests_and_processes_without_gevent_keep_threads(app: Flask) -> None:
     """gevent is installed, yet an app built without it patching the process (the test
     suite, `flask scheduler`, the gthread worker) serves Socket.IO with threads: the
@@ -200,7 +194,7 @@ def test_sqlite_transactions_under_gevent_queue_without_stalling_the_loop(
     assert done.returncode == 0, done.stderr
     outcome = json.loads(done.stdout)
     assert outcome["first"] == outcome["second"] == "committed", outcome
-    assert outcome["longest_gap"] < 0.25, outcome
+    assert outcome["longest_gap"] < 1.0, outcome  # a frozen loop: 2 s (the busy timeout)
 
 
 _HASHING = textwrap.dedent("""
@@ -293,22 +287,21 @@ def test_the_production_command_answers_while_a_postgresql_query_waits(
                 waiting.start()
                 time.sleep(1.0)
                 assert "status" not in board, "the board did not wait for the lock"
+                # Everything below answers while the board still waits for the lock
+                # (checked after): a loop stalled by the waiting query would answer none.
                 anonymous = requests.Session()
-                status, login_s = _timed_get(anonymous, f"{server.base}/login")
-                assert status == 200 and login_s < 1.0, login_s
-                status, health_s = _timed_get(anonymous, f"{server.base}/healthz")
-                assert status in (200, 503) and health_s < 1.0, health_s
-                started = time.perf_counter()
+                assert anonymous.get(f"{server.base}/login", timeout=10).status_code == 200
+                health = anonymous.get(f"{server.base}/healthz", timeout=10)
+                assert health.json()["database"]["ok"], health.text
                 second_phone = socket_client(server.base, _cookie(http))
-                assert time.perf_counter() - started < 2.0
                 assert phone.connected and second_phone.connected
                 time.sleep(1.5)  # long enough for the monitor to see a stalled loop
-                assert "status" not in board
+                assert "status" not in board, "the lock was let go early: nothing proven"
                 released = time.perf_counter()
                 conn.rollback()  # lets the board's query go
             waiting.join(timeout=15)
             assert board.get("status") == 200
-            assert float(board["at"]) - released < 5.0  # type: ignore[arg-type]
+            assert float(board["at"]) > released  # type: ignore[arg-type]
             phone.disconnect()
             second_phone.disconnect()
         finally:
