@@ -197,6 +197,21 @@ def find_town(query: str, countries: frozenset[str] = frozenset()) -> Place | No
     return (exact or [t for _e, t in matches])[0].place(_gazetteer().country_names)
 
 
+def _town_in(text: str, countries: frozenset[str]) -> Place | None:
+    """The town a typed address names: the whole text, else what follows each comma
+    ("12 Elm St, Ottawa, ON" -> "Ottawa, ON"), each also without its numbers (house
+    numbers, postcodes)."""
+    parts = text.split(",")
+    for start in range(len(parts)):
+        tail = ",".join(parts[start:])
+        wordy = " ".join(w for w in tail.split() if not any(c.isdigit() for c in w))
+        for candidate in dict.fromkeys((tail, wordy)):
+            found = find_town(candidate, countries) if candidate.strip(" ,") else None
+            if found is not None:
+                return found
+    return None
+
+
 def nearest_town(lat: float, lng: float, countries: frozenset[str] = frozenset()) -> str:
     """The name of the gazetteer town nearest a point (the locality partners see when the
     phone gave the position).  A flat-earth distance is plenty to pick a neighbour."""
@@ -227,12 +242,15 @@ class NominatimGeocoder:
 
     def __init__(self, url: str, *, timeout: float = 3.0,
                  user_agent: str = "coopetition-marketplace") -> None:
+        from geopy.adapters import URLLibAdapter  # type: ignore[import-untyped]
         from geopy.geocoders import Nominatim  # type: ignore[import-untyped]
 
         parts = urlsplit(url)
         self._nominatim = Nominatim(domain=(parts.netloc + parts.path).rstrip("/"),
                                     scheme=parts.scheme or "https", timeout=timeout,
-                                    user_agent=user_agent)
+                                    user_agent=user_agent,
+                                    # one try, no retries: the timeout is the whole wait
+                                    adapter_factory=URLLibAdapter)
 
     def geocode(self, text: str, countries: frozenset[str]) -> Place | None:
         from geopy.exc import GeopyError  # type: ignore[import-untyped]
@@ -292,7 +310,7 @@ def locate(text: str, *, lat: str | float | None = None, lng: str | float | None
     if text and geocoder is not None and (any(c.isdigit() for c in text)
                                           or not _matches(text, countries)):
         found = geocoder.geocode(text, countries)
-    found = found or (find_town(text, countries) if text else None)
+    found = found or (_town_in(text, countries) if text else None)
     if found is None:
         raise ValidationError("place_not_found", NOT_FOUND, fields={field: NOT_FOUND},
                               params={"place": text[:80]})
