@@ -93,7 +93,8 @@ class SegmentOut(ResponseModel):
 
     starts_at: Moment
     ends_at: Moment
-    kind: str = Field(description="free, booked, mine, buffer, blackout, closed or custody.")
+    kind: str = Field(description="free, past (open time already gone), booked, mine, "
+                      "buffer, blackout, closed or custody.")
     note: str = Field(default="", description="The owner's reason for a blackout.")
     booking_id: int | None = None
     member_id: int | None = None
@@ -313,7 +314,7 @@ def get_machine(equipment_id: int, query: WeekQuery) -> dict[str, Any]:
     shares = owner_shares(session, equipment_id)
     audience = audience_to_machine(MachineViewer.of(user), machine, shares)
     first = calendar.week_start(query.week, machine.timezone, first_weekday(), utcnow())
-    days = calendar.week(session, machine, first, user.member_id, audience)
+    days = calendar.week(session, machine, first, user.member_id, audience, now=utcnow())
     return machine_detail(machine, owner_models(shares, audience),
                           listings.hours_of(session, equipment_id), days, audience)
 

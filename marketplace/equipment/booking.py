@@ -51,7 +51,7 @@ def _slot_error(code: str, message: str, field: str = "starts_at", **params: obj
     return ValidationError(code, message, fields={field: message}, params=params)
 
 
-def _check_slot(session: Session, equipment: Equipment, starts_at: datetime,
+def check_slot(session: Session, equipment: Equipment, starts_at: datetime,
                 ends_at: datetime, now: datetime) -> None:
     """Raise the first rule the slot breaks, with a message that says what to change."""
     if ends_at <= starts_at:
@@ -94,7 +94,7 @@ def _check_slot(session: Session, equipment: Equipment, starts_at: datetime,
                        params={"buffer": equipment.buffer_minutes})
 
 
-def _custody_terms(session: Session, equipment: Equipment, member: Member,
+def custody_terms(session: Session, equipment: Equipment, member: Member,
                    starts_at: datetime, ends_at: datetime) -> bool:
     """True when the booker holds the machine for the whole slot (so it pays nothing).
 
@@ -120,8 +120,8 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
     if equipment.status != ListingStatus.ACTIVE:
         raise Conflict("not_bookable", N_("This machine is paused or retired and cannot be "
                                           "booked."))
-    _check_slot(session, equipment, starts_at, ends_at, now)
-    in_custody = _custody_terms(session, equipment, member, starts_at, ends_at)
+    check_slot(session, equipment, starts_at, ends_at, now)
+    in_custody = custody_terms(session, equipment, member, starts_at, ends_at)
     shares = owner_shares(session, equipment.id)  # type: ignore[arg-type]
     minutes = int((ends_at - starts_at).total_seconds() // 60)
     price = 0 if in_custody else booking_fee(minutes, equipment.hour_rate_minor,

@@ -41,7 +41,7 @@ from marketplace.equipment.rotation import custody_overlapping
 class Segment:
     starts_at: datetime  # in the machine's time zone
     ends_at: datetime
-    kind: str  # free | booked | mine | buffer | blackout | closed | custody
+    kind: str  # free | past | booked | mine | buffer | blackout | closed | custody
     booking_id: int | None = None
     member_id: int | None = None  # the booker or custodian, when the viewer may know
     note: str = ""
@@ -101,9 +101,11 @@ def _classify(moment: datetime, opened: list[Interval], bookings: list[Booking],
 
 
 def week(session: Session, equipment: Equipment, first_day: date,
-         viewer_member_id: int | None, audience: Audience, days: int = 7) -> list[Day]:
+         viewer_member_id: int | None, audience: Audience, days: int = 7,
+         now: datetime | None = None) -> list[Day]:
     """`days` local days from `first_day`, each cut into labelled segments; `audience` is
-    who the viewer is to the machine (`barrier.machine_audience`)."""
+    who the viewer is to the machine (`barrier.machine_audience`).  Given `now`, open
+    time before it reads "past", not "free": nobody can book it."""
     zone = ZoneInfo(equipment.timezone)
     start, end = _midnight(first_day, zone), _midnight(first_day + timedelta(days=days), zone)
     opened = open_intervals(hours_of(session, equipment.id), equipment.timezone, start, end)  # type: ignore[arg-type]
@@ -116,6 +118,8 @@ def week(session: Session, equipment: Equipment, first_day: date,
     cuts.update(t for b in bookings for t in (b.starts_at, b.ends_at, b.blocked_until))
     cuts.update(t for b in blackouts for t in (b.starts_at, b.ends_at))
     cuts.update(t for c in custody for t in (c.starts_at, c.ends_at))
+    if now is not None and start < now < end:
+        cuts.add(now)
     result = []
     for offset in range(days):
         day = first_day + timedelta(days=offset)
@@ -125,6 +129,8 @@ def week(session: Session, equipment: Equipment, first_day: date,
         for piece_start, piece_end in zip(points, points[1:], strict=False):
             kind, source = _classify(piece_start, opened, bookings, blackouts,
                                      viewer_member_id)
+            if kind == "free" and now is not None and piece_end <= now:
+                kind = "past"
             holder = next((c for c in custody if c.starts_at <= piece_start < c.ends_at), None)
             segment = _segment(piece_start, piece_end, kind, source, holder, zone,
                                viewer_member_id, audience)

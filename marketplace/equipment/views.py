@@ -8,7 +8,7 @@ posts to the same service functions the scheduler and tests use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -38,8 +39,9 @@ from marketplace.barrier import Audience
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, list_members, require_coordinator
 from marketplace.db import parse_id, utcnow
+from marketplace.durations import format_duration
 from marketplace.equipment import booking as bookings
-from marketplace.equipment import calendar, listings, rotation
+from marketplace.equipment import calendar, listings, quotes, rotation
 from marketplace.equipment.access import (
     can_manage,
     get_equipment,
@@ -101,6 +103,12 @@ BOOKING_STATUS_LABELS = {
 }
 LISTING_STATUS_LABELS = {"active": N_("Active"), "paused": N_("Paused"),
                          "retired": N_("Retired")}
+
+
+@bp.app_template_filter("duration")
+def _duration(minutes: int) -> str:
+    """Minutes as the viewer says them ("1 hour and 30 minutes", "3 días")."""
+    return format_duration(minutes, str(get_locale() or "en"))
 
 
 @bp.app_context_processor
@@ -376,7 +384,8 @@ def _detail_context(equipment_id: int, shown_day: date | None = None,
         "is_owner": is_owner, "audience": audience,
         "manager": manager, "hours": listings.hours_of(session, equipment_id),
         "weekdays": WEEKDAYS,
-        "days": calendar.week(session, machine, first, user.member_id, audience),
+        "days": calendar.week(session, machine, first, user.member_id, audience,
+                              now=utcnow()),
         "week_start": first, "previous_week": first - timedelta(days=7),
         "next_week": first + timedelta(days=7),
         "blackouts": listings.blackouts_of(session, equipment_id, utcnow()),
@@ -421,6 +430,87 @@ def _send_photo(name: str) -> Response:
     return response
 
 
+def _local(moment: datetime) -> datetime:
+    """An instant as the wall-clock time the viewer types in a form (its own zone)."""
+    return moment.astimezone(ZoneInfo(select_timezone())).replace(tzinfo=None)
+
+
+def _tapped(text: str | None) -> datetime | None:
+    """The instant a tapped piece of the week starts at (`?start=`, ISO with offset)."""
+    try:
+        moment = datetime.fromisoformat(text or "")
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _book_page(machine: Equipment, form: BookingForm, status: int = 200,
+               confirm: bool = False, proposed: bool = False) -> ResponseReturnValue:
+    """The booking step: the slot, what it costs this booker, one button to confirm.
+    The price is computed for the form's slot; a slot the rules refuse shows why (a
+    slot we `proposed` from a tap is a page like any other, not a refused request)."""
+    quoted = None
+    if form.starts_at.data and form.ends_at.data and not form.errors:
+        try:
+            quoted = quotes.quote(db(), viewer(), machine.id, _form_instant(form, "starts_at"),  # type: ignore[arg-type]
+                                  _form_instant(form, "ends_at"), utcnow())
+        except DomainError as error:
+            db().rollback()
+            apply_to_form(form, error)
+            status = status if proposed else max(status, error.status)
+    return render_template("equipment/book.html", machine=machine, booking_form=form,
+                           quote=quoted, signature=_signature(form, quoted),
+                           confirm=confirm, viewer_timezone=select_timezone()), status
+
+
+def _form_instant(form: BookingForm, name: str) -> datetime:
+    return utc_from_form(getattr(form, name).data, name)
+
+
+def _signature(form: BookingForm, quoted: quotes.Quote | None) -> str:
+    """What the booker saw before confirming: the slot and the amount it pays.  A post
+    whose signature differs (times changed, the price moved) is shown the new price
+    to confirm instead of booking."""
+    if quoted is None:
+        return ""
+    return (f"{form.starts_at.data:%Y-%m-%dT%H:%M}|{form.ends_at.data:%Y-%m-%dT%H:%M}|"
+            f"{quoted.to_pay_minor}|{quoted.currency}")
+
+
+@bp.route("/<int:equipment_id>/book", methods=["GET"])
+def book_form(equipment_id: int) -> ResponseReturnValue:
+    """A tap on a free piece of the week: the booking step, prefilled with the first
+    slot there of the machine's shortest length, its price shown before confirming."""
+    machine = get_equipment(db(), viewer(), equipment_id)
+    if viewer().member_id is None:
+        abort(403)
+    now = utcnow()
+    starts, ends = quotes.first_slot(machine, _tapped(request.args.get("start")) or now, now)
+    form = BookingForm(formdata=None, starts_at=_local(starts), ends_at=_local(ends))
+    return _book_page(machine, form, proposed=True)
+
+
+@bp.route("/<int:equipment_id>/quote")
+def quote_fragment(equipment_id: int) -> ResponseReturnValue:
+    """The price box for the times typed so far (the booking form refreshes it live)."""
+    machine = get_equipment(db(), viewer(), equipment_id)
+    form = BookingForm(formdata=request.args, meta={"csrf": False})
+    status = 200
+    quoted = None
+    if not form.validate():
+        status = 422
+    else:
+        try:
+            quoted = quotes.quote(db(), viewer(), equipment_id, _form_instant(form, "starts_at"),
+                                  _form_instant(form, "ends_at"), utcnow())
+        except DomainError as error:
+            db().rollback()
+            apply_to_form(form, error)
+            status = error.status
+    return render_template("equipment/_quote.html", machine=machine, quote=quoted,
+                           booking_form=form, signature=_signature(form, quoted)), status
+
+
 @bp.route("/<int:equipment_id>/book", methods=["POST"])
 @claim_limit
 def book(equipment_id: int) -> ResponseReturnValue:
@@ -431,12 +521,20 @@ def book(equipment_id: int) -> ResponseReturnValue:
                                                         "ends."))
         starts_at = utc_from_form(form.starts_at.data, "starts_at")  # type: ignore[arg-type]
         ends_at = utc_from_form(form.ends_at.data, "ends_at")  # type: ignore[arg-type]
+        if "quoted" in request.form:  # a person's form: book only the price it saw
+            shown = quotes.quote(db(), viewer(), equipment_id, starts_at, ends_at, utcnow())
+            if request.form["quoted"] != _signature(form, shown):
+                machine = get_equipment(db(), viewer(), equipment_id)
+                return _book_page(machine, form, confirm=True)
         booking = bookings.book(db(), viewer(), equipment_id, starts_at, ends_at, utcnow())
     except DomainError as error:
         db().rollback()
         if wants_json():
             raise
         apply_to_form(form, error)
+        if "quoted" in request.form:
+            return _book_page(get_equipment(db(), viewer(), equipment_id), form,
+                              status=error.status)
         asked = form.starts_at.data.date() if form.starts_at.data else None
         return render_template("equipment/detail.html", **_detail_context(
             equipment_id, asked, booking_form=form)), error.status
