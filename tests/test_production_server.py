@@ -1,7 +1,8 @@
 """The production command and the embedded default serve under gevent, and nothing
 they do stalls the loop: a query waiting on PostgreSQL leaves every other page and
-phone answering, SQLite transactions queue without freezing the process, the
-scheduler runs, and a process set up wrong refuses to start instead of freezing.
+phone answering, a login's password hashing runs off the loop, the scheduler runs,
+and a process set up wrong refuses to start instead of freezing.  (SQLite writers
+taking turns under gevent is tests/test_sqlite_writers.py's.)
 
 The commands are the documented ones: the web line of docs/Procfile and
 `python wsgi.py`, in real processes, with real HTTP and Socket.IO clients.
@@ -137,64 +138,6 @@ def test_a_process_that_imported_psycopg_before_the_patch_refuses_to_serve() -> 
     early = subprocess.run([sys.executable, "-c", patch + check], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
     assert early.stdout.strip() == "cooperative", early.stderr
-
-
-# A greenlet holds a SQLite transaction across a yield (as a request does around a Redis
-# call); a second one begins meanwhile; a ticker measures how long the loop went unserved.
-_SQLITE_RACE = textwrap.dedent("""
-    from gevent import monkey; monkey.patch_all()
-    import json, sys, time
-    import gevent
-    from sqlalchemy import event, text
-    from marketplace.db import make_engine
-
-    engine = make_engine(sys.argv[1])  # as create_app makes it, after the patch
-    @event.listens_for(engine, "connect")
-    def _short_busy_wait(dbapi_connection, _record):
-        dbapi_connection.execute("PRAGMA busy_timeout=2000")  # 30 s in the app
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS t (who TEXT)"))
-    gaps, results = [], {}
-    def tick():
-        last = time.perf_counter()
-        while True:
-            gevent.sleep(0.01)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
-    def write(who, pause):
-        try:
-            with engine.begin() as conn:
-                conn.execute(text("INSERT INTO t VALUES (:who)"), {"who": who})
-                gevent.sleep(pause)
-            results[who] = "committed"
-        except Exception as error:
-            results[who] = type(error).__name__
-    ticker = gevent.spawn(tick)
-    first = gevent.spawn(write, "first", 0.5)
-    gevent.sleep(0.1)
-    second = gevent.spawn(write, "second", 0)
-    gevent.joinall([first, second])
-    ticker.kill()
-    print(json.dumps({"longest_gap": max(gaps), **results}))
-""")
-
-
-def test_sqlite_transactions_under_gevent_queue_without_stalling_the_loop(
-        tmp_path: Path) -> None:
-    """The second transaction waits for its turn on a lock that yields (marketplace/db.py's
-    writer queue, made after the patch) and the loop runs on.  Left to SQLite's busy
-    wait in C, the loop would freeze: the first transaction could not finish, and the
-    second would fail with "database is locked" after the busy timeout."""
-    import json
-
-    done = subprocess.run([sys.executable, "-c", _SQLITE_RACE,
-                           f"sqlite:///{tmp_path / 'race.db'}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
-    assert outcome["first"] == outcome["second"] == "committed", outcome
-    assert outcome["longest_gap"] < 1.0, outcome  # a frozen loop: 2 s (the busy timeout)
 
 
 _HASHING = textwrap.dedent("""
