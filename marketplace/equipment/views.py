@@ -532,7 +532,7 @@ def book(equipment_id: int) -> ResponseReturnValue:
         if wants_json():
             raise
         apply_to_form(form, error)
-        if "quoted" in request.form:
+        if "quoted" in request.form and request.form.get("from") != "week":
             return _book_page(get_equipment(db(), viewer(), equipment_id), form,
                               status=error.status)
         asked = form.starts_at.data.date() if form.starts_at.data else None
