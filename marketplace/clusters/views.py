@@ -124,7 +124,14 @@ def member(member_id: int) -> ResponseReturnValue:
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
         track_record=reliability(session, business.id, utcnow().date()),
-        area_changes=recent_changes(session, business) if can_manage else [],
+        area_changes=[(change, name, nearest_town(change.to_lat, change.to_lng,
+                                                  viewer_countries())
+                       if change.to_lat is not None and change.to_lng is not None else "")
+                      for change, name in recent_changes(session, business)]
+        if can_manage else [],
+        # The base is shown by its town: its coordinates are nobody's reading matter.
+        base_town=nearest_town(business.base_lat, business.base_lng, viewer_countries())
+        if business.base_lat is not None and business.base_lng is not None else "",
     )
 
 

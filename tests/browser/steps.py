@@ -57,15 +57,23 @@ def accept_agreement(page: Page) -> None:
     submit(page, form.locator("button[type=submit]"))
 
 
-def complete_profile(page: Page, trades: Iterable[str], base: tuple[float, float],
+def pick_place(page: Page, field: str, typed: str, label: str) -> None:
+    """Type into an "Address or town" field (by id) and tap the suggestion that reads
+    `label`: the suggestion fills the field and its hidden point."""
+    page.locator(f"#{field}").fill(typed)
+    page.locator(f"[data-place-text={field}] .place-suggestions button",
+                 has_text=label).first.tap()
+
+
+def complete_profile(page: Page, trades: Iterable[str], base: str,
                      radius: str, insured_until: date, certifications: str) -> None:
-    """On the profile form: trades, service area, insurance and certifications; save."""
+    """On the profile form: trades, service area (a town, picked from the suggestions),
+    insurance and certifications; save."""
     for trade in trades:
         box = page.locator(f"input[name=trades][value={trade}]")
         box.tap()
         assert box.is_checked(), f"tapping {trade} did not tick it"
-    page.fill("#base_lat", str(base[0]))
-    page.fill("#base_lng", str(base[1]))
+    pick_place(page, "base_place", base, base)
     page.fill("#service_radius", radius)
     page.fill("#insurance_expires_on", insured_until.isoformat())
     page.fill("#certifications", certifications)

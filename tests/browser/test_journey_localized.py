@@ -46,7 +46,7 @@ from tests.browser.steps import (
 )
 from tests.conftest import PASSWORD, SECRET, World
 from tests.equipment.conftest import HOUR_RATE, anytime_draft
-from tests.jobs.conftest import NEAR, VALUE, give_profile, job_draft
+from tests.jobs.conftest import VALUE, give_profile, job_draft
 from tests.ledger.conftest import (  # noqa: F401 - fixtures that build the month's world
     JUNE,
     Ledger,
@@ -141,7 +141,7 @@ def test_a_newcomers_pages_speak_its_language(app: Flask, session: Session, worl
 
         accept_agreement(page)
         speaks.check(page, "Edit profile")
-        complete_profile(page, ("mowing",), NEAR, "40", INSURED_UNTIL, "")
+        complete_profile(page, ("mowing",), "Toronto", "40", INSURED_UNTIL, "")
         expect(page.get_by_role("status")).to_contain_text(speaks.text("Profile saved."))
         expect(page.locator("main")).to_contain_text(speaks.text("Mowing"))
         expect(page.locator("main")).to_contain_text(speaks.day(INSURED_UNTIL))
