@@ -14,8 +14,13 @@ instead and the page learns its own numbers by a sync (realtime/handlers.py);
 a language with a single recipient gets that person's exact message, as replay
 would send it.
 
-Off the request path: the committing request only queues the batch
-(realtime/background.py); a background task renders and emits.  Losing a live
+Off the request path: a request that commits hands its batches over when it
+ends (teardown, after the response is built, also for Socket.IO events), and
+only to a queue (realtime/background.py) that a background task drains,
+rendering and emitting.  Why wait for the end of the request: the fan-out to a
+thousand sockets is CPU work in the same process, and started at the commit it
+competes with the rest of the poster's request; started at its end, the poster
+gets the answer first and the phones their message no later.  Losing a live
 message loses no notification: the rows are stored, and replay sends them.
 """
 
@@ -26,7 +31,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask
+from flask import Flask, has_request_context, request
 from flask_babel import force_locale, gettext
 
 from marketplace import events
@@ -40,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: The app's background publisher, in app.extensions (tests and shutdown flush it).
 EXTENSION = "realtime_publisher"
+#: Batches a request committed, handed over when it ends (request.environ key).
+_DEFERRED = "marketplace.live_batches"
 
 
 def render_notification(row: Notification) -> dict[str, Any]:
@@ -98,7 +105,19 @@ def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
         publish, start_task=socketio.start_background_task,
         make_event=server.eio.create_event, sleep=socketio.sleep)
     app.extensions[EXTENSION] = publisher
-    events.set_publisher(publisher.submit)
+
+    def hand_off(batch: events.Batch) -> None:
+        if has_request_context():
+            request.environ.setdefault(_DEFERRED, []).append(batch)
+        else:  # the scheduler, a command, a worker
+            publisher.submit(batch)
+
+    @app.teardown_request
+    def _submit_deferred(_error: BaseException | None) -> None:
+        for batch in request.environ.pop(_DEFERRED, []):
+            publisher.submit(batch)
+
+    events.set_publisher(hand_off)
     global _installed
     _installed = publisher
     return publisher

@@ -61,6 +61,18 @@ def test_the_commit_does_not_wait_for_the_emit(
     assert flush(app) and len(emitted) == 1  # one language, one message
 
 
+def test_a_request_hands_its_batches_over_when_it_ends(
+        app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fan-out starts once the poster's request is done, not while it still runs
+    (in the same process it would compete with it); Socket.IO events end alike."""
+    emitted: list[Any] = []
+    monkeypatch.setattr(server, "emit", lambda kind, message, to: emitted.append(to))
+    with app.test_request_context("/jobs/new", method="POST"):
+        _notify(session, [world.owner_a, world.owner_b], "At the end")
+        assert flush(app) and emitted == []  # committed, not handed over yet
+    assert flush(app) and len(emitted) == 1
+
+
 def test_a_failing_emit_is_logged_and_the_next_batch_still_goes(
         app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     emitted: list[str] = []
