@@ -112,7 +112,7 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.ledger.stripe_views import bp as payouts_bp
     from marketplace.ledger.views import bp as ledger_bp
     from marketplace.mail.views import bp as mail_bp
-    from marketplace.places_views import bp as places_bp
+    from marketplace.places.views import bp as places_bp
     from marketplace.pwa import bp as pwa_bp
     from marketplace.realtime.views import bp as notifications_bp
 

@@ -112,7 +112,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAIL_TIMEOUT_SECONDS": float(env.get("MAIL_TIMEOUT_SECONDS") or 20),
         # how long the mail worker's claim on a row lasts before another worker may take it
         "MAIL_LEASE_SECONDS": int(env.get("MAIL_LEASE_SECONDS") or 300),
-        # Places: a Nominatim server for typed street addresses (geo_places.py); unset,
+        # Places: a Nominatim server for typed street addresses (places/service.py); unset,
         # towns come from the built-in gazetteer only.
         "GEOCODER_URL": env.get("GEOCODER_URL") or None,
         "GEOCODER_TIMEOUT_SECONDS": float(env.get("GEOCODER_TIMEOUT_SECONDS") or 3),

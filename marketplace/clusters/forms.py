@@ -114,7 +114,7 @@ class ProfileForm(WebForm):
     name = StringField(_l("Business name"), validators=[DataRequired(_required), Length(max=120)])
     trades = MultiCheckboxField(_l("Trades"), choices=[], validate_choice=False)
     # The yard or office, typed as an address or a town (or the phone's position); the
-    # point itself stays in hidden fields (see marketplace/geo_places.py).
+    # point itself stays in hidden fields (see marketplace/places/service.py).
     base_place = StringField(_l("Address or town"), validators=[Length(max=300)])
     base_lat = HiddenField()
     base_lng = HiddenField()

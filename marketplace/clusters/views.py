@@ -41,11 +41,11 @@ from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import DomainError, ValidationError
-from marketplace.geo_places import BAD_POINT, DEVICE, nearest_town
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
-from marketplace.places_views import locate_typed, viewer_countries
+from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
+from marketplace.places.views import locate_typed, viewer_countries
 from marketplace.web import apply_to_form, db
 from marketplace.web import viewer as acting_user
 

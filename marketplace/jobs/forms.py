@@ -32,7 +32,7 @@ class JobForm(WebForm):
     trades = MultiCheckboxField(_l("Trades needed"), choices=[], validate_choice=False)
     # The site: typed as an address or a town (suggestions from /places), or taken from
     # the phone ("I'm at the site").  The point lives in hidden fields only; the view
-    # resolves the text when they are empty or no longer belong to it (geo_places.locate).
+    # resolves the text when they are empty or no longer belong to it (places/service.py: locate).
     address = StringField(_l("Address or town"), validators=[Length(max=300)])
     site_lat = HiddenField()
     site_lng = HiddenField()

@@ -45,7 +45,7 @@ from marketplace.jobs.visibility import (
 )
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
-from marketplace.places_views import locate_typed
+from marketplace.places.views import locate_typed
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
     db,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from marketplace.geo_places import NominatimGeocoder, countries_for, locate
+from marketplace.places.service import NominatimGeocoder, countries_for, locate
 from tests.places.nominatim_fake import FakeNominatim, nominatim
 
 CANADA = countries_for("en_CA", "America/Toronto")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace import geo_places
 from marketplace.errors import ValidationError
-from marketplace.geo_places import DEVICE, countries_for, find_town, locate, suggest
+from marketplace.places import service as places_service
+from marketplace.places.service import DEVICE, countries_for, find_town, locate, suggest
 
 CANADA = countries_for("en_CA", "America/Toronto")
 
@@ -82,4 +82,4 @@ def test_a_picked_suggestion_keeps_its_point_until_the_text_changes() -> None:
 def test_a_point_off_the_globe_is_refused(lat: str, lng: str) -> None:
     with pytest.raises(ValidationError) as refused:
         locate("Ottawa", lat=lat, lng=lng, resolved=DEVICE, field="address")
-    assert refused.value.fields == {"address": geo_places.BAD_POINT}
+    assert refused.value.fields == {"address": places_service.BAD_POINT}
