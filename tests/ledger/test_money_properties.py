@@ -547,8 +547,8 @@ def _offline_step(session: Session, model: Model, step: tuple[Any, ...]) -> None
         _adjust(session, model, _shift(model.current_month(), step[1]), ids[step[2]], step[3])
     elif kind == "handoff":
         value = step[1]
-        job = jobs.post_job(session, lw.world.owner_a, job_draft(value_minor=value),
-                            model.clock)
+        job = jobs.post_job(session, lw.world.owner_a, job_draft(
+            value_minor=value, **_starting(session, lw, model.clock)), model.clock)
         contract = jobs.claim_job(session, lw.world.owner_b, job.id, model.clock)  # type: ignore[arg-type]
         model.claimed.append(Claimed(job.id, contract.id, value, model.fees))  # type: ignore[arg-type]
     elif kind == "confirm":
@@ -676,15 +676,25 @@ def _expect_contract(model: Model, contract_id: int, lead: int, value: int,
                        shares)
 
 
+def _starting(session: Session, lw: Ledger, at: datetime) -> dict[str, date]:
+    """A job that starts on the cluster's day at `at` (in its zone of the moment), so it
+    can be taken then and reported done from then on, whenever the model's clock is."""
+    cluster = session.get(Cluster, lw.world.cluster.id)
+    assert cluster is not None
+    day = agreements.cluster_today(cluster, at)
+    return {"starts_on": day, "ends_on": day}
+
+
 def _joint(session: Session, model: Model, price: int, lead_share: int) -> None:
     lw = model.lw
     closes = model.clock + timedelta(minutes=30)
+    starting = _starting(session, lw, closes)  # the work starts the day the window closes
     job = jobs.post_job(session, lw.world.owner_a, job_draft(
-        mode=JobMode.BID_WINDOW.value, closes_at=closes, title="Plant the boulevard"),
-        model.clock)
+        mode=JobMode.BID_WINDOW.value, closes_at=closes, title="Plant the boulevard",
+        **starting), model.clock)
     bid = bidding.propose_joint_bid(
         session, lw.owner_c, job.id,  # type: ignore[arg-type]
-        bidding.BidTerms(price_minor=price, crew_size=4, earliest_start=date(2026, 6, 10)),
+        bidding.BidTerms(price_minor=price, crew_size=4, earliest_start=starting["starts_on"]),
         {lw.c: lead_share, lw.d: 10_000 - lead_share}, model.clock)
     bidding.confirm_joint_share(session, lw.owner_d, bid.id, model.clock)  # type: ignore[arg-type]
     bidding.submit_joint_bid(session, lw.owner_c, bid.id, model.clock)  # type: ignore[arg-type]
@@ -845,7 +855,8 @@ def _paid_world(session: Session, model: Paid, value: int) -> None:
                                      details_submitted=True, payouts_enabled=True,
                                      state_at=model.clock))
     session.commit()
-    job = jobs.post_job(session, lw.world.owner_a, job_draft(value_minor=value), model.clock)
+    job = jobs.post_job(session, lw.world.owner_a, job_draft(
+        value_minor=value, **_starting(session, lw, model.clock)), model.clock)
     contract = jobs.claim_job(session, lw.world.owner_b, job.id, model.clock)  # type: ignore[arg-type]
     payment = payments.request_payment(session, lw.world.owner_b, job.id, gateway,  # type: ignore[arg-type]
                                        "http://localhost/ok", "http://localhost/no",

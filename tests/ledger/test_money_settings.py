@@ -163,9 +163,9 @@ def test_the_statement_line_says_which_settled_month_it_belongs_to(
                  at(JULY_TUESDAY, 11), APPROVED_AT + timedelta(minutes=10))
     login(client, lw.world.owner_a)
     page = client.get(f"/ledger/{JULY}").get_data(as_text=True)
-    assert "Belongs to 2026-06, which was already settled." in page
+    assert "Belongs to June 2026, which was already settled." in page
     csv = client.get(f"/ledger/{JULY}/statement.csv").get_data(as_text=True)
-    assert "Belongs to 2026-06, which was already settled." in csv
+    assert "Belongs to June 2026, which was already settled." in csv
 
 
 def test_an_entry_racing_the_approval_is_settled_or_moved_never_stranded(

@@ -208,7 +208,8 @@ def _paid_event(fake_server: FakeStripe, session_id: str, event_id: str, **chang
 @pytest.fixture
 def claimed_job(session: Session, jobs_world: World) -> tuple[OverflowJob, JobContract]:
     """A's hand-off job, claimed by B (so B leads the contract)."""
-    job = service.post_job(session, jobs_world.owner_a, job_draft(), NOW)
+    # Starts today: the work can be reported done at NOW.
+    job = service.post_job(session, jobs_world.owner_a, job_draft(starts_on=NOW.date()), NOW)
     contract = service.claim_job(session, jobs_world.owner_b, job.id, NOW)  # type: ignore[arg-type]
     return job, contract
 

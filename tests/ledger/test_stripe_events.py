@@ -184,7 +184,9 @@ def _deliver(client: FlaskClient, event: dict[str, Any]) -> str:
 def _job(session: Session, world: World, title: str = "Mow the Evergreen estate"
          ) -> tuple[OverflowJob, JobContract]:
     """A's hand-off job, claimed by B (so B leads the contract)."""
-    job = service.post_job(session, world.owner_a, job_draft(title=title), NOW)
+    # Starts today: the work can be reported done at NOW.
+    job = service.post_job(session, world.owner_a, job_draft(title=title, starts_on=NOW.date()),
+                           NOW)
     contract = service.claim_job(session, world.owner_b, job.id, NOW)  # type: ignore[arg-type]
     return job, contract
 
