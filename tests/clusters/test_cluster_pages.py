@@ -198,7 +198,8 @@ def test_language_switch_persists_for_the_user(client: FlaskClient, session: Ses
     user = session.get(User, world.owner_a.id)
     assert user is not None and user.locale == "fr"
     session.commit()  # end the read so the app can write (SQLite has one writer)
-    assert '<html lang="fr"' in client.get("/").get_data(as_text=True)
+    # French in this Canadian cluster: Canadian French (i18n.regional).
+    assert '<html lang="fr-CA"' in client.get("/").get_data(as_text=True)
 
 
 def test_unknown_page_is_a_styled_404(client: FlaskClient) -> None:

@@ -31,7 +31,7 @@ from sqlmodel import Session
 from marketplace.clusters.models import User
 from marketplace.equipment import booking, listings
 from marketplace.jobs import bidding, completion, service
-from marketplace.jobs.models import JobMode
+from marketplace.jobs.models import JobMode, OverflowJob
 from marketplace.ledger import settlement
 from tests.conftest import World
 from tests.equipment.conftest import at
@@ -265,8 +265,10 @@ def bid_window(session: Session, poster: User, value: int, when: datetime,
 
 
 def bid(session: Session, bidder: User, job: int, price: int, when: datetime) -> int:
+    starts = session.get(OverflowJob, job)  # ready to start when the job does
+    assert starts is not None
     placed = bidding.place_bid(session, bidder, job,
-                               bidding.BidTerms(price, 3, date(2026, 1, 1)), when)
+                               bidding.BidTerms(price, 3, starts.starts_on), when)
     assert placed.id is not None
     return placed.id
 
