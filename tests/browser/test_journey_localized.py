@@ -10,13 +10,15 @@ comes from the catalogs and Babel, so the test holds whatever the wording.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton
 from babel.numbers import format_decimal
 from flask import Flask
 from flask_babel import force_locale, gettext
@@ -26,6 +28,7 @@ from sqlmodel import Session
 from marketplace.clusters import invites
 from marketplace.db import utcnow
 from marketplace.equipment import booking, listings
+from marketplace.i18n import regional
 from marketplace.jobs import service
 from marketplace.jobs.models import JobMode
 from marketplace.ledger import settlement
@@ -83,22 +86,38 @@ class Speaks:
             f"{msgid!r} has no {self.lang} translation"
         return translated
 
+    @property
+    def formats(self) -> str:
+        """The locale numbers and dates follow: the language in the cluster's country
+        (French in this Canadian cluster is fr_CA; i18n.regional)."""
+        return regional(self.lang, SimpleNamespace(default_locale="en_CA", currency="CAD"))
+
     def money(self, minor: int) -> str:
-        return format_money(minor, "CAD", self.lang)
+        return format_money(minor, "CAD", self.formats)
 
     def number(self, minor: int) -> str:
         """An amount as a person of this language types it ("1.234,50", "1 234,50")."""
-        return format_decimal(Decimal(minor) / 100, "#,##0.00", locale=self.lang)
+        return format_decimal(Decimal(minor) / 100, "#,##0.00", locale=self.formats)
 
     def day(self, value: date, fmt: str = "medium") -> str:
-        return format_date(value, fmt, locale=self.lang)
+        return format_date(value, fmt, locale=self.formats)
 
     def moment(self, value: datetime) -> str:
-        return format_datetime(value, "medium", tzinfo=TORONTO, locale=self.lang)
+        return format_datetime(value, "medium", tzinfo=TORONTO, locale=self.formats)
+
+    @property
+    def lang_attribute(self) -> re.Pattern[str]:
+        """<html lang>: the language, with the cluster's country once the viewer's cluster
+        is known ("fr-CA" signed in, "fr" on the invitation page)."""
+        return re.compile(rf"^{self.lang}(-[A-Z]{{2}})?$")
+
+    def month(self, month: str) -> str:
+        """A YYYY-MM month by its name ("juin 2026")."""
+        return format_skeleton("yMMMM", date.fromisoformat(f"{month}-01"), locale=self.formats)
 
     def check(self, page: Page, heading: str, **params: object) -> None:
         """The page is in this language: <html lang> and its main heading."""
-        expect(page.locator("html")).to_have_attribute("lang", self.lang)
+        expect(page.locator("html")).to_have_attribute("lang", self.lang_attribute)
         expect(page.locator("h1").first).to_contain_text(self.text(heading, **params))
 
 
@@ -192,7 +211,7 @@ def test_the_coordinators_settlement_speaks_its_language(
         switch_language(page, lang)  # saved: every later page follows it
         speaks.check(page, "Invite a member business")
         open_month(page, JUNE)
-        speaks.check(page, "Settlement %(month)s", month=JUNE)
+        speaks.check(page, "Settlement %(month)s", month=speaks.month(JUNE))
         draft_month(page, JUNE)
         expect(page.get_by_role("status")).to_contain_text(speaks.text(
             "Settlement drafted. Review it, add adjustments if needed, then approve."))
@@ -209,7 +228,7 @@ def test_the_coordinators_settlement_speaks_its_language(
         expect(page.get_by_role("status")).to_contain_text(speaks.text(
             "Month approved and locked. Members have been told their statements are ready."))
         submit(page, page.locator("#nets a", has_text="Beta Stone"))
-        speaks.check(page, "Statement %(month)s", month=JUNE)
+        speaks.check(page, "Statement %(month)s", month=speaks.month(JUNE))
         expect(page.locator("#net")).to_have_text(speaks.money(nets[lw.b].net))
         phones.shot(page, "2-statement")
         rows = download_statement(page, phones.folder)
@@ -223,7 +242,8 @@ def test_the_coordinators_settlement_speaks_its_language(
         assert int(Decimal(rows[-1][4]) * 100) == nets[lw.b].net
 
         submit(page, page.locator("a[href*='/print']"))
-        expect(page.locator("html")).to_have_attribute("lang", lang)
-        expect(page.locator("h1")).to_have_text(speaks.text("Statement %(month)s", month=JUNE))
+        expect(page.locator("html")).to_have_attribute("lang", speaks.lang_attribute)
+        expect(page.locator("h1")).to_have_text(speaks.text("Statement %(month)s",
+                                                            month=speaks.month(JUNE)))
         expect(page.locator("#net")).to_have_text(speaks.money(nets[lw.b].net))
         phones.shot(page, "3-printable")
