@@ -12,7 +12,8 @@ PACKAGE = Path(marketplace.__file__).parent
 WEB_EDGE = {"__init__.py", "extensions.py", "web.py", "i18n.py", "cli.py", "views.py",
             "auth_views.py", "stripe_views.py", "health.py", "ratelimits.py", "forms.py",
             "handlers.py", "publisher.py", "runner.py", "assets.py", "pwa.py",
-            "composer.py"}
+            "composer.py",
+            "cards.py"}  # jobs/cards.py renders and caches the board's card fragments
 
 
 def _imports(path: Path) -> set[str]:
