@@ -32,12 +32,20 @@ patch.  Two parts need more than the patch:
 
 Waiting is not the only way to hold the loop: argon2 spends ~0.2 s of CPU
 in C per login, during which no other greenlet runs.  argon2-cffi releases
-the GIL, so `prepare_gevent` sends password hashing to gevent's pool of
-native threads: a login then costs the phones nothing but a core's share.
+the GIL, so `prepare_gevent` sends password hashing to native threads: a
+login then costs the phones nothing but a core's share.  Those threads are a
+pool of their own, one per core, not the hub's shared pool: the hub's ten
+threads are also gevent's DNS resolver (every Redis or PostgreSQL reconnect,
+push and e-mail looks a name up there), and a burst of logins would fill all
+ten with 64 MiB hashes of four lanes each (640 MiB, 40 native threads on two
+cores) and queue every lookup behind them.  Bounded to the cores, a burst
+waits its turn in the hashing pool, where it costs no more than the cores can
+do anyway, and the resolver stays free.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -91,12 +99,29 @@ def check_cooperative() -> None:
             "config file), or patch first")
 
 
-def in_native_thread(function: Callable[..., Any], *args: Any) -> Any:
-    """`function(*args)` in one of gevent's native threads; this greenlet waits, the
-    loop runs on.  For CPU work in C that releases the GIL (argon2)."""
-    from gevent import get_hub  # type: ignore[import-untyped]
+_hashing_pool: Any = None  # gevent.threadpool.ThreadPool, made on first use by this process
+_hashing_pool_pid = 0
 
-    return get_hub().threadpool.apply(function, args)
+
+def hashing_pool() -> Any:
+    """This process's pool of native threads for password hashing: as many threads as
+    cores (more would only add memory and switching, not hashes per second), made on
+    first use, i.e. after gevent patched the process and, under gunicorn, in the
+    worker rather than a master that forks it."""
+    global _hashing_pool, _hashing_pool_pid
+    if _hashing_pool is None or _hashing_pool_pid != os.getpid():
+        from gevent.threadpool import ThreadPool  # type: ignore[import-untyped]
+
+        _hashing_pool = ThreadPool(maxsize=os.cpu_count() or 2)
+        _hashing_pool_pid = os.getpid()
+    return _hashing_pool
+
+
+def in_native_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)` in one of the hashing pool's native threads; this greenlet
+    waits (in line when every thread is busy), the loop runs on.  For CPU work in C
+    that releases the GIL (argon2); never the hub's pool, which resolves names."""
+    return hashing_pool().apply(function, args)
 
 
 def prepare_gevent() -> None:

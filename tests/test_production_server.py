@@ -186,6 +186,66 @@ def test_password_hashing_under_gevent_leaves_the_loop_running(mode: str) -> Non
         assert outcome["longest_gap"] >= outcome["hash_s"] * 0.8, outcome
 
 
+_BURST = textwrap.dedent("""
+    from gevent import monkey; monkey.patch_all()
+    import json, os, socket, sys, time
+    import gevent
+    from argon2 import PasswordHasher
+    from marketplace.clusters import accounts
+    from marketplace.serving import hashing_pool, prepare_gevent
+
+    prepare_gevent()  # as wsgi.py does under gevent
+    spans = []  # (start, end, native thread) of every hash, recorded in its thread
+    native_ident = monkey.get_original("_thread", "get_ident")
+
+    class Recording(PasswordHasher):
+        def hash(self, password, *, salt=None):
+            started = time.perf_counter()
+            try:
+                return super().hash(password, salt=salt)
+            finally:
+                spans.append((started, time.perf_counter(), native_ident()))
+
+    accounts._hasher = Recording(time_cost=3, memory_cost=16384)
+    logins = int(sys.argv[1])
+    burst = [gevent.spawn(accounts.hash_password, "correct horse battery")
+             for _ in range(logins)]
+    gevent.sleep(0.05)  # every login has reached its hash
+    asked = time.perf_counter()
+    socket.getaddrinfo("localhost", 80)  # gevent's resolver: the hub's thread pool
+    answered = time.perf_counter()
+    gevent.joinall(burst, raise_error=True)
+    events = sorted([(start, 1) for start, _, _ in spans] + [(end, -1) for _, end, _ in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    print(json.dumps({
+        "maxsize": hashing_pool().maxsize, "cpus": os.cpu_count(), "most_at_once": most,
+        "threads": len({thread for _, _, thread in spans}),
+        "hashed_before_dns": sum(end <= answered for _, end, _ in spans),
+        "dns_s": answered - asked, "hash_s": min(end - start for start, end, _ in spans)}))
+""")
+
+
+def test_a_burst_of_logins_hashes_a_core_at_a_time_and_leaves_the_resolver_free() -> None:
+    """Twenty logins at once (more than the hub's ten threads): never more hashes at once
+    than the process has cores (each is 64 MiB and four lanes in production), and a host
+    name lookup, which gevent resolves in the hub's own thread pool, answers while the
+    burst is still hashing instead of queueing behind it."""
+    import json
+
+    logins = 20
+    done = subprocess.run([sys.executable, "-c", _BURST, str(logins)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["maxsize"] == (outcome["cpus"] or 2), outcome
+    assert outcome["most_at_once"] <= outcome["maxsize"], outcome
+    assert outcome["threads"] <= outcome["maxsize"], outcome
+    assert outcome["hashed_before_dns"] < logins // 4, outcome
+
+
 def test_the_production_command_serves_pages_and_phones(
         session: Session, world: World, database_url: str, tmp_path: Path) -> None:
     """The Procfile's web line: pages, a login, the board and a phone, on either database."""

@@ -48,8 +48,9 @@ def configure_hashing(time_cost: int, memory_cost_kib: int) -> None:
 
 def run_hashing_in(runner: Callable[..., Any]) -> None:
     """Where argon2 runs: `runner(function, *args)`.  By default in the caller; under
-    gevent in a native thread (marketplace/serving.py), because one hash is ~0.2 s of
-    CPU in C that would otherwise hold every page and phone of the process."""
+    gevent in a native thread of a pool bounded to the cores (marketplace/serving.py),
+    because one hash is ~0.2 s of CPU in C that would otherwise hold every page and
+    phone of the process; not gevent's shared pool, which also resolves host names."""
     global _run
     _run = runner
 
