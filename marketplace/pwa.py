@@ -109,3 +109,12 @@ def offline() -> ResponseReturnValue:
                                           mimetype="text/html")
     response.headers["Content-Language"] = _language()
     return _revalidated(response)
+
+
+@bp.route("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    """The tab icon for whatever asks at the old fixed address: pages without a
+    <link rel=icon> (a JSON answer, a calendar feed opened in a tab) and tools.  The
+    32 px PNG, which every browser accepts there; a week in caches."""
+    return current_app.send_static_file("icons/favicon-32.png"), 200, {
+        "Cache-Control": "public, max-age=604800"}

@@ -25,8 +25,12 @@ def submit(page: Page, button: Locator) -> None:
 
 
 def go(page: Page, path: str) -> None:
-    """Tap the main menu entry leading to `path` (e.g. "/invites")."""
-    submit(page, page.locator(f"header nav a[href='{path}']"))
+    """Tap the navigation's entry leading to `path` (e.g. "/invites"): a tab or the
+    bell when one leads there, else the entry in the menu, opened first."""
+    link = page.locator(f"header a[href='{path}']").locator("visible=true")
+    if link.count() == 0:
+        page.locator("header details.menu > summary").tap()
+    submit(page, link.first)
 
 
 def switch_language(page: Page, code: str) -> None:
