@@ -24,6 +24,7 @@ from marketplace.mail.runner import init_mail
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.limits import PollingBodyLimit
 from marketplace.realtime.publisher import install_publisher
+from marketplace.realtime.queue import message_queue
 from marketplace.web import db as request_db
 from marketplace.web import init_web
 
@@ -67,6 +68,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app,
         message_queue=app.config["REDIS_URL"],
         channel=socketio_channel(app.config),
+        # the same queue, its publishing client with a timeout (realtime/queue.py)
+        client_manager=message_queue(app.config["REDIS_URL"], socketio_channel(app.config)),
         async_mode=app.config.get("SOCKETIO_ASYNC_MODE", "threading"),
         max_http_buffer_size=_SOCKET_MESSAGE_LIMIT,
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.

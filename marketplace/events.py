@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, func, select
 
-from marketplace.clusters.models import User
+from marketplace.clusters.models import Cluster, User
 from marketplace.delivery import planner
 from marketplace.realtime.models import Notification, NotificationSequence
 
@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Recipient:
     """One stored notification of a batch: its row id, its place in the person's
-    sequence, whose it is, in which language."""
+    sequence, whose it is, in which language: the person's own, else their cluster's
+    default (what their pages, replay and notification centre are shown in)."""
 
     notification_id: int
     seq: int
@@ -111,11 +112,18 @@ def notify(
     """
     users: list[tuple[int, str | None]] = []
     seen: set[int] = set()
+    cluster_locale: dict[int, str | None] = {}
     for user in recipients:
         if user.id is None or user.id in seen or not user.active:
             continue
         seen.add(user.id)
-        users.append((user.id, user.locale))
+        locale = user.locale
+        if locale is None:  # an invited person who never chose: their cluster's language
+            if user.cluster_id not in cluster_locale:
+                cluster = session.get(Cluster, user.cluster_id)
+                cluster_locale[user.cluster_id] = cluster.default_locale if cluster else None
+            locale = cluster_locale[user.cluster_id]
+        users.append((user.id, locale))
     if users:
         if not session.in_transaction():
             session.begin()  # so that a rollback before any query still drops this

@@ -38,6 +38,9 @@ T = TypeVar("T")
 #: Batches waiting at most; beyond that the publisher is stuck (Redis hanging) and
 #: queueing more would only grow memory: they are dropped and replayed later.
 QUEUE_LIMIT = 10_000
+#: Recipients waiting at most, over all queued batches: a batch holds one row per
+#: recipient, so ten thousand posts to a big cluster would be millions of them.
+RECIPIENT_LIMIT = 200_000
 #: The task stops after this long without work; the next batch starts it again.
 IDLE_SECONDS = 30.0
 
@@ -47,17 +50,23 @@ class BackgroundPublisher(Generic[T]):
 
     `start_task(fn)` starts `fn` in the background, `make_event()` makes an event and
     `sleep(seconds)` yields: all three from the Socket.IO server, so they suit its
-    async mode."""
+    async mode.  `size(item)` is what an item weighs against `size_limit` (its
+    recipients): the queue holds at most `limit` items and `size_limit` in all."""
 
     def __init__(self, send: Callable[[T], None], *, start_task: Callable[..., Any],
                  make_event: Callable[[], Any], sleep: Callable[[float], Any],
-                 limit: int = QUEUE_LIMIT, idle_seconds: float = IDLE_SECONDS) -> None:
+                 limit: int = QUEUE_LIMIT, idle_seconds: float = IDLE_SECONDS,
+                 size: Callable[[T], int] = lambda _item: 1,
+                 size_limit: int = RECIPIENT_LIMIT) -> None:
         self._send = send
+        self._size = size
+        self._size_limit = size_limit
+        self._queued_size = 0  # the sizes of the items in the queue
         self._start_task = start_task
         self._sleep = sleep
         self._limit = limit
         self._idle = idle_seconds
-        self._queue: deque[T] = deque()
+        self._queue: deque[tuple[T, int]] = deque()
         self._wake = make_event()
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not yet sent (or given up on)
@@ -67,20 +76,27 @@ class BackgroundPublisher(Generic[T]):
         self.starts = 0  # background tasks started so far
 
     def submit(self, item: T) -> bool:
-        """Queue `item` for the background task; False if it was dropped (queue full)."""
+        """Queue `item` for the background task; False if it was dropped (queue full:
+        too many items, or too many recipients in them)."""
+        size = self._size(item)
         with self._lock:
-            if self._pending >= self._limit:
+            # (one batch bigger than the whole bound still goes when nothing waits)
+            if (self._pending >= self._limit
+                    or (self._queued_size and self._queued_size + size > self._size_limit)):
                 self.dropped += 1
                 full = True
             else:
                 full = False
-                self._queue.append(item)
+                self._queue.append((item, size))
+                self._queued_size += size
                 self._pending += 1
                 start = not self._running
                 self._running = True
         if full:
-            log.warning("live publishing queue full (%s waiting): batch dropped; "
-                        "phones get it by replay", self._limit)
+            log.warning("live publishing queue full (%s batches, %s recipients waiting; "
+                        "at most %s and %s): batch of %s dropped; phones get it by replay",
+                        self._pending, self._queued_size, self._limit, self._size_limit,
+                        size)
             return False
         self._wake.set()
         if start:
@@ -105,6 +121,12 @@ class BackgroundPublisher(Generic[T]):
         return True
 
     @property
+    def running(self) -> bool:
+        """Whether a background task is draining the queue (it ends itself when idle)."""
+        with self._lock:
+            return self._running
+
+    @property
     def pending(self) -> int:
         """Batches submitted and not yet sent."""
         with self._lock:
@@ -113,10 +135,11 @@ class BackgroundPublisher(Generic[T]):
     def _next(self) -> tuple[bool, T | None]:
         """The next item, or (False, None) once idle long enough to stop."""
         while True:
-            try:
-                return True, self._queue.popleft()
-            except IndexError:
-                pass
+            with self._lock:
+                if self._queue:
+                    item, size = self._queue.popleft()
+                    self._queued_size -= size
+                    return True, item
             self._wake.clear()
             if self._queue:  # appended between popleft and clear: its set() was cleared
                 continue

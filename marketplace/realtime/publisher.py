@@ -10,9 +10,11 @@ the list of its recipients' rooms, which python-socketio sends as one message on
 the Redis queue (PubSubManager.emit publishes the room list with the message;
 every instance delivers it to the rooms it holds).  Such a shared message cannot
 carry anyone's row id or sequence number, so it carries the event's `batch` key
-instead and the page learns its own numbers by a sync (realtime/handlers.py);
-a language with a single recipient gets that person's exact message, as replay
-would send it.
+instead and the page learns its own numbers by a sync (realtime/handlers.py).
+Every live message has that shared form, also when a language has one reader:
+a message whose form depended on how many others got it would tell a reader
+that nobody else did (a numbered "job posted" = no other eligible partner; a
+numbered "window closing" = every other eligible member already bid).
 
 Off the request path: a request that commits hands its batches over when it
 ends (teardown, after the response is built, also for Socket.IO events), and
@@ -32,10 +34,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Flask, has_request_context, request
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale
 
 from marketplace import events
 from marketplace.extensions import socketio
+from marketplace.i18n import notification_text
 from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.models import Notification
 from marketplace.realtime.rooms import user_room
@@ -50,32 +53,29 @@ _DEFERRED = "marketplace.live_batches"
 
 
 def render_notification(row: Notification) -> dict[str, Any]:
-    """The wire shape of a notification, its text in the current locale."""
-    return wire(row.id, row.seq, row.kind, gettext(row.message, **row.params), row.link,
-                row.payload, row.created_at)
+    """The wire shape of a notification, its text in the current locale (months by
+    name, as the centre, Web Push and mail write them)."""
+    return wire(row.id, row.seq, row.kind, notification_text(row.message, row.params),
+                row.link, row.payload, row.created_at)
 
 
 def live_messages(batch: events.Batch, default_locale: str
-                  ) -> Iterator[tuple[dict[str, Any], str | list[str]]]:
+                  ) -> Iterator[tuple[dict[str, Any], list[str]]]:
     """(message, rooms) per language of the batch's recipients; needs an app context.
 
-    Several readers of one language share one message without `id` and `seq`; a
-    language with one reader gets that reader's own message (the exact one, so the
-    page needs no sync for it)."""
+    Always the shared form, without `id` and `seq` (the page's sync numbers it), even
+    for a language with one reader: what a reader receives must not depend on who
+    else received it.  `default_locale` serves only a recipient without a locale
+    (events.notify already gives each one their cluster's)."""
     by_locale: dict[str, list[events.Recipient]] = {}
     for recipient in batch.recipients:
         by_locale.setdefault(recipient.locale or default_locale, []).append(recipient)
     for locale, readers in by_locale.items():
         with force_locale(locale):
-            text = gettext(batch.message, **batch.params)
-        if len(readers) == 1:
-            yield (wire(readers[0].notification_id, readers[0].seq, batch.kind, text,
-                        batch.link, batch.payload, batch.created_at),
-                   user_room(readers[0].user_id))
-        else:
-            yield (wire(None, None, batch.kind, text, batch.link, batch.payload,
-                        batch.created_at),
-                   [user_room(r.user_id) for r in readers])
+            text = notification_text(batch.message, batch.params)
+        yield (wire(None, None, batch.kind, text, batch.link, batch.payload,
+                    batch.created_at),
+               [user_room(r.user_id) for r in readers])
 
 
 def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
@@ -103,7 +103,8 @@ def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
 
     publisher: BackgroundPublisher[events.Batch] = BackgroundPublisher(
         publish, start_task=socketio.start_background_task,
-        make_event=server.eio.create_event, sleep=socketio.sleep)
+        make_event=server.eio.create_event, sleep=socketio.sleep,
+        size=lambda batch: len(batch.recipients))
     app.extensions[EXTENSION] = publisher
 
     def hand_off(batch: events.Batch) -> None:

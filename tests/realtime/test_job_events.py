@@ -17,7 +17,7 @@ from sqlmodel import Session
 from marketplace.db import utcnow
 from tests.conftest import PASSWORD, World
 from tests.jobs.conftest import ADDRESS, CUSTOMER_NAME, SITE, give_profile
-from tests.live import Inbox, live_server, logged_in_cookie, socket_client
+from tests.live import Cursor, Inbox, live_server, logged_in_cookie, socket_client
 
 
 def _post_job(base: str, cookie: str, title: str) -> int:
@@ -72,20 +72,25 @@ def test_offline_phone_replays_missed_events_on_reconnect(app: Flask, session: S
     with live_server(app) as base:
         poster = logged_in_cookie(base, world.owner_a.email, PASSWORD)
         partner_cookie = logged_in_cookie(base, world.owner_b.email, PASSWORD)
+        page = Cursor(0)  # the page's bookkeeping, as live.js keeps it
         phone = socket_client(base, partner_cookie)
         inbox = Inbox(phone)
         _post_job(base, poster, "First job")
         first = inbox.wait_for("job.posted")
-        assert first is not None
+        assert first is not None and page.receive("job.posted", first)
         phone.disconnect()  # the crew lead drives out of coverage
         missed_id = _post_job(base, poster, "Second job")
         again = socketio.Client(reconnection=False)
         replayed = Inbox(again)
         again.connect(base, headers={"Cookie": partner_cookie}, transports=["websocket"],
-                      auth={"cursor": first["seq"]}, wait_timeout=5)
+                      auth=page.auth(), wait_timeout=5)
         got = replayed.wait_for("job.posted")
         assert got is not None and got["data"]["id"] == missed_id
+        assert replayed.wait_for("sync") is not None  # numbers the first, not sent again
         assert [d["data"]["id"] for k, d in replayed.events if k == "job.posted"] == [missed_id]
+        for kind, message in list(replayed.events):
+            page.receive(kind, message)
+        assert page.cursor == 2 and page.repeats == 0 and len(page.shown_keys) == 2
         again.disconnect()
 
 

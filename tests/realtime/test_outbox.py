@@ -18,15 +18,17 @@ from flask_babel import force_locale
 from sqlmodel import Session, col, select
 
 from marketplace import events
-from marketplace.clusters.models import User
+from marketplace.clusters.models import Cluster, User
 from marketplace.errors import N_
 from marketplace.extensions import socketio
+from marketplace.i18n import notification_text
 from marketplace.realtime.models import Notification
 from marketplace.realtime.publisher import flush, render_notification
 from marketplace.realtime.rooms import user_room
 from tests.conftest import NOW, World
 
 MESSAGE = N_("New overflow job near %(locality)s: %(title)s")
+MONTHLY = N_("The settlement for %(month)s is approved. Your statement is ready.")
 PARAMS = {"locality": "Annex, Toronto", "title": "Mow the Annex"}
 
 
@@ -66,9 +68,10 @@ def test_rows_are_written_with_the_change_and_published_once_after_commit(
     assert all(r.params == PARAMS and r.payload == {"id": 7} and r.read_at is None for r in rows)
     assert len(published) == 1
     batch = published[0]
+    assert world.owner_a.locale is None  # never chose: their cluster's language
     assert [(r.notification_id, r.seq, r.user_id, r.locale) for r in batch.recipients] == [
-        (ids[0], 1, world.owner_a.id, world.owner_a.locale),
-        (ids[1], 1, world.owner_b.id, world.owner_b.locale),
+        (ids[0], 1, world.owner_a.id, world.cluster.default_locale),
+        (ids[1], 1, world.owner_b.id, world.owner_b.locale or world.cluster.default_locale),
     ]
     assert (
         batch.kind,
@@ -98,7 +101,8 @@ def test_one_message_per_language_carries_nothing_of_one_person(
 ) -> None:
     """Two French readers share one message sent to both rooms at once; it has no row
     id, no number and names nobody, but its batch key is the one each reader's replayed
-    row carries.  The German reader, alone in its language, gets its exact row."""
+    row carries.  The German reader, alone in its language, gets the same form: a
+    message numbered only when nobody else shares it would tell that reader so."""
     emitted: list[tuple[str, dict[str, Any], str | list[str]]] = []
     monkeypatch.setattr(
         socketio, "emit", lambda kind, message, to: emitted.append((kind, message, to))
@@ -122,24 +126,66 @@ def test_one_message_per_language_carries_nothing_of_one_person(
     assert flush(app)
     rows = {row.user_id: row for row in _rows(session)}
     assert len(emitted) == 2  # one per language, not one per reader
-    (kind, shared, to), (_kind, alone, to_alone) = sorted(
-        emitted, key=lambda e: not isinstance(e[2], list))
-    assert kind == "job.posted" and isinstance(to, list)
+    (kind, shared, to), (_kind, alone, to_alone) = sorted(emitted, key=lambda e: -len(e[2]))
+    assert kind == "job.posted"
     assert sorted(to) == sorted([user_room(world.owner_a.id), user_room(world.crew_a.id)])  # type: ignore[arg-type]
     assert shared["text"] == "Nouveau contrat en surplus près de Annex, Toronto : Mow the Annex"
-    assert shared["id"] is None and shared["seq"] is None
-    for user in (world.owner_a, world.crew_a):
-        with app.app_context(), force_locale("fr"):
+    for user, message, locale in ((world.owner_a, shared, "fr"), (world.crew_a, shared, "fr"),
+                                  (world.owner_b, alone, "de")):
+        with app.app_context(), force_locale(locale):
             replayed = render_notification(rows[user.id])  # type: ignore[index]
         # the same message as the replay, but for what only that reader's row has
-        assert {**replayed, "id": None, "seq": None} == shared
+        assert {**replayed, "id": None, "seq": None} == message
     leaked = json.dumps(shared)
     for user in users:
         assert f"user:{user.id}" not in leaked and user.email not in leaked
-    assert to_alone == user_room(world.owner_b.id)  # type: ignore[arg-type]
-    with app.app_context(), force_locale("de"):
-        assert alone == render_notification(rows[world.owner_b.id])  # type: ignore[index]
+    assert to_alone == [user_room(world.owner_b.id)]  # type: ignore[arg-type]
     assert alone["text"] == "Neuer Auftrag zur Weitergabe bei Annex, Toronto: Mow the Annex"
+
+
+def test_a_live_message_does_not_tell_whether_anyone_else_got_it(
+    app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The barrier: the same event reaches a reader in the same form whether they are
+    its only recipient or one of many (a numbered "job posted" would otherwise say "no
+    other partner was eligible")."""
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(socketio, "emit", lambda kind, message, to: emitted.append(message))
+    for recipients in ([world.owner_a], [world.owner_a, world.owner_b, world.crew_a]):
+        events.notify(session, recipients, "job.posted", MESSAGE, now=NOW, params=PARAMS,
+                      payload={"id": 7}, link="/jobs/7")
+        session.commit()
+        assert flush(app)
+    alone, among_many = emitted
+    assert set(alone) == set(among_many)
+    assert alone["id"] is alone["seq"] is among_many["id"] is among_many["seq"] is None
+    assert {**alone, "batch": None} == {**among_many, "batch": None}
+
+
+def test_a_reader_without_a_language_reads_the_live_message_in_their_clusters(
+    app: Flask, session: Session, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An invited person who never chose a language sees their pages, replay and
+    notification centre in the cluster's default language; the live message too (not
+    in the app's fallback), and a month by its name as the centre writes it."""
+    emitted: list[dict[str, Any]] = []
+    monkeypatch.setattr(socketio, "emit", lambda kind, message, to: emitted.append(message))
+    cluster = session.get(Cluster, world.owner_a.cluster_id)
+    assert cluster is not None
+    cluster.default_locale = "fr_CA"
+    world.owner_a.locale = None
+    session.add_all([cluster, world.owner_a])
+    session.commit()
+    events.notify(session, [world.owner_a], "job.posted", MESSAGE, now=NOW, params=PARAMS)
+    events.notify(session, [world.owner_a], "settlement.approved", MONTHLY, now=NOW,
+                  params={"month": "2026-11"})
+    session.commit()
+    assert flush(app)
+    posted, statement = emitted
+    assert posted["text"] == "Nouveau contrat en surplus près de Annex, Toronto : Mow the Annex"
+    assert "2026-11" not in statement["text"] and "novembre 2026" in statement["text"]
+    with app.app_context(), force_locale("fr_CA"):
+        assert statement["text"] == notification_text(MONTHLY, {"month": "2026-11"})
 
 
 def test_each_person_numbers_their_notifications_in_commit_order_without_gaps(
