@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -99,10 +100,17 @@ class Cursor:
     `ahead` the numbers known above it; `seen` ids already shown; `shown` the batch
     keys already shown; `unnumbered` the keys shown from a shared live message (no
     number of ours in it) that no sync has numbered yet.  `shown_keys` lists, in
-    order, each notification the page showed (by batch key): a repeat never shows."""
+    order, each notification the page showed (by batch key): a repeat never shows.
 
-    def __init__(self, cursor: int = 0) -> None:
+    `built_at` is when the page read its cursor: a shared message of an event from
+    no later than that is `held` (the page may show it already) until a sync or its
+    numbered replay says it is new (shown then) or the sync does not know it (the
+    page has it: dropped)."""
+
+    def __init__(self, cursor: int = 0, built_at: str | None = None) -> None:
         self.cursor = cursor
+        self.built_at = _instant(built_at)
+        self.held: dict[str, dict[str, Any]] = {}
         self.ahead: set[int] = set()
         self.seen: set[int] = set()
         self.shown: set[str] = set()
@@ -130,8 +138,13 @@ class Cursor:
             return False
         key = message.get("batch")
         if message.get("seq") is None:
-            if key in self.shown:
+            if key in self.shown or key in self.held:
                 self.repeats += 1
+                return False
+            created = _instant(message.get("created_at"))
+            if self.built_at is not None and created is not None and created <= self.built_at:
+                self.held[key] = message
+                self.unnumbered.append(key)
                 return False
             self.shared += 1
             self.shown.add(key)
@@ -145,6 +158,12 @@ class Cursor:
         self.seen.add(message["id"])
         self.ahead.add(seq)
         self._advance()
+        if key in self.held:  # numbered after the cursor: new to the page after all
+            del self.held[key]
+            self.unnumbered.remove(key)
+            self.shown.add(key)
+            self.shown_keys.append(key)
+            return True
         if key in self.unnumbered:  # shown already, from the shared live message
             self.unnumbered.remove(key)
             return False
@@ -153,12 +172,28 @@ class Cursor:
         return True
 
     def sync(self, answer: dict[str, Any]) -> None:
+        fresher: list[str] = []
         for seq, key in answer.get("matched", []):
             if seq > self.cursor:
                 self.ahead.add(seq)
             if key in self.unnumbered:
                 self.unnumbered.remove(key)
+            if self.held.pop(key, None) is not None:
+                fresher.append(key)
         for key in answer.get("unknown", []):
             if key in self.unnumbered:
                 self.unnumbered.remove(key)
+            self.held.pop(key, None)  # at or before the cursor: the page has it
         self._advance()
+        for key in fresher:
+            self.shared += 1
+            self.shown.add(key)
+            self.shown_keys.append(key)
+
+
+def _instant(text: str | None) -> datetime | None:
+    """An ISO time as live.js reads it: one without a zone is UTC."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -37,7 +37,14 @@ def _unread() -> dict[str, object]:
 
     def notification_cursor() -> int:
         return int(g.get("notification_cursor", 0))
-    return {"unread_count": unread_count, "notification_cursor": notification_cursor}
+
+    def notification_cursor_at() -> str:
+        """When the cursor was read: live.js holds a shared live message of an event
+        from before then until a sync says whether the page already has it."""
+        read_at = g.get("notification_cursor_at")
+        return read_at.isoformat() if read_at is not None else ""
+    return {"unread_count": unread_count, "notification_cursor": notification_cursor,
+            "notification_cursor_at": notification_cursor_at}
 
 
 @bp.before_app_request
@@ -52,6 +59,7 @@ def _cursor_first() -> None:
     if (current_user.is_authenticated and request.endpoint not in ("static", "vendor")
             and not request.path.startswith(("/api/", "/socket.io"))):
         g.notification_cursor = events.cursor_of(db(), current_user.id)
+        g.notification_cursor_at = utcnow()
 
 
 def shown(row: Notification) -> dict[str, Any]:

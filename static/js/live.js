@@ -23,16 +23,33 @@
   // ask at once).  The server then sends no body for them, only a "sync" with
   // their numbers, and replays whatever else came after the cursor -- including
   // anything whose live message was lost.
+  //
+  // A shared message of an event from before the page was built may be one the page
+  // already shows (the server rendered it, and counted it in the badge).  Such a
+  // message is held, not shown, and the page asks for a sync at once: a number
+  // after the cursor means it is new (shown then), a key the server does not know
+  // after the cursor means the page has it (dropped).
+  //
+  // A live message can also be lost on the way (a full queue, a process stopped,
+  // Redis away for a moment).  So the page also asks for what came after its
+  // cursor when it becomes visible again and every few minutes (at a random
+  // moment): the answer is empty unless something was lost.
   var HAVE_MOST = 100;  // keys sent at most (the server takes 200)
   var SYNC_AFTER_MS = [20000, 60000];  // a sync this long after a shared message
   var GAP_MS = 2000;
+  var HOLD_MS = 300;  // held messages arriving together share one sync
+  var CATCH_UP_MS = [180000, 360000];  // a catch-up this often while the page is open
   var cursor = parseInt(document.body.getAttribute("data-notification-cursor") || "0", 10) || 0;
+  var builtAt = instant(document.body.getAttribute("data-notification-at"));
   var ahead = {};
   var seen = {};  // ids of numbered notifications already taken
   var shown = {};  // batch keys already shown, whichever way they came
-  var unnumbered = [];  // batch keys shown from a shared message, not numbered yet
+  var unnumbered = [];  // batch keys shown (or held) from a shared message, not numbered yet
+  var held = {};  // batch key -> shared message from before the page, until a sync says
+  var released = {};  // batch keys a sync has just said are new: shown once, now
   var gapTimer = null;
   var syncTimer = null;
+  var holdTimer = null;
   var socket = window.io({
     transports: ["websocket", "polling"],
     auth: function (cb) { cb({ cursor: cursor, have: unnumbered.slice(-HAVE_MOST) }); }
@@ -52,6 +69,22 @@
     socket.emit("replay", { cursor: cursor, have: unnumbered.slice(-HAVE_MOST) });
   }
 
+  // Milliseconds of an ISO time; one without a zone is UTC, as the server writes it.
+  function instant(text) {
+    if (!text) { return NaN; }
+    return Date.parse(/(Z|[+-]\d\d:?\d\d)$/i.test(text) ? text : text + "Z");
+  }
+
+  // Catching up costs one query that finds nothing when nothing was lost.
+  function catchUp() {
+    if (socket.connected) { sync(); }
+  }
+
+  function catchUpLater() {
+    window.setTimeout(function () { catchUp(); catchUpLater(); },
+                      CATCH_UP_MS[0] + Math.random() * (CATCH_UP_MS[1] - CATCH_UP_MS[0]));
+  }
+
   // True the first time a notification arrives, false for a repeat (replayed and
   // live, or sent twice by two instances): each is shown and counted once.
   function fresh(message) {
@@ -59,7 +92,19 @@
     var key = message.batch;
     if (typeof message.seq !== "number") {
       if (!key) { return true; }
-      if (shown[key]) { return false; }
+      if (released[key]) { delete released[key]; shown[key] = true; return true; }
+      if (shown[key] || held[key]) { return false; }
+      if (instant(message.created_at) <= builtAt) {
+        held[key] = message;  // perhaps already on the page: the sync decides
+        unnumbered.push(key);
+        if (!holdTimer) {
+          holdTimer = window.setTimeout(function () {
+            holdTimer = null;
+            if (unnumbered.length) { sync(); }
+          }, HOLD_MS);
+        }
+        return false;
+      }
       shown[key] = true;
       unnumbered.push(key);
       if (!syncTimer) {
@@ -84,6 +129,12 @@
         if (Object.keys(ahead).length) { sync(); }
       }, GAP_MS);
     }
+    if (key && held[key]) {  // numbered after the cursor: new to the page after all
+      delete held[key];
+      numbered(key);
+      shown[key] = true;
+      return true;
+    }
     if (key && numbered(key)) { return false; }  // shown already, from the shared message
     if (key) { shown[key] = true; }
     return true;
@@ -92,12 +143,21 @@
   // The server's answer to the keys this page sent: their numbers, and the keys no
   // notification after the cursor has (nothing to wait for).
   function onSync(answer) {
+    var fresher = [];
     ((answer && answer.matched) || []).forEach(function (pair) {
       if (pair[0] > cursor) { ahead[pair[0]] = true; }
       numbered(pair[1]);
+      if (held[pair[1]]) { fresher.push(held[pair[1]]); delete held[pair[1]]; }
     });
-    ((answer && answer.unknown) || []).forEach(numbered);
+    ((answer && answer.unknown) || []).forEach(function (key) {
+      numbered(key);
+      delete held[key];  // at or before the cursor: the page has it
+    });
     advance();
+    fresher.forEach(function (message) {
+      released[message.batch] = true;
+      onEvent(message.kind, message);
+    });
   }
 
   function bumpBadge() {
@@ -222,5 +282,9 @@
   // "sync" is the server's answer about numbers, not a notification.
   socket.on("sync", onSync);
   socket.onAny(function (kind, message) { if (kind !== "sync") { onEvent(kind, message); } });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { catchUp(); }
+  });
+  catchUpLater();
   window.marketplaceSocket = socket;
 })();

@@ -28,14 +28,16 @@ A, B, C = "a" * 16, "b" * 16, "c" * 16
 # auth it would send on its next connect.  Timers are run at the end (the syncs).
 HARNESS = r"""
 const fs = require("fs");
-const [script, eventsJson] = process.argv.slice(2);
+const [script, eventsJson, builtAt] = process.argv.slice(2);
+const attributes = { "data-notification-cursor": "0", "data-notification-at": builtAt };
 const handlers = {}; let any = null; let auth = null; const asked = []; const timers = [];
 const shown = [];
 const socket = { on: (k, f) => { handlers[k] = f; }, onAny: (f) => { any = f; },
                  emit: (kind, data) => asked.push([kind, data]) };
 const document = {
-  body: { getAttribute: () => "0" }, querySelector: () => null, getElementById: () => null,
-  documentElement: { lang: "en" },
+  body: { getAttribute: (name) => attributes[name] || null }, querySelector: () => null,
+  getElementById: () => null, documentElement: { lang: "en" }, visibilityState: "visible",
+  addEventListener: () => {},
   dispatchEvent: (e) => shown.push(e.detail.message.batch) };
 const window = { io: (options) => { auth = options.auth; return socket; },
                  setTimeout: (f) => { timers.push(f); return timers.length; } };
@@ -52,12 +54,19 @@ console.log(JSON.stringify({ shown, next, asked }));
 """
 
 
-def _shared(key: str) -> list[Any]:
-    return ["job.posted", {"id": None, "seq": None, "batch": key, "data": {}}]
+#: When the page read its cursor (data-notification-at); events before it may be on it.
+BUILT_AT = "2026-12-07T10:00:00.500000+00:00"
+BEFORE, AFTER = "2026-12-07T10:00:00.250000+00:00", "2026-12-07T10:00:01+00:00"
+
+
+def _shared(key: str, created_at: str = AFTER) -> list[Any]:
+    return ["job.posted", {"id": None, "seq": None, "batch": key, "data": {},
+                           "kind": "job.posted", "created_at": created_at}]
 
 
 def _numbered(key: str, seq: int) -> list[Any]:
-    return ["job.posted", {"id": 100 + seq, "seq": seq, "batch": key, "data": {}}]
+    return ["job.posted", {"id": 100 + seq, "seq": seq, "batch": key, "data": {},
+                           "kind": "job.posted", "created_at": AFTER}]
 
 
 SCENARIOS: dict[str, list[list[Any]]] = {
@@ -70,6 +79,15 @@ SCENARIOS: dict[str, list[list[Any]]] = {
     "a key the server does not know, a lost one replayed": [
         _shared(A), _shared(C), ["sync", {"matched": [[1, A]], "unknown": [C]}],
         _numbered(B, 2)],
+    # posted just before the page was built, its live message after: the page has it
+    "from before the page, which has it": [
+        _shared(A, BEFORE), ["sync", {"matched": [], "unknown": [A]}]],
+    "from before the page, which has it (no zone: UTC)": [
+        _shared(A, BEFORE[:-6]), ["sync", {"matched": [], "unknown": [A]}]],
+    "from before the page, committed after its cursor": [
+        _shared(A, BEFORE), ["sync", {"matched": [[1, A]], "unknown": []}]],
+    "from before the page, then its numbered replay": [_shared(A, BEFORE), _numbered(A, 1)],
+    "from before the page, still waiting for the sync": [_shared(A, BEFORE), _shared(A, BEFORE)],
 }
 
 
@@ -84,10 +102,10 @@ def test_live_js_numbers_and_shows_what_cursor_does(name: str, tmp_path: Path) -
     harness = tmp_path / "harness.js"
     harness.write_text(HARNESS)
     ran = subprocess.run([node, str(harness), str(ROOT / "static/js/live.js"),
-                          json.dumps(events)], capture_output=True, text=True, timeout=30,
-                         check=True)
+                          json.dumps(events), BUILT_AT], capture_output=True, text=True,
+                         timeout=30, check=True)
     page = json.loads(ran.stdout)
-    expected = Cursor(0)
+    expected = Cursor(0, BUILT_AT)
     for kind, message in events:
         expected.receive(kind, message)
     assert page["shown"] == expected.shown_keys
@@ -96,3 +114,13 @@ def test_live_js_numbers_and_shows_what_cursor_does(name: str, tmp_path: Path) -
     asked = [data for kind, data in page["asked"] if kind == "replay"]
     assert bool(asked) == bool(expected.unnumbered or expected.ahead)
     assert all(a == {"cursor": expected.cursor, "have": expected.have()} for a in asked)
+
+
+def test_a_job_the_page_shows_already_is_not_counted_again() -> None:
+    """Posted just before the page loaded, its live message after: the page holds it,
+    the sync says the page has it, and it is neither shown nor counted again."""
+    page = Cursor(3, BUILT_AT)
+    assert not page.receive(*_shared(A, BEFORE))
+    page.sync({"matched": [], "unknown": [A]})
+    assert page.shown_keys == [] and page.held == {} and page.have() == []
+    assert page.receive(*_shared(B, AFTER)) and page.shown_keys == [B]

@@ -4,7 +4,7 @@ and nothing marked read by looking (GET writes nothing; a POST marks what was sh
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask.testing import FlaskClient
 from sqlmodel import Session, select
@@ -98,3 +98,17 @@ def test_months_in_notification_texts_are_named(client: FlaskClient, session: Se
     login(client, world.owner_b)
     html = client.get("/notifications").get_data(as_text=True)
     assert "novembre 2026" in html and "2026-11" not in html
+
+
+def test_a_page_says_when_it_read_its_cursor(
+        client: FlaskClient, session: Session, world: World) -> None:
+    """live.js holds a shared live message of an event from before this moment until a
+    sync says whether the page already shows it (counted in the badge)."""
+    _notify(session, world, 1)
+    login(client, world.owner_b)
+    before = utcnow()
+    html = client.get("/notifications").get_data(as_text=True)
+    found = re.search(r'data-notification-cursor="(\d+)" data-notification-at="([^"]+)"', html)
+    assert found is not None and found.group(1) == "1"
+    read_at = datetime.fromisoformat(found.group(2))
+    assert before <= read_at <= utcnow()  # aware: live.js compares it with created_at
