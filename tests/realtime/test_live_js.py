@@ -28,16 +28,18 @@ A, B, C = "a" * 16, "b" * 16, "c" * 16
 # auth it would send on its next connect.  Timers are run at the end (the syncs).
 HARNESS = r"""
 const fs = require("fs");
-const [script, eventsJson, builtAt] = process.argv.slice(2);
+const [script, eventsJson, builtAt, online] = process.argv.slice(2);
+const listeners = [];
 const attributes = { "data-notification-cursor": "0", "data-notification-at": builtAt };
 const handlers = {}; let any = null; let auth = null; const asked = []; const timers = [];
 const shown = [];
 const socket = { on: (k, f) => { handlers[k] = f; }, onAny: (f) => { any = f; },
-                 emit: (kind, data) => asked.push([kind, data]) };
+                 emit: (kind, data) => asked.push([kind, data]),
+                 connected: online === "online" };
 const document = {
   body: { getAttribute: (name) => attributes[name] || null }, querySelector: () => null,
   getElementById: () => null, documentElement: { lang: "en" }, visibilityState: "visible",
-  addEventListener: () => {},
+  addEventListener: (kind, f) => listeners.push([kind, f]),
   dispatchEvent: (e) => shown.push(e.detail.message.batch) };
 const window = { io: (options) => { auth = options.auth; return socket; },
                  setTimeout: (f) => { timers.push(f); return timers.length; } };
@@ -46,6 +48,9 @@ new Function("window", "document", fs.readFileSync(script, "utf8"))(window, docu
 for (const [kind, message] of JSON.parse(eventsJson)) {
   any(kind, message);
   if (handlers[kind]) { handlers[kind](message); }
+}
+if (socket.connected) {  // the person comes back to the tab
+  listeners.forEach(([kind, f]) => { if (kind === "visibilitychange") { f(); } });
 }
 let next = null;
 auth((value) => { next = value; });
@@ -91,20 +96,26 @@ SCENARIOS: dict[str, list[list[Any]]] = {
 }
 
 
-@pytest.mark.parametrize("name", list(SCENARIOS))
-def test_live_js_numbers_and_shows_what_cursor_does(name: str, tmp_path: Path) -> None:
+def _run(tmp_path: Path, events: list[list[Any]], online: bool = False) -> dict[str, Any]:
+    """What live.js showed, would send on connect, and asked for (see HARNESS)."""
     node = shutil.which("node")
     if node is None:
         if IN_CI:
             pytest.fail("node is missing")
         pytest.skip("needs node")
-    events = SCENARIOS[name]
     harness = tmp_path / "harness.js"
     harness.write_text(HARNESS)
     ran = subprocess.run([node, str(harness), str(ROOT / "static/js/live.js"),
-                          json.dumps(events), BUILT_AT], capture_output=True, text=True,
-                         timeout=30, check=True)
-    page = json.loads(ran.stdout)
+                          json.dumps(events), BUILT_AT, "online" if online else "offline"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    page: dict[str, Any] = json.loads(ran.stdout)
+    return page
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_live_js_numbers_and_shows_what_cursor_does(name: str, tmp_path: Path) -> None:
+    events = SCENARIOS[name]
+    page = _run(tmp_path, events)
     expected = Cursor(0, BUILT_AT)
     for kind, message in events:
         expected.receive(kind, message)
@@ -124,3 +135,13 @@ def test_a_job_the_page_shows_already_is_not_counted_again() -> None:
     page.sync({"matched": [], "unknown": [A]})
     assert page.shown_keys == [] and page.held == {} and page.have() == []
     assert page.receive(*_shared(B, AFTER)) and page.shown_keys == [B]
+
+
+def test_an_open_page_catches_up_when_shown_again_and_every_few_minutes(
+        tmp_path: Path) -> None:
+    """A live message lost on the way (a full queue, a stopped process, Redis away for a
+    moment) is not waited for until the next event: the page asks for what came after
+    its cursor when the tab is shown again, and on a timer (both while connected)."""
+    page = _run(tmp_path, [_numbered(A, 1)], online=True)
+    asked = [data for kind, data in page["asked"] if kind == "replay"]
+    assert asked == [{"cursor": 1, "have": []}] * 2
