@@ -141,6 +141,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     # jobs
     ("jobs.board", "GET"):                      ("-",             LOGIN,   200,   200,   200,   200,   302,   200,   302),
     ("jobs.detail", "GET"):                     ("contract_job",  LOGIN,   200,   200,   200,   200,   200,   404,   404),
+    ("jobs.card", "GET"):                       ("open_job",      LOGIN,   200,   200,   200,   200,   200,   404,   404),
     ("jobs.award", "POST"):                     ("window_job",    LOGIN,   422,   422,   403,   403,   403,   404,   403),
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   422,   422,   422,   422,   422,   404,   404),
     ("jobs.cancel", "POST"):                    ("open_job",      LOGIN,   422,   422,   403,   403,   403,   404,   403),
