@@ -113,6 +113,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("pwa.manifest", "GET"):                    ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     ("pwa.service_worker", "GET"):              ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     ("pwa.offline", "GET"):                     ("-",               200,   200,   200,   200,   200,   200,   200,   200),
+    ("pwa.favicon", "GET"):                     ("-",               200,   200,   200,   200,   200,   200,   200,   200),
     # cluster
     ("clusters.home", "GET"):                   ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.account", "GET"):                ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
@@ -204,6 +205,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("dashboard.index", "GET"):                 ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("dashboard.chart_csv", "GET"):             ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("notifications.centre", "GET"):            ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
+    ("notifications.mark_read", "POST"):        ("-",             LOGIN,   302,   302,   302,   302,   302,   302,   302),
     ("payouts.webhook", "POST"):                ("-",               400,   400,   400,   400,   400,   400,   400,   400),
 }
 # fmt: on

@@ -75,6 +75,7 @@ BASELINES: dict[str, Form] = {
     "clusters.account": lambda i: {"locale": "fr", "timezone": "Europe/Paris",
                                    "unit_system": "imperial"},
     "clusters.accept_agreement": lambda i: {"version": str(i["version"]), "confirm": "y"},
+    "notifications.mark_read": lambda i: {"through": "1", "next": "/notifications"},
     "clusters.edit_agreement": lambda i: {
         "purpose": "Share overflow work, v3.", "scope_overflow_jobs": "y",
         "scope_equipment": "y", "scope_joint_bids": "y", "referral_fee_percent": "5",
