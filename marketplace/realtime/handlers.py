@@ -7,8 +7,9 @@ person's notification sequence up to which it has everything.  Everything
 after it is replayed, so a phone that lost the network misses nothing; the
 client drops by id what it then also receives live.
 
-A live message shared by several people (realtime/publisher.py) carries no
-sequence number, only the event's `batch` key, so the page sends the keys it
+A live message is one per language, shared by everyone of that language
+(realtime/publisher.py), so it carries no sequence number, only the event's
+`batch` key, so the page sends the keys it
 holds without a number ("have") with its cursor.  The rows after the cursor
 whose key it has are not sent again: a "sync" event answers with their numbers
 (`matched`: [seq, key] pairs) and with the keys no row after the cursor has

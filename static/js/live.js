@@ -15,14 +15,14 @@
   // page skip it.  Kept in memory only: it belongs to the person the page was
   // rendered for, never to the browser (a shared tablet has several people).
   //
-  // One event for many people comes live as one message per language, which
-  // carries no number of ours (it would have to differ per person) but the
-  // event's `batch` key.  Such a message is shown at once and its key kept in
-  // `unnumbered`; the page sends those keys with its cursor (on every connect,
-  // and in a sync a little later, at a random moment so a thousand phones do not
-  // ask at once).  The server then sends no body for them, only a "sync" with
-  // their numbers, and replays whatever else came after the cursor -- including
-  // anything whose live message was lost.
+  // An event comes live as one message per language (also to a single reader:
+  // its form must not tell who else got it), which carries no number of ours (it
+  // would have to differ per person) but the event's `batch` key.  Such a message
+  // is shown at once and its key kept in `unnumbered`; the page sends those keys
+  // with its cursor (on every connect, and in a sync a little later, at a random
+  // moment so a thousand phones do not ask at once).  The server then sends no
+  // body for them, only a "sync" with their numbers, and replays whatever else
+  // came after the cursor -- including anything whose live message was lost.
   //
   // A shared message of an event from before the page was built may be one the page
   // already shows (the server rendered it, and counted it in the badge).  Such a
