@@ -159,7 +159,8 @@ SLOT_HOLDER = frozenset({"booking_id", "member_id"})
 #: co-owner holds it when (whom to ask); a week's custody piece shows the same.
 CUSTODY_WHOLE = frozenset({"id", "equipment_id", "member_id", "starts_at", "ends_at",
                            "released"})
-_CLUSTER_WIDE = {a: CUSTODY_WHOLE for a in Audience if a is not Audience.OTHER_CLUSTER}
+_CLUSTER_WIDE: dict[Audience, frozenset[str]] = {
+    a: CUSTODY_WHOLE for a in Audience if a is not Audience.OTHER_CLUSTER}
 
 _EQUIPMENT: Mapping[str, Mapping[Audience, frozenset[str]]] = {
     MACHINE: {

@@ -41,6 +41,7 @@ from marketplace.equipment.models import (
 from marketplace.equipment.readmodels import (
     MachineViewer,
     audience_to_machine,
+    audiences_to_machines,
     booking_for,
     machine_detail,
     machine_model,
@@ -284,12 +285,10 @@ def _draft(body: ListingIn) -> listings.ListingDraft:
            tag=TAG, query=MachineQuery, response=MachineList)
 def list_machines(query: MachineQuery) -> dict[str, Any]:
     user = viewer()
-    owned = owned_machine_ids(db(), user.member_id)
-    who = MachineViewer.of(user)
-    return {"machines": [
-        machine_model(m, audience_to_machine(who, m, [user.member_id] if m.id in owned
-                                             else []))
-        for m in listings.machines(db(), user, query.kind)]}
+    audience = audiences_to_machines(MachineViewer.of(user),
+                                     owned_machine_ids(db(), user.member_id))
+    return {"machines": [machine_model(m, audience(m))
+                         for m in listings.machines(db(), user, query.kind)]}
 
 
 @operation("POST", "/equipment", summary="List a machine the caller's business owns",

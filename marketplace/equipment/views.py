@@ -75,6 +75,7 @@ from marketplace.equipment.photos import (
 from marketplace.equipment.readmodels import (
     MachineViewer,
     audience_to_machine,
+    audiences_to_machines,
     booking_for,
     machine_detail,
     machine_model,
@@ -162,14 +163,9 @@ def index() -> ResponseReturnValue:
 
 
 def _audience_to_machines(user: User) -> Callable[[Equipment], Audience]:
-    """Who `user` is to each machine of a list (its owners loaded once, not per card)."""
-    owned = owned_machine_ids(db(), user.member_id)
-    who = MachineViewer.of(user)
-
-    def audience(machine: Equipment) -> Audience:
-        return audience_to_machine(who, machine, [user.member_id] if machine.id in owned
-                                   else [])
-    return audience
+    """Who `user` is to each machine of a list (its owned machines loaded once)."""
+    return audiences_to_machines(MachineViewer.of(user),
+                                 owned_machine_ids(db(), user.member_id))
 
 
 def _percent_to_bp(text: str, field: str) -> int:
