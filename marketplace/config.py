@@ -116,6 +116,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # towns come from the built-in gazetteer only.
         "GEOCODER_URL": env.get("GEOCODER_URL") or None,
         "GEOCODER_TIMEOUT_SECONDS": float(env.get("GEOCODER_TIMEOUT_SECONDS") or 3),
+        # Board cards kept rendered per process (jobs/cards.py); 0 turns the cache off.
+        "JOB_CARD_CACHE_SIZE": int(env.get("JOB_CARD_CACHE_SIZE") or 4096),
     }
 
 
