@@ -10,6 +10,7 @@ from wtforms import (
     DateField,
     DateTimeLocalField,
     FloatField,
+    HiddenField,
     IntegerField,
     SelectField,
     StringField,
@@ -39,10 +40,13 @@ class ListingForm(WebForm):
     kind = SelectField(_l("Type"), choices=[])
     description = TextAreaField(_l("Description"), validators=[Length(max=4000)])
     photo = FileField(_l("Photo (JPEG, PNG or WebP, up to 5 MB)"))
-    locality = StringField(_l("Where it is kept (town or yard)"),
-                           validators=[DataRequired(_required), Length(max=120)])
-    base_lat = FloatField(_l("Latitude"), validators=[InputRequired(_required)])
-    base_lng = FloatField(_l("Longitude"), validators=[InputRequired(_required)])
+    # Where the machine lives: typed as an address or a town (suggestions from /places) or
+    # taken from the phone; the point travels in hidden fields only (places/service.py).
+    base_place = StringField(_l("Address or town"), validators=[Length(max=300)])
+    base_lat = HiddenField()
+    base_lng = HiddenField()
+    base_resolved = HiddenField()
+    locality = StringField(_l("Where it is kept (town or yard)"), validators=[Length(max=120)])
     hour_rate = StringField(_l("Rate per hour"), default="0")
     day_rate = StringField(_l("Rate per day"), default="0")
     granularity_minutes = SelectField(_l("Booking steps"), default="30", choices=[

@@ -83,6 +83,7 @@ from marketplace.equipment.readmodels import (
 )
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import first_weekday, select_timezone
+from marketplace.places.views import locate_typed
 from marketplace.ratelimits import claim_limit
 from marketplace.web import (
     apply_to_form,
@@ -225,10 +226,18 @@ def _draft(form: ListingForm, currency: str) -> listings.ListingDraft:
     except ValidationError as error:
         errors.update(error.fields)
         cancel_fee_bp = 0
+    base_lat, base_lng, town = 0.0, 0.0, ""
+    try:
+        base = locate_typed(form.base_place.data, form.base_lat.data, form.base_lng.data,
+                            form.base_resolved.data, "base_place")
+        base_lat, base_lng, town = base.lat, base.lng, base.town or ""
+    except ValidationError as error:
+        errors.update(error.fields)
     draft = listings.ListingDraft(
         name=form.name.data or "", kind=form.kind.data or "",
-        description=form.description.data or "", locality=form.locality.data or "",
-        base_lat=form.base_lat.data or 0.0, base_lng=form.base_lng.data or 0.0,
+        description=form.description.data or "",
+        locality=(form.locality.data or "").strip() or town,
+        base_lat=base_lat, base_lng=base_lng,
         hour_rate_minor=amount("hour_rate"), day_rate_minor=amount("day_rate"),
         min_minutes=form.min_minutes.data or 0, max_minutes=form.max_minutes.data or 0,
         buffer_minutes=form.buffer_minutes.data or 0,
@@ -329,6 +338,8 @@ def edit(equipment_id: int) -> ResponseReturnValue:
         abort(403)
     form = ListingForm(obj=machine if request.method == "GET" else None)
     if request.method == "GET":
+        # The point stays the machine's until its place is typed anew.
+        form.base_place.data = form.base_resolved.data = machine.locality
         form.hour_rate.data = _plain_amount(machine.hour_rate_minor)
         form.day_rate.data = _plain_amount(machine.day_rate_minor)
         form.granularity_minutes.data = str(machine.granularity_minutes)

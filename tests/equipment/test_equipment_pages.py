@@ -293,3 +293,36 @@ def test_a_refused_booking_shows_the_week_it_asked_for(client: FlaskClient, sess
     weeks = sorted({d for pair in shown for d in pair if d})
     # previous and next week links, a week apart, around the asked day
     assert weeks and min(weeks) < day.isoformat() < max(weeks), weeks
+
+
+def _listing(**changes: object) -> dict[str, object]:
+    return {"name": "Compact loader", "kind": "skid_steer", "hour_rate": "70",
+            "day_rate": "420", "granularity_minutes": "60", "min_minutes": "60",
+            "max_minutes": "1440", "buffer_minutes": "0", "timezone": ZONE,
+            "cancel_cutoff_hours": "24", "cancel_fee": "0", "opens-2": "07:00",
+            "closes-2": "17:00", **changes}
+
+
+def test_a_machine_is_listed_by_typing_its_town_not_coordinates(client: FlaskClient,
+                                                                session: Session,
+                                                                world: World) -> None:
+    login(client, world.owner_a)
+    page = client.get("/equipment/new").get_data(as_text=True)
+    base_lat = re.search(r'<input[^>]*name="base_lat"[^>]*>', page)
+    assert base_lat is not None and 'type="hidden"' in base_lat.group(0)
+    assert "Latitude" not in page and "Longitude" not in page
+    response = client.post("/equipment/new", data=_listing(base_place="Gatineau"))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    machine = session.exec(select(Equipment).where(Equipment.name == "Compact loader")).one()
+    assert machine.locality == "Gatineau"  # the town, when no yard name is typed
+    assert abs(machine.base_lat - 45.48) < 0.1 and abs(machine.base_lng + 75.70) < 0.1
+
+
+def test_a_place_nobody_can_find_is_refused_and_lists_nothing(client: FlaskClient,
+                                                               session: Session,
+                                                               world: World) -> None:
+    login(client, world.owner_a)
+    response = client.post("/equipment/new", data=_listing(base_place="Xqzzyvillequux"))
+    assert response.status_code == 422
+    assert "We could not find" in response.get_data(as_text=True)
+    assert session.exec(select(Equipment)).all() == []
