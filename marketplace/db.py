@@ -240,32 +240,25 @@ def _tune_sqlite(engine: Engine, lock_on_begin: bool) -> None:
             raise ReadersWrite("the data read changed before this write; nothing was "
                                "written") from context.original_exception
 
-    def _commit_then_leave(connection: Any) -> None:
-        # Fired just before SQLAlchemy sends COMMIT/ROLLBACK.  Finish the transaction
-        # here and only then hand the lock on, so the next writer's BEGIN IMMEDIATE does
-        # not meet a lock still being released (and SQLite's sleeping busy handler); the
-        # driver's own COMMIT/ROLLBACK that follows finds no transaction and does nothing.
+    def _finish_then_leave(connection: Any, finish: str) -> None:
+        # Fired just before SQLAlchemy sends COMMIT/ROLLBACK (`finish`).  Finish the
+        # transaction here and only then hand the lock on, so the next writer's BEGIN
+        # IMMEDIATE does not meet a lock still being released (and SQLite's sleeping busy
+        # handler); the driver's own COMMIT/ROLLBACK that follows finds no transaction
+        # and does nothing.
         info = connection.connection.info
         if not info.get(_HELD):
             return
         try:
-            if connection.connection.dbapi_connection.in_transaction:
-                connection.connection.dbapi_connection.commit()
+            dbapi_connection = connection.connection.dbapi_connection
+            if dbapi_connection.in_transaction:
+                getattr(dbapi_connection, finish)()
         finally:
             leave(info)
 
-    def _rollback_then_leave(connection: Any) -> None:
-        info = connection.connection.info
-        if not info.get(_HELD):
-            return
-        try:
-            if connection.connection.dbapi_connection.in_transaction:
-                connection.connection.dbapi_connection.rollback()
-        finally:
-            leave(info)
-
-    event.listen(engine, "commit", _commit_then_leave)
-    event.listen(engine, "rollback", _rollback_then_leave)
+    event.listen(engine, "commit", lambda connection: _finish_then_leave(connection, "commit"))
+    event.listen(engine, "rollback",
+                 lambda connection: _finish_then_leave(connection, "rollback"))
     # Backstops: a connection that goes back to the pool, or is closed, mid-transaction.
     event.listen(engine.pool, "checkin",
                  lambda _dbapi, record: leave(record.info) if record is not None else None)
