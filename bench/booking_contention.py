@@ -72,15 +72,13 @@ either way); 2 on bad arguments; 3 on the hard timeout.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import os
 import random
 import secrets
 import sys
-import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -284,31 +282,16 @@ def _hammer(url: str, login: Login, week_start: datetime, start_at: float, deadl
         out.append((outcome, latency, time.time()))
 
 
+def _clients(command: tuple[Any, ...]) -> list[tuple[Callable[..., None], tuple[Any, ...]]]:
+    """The clients one "run" command asks a client process for: one `_hammer` each."""
+    _kind, url, logins, week_start, start_at, deadline, seed = command
+    return [(_hammer, (url, login, week_start, start_at, deadline, seed + index))
+            for index, login in enumerate(logins)]
+
+
 def _client_worker(conn: Connection) -> None:
     """Child process: run its share of the clients as threads whenever told to."""
-    logging.basicConfig(level=logging.CRITICAL)
-    while True:
-        try:
-            command = conn.recv()
-        except EOFError:
-            break
-        if command[0] != "run":
-            break
-        _kind, url, logins, week_start, start_at, deadline, seed = command
-        results: list[list[tuple[str, float, float]]] = [[] for _ in logins]
-        cpu0 = time.process_time()
-        threads = [threading.Thread(target=_hammer, daemon=True,
-                                    args=(url, login, week_start, start_at, deadline,
-                                          seed + index, results[index]))
-                   for index, login in enumerate(logins)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        conn.send(("done", [r for client in results for r in client],
-                   time.process_time() - cpu0))
-    conn.close()
-    os._exit(0)
+    harness.serve_client_commands(conn, _clients)
 
 
 class ClientPool:

@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -348,6 +348,28 @@ def world_session(database_url: str) -> Iterator[Session]:
         engine.dispose()
 
 
+#: Where every bench job is (downtown Toronto) and every member's base (about 5 km away).
+SITE = (43.6532, -79.3832)
+NEAR = (43.7000, -79.4000)
+
+
+def eligible_mower(session: Session, today: date) -> Callable[[User, str], None]:
+    """A `prepare` for `found_cluster` that makes each member eligible for every bench
+    job: it mows and plants, from a base at NEAR within 50 km of SITE, insured for a
+    year.  (Three benchmarks post such jobs; one definition keeps them measuring the
+    same eligibility work.)"""
+    from marketplace.clusters.service import MemberProfile, update_member_profile
+
+    def prepare(owner: User, business: str) -> None:
+        assert owner.member_id is not None
+        update_member_profile(session, owner, owner.member_id, MemberProfile(
+            name=business, trades=("mowing", "planting"),
+            base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
+            insurance_expires_on=today + timedelta(days=365), certifications=""))
+
+    return prepare
+
+
 def coordinator_email(tag: str) -> str:
     """The e-mail of the coordinator `found_cluster` makes for `tag` (to find or log in as)."""
     return f"coord.{tag}@bench.test"
@@ -578,6 +600,68 @@ def _socket_client_worker(base_url: str, entries: list[tuple[int, dict[str, Any]
             break
     conn.close()
     os._exit(0)
+
+
+def run_client_threads(calls: Sequence[tuple[Callable[..., None], tuple[Any, ...]]]
+                       ) -> tuple[list[Any], float]:
+    """Run each `(target, args)` in a thread of its own, `target(*args, rows)` appending
+    its results to a list of its own; every row, and the CPU seconds this process spent.
+
+    The HTTP client processes of the benchmarks run their share of clients this way
+    (threads, not processes: a client mostly waits on its socket)."""
+    results: list[list[Any]] = [[] for _ in calls]
+    cpu0 = time.process_time()
+    threads = [threading.Thread(target=target, args=(*args, rows), daemon=True)
+               for (target, args), rows in zip(calls, results, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return [row for rows in results for row in rows], time.process_time() - cpu0
+
+
+def serve_client_commands(conn: Connection,
+                          clients_for: Callable[[tuple[Any, ...]],
+                                                Sequence[tuple[Callable[..., None],
+                                                               tuple[Any, ...]]]]) -> None:
+    """Body of an HTTP client process: for each command from the parent, run the
+    clients `clients_for(command)` names as threads (`run_client_threads`) and send back
+    ("done", rows, cpu seconds); end on "stop" or when the parent is gone."""
+    logging.basicConfig(level=logging.CRITICAL)
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            break
+        if command[0] == "stop":
+            break
+        conn.send(("done", *run_client_threads(clients_for(command))))
+    conn.close()
+    os._exit(0)
+
+
+def job_form(title: str, today: str, **extra: str) -> dict[str, Any]:
+    """The job form a bench poster sends: a mowing hand-off at SITE, today (ISO date),
+    that every `eligible_mower` member may take."""
+    return {"title": title, "description": "Weekly mowing", "trades": ["mowing"],
+            "locality": "Annex, Toronto", "site_lat": str(SITE[0]), "site_lng": str(SITE[1]),
+            "address": "742 Evergreen Terrace", "customer_name": "Bench Customer",
+            "customer_contact": "555-0199", "crew_days": "3", "starts_on": today,
+            "ends_on": today, "value": "1234.50", "mode": "handoff", **extra}
+
+
+def arrivals(sent: dict[int, float], times: dict[int, list[float]]
+             ) -> tuple[int, list[float], list[float]]:
+    """Match receipt stamps (`SocketClientPool.report`) to the moment each job was sent:
+    how many messages arrived, every latency in ms, and each job's slowest client."""
+    received, latencies, slowest = 0, [], []
+    for key, t0 in sent.items():
+        stamps = [(t - t0) * 1000 for t in times.get(key, [])]
+        received += len(stamps)
+        latencies.extend(stamps)
+        if stamps:
+            slowest.append(max(stamps))
+    return received, latencies, slowest
 
 
 class SocketClientPool:

@@ -79,7 +79,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import harness
@@ -90,8 +89,6 @@ from harness import ServerProcess, SocketClientPool, Watchdog, percentile
 MAX_CLIENTS = 2000  # every client costs threads here and on the server; 2 000 is plenty
 MAX_JOBS = 500
 PASSWORD = "bench-notify-latency"
-SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
-NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
 JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
 SMALL_CLUSTER = 10  # the posting request is also timed for this many recipients
 #: A smoke run builds two clusters and serves the app and the bare server once each.
@@ -120,21 +117,13 @@ def build_world(database_url: str, members: int, tag: str) -> World:
     circle, insurance valid through the job.  One session is reused for all
     of it; each service commits its own transaction, as it would in the app.
     """
-    from marketplace.clusters.service import MemberProfile, update_member_profile
     from marketplace.db import utcnow
 
     started = time.perf_counter()
     emails = [f"poster.{tag}@bench.test"] + [f"m{i:04d}.{tag}@bench.test" for i in range(members)]
     with harness.world_session(database_url) as session:
         now = utcnow()
-        today = now.date()
-
-        def make_eligible(owner: Any, business: str) -> None:
-            assert owner.member_id is not None
-            update_member_profile(session, owner, owner.member_id, MemberProfile(
-                name=business, trades=("mowing", "planting"),
-                base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
-                insurance_expires_on=today + timedelta(days=365), certifications=""))
+        make_eligible = harness.eligible_mower(session, now.date())
 
         harness.found_cluster(
             session, tag, purpose="Share overflow work fairly.", timezone="America/Toronto",
@@ -329,12 +318,10 @@ def measure(run: Run, servers: list[ServerProcess], pool: Pools, post: Callable[
                 small(seq)
     run.server_cpu_ms = (cpu() - cpu_before) / run.jobs * 1000
     times, first = pool.report()
-    for key, t0 in sent.items():
-        stamps = [(t - t0) * 1000 for t in times.get(key, [])]
-        run.received += len(stamps)
-        run.latencies_ms.extend(stamps)
-        if stamps:
-            run.last_ms.append(max(stamps))
+    received, latencies, slowest = harness.arrivals(sent, times)
+    run.received += received
+    run.latencies_ms.extend(latencies)
+    run.last_ms.extend(slowest)
     return first
 
 
@@ -381,14 +368,9 @@ def run_app(world: World, small_world: World, database_url: str, watchdog: Watch
         today = utcnow().date().isoformat()
 
         def post_as(cookie: str, title: str) -> int:
-            response = http.post(f"{base}/jobs/new", headers={"Cookie": cookie}, data={
-                "title": title, "description": "Weekly mowing",
-                "trades": ["mowing"], "locality": "Annex, Toronto", "site_lat": str(SITE[0]),
-                "site_lng": str(SITE[1]), "address": "742 Evergreen Terrace",
-                "customer_name": "Bench Customer", "customer_contact": "555-0199",
-                "crew_days": "3", "starts_on": today, "ends_on": today, "value": "1234.50",
-                "mode": "handoff",
-            }, allow_redirects=False, timeout=JOB_WAIT_S)
+            response = http.post(f"{base}/jobs/new", headers={"Cookie": cookie},
+                                 data=harness.job_form(title, today),
+                                 allow_redirects=False, timeout=JOB_WAIT_S)
             if response.status_code != 302:
                 raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
             return int(response.headers["Location"].rsplit("/", 1)[1])

@@ -86,7 +86,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -99,8 +98,6 @@ ROOT = Path(__file__).resolve().parents[1]  # tests/push_service.py lives there
 MAX_MEMBERS = 5000
 MAX_POSTS = 200
 PASSWORD = "bench-push-fanout"
-SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
-NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
 TICK_S = 1.0  # the scheduler's interval for delivery.send_push
 SETTLE_S = 0.2  # quiet time before every POST, after the worker went idle ...
 JITTER_S = TICK_S  # ... plus up to this much at random, so POSTs land anywhere in a tick
@@ -133,7 +130,6 @@ def build_world(database_url: str, members: int, tag: str, push: Any) -> World:
     insurance, agreement accepted); each device is a new FakePushService
     subscriber stored with the app's own `subscribe`.
     """
-    from marketplace.clusters.service import MemberProfile, update_member_profile
     from marketplace.db import utcnow
     from marketplace.delivery.subscriptions import subscribe
 
@@ -142,14 +138,7 @@ def build_world(database_url: str, members: int, tag: str, push: Any) -> World:
     with harness.world_session(database_url) as session:
         _without_fsync(session.get_bind())
         now = utcnow()
-        today = now.date()
-
-        def make_eligible(owner: Any, business: str) -> None:
-            assert owner.member_id is not None
-            update_member_profile(session, owner, owner.member_id, MemberProfile(
-                name=business, trades=("mowing", "planting"),
-                base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
-                insurance_expires_on=today + timedelta(days=365), certifications=""))
+        make_eligible = harness.eligible_mower(session, now.date())
 
         owners = harness.found_cluster(
             session, tag, purpose="Share overflow work fairly.", timezone="America/Toronto",
@@ -532,14 +521,8 @@ class Bench:
 
         today = utcnow().date().isoformat()
         response = self.http.post(f"{self.server.url}/jobs/new", headers={"Cookie": self.cookie},
-                                  data={
-            "title": f"Bench job {seq}", "description": "Weekly mowing",
-            "trades": ["mowing"], "locality": "Annex, Toronto", "site_lat": str(SITE[0]),
-            "site_lng": str(SITE[1]), "address": "742 Evergreen Terrace",
-            "customer_name": "Bench Customer", "customer_contact": "555-0199",
-            "crew_days": "3", "starts_on": today, "ends_on": today, "value": "1234.50",
-            "mode": "handoff",
-        }, allow_redirects=False, timeout=POST_TIMEOUT_S)
+                                  data=harness.job_form(f"Bench job {seq}", today),
+                                  allow_redirects=False, timeout=POST_TIMEOUT_S)
         if response.status_code != 302:
             raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
         return int(response.headers["Location"].rsplit("/", 1)[1])

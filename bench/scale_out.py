@@ -87,19 +87,16 @@ arguments; 3 on the hard timeout.
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import os
 import re
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -119,8 +116,7 @@ MAX_CONCURRENCY = 256
 MAX_CLIENTS = 2000
 MAX_DURATION = 120.0
 PASSWORD = "bench-scale-out"
-SITE = (43.6532, -79.3832)  # downtown Toronto, where every job is
-NEAR = (43.7000, -79.4000)  # about 5 km away: every member's base
+SITE = harness.SITE  # where every job is (members are based 5 km away)
 BOARD_JOBS = 20  # open jobs on the board every board client reads
 REQUEST_TIMEOUT_S = 30.0
 JOB_WAIT_S = 30.0  # per notified job: deliveries later than this count as missing
@@ -167,7 +163,6 @@ def build_world(database_url: str, tag: str, *, concurrency: int, clients: int,
     poster member of that cluster; there is no publisher in this process, so
     their notifications are stored and not sent.
     """
-    from marketplace.clusters.service import MemberProfile, update_member_profile
     from marketplace.db import utcnow
     from marketplace.jobs.service import post_job
 
@@ -175,13 +170,7 @@ def build_world(database_url: str, tag: str, *, concurrency: int, clients: int,
     with harness.world_session(database_url) as session:
         now = utcnow()
         today = now.date()
-
-        def make_eligible(owner: Any, business: str) -> None:
-            assert owner.member_id is not None
-            update_member_profile(session, owner, owner.member_id, MemberProfile(
-                name=business, trades=("mowing", "planting"),
-                base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
-                insurance_expires_on=today + timedelta(days=365), certifications=""))
+        make_eligible = harness.eligible_mower(session, today)
 
         def cluster(part: str, members: int) -> list[Any]:
             emails = [f"poster.{part}.{tag}@bench.test"] + \
@@ -514,32 +503,16 @@ def _race(base_url: str, client: Client, job_ids: list[int], start_at: float,
                     job_id))
 
 
+def _clients(command: tuple[Any, ...]) -> list[tuple[Callable[..., None], tuple[Any, ...]]]:
+    """The clients one command asks for: board readers, or claimers racing for jobs."""
+    kind, url, clients, job_ids, start_at, deadline = command
+    return [(_read_board, (url, client, start_at, deadline)) if kind == "board"
+            else (_race, (url, client, job_ids, start_at, deadline)) for client in clients]
+
+
 def _http_worker(conn: Connection) -> None:
     """Child process: run its share of the HTTP clients as threads whenever told to."""
-    logging.basicConfig(level=logging.CRITICAL)
-    while True:
-        try:
-            command = conn.recv()
-        except EOFError:
-            break
-        if command[0] == "stop":
-            break
-        kind, url, clients, job_ids, start_at, deadline = command
-        results: list[list[Row]] = [[] for _ in clients]
-        cpu0 = time.process_time()
-        threads = [threading.Thread(
-            target=_read_board if kind == "board" else _race, daemon=True,
-            args=(url, client, *(() if kind == "board" else (job_ids,)), start_at, deadline,
-                  results[number]))
-            for number, client in enumerate(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        conn.send(("done", [row for rows in results for row in rows],
-                   time.process_time() - cpu0))
-    conn.close()
-    os._exit(0)
+    harness.serve_client_commands(conn, _clients)
 
 
 class HttpClients:
@@ -677,14 +650,10 @@ def notify_phase(world: World, cookies: dict[str, str], instances: list[AppInsta
         busy_before = wall_before = math.nan
         for seq in range(1 + jobs):
             t0 = time.perf_counter()
-            response = http.post(f"{nginx.url}/jobs/new", data={
-                "csrf_token": token, "title": f"Notify job {seq}",
-                "description": "Weekly mowing", "trades": ["mowing"],
-                "locality": "Annex, Toronto", "site_lat": str(SITE[0]),
-                "site_lng": str(SITE[1]), "address": "742 Evergreen Terrace",
-                "customer_name": "Bench Customer", "customer_contact": "555-0199",
-                "crew_days": "3", "starts_on": today, "ends_on": today, "value": "1234.50",
-                "mode": "handoff"}, allow_redirects=False, timeout=JOB_WAIT_S)
+            response = http.post(f"{nginx.url}/jobs/new",
+                                 data=harness.job_form(f"Notify job {seq}", today,
+                                                       csrf_token=token),
+                                 allow_redirects=False, timeout=JOB_WAIT_S)
             round_trip = time.perf_counter() - t0
             if response.status_code != 302:
                 raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
@@ -706,12 +675,10 @@ def notify_phase(world: World, cookies: dict[str, str], instances: list[AppInsta
         times, _first = pool.report()
     finally:
         pool.stop()
-    for key, t0 in sent.items():
-        stamps = [(t - t0) * 1000 for t in times.get(key, [])]
-        run.received += len(stamps)
-        run.latencies_ms.extend(stamps)
-        if stamps:
-            run.last_ms.append(max(stamps))
+    received, latencies, slowest = harness.arrivals(sent, times)
+    run.received += received
+    run.latencies_ms.extend(latencies)
+    run.last_ms.extend(slowest)
     return run
 
 
