@@ -6,19 +6,15 @@ from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import Member, Role, User
 from marketplace.equipment.models import Equipment, EquipmentOwner
-from marketplace.errors import N_, Forbidden, not_found
+from marketplace.errors import N_, Forbidden
+from marketplace.rows import in_cluster
 
 
 def get_equipment(session: Session, viewer: User, equipment_id: int, *,
                   for_update: bool = False) -> Equipment:
     """A machine of the viewer's cluster, or NotFound (other clusters' look missing)."""
-    query = select(Equipment).where(Equipment.id == equipment_id)
-    if for_update:
-        query = query.with_for_update()
-    equipment = session.exec(query).first()
-    if equipment is None or equipment.cluster_id != viewer.cluster_id:
-        raise not_found()
-    return equipment
+    return in_cluster(session, Equipment, equipment_id, viewer.cluster_id,
+                      for_update=for_update)
 
 
 def owner_shares(session: Session, equipment_id: int) -> dict[int, int]:

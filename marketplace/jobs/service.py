@@ -28,7 +28,7 @@ from marketplace.clusters.agreements import (
 from marketplace.clusters.models import Cluster, Member, Role, User
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
-from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.geo import site_point
 from marketplace.jobs.eligibility import (
     Reason,
@@ -51,6 +51,8 @@ from marketplace.jobs.models import (
 )
 from marketplace.jobs.visibility import job_public
 from marketplace.money import BASIS_POINTS_WHOLE, apply_basis_points
+from marketplace.persisted import id_of
+from marketplace.rows import in_cluster
 
 # 20 million in major units: beyond is a typo, and every amount stays inside the
 # 32-bit integer columns money lives in (2 147 483 647 minor units).
@@ -105,14 +107,8 @@ class JobDraft:
 def get_job(
     session: Session, viewer: User, job_id: int, *, for_update: bool = False
 ) -> OverflowJob:
-    """A job of the viewer's cluster, or NotFound."""
-    query = select(OverflowJob).where(OverflowJob.id == job_id)
-    if for_update:
-        query = query.with_for_update()
-    job = session.exec(query).first()
-    if job is None or job.cluster_id != viewer.cluster_id:
-        raise not_found()
-    return job
+    """A job of the viewer's cluster, or NotFound (other clusters' look missing)."""
+    return in_cluster(session, OverflowJob, job_id, viewer.cluster_id, for_update=for_update)
 
 
 def _validate(draft: JobDraft, now: datetime, zone: str = "UTC") -> None:
@@ -175,8 +171,8 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
     approx_lat, approx_lng = site_point(cluster.location_key, draft.site_lat, draft.site_lng)
     job = OverflowJob(
         cluster_id=member.cluster_id,
-        poster_member_id=member.id,
-        posted_by_id=actor.id,
+        poster_member_id=id_of(member),
+        posted_by_id=id_of(actor),
         title=draft.title.strip(),
         description=draft.description.strip(),
         mode=draft.mode,
@@ -192,14 +188,14 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
         starts_on=draft.starts_on,
         ends_on=draft.ends_on,
         value_minor=draft.value_minor,
-        currency=lock_cluster_settings(session, cluster.id)[1],  # type: ignore[arg-type]
+        currency=lock_cluster_settings(session, id_of(cluster))[1],
         closes_at=draft.closes_at if draft.mode == JobMode.BID_WINDOW else None,
         created_at=now,
     )
     session.add(job)
     session.flush()
     for trade in sorted(set(draft.trades)):
-        session.add(JobTrade(job_id=job.id, trade=trade))
+        session.add(JobTrade(job_id=id_of(job), trade=trade))
     session.flush()
     payload = job_public(job, sorted(set(draft.trades)))
     events.notify(
@@ -232,7 +228,7 @@ def write_contract(
     agreement = agreement_in_force(session, job.cluster_id)
     assert agreement is not None
     contract = JobContract(
-        job_id=job.id,
+        job_id=id_of(job),
         cluster_id=job.cluster_id,
         poster_member_id=job.poster_member_id,
         bid_id=bid_id,
@@ -241,13 +237,13 @@ def write_contract(
         referral_fee_bp=agreement.referral_fee_bp,
         referral_fee_minor=apply_basis_points(value_minor, agreement.referral_fee_bp),
         platform_fee_bp=agreement.platform_fee_bp,
-        agreement_id=agreement.id,
+        agreement_id=id_of(agreement),
         signed_at=now,
     )
     session.add(contract)
     session.flush()
     for member_id, share in sorted(shares.items()):
-        session.add(ContractParty(contract_id=contract.id, member_id=member_id, share_bp=share))
+        session.add(ContractParty(contract_id=id_of(contract), member_id=member_id, share_bp=share))
     return contract
 
 
@@ -286,7 +282,7 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
     contract = write_contract(
         session,
         job,
-        {member.id: BASIS_POINTS_WHOLE},  # type: ignore[dict-item]
+        {id_of(member): BASIS_POINTS_WHOLE},
         None,
         job.value_minor,
         now,
@@ -294,8 +290,8 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
     _announce_award(
         session,
         job,
-        [member.id],
-        "job.claimed",  # type: ignore[list-item]
+        [id_of(member)],
+        "job.claimed",
         N_("%(member)s claimed your job: %(title)s"),
         member.name,
         now,
@@ -350,7 +346,7 @@ def _announce_award(
 
 def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
     """The partners who were shown the job (eligible ones) plus anyone who bid on it."""
-    bidders = _bidder_ids(session, job.id)  # type: ignore[arg-type]
+    bidders = _bidder_ids(session, id_of(job))
     return [
         m for m, reasons in cluster_reasons(session, job, now) if m.id in bidders or not reasons
     ]

@@ -38,6 +38,8 @@ from marketplace.ledger.models import ConnectedAccount, JobPayment, StripeEvent
 from marketplace.ledger.payments import checkout_event
 from marketplace.ledger.refunds import charge_refunded
 from marketplace.ledger.stripe_gateway import GatewayError
+from marketplace.persisted import id_of
+from marketplace.rows import add_once
 
 log = logging.getLogger(__name__)
 
@@ -78,18 +80,14 @@ def start_onboarding(session: Session, actor: User, gateway: ConnectGateway, cou
     if actor.role != Role.OWNER:
         raise Forbidden("owner_role_only", N_("Only an owner of the business can set up its "
                                               "payouts."))
-    account = account_of(session, member.id)  # type: ignore[arg-type]
+    account = account_of(session, id_of(member))
     if account is None:
-        account_id = gateway.create_express_account(member.id, actor.email, country)  # type: ignore[arg-type]
-        account = ConnectedAccount(member_id=member.id, account_id=account_id,
-                                   state_at=datetime.fromtimestamp(0, UTC))
-        session.add(account)
-        try:
-            session.commit()
-        except IntegrityError:  # the other click stored the same (idempotent) account
-            session.rollback()
-            account = account_of(session, member.id)  # type: ignore[arg-type]
-            assert account is not None
+        account_id = gateway.create_express_account(id_of(member), actor.email, country)
+        opened = ConnectedAccount(member_id=id_of(member), account_id=account_id,
+                                  state_at=datetime.fromtimestamp(0, UTC))
+        # the other click may have stored the same (idempotent) account first
+        account = add_once(session, opened,
+                           lambda: account_of(session, opened.member_id))
         log.info("connected account member_id=%s account_id=%s", member.id, account.account_id)
     apply_parked(session, gateway, account.account_id, now)
     return gateway.onboarding_link(account.account_id, refresh_url, return_url)

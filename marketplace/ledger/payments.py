@@ -34,7 +34,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from marketplace import events
@@ -59,6 +58,8 @@ from marketplace.ledger.models import (
 from marketplace.ledger.service import record
 from marketplace.ledger.stripe_gateway import GatewayError
 from marketplace.money import allocate, apply_basis_points
+from marketplace.persisted import id_of
+from marketplace.rows import add_once
 
 log = logging.getLogger(__name__)
 #: Our own reason for a payout that waits (Stripe's refusals are kept as Stripe words them).
@@ -121,7 +122,7 @@ def request_payment(session: Session, actor: User, job_id: int, gateway: Payment
     if contract_lead(session, contract) != member.id:
         raise Forbidden("lead_only", N_("Only the business that leads the contract asks the "
                                         "customer to pay."))
-    existing = payment_of(session, contract.id)  # type: ignore[arg-type]
+    existing = payment_of(session, id_of(contract))
     if existing is not None and existing.status != PaymentStatus.FAILED:
         return existing
     if existing is None and job.status == JobStatus.CONFIRMED:
@@ -129,7 +130,7 @@ def request_payment(session: Session, actor: User, job_id: int, gateway: Payment
                                              "was asked for; its money goes through the "
                                              "monthly settlement."))
     attempt = existing.attempt + 1 if existing is not None else 0
-    session_id, url = gateway.create_checkout(contract.id, contract.value_minor,  # type: ignore[arg-type]
+    session_id, url = gateway.create_checkout(id_of(contract), contract.value_minor,
                                               contract.currency, job.title, success_url,
                                               cancel_url, attempt)
     if existing is not None:  # the delayed payment failed: a new session, once
@@ -141,18 +142,12 @@ def request_payment(session: Session, actor: User, job_id: int, gateway: Payment
         session.commit()
         session.refresh(existing)
         return existing
-    payment = JobPayment(contract_id=contract.id, checkout_session_id=session_id,
+    payment = JobPayment(contract_id=id_of(contract), checkout_session_id=session_id,
                          checkout_url=url, amount_minor=contract.value_minor,
                          currency=contract.currency, created_at=now)
-    session.add(payment)
-    try:
-        session.commit()
-    except IntegrityError:  # a second click made the same (idempotent) session
-        session.rollback()
-        found = payment_of(session, contract.id)  # type: ignore[arg-type]
-        assert found is not None
-        return found
-    return payment
+    # a second click may have stored the same (idempotent) checkout session first
+    contract_id = payment.contract_id
+    return add_once(session, payment, lambda: payment_of(session, contract_id))
 
 
 def checkout_event(session: Session, event_type: str, data: Mapping[str, Any],
@@ -363,7 +358,7 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
     else:
         record(session, cluster, owed, payout.contract_id, PLATFORM, payout.member_id,
                payout.amount_minor, now, currency=payout.currency)
-    record(session, cluster, EntrySource.PAYOUT, payout.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
+    record(session, cluster, EntrySource.PAYOUT, id_of(payout), payout.member_id, PLATFORM,
            payout.amount_minor, now, memo=transfer_id, currency=payout.currency)
     session.commit()
     log.info("payout %s paid as %s", payout.id, transfer_id)
