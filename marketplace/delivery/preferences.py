@@ -9,6 +9,7 @@ follow daylight saving time and a change of time zone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -147,14 +148,22 @@ def save_mail_settings(session: Session, user: User, settings: MailSettings) -> 
     if settings.digest_minute is not None and not 0 <= settings.digest_minute < 24 * 60:
         message = N_("Give the time of day the daily digest should come.")
         raise ValidationError("digest_time", message, fields={"digest_time": message})
+    _set_channel(session, user, Channel.EMAIL, settings.enabled,
+                 {Category.NEW_JOBS: settings.digest_minute})
+
+
+def _set_channel(session: Session, user: User, channel: Channel,
+                 enabled: Mapping[Category, bool],
+                 digest_minute: Mapping[Category, int | None] | None = None) -> None:
+    """Replace the person's choices for one channel: which categories come that way
+    (and, by e-mail, at which minute a category's digest comes)."""
     assert user.id is not None
     session.execute(delete(ChannelPreference).where(
-        col(ChannelPreference.user_id) == user.id,
-        col(ChannelPreference.channel) == Channel.EMAIL))
-    for category, enabled in settings.enabled.items():
+        col(ChannelPreference.user_id) == user.id, col(ChannelPreference.channel) == channel))
+    for category, on in enabled.items():
         session.add(ChannelPreference(
-            user_id=user.id, channel=Channel.EMAIL, category=category.value, enabled=enabled,
-            digest_minute=settings.digest_minute if category is Category.NEW_JOBS else None))
+            user_id=user.id, channel=channel, category=category.value, enabled=on,
+            digest_minute=(digest_minute or {}).get(category)))
 
 
 def mute_mail(session: Session, user_id: int, category: Category) -> None:
@@ -216,12 +225,7 @@ def _replace_choices(session: Session, user: User, settings: PushSettings,
             message = N_("Quiet hours must start and end at different times.")
             raise ValidationError("quiet_hours", message, fields={"quiet_end": message})
     assert user.id is not None
-    session.execute(delete(ChannelPreference).where(
-        col(ChannelPreference.user_id) == user.id,
-        col(ChannelPreference.channel) == Channel.PUSH))
-    for category, enabled in settings.enabled.items():
-        session.add(ChannelPreference(user_id=user.id, channel=Channel.PUSH,
-                                      category=category.value, enabled=enabled))
+    _set_channel(session, user, Channel.PUSH, settings.enabled)
     quiet = session.get(QuietHours, user.id)
     if settings.quiet is None:
         if quiet is not None:
