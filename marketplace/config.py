@@ -15,12 +15,15 @@ from typing import Any
 
 from redis.connection import parse_url
 
-from marketplace.delivery.subscriptions import DEFAULT_PUSH_HOSTS
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 SUPPORTED_LOCALES = ("en", "es", "fr", "de")
+#: the push services of Chrome/Android, Firefox, Edge/Windows and Safari/iOS: the hosts a
+#: Web Push subscription may point at unless PUSH_SERVICE_HOSTS says otherwise
+DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "android.googleapis.com",
+                      "push.services.mozilla.com", "notify.windows.com",
+                      "push.apple.com")
 
 
 def _flag(value: str | None, default: bool) -> bool:

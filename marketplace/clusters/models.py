@@ -1,4 +1,5 @@
-"""Tables for clusters, members, users, invites, agreements and acceptances."""
+"""Tables for clusters, members, users, invites, agreements and acceptances, and the
+record of service-area changes (its rules: clusters/service_area.py)."""
 
 from __future__ import annotations
 
@@ -159,3 +160,18 @@ class AgreementAcceptance(SQLModel, table=True):
     member_id: int = Field(foreign_key="member.id", index=True)
     user_id: int = Field(foreign_key="user.id")
     accepted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ServiceAreaChange(SQLModel, table=True):
+    """One change of a member's base location or service radius (None: not set)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    changed_by_id: int = Field(foreign_key="user.id")
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    from_lat: float | None = None
+    from_lng: float | None = None
+    from_radius_km: float | None = None
+    to_lat: float | None = None
+    to_lng: float | None = None
+    to_radius_km: float | None = None

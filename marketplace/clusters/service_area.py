@@ -15,30 +15,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, func
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
-from marketplace.clusters.models import Member, Role, User
-from marketplace.db import UTCDateTime
+from marketplace.clusters.models import Member, Role, ServiceAreaChange, User
 from marketplace.errors import N_, ValidationError
 
 log = logging.getLogger(__name__)
 CHANGES_PER_DAY = 3
-
-
-class ServiceAreaChange(SQLModel, table=True):
-    """One change of a member's base location or service radius (None: not set)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    member_id: int = Field(foreign_key="member.id", index=True)
-    changed_by_id: int = Field(foreign_key="user.id")
-    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    from_lat: float | None = None
-    from_lng: float | None = None
-    from_radius_km: float | None = None
-    to_lat: float | None = None
-    to_lng: float | None = None
-    to_radius_km: float | None = None
 
 
 def record_service_area_change(session: Session, actor: User, member: Member,

@@ -23,10 +23,6 @@ from marketplace.clusters.models import User
 from marketplace.delivery.models import PushSubscription
 from marketplace.errors import N_, ValidationError
 
-#: the push services of Chrome/Android, Firefox, Edge/Windows and Safari/iOS
-DEFAULT_PUSH_HOSTS = ("fcm.googleapis.com", "android.googleapis.com",
-                      "push.services.mozilla.com", "notify.windows.com",
-                      "push.apple.com")
 MOST_DEVICES = 10
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

@@ -6,6 +6,7 @@ computed from these rows, never stored, so it can never disagree with them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -20,9 +21,19 @@ from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
 from marketplace.jobs.service import get_job, job_today
 from marketplace.jobs.visibility import contract_member_ids
-from marketplace.ledger.contracts import record_contract
-from marketplace.ledger.models import JobPayment, PaymentStatus
-from marketplace.ledger.payments import locked_payment, queue_payouts
+
+#: What makes a confirmed contract's money due, inside the confirmation's transaction.
+#: Why a port: jobs never import the ledger (the import contracts in pyproject.toml);
+#: the ledger knows the jobs' tables and hands its booking in (ledger/confirmation.py,
+#: loaded with the ledger package).
+MoneyDue = Callable[[Session, JobContract, datetime], None]
+_money_due: list[MoneyDue] = []
+
+
+def book_money_with(handler: MoneyDue) -> MoneyDue:
+    """Install what books a confirmed contract (the ledger's, once; a decorator)."""
+    _money_due[:] = [handler]
+    return handler
 
 
 def _transition(session: Session, job: OverflowJob, before: JobStatus, after: JobStatus
@@ -66,14 +77,10 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
                                           "it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
     contract = session.exec(select(JobContract).where(JobContract.job_id == job.id)).one()
-    # Locked, so a payment clearing at this moment waits for the confirmation and then
-    # queues the payouts itself (or was paid first, and is seen paid here).
-    payment = locked_payment(session, JobPayment.contract_id == contract.id)
-    if payment is None:
-        record_contract(session, contract, now)  # offline: the lead collected the money
-    elif payment.status == PaymentStatus.PAID:
-        queue_payouts(session, contract, now)  # Stripe: the platform pays each party
-    # else: the customer has not paid yet; the payment webhook queues the payouts
+    if not _money_due:
+        raise RuntimeError("no ledger installed to book a confirmed contract "
+                           "(import marketplace.ledger)")
+    _money_due[0](session, contract, now)
     events.notify(session, active_users_of(session, sorted(contract_member_ids(session, job.id))),
                   "job.confirmed", N_("The job %(title)s is confirmed complete."), now=now,
                   params={"title": job.title}, payload={"id": job.id, "status": job.status},
