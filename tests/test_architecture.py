@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import marketplace
@@ -56,3 +57,22 @@ def test_only_the_stripe_gateway_imports_stripe() -> None:
 def test_there_are_domain_services_to_check() -> None:
     names = {p.name for p in _domain_modules()}
     assert {"service.py", "agreements.py", "invites.py", "accounts.py"} <= names
+
+
+def _layered_modules() -> set[str]:
+    """The modules named in the import-linter layers contract (pyproject.toml)."""
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    [layers] = [c for c in config["tool"]["importlinter"]["contracts"] if c["id"] == "layers"]
+    return {name.strip().strip("()") for layer in layers["layers"]
+            for name in layer.replace("|", ":").split(":")}
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    """A module no layer names would escape the contract: `lint-imports` checks only
+    the modules (and packages) its layers list, so each new module must be placed."""
+    layered = _layered_modules()
+    modules = {".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts)
+               for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    unplaced = sorted(m for m in modules
+                      if not any(m == name or m.startswith(name + ".") for name in layered))
+    assert unplaced == []
