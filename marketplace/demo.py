@@ -26,6 +26,7 @@ from marketplace.jobs.models import JobMode
 from marketplace.jobs.service import JobDraft, cancel_job, claim_job, expire_due_jobs, post_job
 from marketplace.ledger.service import next_month
 from marketplace.ledger.settlement import approve, current_month, draft_for
+from marketplace.persisted import id_of
 
 DEMO_CLUSTER = "Valley Green Cooperative"
 DEMO_PASSWORD = "valley-green-demo"
@@ -96,14 +97,21 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
         ))
         agreements.accept_agreement(session, owner, agreement.version, now)
     grinder, excavator = _list_machines(session, now - timedelta(days=HISTORY_DAYS))
-    _seed_history(session, coordinator, grinder.id, excavator.id, now)  # type: ignore[arg-type]
+    _seed_history(session, coordinator, id_of(grinder), id_of(excavator), now)
     _seed_jobs(session, now)
-    _seed_equipment(session, coordinator, grinder.id, now)  # type: ignore[arg-type]
+    _seed_equipment(session, coordinator, id_of(grinder), now)
     return True
 
 
 def _owner(session: Session, email: str) -> User:
     return session.exec(select(User).where(User.email == email)).one()
+
+
+def _firm(owner: User) -> int:
+    """The member business of a demo owner (every owner belongs to one)."""
+    if owner.member_id is None:
+        raise ValueError(f"{owner.email} is not a member's owner")
+    return owner.member_id
 
 
 def _seed_jobs(session: Session, now: datetime) -> None:
@@ -118,17 +126,17 @@ def _seed_jobs(session: Session, now: datetime) -> None:
             crew_days=4, starts_on=start, ends_on=start + timedelta(days=3),
             mode=JobMode.HANDOFF.value)
         base.update(fields)
-        return JobDraft(**base)  # type: ignore[arg-type]
+        return JobDraft(**base)  # type: ignore[arg-type]  # defaults merged with overrides
 
     last_month = now - timedelta(days=32)  # so the coordinator has a month to settle
     on_site = last_month.astimezone(VALLEY_TIME).date()  # the valley's day, not UTC's
     finished = post_job(session, hernandez, draft(
         title="Planting beds for a new patio", trades=("planting",), value_minor=2_150_00,
         starts_on=on_site, ends_on=on_site), last_month)
-    claim_job(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
-    report_done(session, laurentide, finished.id, last_month)  # type: ignore[arg-type]
-    confirm_completion(session, hernandez, finished.id, last_month)  # type: ignore[arg-type]
-    rate(session, hernandez, finished.id, laurentide.member_id, 5, True,  # type: ignore[arg-type]
+    claim_job(session, laurentide, id_of(finished), last_month)
+    report_done(session, laurentide, id_of(finished), last_month)
+    confirm_completion(session, hernandez, id_of(finished), last_month)
+    rate(session, hernandez, id_of(finished), _firm(laurentide), 5, True,
          "Clean work, on time.", last_month)
     post_job(session, hernandez, draft(
         title="Spring cleanup, 12 townhouses", trades=("mowing", "planting"),
@@ -141,7 +149,7 @@ def _seed_jobs(session: Session, now: datetime) -> None:
         closes_at=now + timedelta(days=3),
         description="About 120 m of swale with a perforated drain; grading to the catch basin."),
         now)
-    place_bid(session, hernandez, window.id, BidTerms(16_900_00, 4, start,  # type: ignore[arg-type]
+    place_bid(session, hernandez, id_of(window), BidTerms(16_900_00, 4, start,
                                                       "We can start the Monday after."), now)
 
 
@@ -155,7 +163,7 @@ def _machine(name: str, kind: EquipmentKind, locality: str, hour: int, day: int,
         timezone="America/Toronto", needs_approval=False, cancel_cutoff_hours=24,
         cancel_fee_bp=5000, hours=weekdays)
     base.update(changes)
-    return listings.ListingDraft(**base)  # type: ignore[arg-type]
+    return listings.ListingDraft(**base)  # type: ignore[arg-type]  # defaults + overrides
 
 
 def _list_machines(session: Session, listed_at: datetime) -> tuple[Equipment, Equipment]:
@@ -179,7 +187,7 @@ def _seed_equipment(session: Session, coordinator: User, grinder_id: int, now: d
         70_00, 420_00, hours=tuple(listings.WeeklyHours(d, 0, 1440) for d in range(7))),
         {m.member_id: share for m, share in ((maple, 5000), (hernandez, 3000),  # type: ignore[misc]
                                              (laurentide, 2000))}, now)
-    rotation.create_plan(session, coordinator, skid.id, RotationPeriod.WEEK.value,  # type: ignore[arg-type]
+    rotation.create_plan(session, coordinator, id_of(skid), RotationPeriod.WEEK.value,
                          now.date(), now)
     monday = now.date() + timedelta(days=7 - now.weekday())
     starts = datetime.combine(monday, datetime.min.time()).replace(hour=13)  # 08:00/09:00 Toronto
@@ -226,33 +234,33 @@ def _seed_history(session: Session, coordinator: User, grinder_id: int, excavato
         handed = post_job(session, maple, _history_draft(
             "Perennial beds for a townhouse row", ("planting",), value, day(6), day(8)),
             _at(day(1), 9))
-        claim_job(session, laurentide, handed.id, _at(day(1), 15))  # type: ignore[arg-type]
-        report_done(session, laurentide, handed.id, _at(day(8), 17))  # type: ignore[arg-type]
-        confirm_completion(session, maple, handed.id, _at(day(9), 8))  # type: ignore[arg-type]
-        rate(session, maple, handed.id, laurentide.member_id, 4 + back % 2,  # type: ignore[arg-type]
+        claim_job(session, laurentide, id_of(handed), _at(day(1), 15))
+        report_done(session, laurentide, id_of(handed), _at(day(8), 17))
+        confirm_completion(session, maple, id_of(handed), _at(day(9), 8))
+        rate(session, maple, id_of(handed), _firm(laurentide), 4 + back % 2,
              back != 3, "", _at(day(9), 9))
-        rate(session, laurentide, handed.id, maple.member_id, 5, True, "",  # type: ignore[arg-type]
+        rate(session, laurentide, id_of(handed), _firm(maple), 5, True, "",
              _at(day(9), 10))
         window = post_job(session, hernandez, _history_draft(
             "French drain along a parking lot", ("drainage",), 9_500_00 + back * 700_00,
             day(10), day(14), mode=JobMode.BID_WINDOW.value, closes_at=_at(day(3), 17)),
             _at(day(2), 9))
-        bid = place_bid(session, excavating, window.id, BidTerms(  # type: ignore[arg-type]
+        bid = place_bid(session, excavating, id_of(window), BidTerms(
             8_900_00 + back * 600_00, 3, day(10)), _at(day(2), 14))
-        close_window(session, window.id, _at(day(3), 17))  # type: ignore[arg-type]
-        award_bid(session, hernandez, window.id, bid.id, _at(day(4), 9))  # type: ignore[arg-type]
+        close_window(session, id_of(window), _at(day(3), 17))
+        award_bid(session, hernandez, id_of(window), id_of(bid), _at(day(4), 9))
         if back > 1:
-            report_done(session, excavating, window.id, _at(day(14), 17))  # type: ignore[arg-type]
-            confirm_completion(session, hernandez, window.id, _at(day(15), 9))  # type: ignore[arg-type]
-            rate(session, hernandez, window.id, excavating.member_id, 3 + back % 3,  # type: ignore[arg-type]
+            report_done(session, excavating, id_of(window), _at(day(14), 17))
+            confirm_completion(session, hernandez, id_of(window), _at(day(15), 9))
+            rate(session, hernandez, id_of(window), _firm(excavating), 3 + back % 3,
                  back % 2 == 0, "", _at(day(15), 10))
         if back % 2 == 0:
             fencing = post_job(session, laurentide, _history_draft(
                 "Cedar privacy fence, 40 m", ("fencing",), 3_200_00, day(9), day(11)),
                 _at(day(5), 9))
-            claim_job(session, fence, fencing.id, _at(day(5), 11))  # type: ignore[arg-type]
-            report_done(session, fence, fencing.id, _at(day(11), 17))  # type: ignore[arg-type]
-            confirm_completion(session, laurentide, fencing.id, _at(day(12), 9))  # type: ignore[arg-type]
+            claim_job(session, fence, id_of(fencing), _at(day(5), 11))
+            report_done(session, fence, id_of(fencing), _at(day(11), 17))
+            confirm_completion(session, laurentide, id_of(fencing), _at(day(12), 9))
         if back in (5, 2):
             post_job(session, fence, _history_draft(
                 "Interlock driveway, 60 m²", ("paving",), 2_600_00, day(12), day(13)),
@@ -261,14 +269,14 @@ def _seed_history(session: Session, coordinator: User, grinder_id: int, excavato
             dropped = post_job(session, maple, _history_draft(
                 "Irrigation for a sports field", ("irrigation",), 5_400_00, day(16), day(18)),
                 _at(day(7), 9))
-            cancel_job(session, maple, dropped.id, "The customer postponed to next year.",  # type: ignore[arg-type]
+            cancel_job(session, maple, id_of(dropped), "The customer postponed to next year.",
                        _at(day(8), 9))
         for slot in range(2 + back % 3):
             booking.book(session, maple, grinder_id, _at(day(3 + 4 * slot), 8),
                          _at(day(3 + 4 * slot), 12 + slot), _at(day(0), 9))
         request = booking.book(session, fence, excavator_id, _at(day(16), 7),
                                _at(day(16), 15), _at(day(0), 10))
-        booking.approve(session, hernandez, request.id, _at(day(0), 16))  # type: ignore[arg-type]
+        booking.approve(session, hernandez, id_of(request), _at(day(0), 16))
         if month < keep_open:
             settled_on = _at(_weekday(next_month(month), 0), 10)
             draft_for(session, coordinator, month, settled_on)
@@ -277,7 +285,7 @@ def _seed_history(session: Session, coordinator: User, grinder_id: int, excavato
     # scheduler runs, so no past job shows a Claim button.
     expire_due_jobs(session, now)
     for user in demo_logins(session):
-        mark_all_read(session, user.id, now)  # type: ignore[arg-type]
+        mark_all_read(session, id_of(user), now)
 
 
 def _history_draft(title: str, trades: tuple[str, ...], value: int, starts: date, ends: date,
@@ -288,7 +296,7 @@ def _history_draft(title: str, trades: tuple[str, ...], value: int, starts: date
         customer_contact="613-555-0187", crew_days=3, starts_on=starts, ends_on=ends,
         value_minor=value, mode=JobMode.HANDOFF.value)
     base.update(fields)
-    return JobDraft(**base)  # type: ignore[arg-type]
+    return JobDraft(**base)  # type: ignore[arg-type]  # defaults merged with overrides
 
 
 def demo_logins(session: Session) -> list[User]:

@@ -34,6 +34,8 @@ API_DOMAIN = {"models.py", "tokens.py", "__init__.py"}
 def _is_edge(path: Path) -> bool:
     if path.parent.name == "api":
         return path.name not in API_DOMAIN
+    if path.parent.name == "views":  # a domain's pages split by idea (equipment/views/)
+        return True
     return path.name in WEB_EDGE
 
 

@@ -22,6 +22,7 @@ from marketplace.clusters.models import Member
 from marketplace.clusters.views import invite_link
 from marketplace.db import utcnow
 from marketplace.errors import N_, NotFound
+from marketplace.persisted import id_of
 from marketplace.realtime.publisher import render_notification
 from marketplace.web import db, viewer
 
@@ -141,7 +142,7 @@ class AcceptIn(RequestModel):
 def _member_out(member: Member) -> dict[str, Any]:
     user, session = viewer(), db()
     data: dict[str, Any] = {"id": member.id, "name": member.name,
-                            "trades": service.member_trades(session, member.id),  # type: ignore[arg-type]
+                            "trades": service.member_trades(session, id_of(member)),
                             "exit_effective_at": member.exit_effective_at}
     if service.can_manage_member(user, member):
         data.update(base_lat=member.base_lat, base_lng=member.base_lng,
@@ -193,7 +194,7 @@ def update_member(member_id: int, body: ProfileIn) -> dict[str, Any]:
            status=201)
 def invite_person(member_id: int, body: PersonInviteIn) -> dict[str, Any]:
     business = service.get_member(db(), viewer(), member_id)
-    invite = invites.create_user_invite(db(), viewer(), business.id, body.email,  # type: ignore[arg-type]
+    invite = invites.create_user_invite(db(), viewer(), id_of(business), body.email,
                                         body.role, utcnow(),
                                         current_app.config["INVITE_VALID_DAYS"])
     return {"email": invite.email, "role": invite.role, "expires_at": invite.expires_at,
@@ -217,7 +218,7 @@ def get_agreement() -> dict[str, Any]:
         raise NotFound("no_agreement", message)
     data = AgreementOut.model_validate(current).model_dump()
     if user.member_id is not None:
-        accepted = {m.id for _a, m, _u in agreements.acceptances(session, user, current.id)}  # type: ignore[arg-type]
+        accepted = {m.id for _a, m, _u in agreements.acceptances(session, user, id_of(current))}
         data["accepted_by_my_business"] = user.member_id in accepted
     return data
 
@@ -233,14 +234,14 @@ def accept_agreement(body: AcceptIn) -> dict[str, Any]:
            response=NotificationList)
 def list_notifications() -> dict[str, Any]:
     user, session = viewer(), db()
-    return {"unread": events.unread_count(session, user.id),  # type: ignore[arg-type]
+    return {"unread": events.unread_count(session, id_of(user)),
             "notifications": [render_notification(row)
-                              for row in events.recent(session, user.id)]}  # type: ignore[arg-type]
+                              for row in events.recent(session, id_of(user))]}
 
 
 @operation("POST", "/notifications/read", summary="Mark every notification read", tag=TAG)
 def mark_read() -> None:
-    events.mark_all_read(db(), viewer().id, utcnow())  # type: ignore[arg-type]
+    events.mark_all_read(db(), id_of(viewer()), utcnow())
 
 
 @operation("GET", "/tokens", summary="The caller's API tokens (never their secrets)",

@@ -48,6 +48,7 @@ from marketplace.equipment.readmodels import (
     owner_models,
 )
 from marketplace.i18n import first_weekday
+from marketplace.persisted import id_of
 from marketplace.ratelimits import claim_limit
 from marketplace.web import db, viewer
 
@@ -272,7 +273,7 @@ def _booking_out(booking: Booking) -> ReadModel:
 def _machine_out(machine: Equipment) -> ReadModel:
     """The listing cut for the caller (`barrier.MACHINE`)."""
     return machine_model(machine, audience_to_machine(
-        MachineViewer.of(viewer()), machine, owner_shares(db(), machine.id)))  # type: ignore[arg-type]
+        MachineViewer.of(viewer()), machine, owner_shares(db(), id_of(machine))))
 
 
 def _draft(body: ListingIn) -> listings.ListingDraft:

@@ -30,6 +30,7 @@ from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.models import Bid, JobMode, OverflowJob
 from marketplace.jobs.visibility import bids_for, job_for, jobs_for, viewer_of
+from marketplace.persisted import id_of
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import db, translate, viewer
 
@@ -217,7 +218,7 @@ def my_jobs() -> dict[str, Any]:
 def post_job(body: JobIn) -> dict[str, Any]:
     draft = service.JobDraft(**body.model_dump(exclude={"trades"}), trades=tuple(body.trades))
     job = service.post_job(db(), viewer(), draft, utcnow())
-    return job_state(job.id)  # type: ignore[arg-type]
+    return job_state(id_of(job))
 
 
 @operation("GET", "/jobs/{job_id}", summary="One job as the caller may see it", tag=TAG,

@@ -20,6 +20,7 @@ from marketplace.clusters.service import get_cluster, get_member, require_coordi
 from marketplace.db import MAX_ID, parse_id, utcnow
 from marketplace.errors import not_found
 from marketplace.ledger import service, settlement
+from marketplace.persisted import id_of
 from marketplace.web import db, viewer
 
 TAG = "money"
@@ -115,8 +116,8 @@ def settlement_state(month: str) -> dict[str, Any]:
     user, session = viewer(), db()
     require_coordinator(user)
     cluster = get_cluster(session, user)
-    nets = settlement.month_nets(session, cluster.id, month)  # type: ignore[arg-type]
-    found = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    nets = settlement.month_nets(session, id_of(cluster), month)
+    found = settlement.settlement_for(session, id_of(cluster), month)
     recorded = settlement.transfers_of(session, found) if found else {}
     transfers: list[Any] = list(recorded.values()) or settlement.netting(nets)
     return {"month": month, "currency": cluster.currency,
@@ -132,11 +133,11 @@ def list_months() -> dict[str, Any]:
     user, session = viewer(), db()
     cluster = get_cluster(session, user)
     member_id = None if user.is_coordinator else user.member_id
-    months = settlement.months_with_entries(session, cluster.id, member_id)  # type: ignore[arg-type]
+    months = settlement.months_with_entries(session, id_of(cluster), member_id)
     rows = []
     for month in months:
-        found = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
-        net = (settlement.month_nets(session, cluster.id, month).get(member_id)  # type: ignore[arg-type]
+        found = settlement.settlement_for(session, id_of(cluster), month)
+        net = (settlement.month_nets(session, id_of(cluster), month).get(member_id)
                if member_id else None)
         rows.append({"month": month, "status": found.status if found else None,
                      **({"net_minor": net.net if net else 0} if member_id else {})})
@@ -152,8 +153,8 @@ def statement(month: str, query: StatementQuery) -> dict[str, Any]:
     user, session = viewer(), db()
     cluster = get_cluster(session, user)
     member = _statement_member(user, query.member_id)
-    entries = settlement.statement(session, cluster.id, member.id, month)  # type: ignore[arg-type]
-    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
+    entries = settlement.statement(session, id_of(cluster), id_of(member), month)
+    net = settlement.month_nets(session, id_of(cluster), month).get(member.id)
     mine = member.id
     return {"month": month, "member_id": mine, "currency": cluster.currency,
             "net_minor": net.net if net else 0,

@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from marketplace.api.models import ApiToken
 from marketplace.clusters.models import User
 from marketplace.errors import N_, ValidationError, not_found
+from marketplace.persisted import id_of
 
 SECRET_PREFIX = "cm_"
 MAX_ACTIVE_TOKENS = 20
@@ -58,7 +59,7 @@ def create_token(session: Session, user: User, name: str, now: datetime) -> Issu
         raise ValidationError("too_many_tokens", message, fields={"name": message},
                               params={"limit": MAX_ACTIVE_TOKENS})
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(user_id=user.id, name=name, prefix=secret[:10],  # type: ignore[arg-type]
+    token = ApiToken(user_id=id_of(user), name=name, prefix=secret[:10],
                      secret_hash=_digest(secret), created_at=now)
     session.add(token)
     session.commit()

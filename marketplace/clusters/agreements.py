@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from marketplace.clusters.models import Agreement, AgreementAcceptance, Cluster, Member, Role, User
 from marketplace.clusters.service import get_member, require_coordinator
 from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
+from marketplace.persisted import id_of
 
 MAX_EXIT_NOTICE_DAYS = 365
 #: The information rules' k (`Agreement.aggregate_min_group`): by default 3; at least 2
@@ -124,7 +125,7 @@ def publish_agreement(
                               N_("Nothing changed: edit a term to publish a new version."))
     agreement = Agreement(
         cluster_id=actor.cluster_id, version=(current.version + 1) if current else 1,
-        created_by_id=actor.id, created_at=now,
+        created_by_id=id_of(actor), created_at=now,
         **{f.name: getattr(terms, f.name) for f in fields(AgreementTerms)},
     )
     agreement.purpose = terms.purpose.strip()
@@ -155,8 +156,8 @@ def accept_agreement(
     existing = _acceptance(session, current.id, actor.member_id)
     if existing is not None:
         return existing
-    acceptance = AgreementAcceptance(agreement_id=current.id, member_id=actor.member_id,
-                                     user_id=actor.id, accepted_at=now)
+    acceptance = AgreementAcceptance(agreement_id=id_of(current), member_id=actor.member_id,
+                                     user_id=id_of(actor), accepted_at=now)
     session.add(acceptance)
     try:
         session.commit()
@@ -214,7 +215,7 @@ def participation_refusal(
     current = agreement_in_force(session, member.cluster_id)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
-    accepted = current is not None and _acceptance(session, current.id, member.id) is not None  # type: ignore[arg-type]
+    accepted = current is not None and _acceptance(session, current.id, id_of(member)) is not None
     return _refusal(member, cluster, current, accepted, activity, now)
 
 

@@ -24,6 +24,7 @@ from marketplace.clusters.service import (
 )
 from marketplace.errors import N_, Conflict, Forbidden, Gone, ValidationError
 from marketplace.mail.outbox import MailKind, queue_mail
+from marketplace.persisted import id_of
 
 _SALT = "invite"
 
@@ -46,10 +47,8 @@ def create_member_invite(
     if not 0 < len(business_name.strip()) <= 120:
         raise ValidationError("invalid_business_name", N_("Enter the business name."),
                               fields={"business_name": N_("Enter the business name.")})
-    return _store(session, Invite(
-        cluster_id=actor.cluster_id, kind=InviteKind.MEMBER, role=Role.OWNER,
-        email=clean_email, business_name=business_name.strip(),
-    ), actor, now, valid_days)
+    return _store(session, actor, now, valid_days, kind=InviteKind.MEMBER, role=Role.OWNER,
+                  email=clean_email, business_name=business_name.strip())
 
 
 def create_user_invite(
@@ -65,19 +64,19 @@ def create_user_invite(
         raise ValidationError("invalid_role", N_("Choose owner or crew."),
                               fields={"role": N_("Choose owner or crew.")})
     clean_email = _validate_email(email)
-    return _store(session, Invite(
-        cluster_id=actor.cluster_id, kind=InviteKind.USER, member_id=member.id, role=role,
-        email=clean_email,
-    ), actor, now, valid_days)
+    return _store(session, actor, now, valid_days, kind=InviteKind.USER, role=role,
+                  email=clean_email, member_id=member.id)
 
 
-def _store(session: Session, invite: Invite, actor: User, now: datetime, days: int) -> Invite:
+def _store(session: Session, actor: User, now: datetime, days: int, *, kind: InviteKind,
+           role: str, email: str, member_id: int | None = None,
+           business_name: str | None = None) -> Invite:
     """Keep the invite and, in the same commit, the mail that carries its link (in the
     cluster's language: the invited person has no language of their own yet)."""
-    invite.nonce = secrets.token_urlsafe(24)
-    invite.created_by_id = actor.id
-    invite.created_at = now
-    invite.expires_at = now + timedelta(days=days)
+    invite = Invite(cluster_id=actor.cluster_id, kind=kind, role=role, email=email,
+                    member_id=member_id, business_name=business_name,
+                    nonce=secrets.token_urlsafe(24), created_by_id=id_of(actor),
+                    created_at=now, expires_at=now + timedelta(days=days))
     session.add(invite)
     session.flush()
     cluster = session.get(Cluster, invite.cluster_id)

@@ -26,6 +26,7 @@ from marketplace.clusters.service_area import record_service_area_change
 from marketplace.clusters.trades import is_trade
 from marketplace.db import utcnow
 from marketplace.errors import N_, Forbidden, ValidationError, not_found
+from marketplace.persisted import id_of
 
 SUPPORTED_CURRENCIES = ("USD", "CAD", "MXN", "EUR")
 SUPPORTED_LOCALES = (
@@ -125,7 +126,8 @@ def create_cluster(
     session.flush()
     coordinator = User(
         email=normalise_email(coordinator_email), name=coordinator_name.strip(),
-        password_hash=hash_password(password), cluster_id=cluster.id, role=Role.COORDINATOR,
+        password_hash=hash_password(password), cluster_id=id_of(cluster),
+        role=Role.COORDINATOR,
         locale=settings.default_locale, created_at=now,
     )
     session.add(coordinator)
@@ -142,7 +144,7 @@ def update_cluster(session: Session, actor: User, settings: ClusterSettings) -> 
     cluster = session.exec(select(Cluster).where(Cluster.id == actor.cluster_id)
                            .with_for_update(key_share=True)
                            .execution_options(populate_existing=True)).one()
-    if settings.currency != cluster.currency and money_in_currency(session, cluster.id):  # type: ignore[arg-type]
+    if settings.currency != cluster.currency and money_in_currency(session, id_of(cluster)):
         message = N_("The currency cannot change once the cluster has jobs, listings or "
                      "ledger entries: their amounts were agreed in %(currency)s, and a "
                      "month that mixed currencies could not be netted to the cent.")
@@ -318,7 +320,7 @@ def update_member_profile(
         session.delete(row)
     session.flush()
     for trade in sorted(set(profile.trades)):
-        session.add(MemberTrade(member_id=member.id, trade=trade))
+        session.add(MemberTrade(member_id=id_of(member), trade=trade))
     session.commit()
     return member
 

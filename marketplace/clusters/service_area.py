@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from marketplace.clusters.models import Member, Role, ServiceAreaChange, User
 from marketplace.errors import N_, ValidationError
+from marketplace.persisted import id_of
 
 log = logging.getLogger(__name__)
 CHANGES_PER_DAY = 3
@@ -52,7 +53,7 @@ def record_service_area_change(session: Session, actor: User, member: Member,
             raise ValidationError("service_area_changes_limit", message,
                                   fields={"base_lat": message}, params={"count": CHANGES_PER_DAY})
     session.add(ServiceAreaChange(
-        member_id=member.id, changed_by_id=actor.id, changed_at=now,  # type: ignore[arg-type]
+        member_id=id_of(member), changed_by_id=id_of(actor), changed_at=now,
         from_lat=before[0], from_lng=before[1], from_radius_km=before[2],
         to_lat=base[0], to_lng=base[1], to_radius_km=radius_km))
     log.info("service area of member_id=%s changed by user_id=%s", member.id, actor.id)

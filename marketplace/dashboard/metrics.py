@@ -38,6 +38,7 @@ from marketplace.equipment.models import (
 )
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
 from marketplace.ledger.models import EntrySource, LedgerEntry, Settlement, SettlementStatus
+from marketplace.persisted import stored_id
 
 #: Bookings that really used the machine (or hold it still): not requests, refusals or
 #: cancellations.
@@ -178,19 +179,20 @@ def equipment_by_month(session: Session, scope: Scope, months: MonthRange, now: 
     # Machines with the same weekly hours over the same span offer the same time: work it
     # out once, then take each machine's blackouts off its own total.
     offered: dict[tuple[object, ...], tuple[list[Interval], dict[str, float]]] = {}
-    for machine, timezone, listed_at, status in machines:
+    for selected_id, timezone, listed_at, status in machines:
+        machine = stored_id(selected_id)
         opens = max(months.start, listed_at)
         closes = months.end if status == ListingStatus.ACTIVE else min(months.end, now)
         hours = tuple(sorted((w.weekday, w.start_minute, w.end_minute)
-                             for w in windows[machine]))  # type: ignore[index]
+                             for w in windows[machine]))
         key = (hours, timezone, opens, closes)
         if key not in offered:
-            intervals = _offered(windows[machine], timezone, opens, closes)  # type: ignore[index]
+            intervals = _offered(windows[machine], timezone, opens, closes)
             offered[key] = intervals, _minutes_per_month(months, intervals)
         intervals, per_month = offered[key]
         blocked = _minutes_per_month(months, [
             (max(start, hole_start), min(end, hole_end))
-            for hole_start, hole_end in merge(blackouts[machine])  # type: ignore[index]
+            for hole_start, hole_end in merge(blackouts[machine])
             for start, end in intervals if start < hole_end and hole_start < end])
         for month, minutes in per_month.items():
             rows[month].available_minutes += minutes - blocked.get(month, 0.0)

@@ -124,7 +124,7 @@ def _plan_quiet(session: Session, category: Category, items: list[Planned],
             select(PushSubscription.id, PushSubscription.user_id).where(
                 col(PushSubscription.user_id).in_(user_ids),
                 col(PushSubscription.removed_at).is_(None)).order_by(col(PushSubscription.id))):
-        devices[user_id].append(sub_id)  # type: ignore[arg-type]
+        devices[user_id].append(sub_id)
     muted = set(session.execute(select(ChannelPreference.user_id).where(
         col(ChannelPreference.user_id).in_(user_ids),
         col(ChannelPreference.channel) == Channel.PUSH,

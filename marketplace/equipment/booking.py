@@ -41,6 +41,7 @@ from marketplace.equipment.rotation import custody_overlapping
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.ledger import service as ledger
 from marketplace.ledger.models import EntrySource
+from marketplace.persisted import id_of
 
 MAX_METER = 1_000_000.0
 MAX_DAMAGE_MINOR = 10_000_000_00
@@ -100,7 +101,7 @@ def custody_terms(session: Session, equipment: Equipment, member: Member,
 
     Raises when another co-owner holds part of the slot and has not released it.
     """
-    periods = custody_overlapping(session, equipment.id, starts_at, ends_at)  # type: ignore[arg-type]
+    periods = custody_overlapping(session, id_of(equipment), starts_at, ends_at)
     for period in periods:
         if period.member_id != member.id and not period.released:
             raise Conflict("held_in_rotation", N_("Another co-owner holds the machine then in "
@@ -122,14 +123,14 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
                                           "booked."))
     check_slot(session, equipment, starts_at, ends_at, now)
     in_custody = custody_terms(session, equipment, member, starts_at, ends_at)
-    shares = owner_shares(session, equipment.id)  # type: ignore[arg-type]
+    shares = owner_shares(session, id_of(equipment))
     minutes = int((ends_at - starts_at).total_seconds() // 60)
     price = 0 if in_custody else booking_fee(minutes, equipment.hour_rate_minor,
                                              equipment.day_rate_minor)
     approval_needed = equipment.needs_approval and member.id not in shares
     booking = Booking(
-        equipment_id=equipment.id, cluster_id=equipment.cluster_id, member_id=member.id,
-        booked_by_id=actor.id, starts_at=starts_at, ends_at=ends_at,
+        equipment_id=id_of(equipment), cluster_id=equipment.cluster_id, member_id=id_of(member),
+        booked_by_id=id_of(actor), starts_at=starts_at, ends_at=ends_at,
         blocked_until=ends_at + timedelta(minutes=equipment.buffer_minutes),
         status=(BookingStatus.REQUESTED if approval_needed else BookingStatus.CONFIRMED).value,
         price_minor=price, currency=equipment.currency, in_custody=in_custody, created_at=now,
@@ -148,7 +149,7 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
               N_("%(member)s asks to book %(machine)s. Approve or decline it."), booking, now,
               **params)
     else:
-        _charge(session, booking, member.id, shares, now)  # type: ignore[arg-type]
+        _charge(session, booking, id_of(member), shares, now)
         _tell(session, owner_ids, "booking.confirmed", N_("%(member)s booked %(machine)s."),
               booking, now, **params)
     session.commit()
@@ -180,7 +181,7 @@ def _charge(session: Session, booking: Booking, payer_id: int, shares: dict[int,
             now: datetime) -> None:
     """The booker owes the owners the fee, split by ownership share."""
     ledger.record_split(session, _cluster(session, booking.cluster_id), EntrySource.BOOKING,
-                        booking.id, payer_id, booking.price_minor, shares, now,  # type: ignore[arg-type]
+                        id_of(booking), payer_id, booking.price_minor, shares, now,
                         currency=booking.currency)
 
 
@@ -239,7 +240,7 @@ def approve(session: Session, actor: User, booking_id: int, now: datetime) -> Bo
                                              "can only be declined."))
     _move(session, booking, (BookingStatus.REQUESTED.value,),
           status=BookingStatus.CONFIRMED.value, decided_at=now)
-    _charge(session, booking, booking.member_id, owner_shares(session, equipment.id), now)  # type: ignore[arg-type]
+    _charge(session, booking, booking.member_id, owner_shares(session, id_of(equipment)), now)
     _tell(session, [booking.member_id], "booking.approved",
           N_("Your booking of %(machine)s is confirmed."), booking, now, machine=equipment.name)
     session.commit()
@@ -311,7 +312,7 @@ def return_machine(session: Session, actor: User, booking_id: int, meter: float 
               "return_note": _note(note, "note")}
     _move(session, booking, (BookingStatus.CHECKED_OUT.value,),
           status=BookingStatus.RETURNED.value, **values)
-    shares = owner_shares(session, equipment.id)  # type: ignore[arg-type]
+    shares = owner_shares(session, id_of(equipment))
     _tell(session, [m for m in shares if m != booking.member_id], "booking.returned",
           N_("%(machine)s is back. Check it and close the booking."), booking, now,
           machine=equipment.name)
@@ -335,8 +336,8 @@ def close(session: Session, actor: User, booking_id: int, damage_minor: int,
           status=BookingStatus.CLOSED.value, damage_minor=damage_minor, damage_note=note)
     if damage_minor:
         ledger.record_split(session, _cluster(session, booking.cluster_id),
-                            EntrySource.DAMAGE_FEE, booking.id, booking.member_id,  # type: ignore[arg-type]
-                            damage_minor, owner_shares(session, equipment.id), now, note,  # type: ignore[arg-type]
+                            EntrySource.DAMAGE_FEE, id_of(booking), booking.member_id,
+                            damage_minor, owner_shares(session, id_of(equipment)), now, note,
                             currency=booking.currency)
         _tell(session, [booking.member_id], "booking.damage",
               N_("The owners of %(machine)s charged a damage fee: %(note)s"), booking, now,
@@ -367,11 +368,11 @@ def cancel(session: Session, actor: User, booking_id: int, reason: str, now: dat
     _move(session, booking, (BookingStatus.REQUESTED.value, BookingStatus.CONFIRMED.value),
           status=BookingStatus.CANCELLED.value, cancel_reason=reason, cancel_fee_minor=fee)
     cluster = _cluster(session, booking.cluster_id)
-    shares = owner_shares(session, equipment.id)  # type: ignore[arg-type]
+    shares = owner_shares(session, id_of(equipment))
     if was_confirmed:
-        ledger.reverse(session, cluster, EntrySource.BOOKING, booking.id,  # type: ignore[arg-type]
+        ledger.reverse(session, cluster, EntrySource.BOOKING, id_of(booking),
                        EntrySource.BOOKING_REFUND, now)
-    ledger.record_split(session, cluster, EntrySource.CANCELLATION_FEE, booking.id,  # type: ignore[arg-type]
+    ledger.record_split(session, cluster, EntrySource.CANCELLATION_FEE, id_of(booking),
                         booking.member_id, fee, shares, now, reason,
                         currency=booking.currency)
     _tell(session, [m for m in shares if m != booking.member_id], "booking.cancelled",
@@ -400,7 +401,7 @@ def cancel_affected(session: Session, equipment: Equipment, starts_at: datetime,
         booking.cancel_reason = reason
         session.add(booking)
         if was_confirmed:
-            ledger.reverse(session, cluster, EntrySource.BOOKING, booking.id,  # type: ignore[arg-type]
+            ledger.reverse(session, cluster, EntrySource.BOOKING, id_of(booking),
                            EntrySource.BOOKING_REFUND, now)
         _tell(session, [booking.member_id], "booking.cancelled_by_owner",
               N_("Your booking of %(machine)s was cancelled by its owners: %(reason)s"),

@@ -35,6 +35,7 @@ from marketplace.equipment.models import (
     EquipmentOwner,
 )
 from marketplace.equipment.rotation import custody_overlapping
+from marketplace.persisted import id_of
 
 
 @dataclass(frozen=True)
@@ -108,11 +109,11 @@ def week(session: Session, equipment: Equipment, first_day: date,
     time before it reads "past", not "free": nobody can book it."""
     zone = ZoneInfo(equipment.timezone)
     start, end = _midnight(first_day, zone), _midnight(first_day + timedelta(days=days), zone)
-    opened = open_intervals(hours_of(session, equipment.id), equipment.timezone, start, end)  # type: ignore[arg-type]
-    bookings = bookings_between(session, equipment.id, start, end)  # type: ignore[arg-type]
-    blackouts = [b for b in blackouts_of(session, equipment.id, start)  # type: ignore[arg-type]
+    opened = open_intervals(hours_of(session, id_of(equipment)), equipment.timezone, start, end)
+    bookings = bookings_between(session, id_of(equipment), start, end)
+    blackouts = [b for b in blackouts_of(session, id_of(equipment), start)
                  if overlaps(b.starts_at, b.ends_at, start, end)]
-    custody = custody_overlapping(session, equipment.id, start, end)  # type: ignore[arg-type]
+    custody = custody_overlapping(session, id_of(equipment), start, end)
     cuts = {start, end}
     cuts.update(t for interval in opened for t in interval)
     cuts.update(t for b in bookings for t in (b.starts_at, b.ends_at, b.blocked_until))
@@ -182,7 +183,7 @@ def feed_token(session: Session, member: Member, now: datetime, *, renew: bool =
     if feed is not None and not renew:
         return feed.token
     if feed is None:
-        feed = CalendarFeed(member_id=member.id, token="", created_at=now)
+        feed = CalendarFeed(member_id=id_of(member), token="", created_at=now)
     feed.token = secrets.token_urlsafe(32)
     feed.created_at = now
     session.add(feed)

@@ -35,6 +35,7 @@ from marketplace.equipment.models import (
 )
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.money import BASIS_POINTS_WHOLE
+from marketplace.persisted import id_of
 
 # Caps keep the dearest allowed booking (60 days) inside 32-bit money columns.
 MAX_HOUR_RATE_MINOR = 10_000_00
@@ -159,7 +160,7 @@ def _write(session: Session, equipment: Equipment, draft: ListingDraft) -> None:
     session.execute(delete(AvailabilityWindow).where(
         col(AvailabilityWindow.equipment_id) == equipment.id))
     for window in sorted(set(draft.hours), key=lambda w: (w.weekday, w.start_minute)):
-        session.add(AvailabilityWindow(equipment_id=equipment.id, weekday=window.weekday,
+        session.add(AvailabilityWindow(equipment_id=id_of(equipment), weekday=window.weekday,
                                        start_minute=window.start_minute,
                                        end_minute=window.end_minute))
 
@@ -167,11 +168,11 @@ def _write(session: Session, equipment: Equipment, draft: ListingDraft) -> None:
 def _new_equipment(session: Session, cluster: Cluster, actor: User, now: datetime
                    ) -> Equipment:
     """A listing priced in the cluster's currency, read under the settings lock."""
-    currency = lock_cluster_settings(session, cluster.id)[1]  # type: ignore[arg-type]
-    return Equipment(cluster_id=cluster.id, name="", kind="", locality="", base_lat=0.0,
+    currency = lock_cluster_settings(session, id_of(cluster))[1]
+    return Equipment(cluster_id=id_of(cluster), name="", kind="", locality="", base_lat=0.0,
                      base_lng=0.0, hour_rate_minor=0, day_rate_minor=0,
                      currency=currency, min_minutes=60, max_minutes=60,
-                     timezone=cluster.timezone, listed_by_id=actor.id, created_at=now)
+                     timezone=cluster.timezone, listed_by_id=id_of(actor), created_at=now)
 
 
 def require_owner_role(actor: User) -> None:
@@ -193,7 +194,7 @@ def list_machine(session: Session, actor: User, draft: ListingDraft, now: dateti
     equipment = _new_equipment(session, cluster, actor, now)
     equipment.photo = photo
     _write(session, equipment, draft)
-    session.add(EquipmentOwner(equipment_id=equipment.id, member_id=member.id,
+    session.add(EquipmentOwner(equipment_id=id_of(equipment), member_id=id_of(member),
                                share_bp=BASIS_POINTS_WHOLE))
     session.commit()
     return equipment
@@ -220,7 +221,7 @@ def record_co_owned(session: Session, actor: User, draft: ListingDraft,
     equipment.photo = photo
     _write(session, equipment, draft)
     for member_id, share in sorted(shares.items()):
-        session.add(EquipmentOwner(equipment_id=equipment.id, member_id=member_id,
+        session.add(EquipmentOwner(equipment_id=id_of(equipment), member_id=member_id,
                                    share_bp=share))
     session.commit()
     return equipment
@@ -286,8 +287,8 @@ def add_blackout(session: Session, actor: User, equipment_id: int, starts_at: da
     if errors:
         raise ValidationError("invalid_blackout", N_("Some fields need your attention."),
                               fields=errors)
-    blackout = Blackout(equipment_id=equipment.id, starts_at=starts_at, ends_at=ends_at,
-                        reason=reason.strip(), created_by_id=actor.id)
+    blackout = Blackout(equipment_id=id_of(equipment), starts_at=starts_at, ends_at=ends_at,
+                        reason=reason.strip(), created_by_id=id_of(actor))
     session.add(blackout)
     cancel_affected(session, equipment, starts_at, ends_at, blackout.reason, now)
     session.commit()

@@ -24,6 +24,7 @@ from marketplace.equipment.models import Equipment, ListingStatus
 from marketplace.equipment.pricing import Rate, price_of
 from marketplace.errors import N_, Conflict
 from marketplace.money import allocate
+from marketplace.persisted import id_of
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def quote(session: Session, actor: User, equipment_id: int, starts_at: datetime,
         rate, price = Rate.CUSTODY, 0
     else:
         rate, price = price_of(minutes, equipment.hour_rate_minor, equipment.day_rate_minor)
-    mine = own_share(price, shares, member.id)  # type: ignore[arg-type]
+    mine = own_share(price, shares, id_of(member))
     return Quote(minutes, rate, price, mine, price - mine, equipment.currency,
                  equipment.needs_approval and member.id not in shares)
 

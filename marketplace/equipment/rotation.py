@@ -38,6 +38,7 @@ from marketplace.equipment.models import (
 )
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.money import BASIS_POINTS_WHOLE
+from marketplace.persisted import id_of
 
 HORIZON = 8  # periods assigned ahead of the current one
 
@@ -55,7 +56,8 @@ def next_holder(shares: Mapping[int, int], held: Mapping[int, int], previous: in
     others = [m for m in below_quota if m != previous]
     # Passing over the previous holder is fine while that leaves it less than a
     # whole period short of its share; beyond that it must hold again.
-    if others and (previous not in shares or owed(previous) < BASIS_POINTS_WHOLE):
+    if others and (previous is None or previous not in shares
+                   or owed(previous) < BASIS_POINTS_WHOLE):
         below_quota = others
     # Ranked by what they would be owed after this period, so a big share that is
     # about to fall behind goes first, not a small one that can wait a turn.
@@ -112,12 +114,12 @@ def ensure_periods(session: Session, plan: RotationPlan, equipment: Equipment,
     next_index = rows[-1].index + 1 if rows else 0
     if next_index > wanted_last:
         return 0
-    shares = owner_shares(session, equipment.id)  # type: ignore[arg-type]
+    shares = owner_shares(session, id_of(equipment))
     holders = apportion(shares, wanted_last - next_index + 1, [r.member_id for r in rows])
     for offset, member_id in enumerate(holders):
         index = next_index + offset
         starts_at, ends_at = period_bounds(plan, equipment.timezone, index)
-        session.add(Custody(plan_id=plan.id, equipment_id=equipment.id, index=index,
+        session.add(Custody(plan_id=id_of(plan), equipment_id=id_of(equipment), index=index,
                             member_id=member_id, starts_at=starts_at, ends_at=ends_at))
     try:
         session.commit()
@@ -146,7 +148,7 @@ def create_plan(session: Session, actor: User, equipment_id: int, period: str,
             RotationPlan.equipment_id == equipment_id)).first() is not None:
         raise Conflict("plan_exists", N_("This machine already has a rotation plan."))
     plan = RotationPlan(equipment_id=equipment_id, period=period, starts_on=starts_on,
-                        created_by_id=actor.id, created_at=now)
+                        created_by_id=id_of(actor), created_at=now)
     session.add(plan)
     session.commit()
     ensure_periods(session, plan, equipment, now)
@@ -239,7 +241,7 @@ def request_swap(session: Session, actor: User, offered_id: int, wanted_id: int,
                               fields={"wanted_id": N_("Choose another co-owner's period.")})
     _require_not_started(offered, wanted, now)
     swap = CustodySwap(plan_id=offered.plan_id, offered_id=offered_id, wanted_id=wanted_id,
-                       requested_by_id=actor.id, created_at=now)
+                       requested_by_id=id_of(actor), created_at=now)
     session.add(swap)
     session.flush()
     equipment = session.get(Equipment, offered.equipment_id)

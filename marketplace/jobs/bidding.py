@@ -37,6 +37,7 @@ from marketplace.jobs.service import (
 )
 from marketplace.jobs.visibility import job_public
 from marketplace.money import BASIS_POINTS_WHOLE, InvalidShares, validate_shares
+from marketplace.persisted import id_of
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def place_bid(session: Session, actor: User, job_id: int, terms: BidTerms, now: 
     job = _open_window(session, actor, job_id, now)
     require_eligible(session, member, job, now)
     _validate_terms(terms, job_today(session, job, now))
-    bid = _existing_bid(session, job.id, member.id)  # type: ignore[arg-type]
+    bid = _existing_bid(session, id_of(job), id_of(member))
     if bid is not None and bid.is_joint:
         raise Conflict("joint_bid_exists", N_("Your business leads a joint bid on this job; "
                                               "change that bid instead."))
@@ -98,7 +99,7 @@ def place_bid(session: Session, actor: User, job_id: int, terms: BidTerms, now: 
     bid.status, bid.submitted_at = BidStatus.SUBMITTED, now
     session.add(bid)
     if is_new:
-        session.add(BidShare(bid_id=bid.id, member_id=member.id,
+        session.add(BidShare(bid_id=id_of(bid), member_id=id_of(member),
                              share_bp=BASIS_POINTS_WHOLE, confirmed_at=now))
     _tell_poster_of_bid(session, job, member, now)
     session.commit()
@@ -109,12 +110,12 @@ def _write_terms(session: Session, bid: Bid | None, job: OverflowJob, member: Me
                  actor: User, terms: BidTerms, now: datetime) -> Bid:
     """Create the member's bid on the job, or overwrite its terms; flushed, so it has an id."""
     if bid is None:
-        bid = Bid(job_id=job.id, member_id=member.id, placed_by_id=actor.id, created_at=now,
-                  price_minor=terms.price_minor, crew_size=terms.crew_size,
+        bid = Bid(job_id=id_of(job), member_id=id_of(member), placed_by_id=id_of(actor),
+                  created_at=now, price_minor=terms.price_minor, crew_size=terms.crew_size,
                   earliest_start=terms.earliest_start)
     bid.price_minor, bid.crew_size = terms.price_minor, terms.crew_size
     bid.earliest_start, bid.note = terms.earliest_start, terms.note.strip()
-    bid.placed_by_id = actor.id  # type: ignore[assignment]
+    bid.placed_by_id = id_of(actor)
     session.add(bid)
     session.flush()
     return bid
@@ -144,7 +145,7 @@ def propose_joint_bid(
     require_eligible(session, member, job, now)
     _validate_terms(terms, job_today(session, job, now))
     _validate_shares(session, actor, job, member, shares, now)
-    bid = _existing_bid(session, job.id, member.id)  # type: ignore[arg-type]
+    bid = _existing_bid(session, id_of(job), id_of(member))
     if bid is not None and bid.status == BidStatus.SUBMITTED:
         raise Conflict("bid_frozen", N_("This bid is submitted; its shares are frozen."))
     bid = _write_terms(session, bid, job, member, actor, terms, now)
@@ -155,7 +156,7 @@ def propose_joint_bid(
         session.delete(old)
     session.flush()
     for member_id, share in sorted(shares.items()):
-        session.add(BidShare(bid_id=bid.id, member_id=member_id, share_bp=share,
+        session.add(BidShare(bid_id=id_of(bid), member_id=member_id, share_bp=share,
                              confirmed_at=now if member_id == member.id else None))
     partners = [m for m in shares if m != member.id]
     events.notify(session, active_users_of(session, partners), "joint.invited",
@@ -306,7 +307,7 @@ def remind_closing_windows(session: Session, now: datetime) -> int:
             zone = user.timezone or (cluster.timezone if cluster else "UTC")
             locale = user.locale or (cluster.default_locale if cluster else "en")
             groups.setdefault((zone, locale), []).append(user)
-        payload = job_public(job, job_trades(session, job.id))
+        payload = job_public(job, job_trades(session, id_of(job)))
         for (zone, locale), users in sorted(groups.items()):
             at = format_time(job.closes_at, "short", tzinfo=ZoneInfo(zone), locale=locale)
             told += events.notify(

@@ -36,8 +36,8 @@ from typing import Any
 from flask import Flask, current_app, render_template, request
 
 # Neither package ships type information (no stubs, no py.typed).
-from flask_babel import get_locale, get_timezone  # type: ignore[import-untyped]
-from flask_wtf.csrf import generate_csrf  # type: ignore[import-untyped]
+from flask_babel import get_locale, get_timezone
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 
 from marketplace.barrier import ReadModel

@@ -21,6 +21,7 @@ from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
 from marketplace.jobs.service import get_job, job_today
 from marketplace.jobs.visibility import contract_member_ids
+from marketplace.persisted import id_of
 
 #: What makes a confirmed contract's money due, inside the confirmation's transaction.
 #: Why a port: jobs never import the ledger (the import contracts in pyproject.toml);
@@ -52,7 +53,7 @@ def report_done(session: Session, actor: User, job_id: int, now: datetime) -> Ov
     """A winning party says the work is finished."""
     member = acting_member(session, actor)
     job = get_job(session, actor, job_id)
-    if member.id not in contract_member_ids(session, job.id):
+    if member.id not in contract_member_ids(session, id_of(job)):
         raise Forbidden("winner_only", N_("Only the business that won the job can report it "
                                           "done."))
     if job_today(session, job, now) < job.starts_on:
@@ -81,7 +82,8 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
         raise RuntimeError("no ledger installed to book a confirmed contract "
                            "(import marketplace.ledger)")
     _money_due[0](session, contract, now)
-    events.notify(session, active_users_of(session, sorted(contract_member_ids(session, job.id))),
+    parties = sorted(contract_member_ids(session, id_of(job)))
+    events.notify(session, active_users_of(session, parties),
                   "job.confirmed", N_("The job %(title)s is confirmed complete."), now=now,
                   params={"title": job.title}, payload={"id": job.id, "status": job.status},
                   link=f"/jobs/{job.id}")
@@ -94,7 +96,7 @@ def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score
     """Poster rates each winner and winners rate the poster, once, after confirmation."""
     member = acting_member(session, actor)
     job = get_job(session, actor, job_id)
-    winners = contract_member_ids(session, job.id)
+    winners = contract_member_ids(session, id_of(job))
     allowed = winners if member.id == job.poster_member_id else (
         {job.poster_member_id} if member.id in winners else set())
     if ratee_member_id not in allowed:
@@ -112,8 +114,9 @@ def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score
     already = Conflict("already_rated", N_("You already rated this partner for this job."))
     if exists is not None:
         raise already
-    rating = JobRating(job_id=job.id, rater_member_id=member.id, ratee_member_id=ratee_member_id,  # type: ignore[arg-type]
-                       score=score, on_time=on_time, comment=comment.strip(), created_at=now)
+    rating = JobRating(job_id=id_of(job), rater_member_id=id_of(member),
+                       ratee_member_id=ratee_member_id, score=score, on_time=on_time,
+                       comment=comment.strip(), created_at=now)
     session.add(rating)
     try:
         session.commit()
@@ -141,7 +144,7 @@ def reliability(session: Session, member_id: int, today: date) -> Reliability:
     count against anyone.
     """
     won = list(session.exec(
-        select(OverflowJob.status, OverflowJob.ends_on)
+        select(col(OverflowJob.status), col(OverflowJob.ends_on))
         .join(JobContract, col(JobContract.job_id) == OverflowJob.id)
         .join(ContractParty, col(ContractParty.contract_id) == JobContract.id)
         .where(ContractParty.member_id == member_id)))

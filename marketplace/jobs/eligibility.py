@@ -27,6 +27,7 @@ from marketplace.clusters.models import Member, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
 from marketplace.geo import APPROX_MAX_KM, coarse_km, distance_km
 from marketplace.jobs.models import JobTrade, OverflowJob
+from marketplace.persisted import id_of
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,8 @@ def ineligibility_reasons(
     if member.cluster_id != job.cluster_id or member.id == job.poster_member_id:
         return _reasons(member, job, (), set(), None)
     refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
-    needed = required_trades if required_trades is not None else job_trades(session, job.id)
-    return _reasons(member, job, needed, _member_trades(session, member.id), refusal)
+    needed = required_trades if required_trades is not None else job_trades(session, id_of(job))
+    return _reasons(member, job, needed, _member_trades(session, id_of(member)), refusal)
 
 
 def reasons_per_job(
@@ -174,7 +175,7 @@ def reasons_per_job(
     if not jobs:
         return []
     refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
-    offered = _member_trades(session, member.id)  # type: ignore[arg-type]
+    offered = _member_trades(session, id_of(member))
     if needed is None:
         needed = trades_of_jobs(session, [j.id for j in jobs])
     return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
@@ -189,7 +190,7 @@ def cluster_reasons(
     session: Session, job: OverflowJob, now: datetime
 ) -> list[tuple[Member, list[Reason]]]:
     """Each member of the job's cluster other than the poster, with its reasons (by id)."""
-    needed = job_trades(session, job.id)
+    needed = job_trades(session, id_of(job))
     members = list(
         session.exec(
             select(Member)

@@ -32,6 +32,7 @@ from marketplace.ledger.models import PLATFORM, EntrySource, JobPayment, Payment
 from marketplace.ledger.payments import locked_payment
 from marketplace.ledger.refunds import coordinators_of, hold_parts
 from marketplace.ledger.service import record, reverse
+from marketplace.persisted import id_of, stored_id
 
 log = logging.getLogger(__name__)
 _WON = {"won", "warning_closed"}  # warning_closed: an inquiry closed without a chargeback
@@ -76,7 +77,7 @@ def _dispute_row(session: Session, payment: JobPayment, dispute: Mapping[str, An
     except IntegrityError:  # unique dispute id: recorded meanwhile (under the payment lock,
         session.rollback()  # this is only a second app instance without it)
         return None
-    apply_hold(session, row.id, now)  # type: ignore[arg-type]
+    apply_hold(session, id_of(row), now)
     _tell(session, payment, row, N_("A customer disputed the card payment for %(title)s "
                                     "with its bank. Your part is held until the dispute "
                                     "closes."), now)
@@ -108,7 +109,7 @@ def apply_hold(session: Session, dispute_row_id: int, now: datetime) -> bool:
     for payout, part in parts:
         held[payout.member_id] = held.get(payout.member_id, 0) + max(part, 0)
     for member_id, part in sorted(held.items()):
-        record(session, cluster, EntrySource.DISPUTE_HOLD, row.id, member_id, PLATFORM,  # type: ignore[arg-type]
+        record(session, cluster, EntrySource.DISPUTE_HOLD, id_of(row), member_id, PLATFORM,
                part, now, memo=row.dispute_id, currency=payment.currency)
     return True
 
@@ -124,7 +125,7 @@ def _close(session: Session, row: PaymentDispute, status: str, now: datetime) ->
     payment = session.get(JobPayment, row.payment_id)
     assert payment is not None
     if outcome == "won" and row.applied:
-        reverse(session, _cluster_of(session, payment), EntrySource.DISPUTE_HOLD, row.id,  # type: ignore[arg-type]
+        reverse(session, _cluster_of(session, payment), EntrySource.DISPUTE_HOLD, id_of(row),
                 EntrySource.DISPUTE_RELEASE, now)
     _tell(session, payment, row,
           N_("The dispute over the card payment for %(title)s was won: your held part "
@@ -138,7 +139,7 @@ def apply_due_holds(session: Session, now: datetime) -> int:
     done = 0
     for row_id in session.exec(select(PaymentDispute.id).where(
             col(PaymentDispute.applied).is_(False))).all():
-        done += int(apply_hold(session, row_id, now))  # type: ignore[arg-type]
+        done += int(apply_hold(session, stored_id(row_id), now))
         session.commit()
     return done
 

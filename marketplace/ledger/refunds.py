@@ -56,6 +56,7 @@ from marketplace.ledger.models import (
 from marketplace.ledger.payments import contract_for, locked_payment
 from marketplace.ledger.service import record
 from marketplace.ledger.stripe_gateway import GatewayError
+from marketplace.persisted import id_of, stored_id
 
 log = logging.getLogger(__name__)
 #: A pending refund younger than this is still being asked by its own request.
@@ -179,7 +180,7 @@ def ask_stripe(session: Session, gateway: RefundGateway, row: PaymentRefund,
         col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
         .values(status=RefundStatus.SUCCEEDED.value, stripe_refund_id=refund_id))
     if done.rowcount == 1:  # type: ignore[attr-defined]
-        apply_refund(session, row.id, now)  # type: ignore[arg-type]
+        apply_refund(session, id_of(row), now)
     session.commit()
     session.refresh(row)
     log.info("refund %s made as %s", row.id, refund_id)
@@ -245,7 +246,7 @@ def _record_beyond(session: Session, payment: JobPayment, stripe_total: int, ref
     payment.refunded_minor += beyond
     session.add(payment)
     session.flush()
-    apply_refund(session, row.id, now)  # type: ignore[arg-type]
+    apply_refund(session, id_of(row), now)
     log.info("dashboard refund of %s recorded for payment %s", beyond, payment.id)
 
 
@@ -290,7 +291,7 @@ def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
     assert job is not None
     told = active_users_of(session, sorted(back))
     if row.origin == "dashboard":
-        told += coordinators_of(session, cluster.id)  # type: ignore[arg-type]
+        told += coordinators_of(session, id_of(cluster))
     events.notify(session, told, "payment.refunded",
                   N_("The customer of %(title)s was refunded part of the payment; your "
                      "transfer was reduced in proportion."),
@@ -356,9 +357,9 @@ def _reverse(session: Session, gateway: RefundGateway, reversal: PayoutReversal,
     assert cluster is not None
     # what the party gave back of its share, and the reversal that took it: net zero,
     # in one month, so a month approved while a reversal waited does not collect it too
-    record(session, cluster, EntrySource.JOB_REFUND, reversal.id, payout.member_id, PLATFORM,  # type: ignore[arg-type]
+    record(session, cluster, EntrySource.JOB_REFUND, id_of(reversal), payout.member_id, PLATFORM,
            reversal.amount_minor, now, currency=payout.currency)
-    record(session, cluster, EntrySource.REVERSAL, reversal.id, PLATFORM, payout.member_id,  # type: ignore[arg-type]
+    record(session, cluster, EntrySource.REVERSAL, id_of(reversal), PLATFORM, payout.member_id,
            reversal.amount_minor, now, memo=reversal_id, currency=payout.currency)
     session.commit()
     return 1
@@ -381,7 +382,7 @@ def execute_due_refunds(session: Session, gateway: RefundGateway, now: datetime)
         PaymentRefund.status == RefundStatus.SUCCEEDED, col(PaymentRefund.applied).is_(False))
         ).all()
     for refund_id in waiting:  # a dashboard refund made before the payouts were queued
-        done += int(apply_refund(session, refund_id, now))  # type: ignore[arg-type]
+        done += int(apply_refund(session, stored_id(refund_id), now))
         session.commit()
     return done
 

@@ -32,6 +32,7 @@ from marketplace.ledger.models import (
     entry_key,
 )
 from marketplace.money import CurrencyMismatch, allocate
+from marketplace.persisted import id_of
 
 
 def ledger_month(cluster: Cluster, when: datetime) -> str:
@@ -57,7 +58,7 @@ def open_month(session: Session, cluster_id: int, month: str) -> str:
 
 def entry_month(session: Session, cluster: Cluster, now: datetime, currency: str) -> str:
     """The open month an entry written now goes to, once its currency is checked."""
-    timezone, cluster_currency = lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
+    timezone, cluster_currency = lock_cluster_settings(session, id_of(cluster))
     if currency != cluster_currency:  # update_cluster refuses a switch once money exists
         raise CurrencyMismatch(f"a {currency} entry in a {cluster_currency} cluster")
     return now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
@@ -76,9 +77,9 @@ def record(session: Session, cluster: Cluster, source: EntrySource, source_id: i
     if amount_minor <= 0 or payer == payee:
         return None
     belongs_to = month or entry_month(session, cluster, now, currency)
-    written_to = month or open_month(session, cluster.id, belongs_to)  # type: ignore[arg-type]
+    written_to = month or open_month(session, id_of(cluster), belongs_to)
     entry = LedgerEntry(
-        cluster_id=cluster.id, source=source.value, source_id=source_id,
+        cluster_id=id_of(cluster), source=source.value, source_id=source_id,
         entry_key=entry_key(source.value, source_id, payer, payee), payer_member_id=payer,
         payee_member_id=payee, amount_minor=amount_minor, currency=currency,
         month=written_to, late_from="" if written_to == belongs_to else belongs_to,

