@@ -196,6 +196,7 @@ def _counting_app(spec: dict[str, Any]) -> Any:
 
     from marketplace import events
     from marketplace.delivery import planner
+    from marketplace.scope import EXTENSION as SCOPE
 
     app = harness.marketplace_app(spec)
     gc.freeze()  # as wsgi.py does in production: start-up objects stay out of collections
@@ -222,8 +223,10 @@ def _counting_app(spec: dict[str, Any]) -> Any:
     for name in dir(planner):  # its per-channel parts, if it has them (_plan_push, ...)
         if name.startswith("_plan_") and callable(getattr(planner, name)):
             setattr(planner, name, timed(f"plan:{name[6:]}", getattr(planner, name)))
-    if events._publisher is not None:
-        events._publisher = timed("publish", events._publisher)
+    scope = app.extensions[SCOPE]  # the app's publisher lives on the app (marketplace/scope.py)
+    publisher = scope.get(events.PUBLISHER)
+    if publisher is not None:
+        scope.provide(events.PUBLISHER, timed("publish", publisher))
     engine = app.extensions["engine"]
     engine.dialect.do_commit = timed("db_commit", engine.dialect.do_commit)  # type: ignore[method-assign]
     # SQLite's pool is NullPool: every request closes its connection, and closing the

@@ -12,19 +12,21 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from marketplace.assets import init_assets
 from marketplace.cli import init_cli
-from marketplace.clusters.accounts import configure_hashing
+from marketplace.clusters.accounts import PASSWORDS, make_hasher
 from marketplace.config import PROJECT_ROOT, load_config, socketio_channel
 from marketplace.db import make_engine
 from marketplace.delivery.runner import init_push
 from marketplace.extensions import csrf, limiter, login_manager, socketio
 from marketplace.i18n import init_i18n
 from marketplace.ledger.stripe_gateway import gateway_from_config
-from marketplace.ledger.sweeps import install_gateway
+from marketplace.ledger.sweeps import GATEWAY
 from marketplace.mail.runner import init_mail
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.limits import PollingBodyLimit
 from marketplace.realtime.publisher import install_publisher
 from marketplace.realtime.queue import message_queue
+from marketplace.scope import EXTENSION as SCOPE
+from marketplace.scope import AppScope, lend
 from marketplace.web import db as request_db
 from marketplace.web import init_web
 
@@ -51,9 +53,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per sweep is noise
+    # What this app's sessions act with (publisher, gateway, hasher): kept on the app and
+    # lent to its engine, never set on a module, so two apps in one process never meet.
+    scope = app.extensions[SCOPE] = AppScope()
     app.extensions["engine"] = make_engine(app.config["DATABASE_URL"])
-    configure_hashing(app.config["PASSWORD_HASH_TIME_COST"],
-                      app.config["PASSWORD_HASH_MEMORY_KIB"])
+    lend(app.extensions["engine"], scope)
+    scope.provide(PASSWORDS, make_hasher(app.config["PASSWORD_HASH_TIME_COST"],
+                                         app.config["PASSWORD_HASH_MEMORY_KIB"]))
 
     init_web(app)
     init_i18n(app)
@@ -76,10 +82,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.wsgi_app = PollingBodyLimit(app.wsgi_app, "socket.io",  # type: ignore[method-assign]
                                     _SOCKET_MESSAGE_LIMIT)
-    install_publisher(app)
+    install_publisher(app, scope)
     init_push(app)  # VAPID keys (generated into instance/ once), the push sender
     init_mail(app)  # SMTP when MAIL_SERVER is set, else .eml files in instance/mail/
-    install_gateway(gateway_from_config(app.config))
+    scope.provide(GATEWAY, gateway_from_config(app.config))
     _register_blueprints(app)
     init_cli(app)
     app.before_request(_load_viewer_cluster)

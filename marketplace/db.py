@@ -146,6 +146,10 @@ class WriterQueue:
                 self._owner = None
 
 
+# Process-wide on purpose: SQLite's write lock belongs to the database file, not to an
+# engine or an app, so every engine of this process on one file (two apps', the
+# scheduler's, a command's) must queue in the same line.  Apps on different files get
+# different queues, so they never wait for each other.
 _queues: dict[str, WriterQueue] = {}
 _queues_lock = threading.Lock()
 
@@ -274,7 +278,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session for work outside a request (CLI, scheduler, tests)."""
+    """A session for work outside a request (CLI, scheduler, tests).  On an app's engine
+    it acts with that app's collaborators (marketplace/scope.py)."""
     session = Session(engine, expire_on_commit=False)
     try:
         yield session

@@ -4,10 +4,11 @@ A service calls `notify(...)` inside its transaction.  When that transaction
 commits, the queued events become stored notifications *in the same commit*
 (never without it), each numbered in its recipient's own sequence, together
 with the delivery rows of the outside channels (Web Push) the recipient chose.
-Only after the commit succeeded are they handed to the publisher the app
-installed, which only queues them: a background task emits them (Socket.IO,
-through Redis when configured), so the committing request does not wait for
-them (realtime/publisher.py); a rollback drops them all.  Because every event
+Only after the commit succeeded are they handed to the publisher of the
+session's own app (`PUBLISHER`, marketplace/scope.py), which only queues them:
+a background task emits them (Socket.IO, through Redis when configured), so
+the committing request does not wait for them (realtime/publisher.py); a
+rollback drops them all.  Because every event
 is a stored row, a client that was offline replays what it missed from the
 table: nothing is lost when a phone drops off the network (or when a live
 message is).
@@ -37,6 +38,7 @@ from sqlmodel import Session, col, func, select
 from marketplace.clusters.models import Cluster, User
 from marketplace.delivery import planner
 from marketplace.realtime.models import Notification, NotificationSequence
+from marketplace.scope import Slot
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +84,11 @@ class _Pending:
 #: Takes a committed batch; in the web process it only queues it for a background
 #: task (realtime/background.py), so the committing request never waits for delivery.
 Publisher = Callable[[Batch], object]
+#: The app's publisher, lent to its sessions (marketplace/scope.py): a commit hands its
+#: batches to the publisher of the session's own app, never another app's.
+PUBLISHER: Slot[Publisher] = Slot("publisher")
 _PENDING_KEY = "marketplace.pending_events"
 _OUTBOX_KEY = "marketplace.outbox"
-_publisher: Publisher | None = None
-
-
-def set_publisher(publisher: Publisher | None) -> None:
-    """Install the function that delivers committed notifications (one per process)."""
-    global _publisher
-    _publisher = publisher
 
 
 def notify(
@@ -189,6 +187,9 @@ def _write_pending(session: Session) -> None:
     session.info.setdefault(_OUTBOX_KEY, []).extend(batches)
 
 
+# Registered once, on the Session class, for every session of the process: each acts
+# with what the session itself carries (its queued rows, its app's PUBLISHER), so a
+# session of one app never publishes through another app's publisher.
 @event.listens_for(Session, "before_commit")
 def _store_before_commit(session: Session) -> None:
     if not session.in_nested_transaction():  # a savepoint's release is not the commit
@@ -200,11 +201,12 @@ def _deliver_after_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
     pending: list[Batch] = session.info.pop(_OUTBOX_KEY, [])
-    if not pending or _publisher is None:
+    publisher = PUBLISHER.of(session)
+    if not pending or publisher is None:
         return
     for batch in pending:
         try:
-            _publisher(batch)
+            publisher(batch)
         except Exception:  # the rows are stored; replay delivers them later
             log.exception(
                 "could not deliver %s notifications from id=%s",

@@ -99,6 +99,10 @@ def check_cooperative() -> None:
             "config file), or patch first")
 
 
+# Process-wide on purpose, unlike everything an app configures (marketplace/scope.py):
+# the pool holds OS threads, one per core of the machine, and every app of a patched
+# process needs the same off-loop hashing; what differs per app is only the argon2
+# cost, which each app's sessions carry (clusters/accounts.PASSWORDS).
 _hashing_pool: Any = None  # gevent.threadpool.ThreadPool, made on first use by this process
 _hashing_pool_pid = 0
 

@@ -31,6 +31,8 @@ from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
 from marketplace.db import make_engine
 from marketplace.models import import_all_models
+from marketplace.scope import EXTENSION as SCOPE
+from marketplace.scope import bind
 
 PASSWORD = "correct horse battery"
 SECRET = "test-secret-key"
@@ -173,8 +175,11 @@ def app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
 @pytest.fixture
 def session(app: Flask, database_url: str) -> Iterator[Session]:
     """The test's own session.  On SQLite its transactions do not take the write
-    lock up front, so a test that reads rows never blocks the app it is driving."""
+    lock up front, so a test that reads rows never blocks the app it is driving.
+    It acts with the app's collaborators (publisher, gateway, hasher) as the app's
+    own sessions do (marketplace/scope.py)."""
     with own_session(database_url) as s:
+        bind(s, app.extensions[SCOPE])
         yield s
 
 

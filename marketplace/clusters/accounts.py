@@ -22,8 +22,12 @@ from sqlmodel import Session, select
 
 from marketplace.clusters.models import User
 from marketplace.errors import N_, Gone, ValidationError
+from marketplace.scope import Slot
 
 log = logging.getLogger(__name__)
+#: The app's argon2 hasher (its cost), lent to its sessions (marketplace/scope.py).
+PASSWORDS: Slot[PasswordHasher] = Slot("passwords")
+#: The hasher of code that runs outside any app (a script, a benchmark); no app sets it.
 _hasher = PasswordHasher()
 
 
@@ -31,19 +35,28 @@ def _in_caller(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
+#: Where this process runs argon2 (see `run_hashing_in`).  Process-wide on purpose:
+#: whether a hash must leave the caller's thread depends on whether gevent patched the
+#: process, which is true or false for every app in it alike.
 _run: Callable[..., Any] = _in_caller
 MIN_PASSWORD_LENGTH = 10
 _RESET_SALT = "password-reset"
 
 
-def configure_hashing(time_cost: int, memory_cost_kib: int) -> None:
-    """Set the argon2 cost for this process (tests use a cheap one; production the default).
+def make_hasher(time_cost: int, memory_cost_kib: int) -> PasswordHasher:
+    """An argon2 hasher at this cost (tests use a cheap one; production the default).
 
     Existing hashes keep verifying whatever the setting: argon2 stores its own
     parameters, and `authenticate` rehashes on the next login when they differ.
     """
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
+
+
+def configure_hashing(time_cost: int, memory_cost_kib: int) -> None:
+    """Set the argon2 cost of code that runs outside any app (a script, a benchmark).
+    An app never calls this: its sessions hash with the app's own hasher (`PASSWORDS`)."""
     global _hasher
-    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost_kib)
+    _hasher = make_hasher(time_cost, memory_cost_kib)
 
 
 def run_hashing_in(runner: Callable[..., Any]) -> None:
@@ -55,10 +68,16 @@ def run_hashing_in(runner: Callable[..., Any]) -> None:
     _run = runner
 
 
-def hash_password(password: str) -> str:
-    """Hash a new password after checking it is long enough to be useful."""
+def hasher_of(session: Session) -> PasswordHasher:
+    """The hasher of the session's app (outside any app, the process's own)."""
+    return PASSWORDS.of(session) or _hasher
+
+
+def hash_password(password: str, hasher: PasswordHasher | None = None) -> str:
+    """Hash a new password after checking it is long enough to be useful; services pass
+    `hasher_of(session)`, so the password gets its app's cost."""
     check_password_strength(password)
-    return str(_run(_hasher.hash, password))
+    return str(_run((hasher or _hasher).hash, password))
 
 
 def check_password_strength(password: str) -> None:
@@ -86,16 +105,17 @@ def find_user_by_email(session: Session, email: str) -> User | None:
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The active user with these credentials, or None.  Same answer for every failure."""
+    hasher = hasher_of(session)
     user = find_user_by_email(session, email)
     if user is None or not user.active:
-        _run(_hasher.hash, password)  # spend the same time so timing does not reveal accounts
+        _run(hasher.hash, password)  # spend the same time so timing does not reveal accounts
         return None
     try:
-        _run(_hasher.verify, user.password_hash, password)
+        _run(hasher.verify, user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = str(_run(_hasher.hash, password))
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = str(_run(hasher.hash, password))
         session.add(user)
         session.commit()
     return user
@@ -135,7 +155,7 @@ def reset_password(
     user = session.get(User, data.get("u")) if isinstance(data, dict) else None
     if user is None or not user.active or data.get("f") != _fingerprint(user):
         raise _invalid_reset_link()
-    user.password_hash = hash_password(new_password)
+    user.password_hash = hash_password(new_password, hasher_of(session))
     session.add(user)
     session.commit()
     log.info("password reset for user_id=%s at %s", user.id, now.isoformat())

@@ -14,7 +14,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from marketplace.clusters.accounts import hash_password, normalise_email
+from marketplace.clusters.accounts import hash_password, hasher_of, normalise_email
 from marketplace.clusters.models import Cluster, Invite, InviteKind, Member, Role, User
 from marketplace.clusters.service import (
     can_manage_member,
@@ -146,7 +146,8 @@ def accept_invite(
         session.flush()
         member_id = member.id
     user = User(
-        email=invite.email, name=name.strip(), password_hash=hash_password(password),
+        email=invite.email, name=name.strip(),
+        password_hash=hash_password(password, hasher_of(session)),
         cluster_id=invite.cluster_id, member_id=member_id, role=invite.role, created_at=now,
     )
     session.add(user)

@@ -19,6 +19,7 @@ from marketplace.clusters.accounts import (
     check_password_strength,
     find_user_by_email,
     hash_password,
+    hasher_of,
     normalise_email,
 )
 from marketplace.clusters.models import Cluster, Member, MemberTrade, Role, UnitSystem, User
@@ -126,8 +127,8 @@ def create_cluster(
     session.flush()
     coordinator = User(
         email=normalise_email(coordinator_email), name=coordinator_name.strip(),
-        password_hash=hash_password(password), cluster_id=id_of(cluster),
-        role=Role.COORDINATOR,
+        password_hash=hash_password(password, hasher_of(session)),
+        cluster_id=id_of(cluster), role=Role.COORDINATOR,
         locale=settings.default_locale, created_at=now,
     )
     session.add(coordinator)

@@ -1,6 +1,6 @@
 """The scheduler's money sweep: everything Stripe has still to do, retried until done.
 
-One task, every 30 s, with the gateway this process installed at start-up
+One task, every 30 s, with the gateway of the app whose session runs it
 (none in offline ledger mode): job payouts, approved months' transfers,
 refunds whose answer was lost, reversals not agreed yet, and refunds or
 disputes that arrived before the job's payouts existed, and webhook events
@@ -24,6 +24,7 @@ from marketplace.ledger.payments import (
     execute_due_settlement_transfers,
 )
 from marketplace.ledger.refunds import RefundGateway, execute_due_refunds, execute_due_reversals
+from marketplace.scope import Slot
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +33,17 @@ class MoneyGateway(PaymentGateway, RefundGateway, ConnectGateway, Protocol):
     """What the sweep asks of Stripe."""
 
 
-_installed_gateway: MoneyGateway | None = None
-
-
-def install_gateway(gateway: MoneyGateway | None) -> None:
-    """The gateway the scheduler's sweep uses in this process (None: offline mode)."""
-    global _installed_gateway
-    _installed_gateway = gateway
+#: The app's gateway, lent to its sessions (marketplace/scope.py); empty in offline mode.
+GATEWAY: Slot[MoneyGateway] = Slot("gateway")
 
 
 def execute_installed_payouts(session: Session, now: datetime) -> int:
-    """Scheduler task: every money step due, with the installed gateway.
+    """Scheduler task: every money step due, with the gateway of the session's app.
 
     A step that fails is logged and the others still run: one row that cannot be
     recorded must not stop everyone else's money (each step also isolates its rows).
     """
-    gateway = _installed_gateway
+    gateway = GATEWAY.of(session)
     if gateway is None:
         return 0
     steps: list[tuple[str, Callable[[], int]]] = [

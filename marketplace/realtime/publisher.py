@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.models import Notification
 from marketplace.realtime.rooms import user_room
 from marketplace.realtime.wire import wire
+from marketplace.scope import AppScope
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +80,9 @@ def live_messages(batch: events.Batch, default_locale: str
                [user_room(r.user_id) for r in readers])
 
 
-def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
-    """Hand each committed batch to a background task that emits it (via Redis if set)."""
+def install_publisher(app: Flask, scope: AppScope) -> BackgroundPublisher[events.Batch]:
+    """Hand each committed batch of `app`'s sessions to a background task that emits it
+    (via Redis if set): the publisher goes into the app's `scope`, not the process."""
     default_locale = app.config["BABEL_DEFAULT_LOCALE"]
 
     server = socketio.server
@@ -118,9 +121,8 @@ def install_publisher(app: Flask) -> BackgroundPublisher[events.Batch]:
         for batch in request.environ.pop(_DEFERRED, []):
             publisher.submit(batch)
 
-    events.set_publisher(hand_off)
-    global _installed
-    _installed = publisher
+    scope.provide(events.PUBLISHER, hand_off)
+    atexit.register(_flush_at_exit, weakref.ref(publisher))
     return publisher
 
 
@@ -130,12 +132,10 @@ def flush(app: Flask, timeout: float = 5.0) -> bool:
     return publisher.flush(timeout) if publisher is not None else True
 
 
-_installed: BackgroundPublisher[events.Batch] | None = None
-
-
-@atexit.register
-def _flush_at_exit() -> None:
+def _flush_at_exit(publisher: weakref.ref[BackgroundPublisher[events.Batch]]) -> None:
     """A command (`flask settle`, the scheduler) that commits and exits still sends
-    what it queued, unless the queue is stuck."""
-    if _installed is not None and _installed.pending:
-        _installed.flush(5.0)
+    what it queued, unless the queue is stuck.  Registered per app with a weak
+    reference, so an app the process dropped (tests build many) is not kept alive."""
+    alive = publisher()
+    if alive is not None and alive.pending:
+        alive.flush(5.0)

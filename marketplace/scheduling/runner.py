@@ -4,7 +4,9 @@ Embedded default: one BackgroundScheduler in the app process.  At scale a
 dedicated `flask scheduler` process runs the same tasks, and a second one can
 stand by: only the elected leader (scheduling/leader.py) runs tasks.  Every
 run opens its own session and passes the current UTC time, exactly as a view
-would.
+would; the session is on the app's engine, so it acts with that app's
+publisher and payment gateway (marketplace/scope.py), whichever app was built
+last in the process.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ from marketplace.ledger.models import (
     SettlementTransfer,
 )
 from marketplace.ledger.stripe_gateway import GatewayError, StripeGateway
+from marketplace.scope import lending
 from tests.conftest import NOW, World, invite_user, make_world, terms
 from tests.equipment.conftest import Equip, co_draft, join
 from tests.jobs.conftest import add_partner, give_profile, job_draft
@@ -873,11 +874,10 @@ def _paid_world(session: Session, model: Paid, value: int) -> None:
 
 def _sweep(session: Session, model: Paid) -> int:
     """The scheduler's money sweep, with a gateway to the fake installed for it."""
-    sweeps.install_gateway(model.gateway)
     try:
-        return sweeps.execute_installed_payouts(session, model.clock)
+        with lending(session, sweeps.GATEWAY, model.gateway):
+            return sweeps.execute_installed_payouts(session, model.clock)
     finally:
-        sweeps.install_gateway(None)
         session.rollback()
 
 

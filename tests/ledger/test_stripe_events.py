@@ -46,6 +46,7 @@ from marketplace.ledger.models import (
 )
 from marketplace.ledger.stripe_gateway import StripeGateway
 from marketplace.realtime.models import Notification
+from marketplace.scope import lending
 from tests.conftest import CHEAP_HASHING, NOW, PG_URL, SECRET, World, login
 from tests.jobs.conftest import VALUE, job_draft
 from tests.ledger.test_stripe_connect import PLATFORM_FEE, REFERRAL, _confirm, _enable_payouts
@@ -153,16 +154,15 @@ def stripe_client(database_url: str, tmp_path: Path, wire: Wire) -> Iterator[Fla
 @pytest.fixture
 def sweep(stripe_client: FlaskClient, session: Session, gateway: StripeGateway
           ) -> Iterator[Callable[[datetime], int]]:
-    """The scheduler's money sweep, with the gateway its process installs at start-up
-    (installed here: every app a test creates installs its own)."""
-    sweeps.install_gateway(gateway)
+    """The scheduler's money sweep, with the gateway its app lends its sessions
+    (lent here to the test's session: the `app` fixture's has none)."""
 
     def run(now: datetime) -> int:
         _fresh(session)
-        return sweeps.execute_installed_payouts(session, now)
+        with lending(session, sweeps.GATEWAY, gateway):
+            return sweeps.execute_installed_payouts(session, now)
 
     yield run
-    sweeps.install_gateway(None)
 
 
 # --- helpers ----------------------------------------------------------------------------

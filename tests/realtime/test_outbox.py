@@ -25,6 +25,7 @@ from marketplace.i18n import notification_text
 from marketplace.realtime.models import Notification
 from marketplace.realtime.publisher import flush, render_notification
 from marketplace.realtime.rooms import user_room
+from marketplace.scope import AppScope, bind
 from tests.conftest import NOW, World
 
 MESSAGE = N_("New overflow job near %(locality)s: %(title)s")
@@ -40,7 +41,7 @@ def test_rows_are_written_with_the_change_and_published_once_after_commit(
     session: Session, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published: list[events.Batch] = []
-    monkeypatch.setattr(events, "_publisher", published.append)
+    bind(session, AppScope({events.PUBLISHER: published.append}))
     world.crew_a.active = False
     session.add(world.crew_a)
     session.commit()
@@ -87,7 +88,7 @@ def test_a_rollback_drops_the_rows_and_the_batch(
     session: Session, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     published: list[events.Batch] = []
-    monkeypatch.setattr(events, "_publisher", published.append)
+    bind(session, AppScope({events.PUBLISHER: published.append}))
     events.notify(session, [world.owner_b], "job.posted", MESSAGE, now=NOW, params=PARAMS)
     session.rollback()
     session.commit()
