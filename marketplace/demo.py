@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Cluster, User
@@ -185,7 +185,7 @@ def _seed_equipment(session: Session, coordinator: User, grinder_id: int, now: d
     skid = listings.record_co_owned(session, coordinator, _machine(
         "Kubota SVL75 skid steer (co-owned)", EquipmentKind.SKID_STEER, "Cooperative shed",
         70_00, 420_00, hours=tuple(listings.WeeklyHours(d, 0, 1440) for d in range(7))),
-        {m.member_id: share for m, share in ((maple, 5000), (hernandez, 3000),  # type: ignore[misc]
+        {_firm(m): share for m, share in ((maple, 5000), (hernandez, 3000),
                                              (laurentide, 2000))}, now)
     rotation.create_plan(session, coordinator, id_of(skid), RotationPeriod.WEEK.value,
                          now.date(), now)
@@ -302,7 +302,7 @@ def _history_draft(title: str, trades: tuple[str, ...], value: int, starts: date
 def demo_logins(session: Session) -> list[User]:
     """The demo accounts, coordinator first, for the start-up banner (`login_lines`)."""
     emails = [COORDINATOR_EMAIL, *(f.email for f in FIRMS)]
-    users = {u.email: u for u in session.exec(select(User).where(User.email.in_(emails)))}  # type: ignore[attr-defined]
+    users = {u.email: u for u in session.exec(select(User).where(col(User.email).in_(emails)))}
     return [users[e] for e in emails if e in users]
 
 

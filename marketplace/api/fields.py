@@ -35,6 +35,6 @@ Reading = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False,
 
 
 #: The taxonomy's trade codes and the supported languages, as enums in the document.
-Trade = StrEnum("Trade", {code: code for code in TRADES})  # type: ignore[misc]
-Locale = StrEnum("Locale", {code: code for code in SUPPORTED_LOCALES})  # type: ignore[misc]
+Trade = StrEnum("Trade", {code: code for code in TRADES})  # type: ignore[misc]  # computed
+Locale = StrEnum("Locale", {code: code for code in SUPPORTED_LOCALES})  # type: ignore[misc]  # computed
 Units = UnitSystem

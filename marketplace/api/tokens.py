@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from marketplace.api.models import ApiToken
 from marketplace.clusters.models import User
@@ -43,8 +43,8 @@ def _digest(secret: str) -> str:
 def active_tokens(session: Session, user: User) -> list[ApiToken]:
     """The person's tokens that still work, newest first."""
     return list(session.exec(
-        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-        .order_by(ApiToken.id.desc())))  # type: ignore[union-attr]
+        select(ApiToken).where(ApiToken.user_id == user.id, col(ApiToken.revoked_at).is_(None))
+        .order_by(col(ApiToken.id).desc())))
 
 
 def create_token(session: Session, user: User, name: str, now: datetime) -> IssuedToken:

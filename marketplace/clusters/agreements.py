@@ -188,7 +188,7 @@ def acceptances(session: Session, viewer: User, agreement_id: int
                Member.cluster_id == viewer.cluster_id)
         .order_by(Member.name)
     )
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [(acceptance, member, user) for acceptance, member, user in rows]
 
 
 def give_exit_notice(session: Session, actor: User, member_id: int, now: datetime) -> Member:

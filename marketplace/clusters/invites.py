@@ -128,12 +128,12 @@ def accept_invite(
     """Sign up through an invite: creates the person (and business) exactly once."""
     invite = open_invite(session, secret_key, token, now)
     validate_new_account(session, name, invite.email, password)
-    spent = session.execute(
+    spent = session.exec(
         update(Invite)
         .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
         .values(used_at=now)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
+    if spent.rowcount != 1:
         session.rollback()
         raise Conflict("invite_used",
                        N_("This invite link has already been used. Log in, or ask your "

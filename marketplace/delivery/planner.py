@@ -76,8 +76,8 @@ def _muted(channel: Channel, category: Category) -> ColumnElement[bool]:
 
 
 def _insert_selected(session: Session, rows: Any) -> int:
-    result = session.execute(insert(Delivery).from_select(_COLUMNS, rows))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    result = session.exec(insert(Delivery).from_select(_COLUMNS, rows))
+    return int(result.rowcount or 0)
 
 
 def _plan_push(session: Session, by_category: dict[Category, list[Planned]]) -> int:

@@ -206,10 +206,10 @@ def get_booking(session: Session, viewer: User, booking_id: int, *,
 def _move(session: Session, booking: Booking, from_statuses: tuple[str, ...],
           **values: object) -> None:
     """Conditionally move the booking on; a second click or a race gets a Conflict."""
-    moved = session.execute(
+    moved = session.exec(
         update(Booking).where(col(Booking.id) == booking.id,
                               col(Booking.status).in_(from_statuses)).values(**values))
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved.rowcount != 1:
         session.rollback()
         raise Conflict("booking_changed", N_("This booking has changed in the meantime. "
                                              "Reload the page to see where it stands."))

@@ -170,7 +170,7 @@ class Booking(SQLModel, table=True):
                                         sa_column=Column(UTCDateTime(), nullable=True))
 
 
-event.listen(Booking.__table__, "before_create",  # type: ignore[attr-defined]
+event.listen(Booking.__table__, "before_create",  # type: ignore[attr-defined]  # SQLModel sets it
              DDL("CREATE EXTENSION IF NOT EXISTS btree_gist").execute_if(dialect="postgresql"))
 
 

@@ -286,12 +286,12 @@ def answer_swap(session: Session, actor: User, swap_id: int, accept: bool, now: 
                                         "asked for. Ask again if you still want to swap."))
     if accept:
         _require_not_started(offered, wanted, now)
-    answered = session.execute(
+    answered = session.exec(
         update(CustodySwap).where(col(CustodySwap.id) == swap.id,
                                   col(CustodySwap.status) == SwapStatus.PENDING)
         .values(status=(SwapStatus.ACCEPTED if accept else SwapStatus.DECLINED).value,
                 decided_at=now))
-    if answered.rowcount != 1:  # type: ignore[attr-defined]
+    if answered.rowcount != 1:
         session.rollback()
         raise Conflict("swap_answered", N_("This swap has already been answered."))
     if accept:
@@ -323,10 +323,10 @@ def pending_swaps(session: Session, plan: RotationPlan) -> list[CustodySwap]:
 def _announce_handover(session: Session, custody: Custody, column: str, message: str,
                        now: datetime) -> bool:
     """Claim the notice with a conditional update, then tell both holders once."""
-    claimed = session.execute(
+    claimed = session.exec(
         update(Custody).where(col(Custody.id) == custody.id,
                               getattr(Custody, column).is_(None)).values({column: now}))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1:
         session.rollback()
         return False
     previous = session.exec(select(Custody).where(Custody.plan_id == custody.plan_id,

@@ -220,10 +220,10 @@ def submit_joint_bid(session: Session, actor: User, bid_id: int, now: datetime) 
     if any(s.confirmed_at is None for s in shares):
         raise Conflict("unconfirmed_shares", N_("Every partner must confirm its share before "
                                                 "the joint bid can be submitted."))
-    done = session.execute(
+    done = session.exec(
         update(Bid).where(col(Bid.id) == bid.id, col(Bid.status) == BidStatus.DRAFT)
         .values(status=BidStatus.SUBMITTED.value, submitted_at=now))
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if done.rowcount != 1:
         session.rollback()
         raise Conflict("bid_frozen", N_("This bid is submitted; its shares are frozen."))
     session.refresh(bid)
@@ -234,12 +234,12 @@ def submit_joint_bid(session: Session, actor: User, bid_id: int, now: datetime) 
 
 def close_window(session: Session, job_id: int, now: datetime) -> bool:
     """Close one due bid window; True only for the one call that closed it."""
-    closed = session.execute(
+    closed = session.exec(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job_id, col(OverflowJob.status) == JobStatus.OPEN,
                col(OverflowJob.mode) == JobMode.BID_WINDOW, col(OverflowJob.closes_at) <= now)
         .values(status=JobStatus.WINDOW_CLOSED.value, window_closed_at=now))
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    if closed.rowcount != 1:
         session.rollback()
         return False
     job = session.get(OverflowJob, job_id)
@@ -287,11 +287,11 @@ def remind_closing_windows(session: Session, now: datetime) -> int:
     session.commit()
     told = 0
     for job_id in due:
-        claimed = session.execute(
+        claimed = session.exec(
             update(OverflowJob).where(col(OverflowJob.id) == job_id,
                                       col(OverflowJob.closing_reminded_at).is_(None))
             .values(closing_reminded_at=now))
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if claimed.rowcount != 1:
             session.rollback()
             continue
         job = session.get(OverflowJob, job_id)
@@ -345,11 +345,11 @@ def award_bid(session: Session, actor: User, job_id: int, bid_id: int, now: date
                               fields={"bid_id": N_("Choose one of the submitted bids.")})
     require_participation(session, member, Activity.OVERFLOW_JOBS, now)
     _require_parties_take_part(session, bid, now)
-    won = session.execute(
+    won = session.exec(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.WINDOW_CLOSED)
         .values(status=JobStatus.AWARDED.value, awarded_member_id=bid.member_id))
-    if won.rowcount != 1:  # type: ignore[attr-defined]
+    if won.rowcount != 1:
         session.rollback()
         raise Conflict("not_awardable", N_("Bids can be awarded once, after the window "
                                            "closes."))

@@ -114,7 +114,7 @@ def init_cards(app: Flask) -> CardCache:
 
 def card_cache(app: Flask | None = None) -> CardCache:
     """The app's card cache, made on first use."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
     cache = app.extensions.get(EXTENSION)
     return cache if isinstance(cache, CardCache) else init_cards(app)
 

@@ -39,10 +39,10 @@ def book_money_with(handler: MoneyDue) -> MoneyDue:
 
 def _transition(session: Session, job: OverflowJob, before: JobStatus, after: JobStatus
                 ) -> None:
-    moved = session.execute(update(OverflowJob).where(
+    moved = session.exec(update(OverflowJob).where(
         col(OverflowJob.id) == job.id, col(OverflowJob.status) == before)
         .values(status=after.value))
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved.rowcount != 1:
         session.rollback()
         raise Conflict("wrong_state", N_("This step is not possible in the job's current "
                                          "state. Reload the page."))

@@ -265,13 +265,13 @@ def claim_job(session: Session, actor: User, job_id: int, now: datetime) -> JobC
             ),
         )
     require_not_started(session, job, now)
-    won = session.execute(
+    won = session.exec(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job.id, col(OverflowJob.status) == JobStatus.OPEN,
                col(OverflowJob.starts_on) >= job_today(session, job, now))
         .values(status=JobStatus.AWARDED.value, awarded_member_id=member.id)
     )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
+    if won.rowcount != 1:
         session.rollback()
         session.refresh(job)
         if job.status == JobStatus.CANCELLED:
@@ -367,7 +367,7 @@ def cancel_job(
             fields={"reason": N_("Say why the job is cancelled.")},
         )
     audience = eligible_or_bidders(session, job, now)
-    done = session.execute(
+    done = session.exec(
         update(OverflowJob)
         .where(
             col(OverflowJob.id) == job.id,
@@ -375,7 +375,7 @@ def cancel_job(
         )
         .values(status=JobStatus.CANCELLED.value, cancel_reason=reason.strip())
     )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if done.rowcount != 1:
         session.rollback()
         raise Conflict(
             "not_cancellable",
@@ -541,12 +541,12 @@ def expire_job(session: Session, job_id: int, now: datetime) -> bool:
     today = job_today(session, job, now)
     window_due = (col(OverflowJob.mode) == JobMode.BID_WINDOW) & (
         col(OverflowJob.closes_at) <= now)
-    expired = session.execute(
+    expired = session.exec(
         update(OverflowJob)
         .where(col(OverflowJob.id) == job_id, col(OverflowJob.status) == JobStatus.OPEN,
                col(OverflowJob.starts_on) < today, ~window_due)
         .values(status=JobStatus.EXPIRED.value))
-    if expired.rowcount != 1:  # type: ignore[attr-defined]
+    if expired.rowcount != 1:
         session.rollback()
         return False
     session.refresh(job)

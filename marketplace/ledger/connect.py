@@ -216,10 +216,10 @@ def _apply_parked_event(session: Session, gateway: ConnectGateway, event_id: str
     """Apply one parked payment event as if it came now, once (the claim is the guard)."""
     event_type, payload = session.exec(select(StripeEvent.type, StripeEvent.payload).where(
         StripeEvent.event_id == event_id)).one()
-    claimed = session.execute(update(StripeEvent).where(
+    claimed = session.exec(update(StripeEvent).where(
         col(StripeEvent.event_id) == event_id, col(StripeEvent.status) == "parked")
         .values(status="processed", payload=None))
-    if claimed.rowcount != 1 or payload is None:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1 or payload is None:
         session.rollback()  # applied meanwhile by another sweep
         return 0
     outcome = _dispatch(session, gateway, WebhookEvent(

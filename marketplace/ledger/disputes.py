@@ -97,10 +97,10 @@ def apply_hold(session: Session, dispute_row_id: int, now: datetime) -> bool:
     parts = hold_parts(session, payment, row.amount_minor)
     if not parts:
         return False
-    claimed = session.execute(update(PaymentDispute).where(
+    claimed = session.exec(update(PaymentDispute).where(
         col(PaymentDispute.id) == row.id, col(PaymentDispute.applied).is_(False),
         col(PaymentDispute.status) == row.status).values(applied=True))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1:
         return False
     if row.status in _WON:  # closed in our favour before anything was held
         return True
@@ -116,10 +116,10 @@ def apply_hold(session: Session, dispute_row_id: int, now: datetime) -> bool:
 
 def _close(session: Session, row: PaymentDispute, status: str, now: datetime) -> None:
     outcome = "won" if status in _WON else "lost"
-    closed = session.execute(update(PaymentDispute).where(
+    closed = session.exec(update(PaymentDispute).where(
         col(PaymentDispute.id) == row.id, col(PaymentDispute.status) == "open")
         .values(status=outcome, closed_at=now))
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    if closed.rowcount != 1:
         return
     session.refresh(row)
     payment = session.get(JobPayment, row.payment_id)

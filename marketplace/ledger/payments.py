@@ -175,11 +175,11 @@ def checkout_event(session: Session, event_type: str, data: Mapping[str, Any],
 
 
 def _delayed_payment_failed(session: Session, payment: JobPayment, now: datetime) -> None:
-    failed = session.execute(update(JobPayment).where(
+    failed = session.exec(update(JobPayment).where(
         col(JobPayment.id) == payment.id,
         col(JobPayment.status).in_((PaymentStatus.OPEN, PaymentStatus.PROCESSING)))
         .values(status=PaymentStatus.FAILED.value))
-    if failed.rowcount != 1:  # type: ignore[attr-defined]
+    if failed.rowcount != 1:
         return
     contract = session.get(JobContract, payment.contract_id)
     assert contract is not None
@@ -202,13 +202,13 @@ def _paid(session: Session, payment: JobPayment, data: Mapping[str, Any], now: d
                     payment.checkout_session_id, data.get("amount_total"),
                     data.get("currency"), payment.amount_minor, payment.currency)
         return
-    paid = session.execute(
+    paid = session.exec(
         update(JobPayment).where(col(JobPayment.id) == payment.id,
                                  col(JobPayment.status).in_((PaymentStatus.OPEN,
                                                              PaymentStatus.PROCESSING)))
         .values(status=PaymentStatus.PAID.value, paid_at=now,
                 payment_intent_id=data.get("payment_intent")))
-    if paid.rowcount != 1:  # type: ignore[attr-defined]
+    if paid.rowcount != 1:
         return
     contract = session.get(JobContract, payment.contract_id)
     assert contract is not None
@@ -339,12 +339,12 @@ def _execute(session: Session, gateway: PaymentGateway, payout: Payout, now: dat
                         now, source)
     if transfer_id is None:
         return 0
-    moved = session.execute(
+    moved = session.exec(
         update(Payout).where(col(Payout.id) == payout.id,
                              col(Payout.status) != PayoutStatus.PAID)
         .values(status=PayoutStatus.PAID.value, transfer_id=transfer_id, failure_reason="",
                 updated_at=now))
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved.rowcount != 1:
         session.rollback()  # another run recorded the same (replayed) transfer
         return 0
     contract = session.get(JobContract, payout.contract_id)
@@ -388,10 +388,10 @@ def execute_due_settlement_transfers(session: Session, gateway: PaymentGateway,
                             f"settlement-{month.month}", now)
         if transfer_id is None:
             continue
-        moved = session.execute(
+        moved = session.exec(
             update(SettlementTransfer).where(col(SettlementTransfer.id) == transfer.id,
                                              col(SettlementTransfer.status) != "paid")
             .values(status=PayoutStatus.PAID.value, reference=transfer_id, failure_reason=""))
         session.commit()
-        done += moved.rowcount  # type: ignore[attr-defined]
+        done += moved.rowcount
     return done

@@ -176,10 +176,10 @@ def ask_stripe(session: Session, gateway: RefundGateway, row: PaymentRefund,
         log.warning("refund %s not made by Stripe (definite=%s): %s", row.id, error.definite,
                     error.reason)
         raise
-    done = session.execute(update(PaymentRefund).where(
+    done = session.exec(update(PaymentRefund).where(
         col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
         .values(status=RefundStatus.SUCCEEDED.value, stripe_refund_id=refund_id))
-    if done.rowcount == 1:  # type: ignore[attr-defined]
+    if done.rowcount == 1:
         apply_refund(session, id_of(row), now)
     session.commit()
     session.refresh(row)
@@ -194,10 +194,10 @@ def _refused(session: Session, gateway: RefundGateway, row: PaymentRefund,
     this one (`charge.refunded` counts both), so Stripe's total is read again
     and what it refunded beyond ours is recorded now.
     """
-    failed = session.execute(update(PaymentRefund).where(
+    failed = session.exec(update(PaymentRefund).where(
         col(PaymentRefund.id) == row.id, col(PaymentRefund.status) == RefundStatus.PENDING)
         .values(status=RefundStatus.FAILED.value, failure_reason=reason[:300]))
-    if failed.rowcount == 1:  # type: ignore[attr-defined]
+    if failed.rowcount == 1:
         session.execute(update(JobPayment).where(col(JobPayment.id) == row.payment_id).values(
             refunded_minor=JobPayment.refunded_minor - row.amount_minor))
     session.commit()
@@ -271,10 +271,10 @@ def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
                                   .where(PaymentRefund.payment_id == payment.id,
                                          col(PaymentRefund.applied).is_(True))).one()
     parts = clawback_parts(session, payment, int(applied_before) + row.amount_minor)
-    claimed = session.execute(update(PaymentRefund).where(
+    claimed = session.exec(update(PaymentRefund).where(
         col(PaymentRefund.id) == refund_id, col(PaymentRefund.applied).is_(False),
         col(PaymentRefund.status) == RefundStatus.SUCCEEDED).values(applied=True))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if claimed.rowcount != 1:
         return False
     contract = session.get(JobContract, payment.contract_id)
     assert contract is not None
@@ -343,11 +343,11 @@ def _reverse(session: Session, gateway: RefundGateway, reversal: PayoutReversal,
             col(PayoutReversal.status) != PayoutStatus.PAID).values(values))
         session.commit()
         return 0
-    moved = session.execute(update(PayoutReversal).where(
+    moved = session.exec(update(PayoutReversal).where(
         col(PayoutReversal.id) == reversal.id, col(PayoutReversal.status) != PayoutStatus.PAID)
         .values(status=PayoutStatus.PAID.value, reversal_id=reversal_id, failure_reason="",
                 updated_at=now))
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
+    if moved.rowcount != 1:
         session.rollback()
         return 0
     session.execute(update(Payout).where(col(Payout.id) == payout.id).values(

@@ -282,12 +282,12 @@ def approve(session: Session, actor: User, month: str, references: dict[int, str
     # other side).
     session.exec(select(Cluster.id).where(Cluster.id == cluster.id)
                  .with_for_update(key_share=True)).one()
-    approved = session.execute(
+    approved = session.exec(
         update(Settlement).where(col(Settlement.id) == settlement.id,
                                  col(Settlement.status) == SettlementStatus.DRAFT)
         .values(status=SettlementStatus.APPROVED.value, approved_at=now,
                 approved_by_id=actor.id))
-    if approved.rowcount != 1:  # type: ignore[attr-defined]
+    if approved.rowcount != 1:
         session.rollback()
         raise Conflict("already_approved", N_("This month is already approved and locked."))
     plan = netting(month_nets(session, id_of(cluster), month))

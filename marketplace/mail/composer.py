@@ -80,7 +80,7 @@ class MailComposer:
             # Flask-Login's current_user for the selectors: an invitee is nobody yet,
             # which is the anonymous user (None would break every `current_user.x`).
             g._login_user = user if user is not None else \
-                self.app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+                self.app.login_manager.anonymous_user()  # type: ignore[attr-defined]  # Flask-Login
             g.viewer_cluster = cluster
             with force_locale(user.locale if user and user.locale else locale):
                 yield

@@ -74,7 +74,7 @@ def undeliverable_among(session: Session, addresses: list[str]) -> dict[str, Und
     if not wanted:
         return {}
     rows = session.exec(select(UndeliverableAddress).where(
-        UndeliverableAddress.address.in_(wanted)))  # type: ignore[attr-defined]
+        col(UndeliverableAddress.address).in_(wanted)))
     return {row.address: row for row in rows}
 
 

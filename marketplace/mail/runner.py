@@ -30,7 +30,7 @@ def send_due_mails(session: Session, now: datetime) -> MailRound:
 
     Five mails a claim: even if each SMTP conversation ran to its time limit, the
     batch ends long before its lease, so no other worker takes a mail in flight."""
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
     return send_due_mail(session, now, mail_transport(app), MailComposer(app, session),
                          WorkerSettings(batch=5, lease=_lease(app)), clock=utcnow)
 

@@ -67,6 +67,7 @@ def _have(data: Any) -> frozenset[str]:
 def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
     """Send everything after `cursor`, in sequence order, a page at a time, except the
     rows whose batch key is in `have`: those are named in one "sync" at the end."""
+    sid: str = request.sid  # type: ignore[attr-defined]  # Flask-SocketIO sets it
     sent = walked = 0
     matched: list[list[Any]] = []
     complete = False
@@ -78,7 +79,7 @@ def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
             if key in have:
                 matched.append([row.seq, key])
             else:
-                emit(row.kind, render_notification(row), to=request.sid)  # type: ignore[attr-defined]
+                emit(row.kind, render_notification(row), to=sid)
                 sent += 1
         walked += len(missed)
         if len(missed) < REPLAY_PAGE:
@@ -89,7 +90,7 @@ def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
         found = {key for _seq, key in matched}
         emit("sync", {"matched": matched,
                       "unknown": sorted(have - found) if complete else []},
-             to=request.sid)  # type: ignore[attr-defined]
+             to=sid)
     return sent
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 
 #: Seconds a publish may wait for Redis (connecting or answering) before giving up.
 PUBLISH_TIMEOUT = 5.0
@@ -38,7 +38,7 @@ class TimedRedisManager(socketio.RedisManager):
         super()._redis_connect()  # self.redis and self.pubsub, without read timeout
         if "sentinel" in self.redis_url.split(":", 1)[0]:
             return  # Sentinel URLs keep python-socketio's one client
-        listening: Any = self.pubsub  # type: ignore[has-type]
+        listening: Any = self.pubsub  # type: ignore[has-type]  # set by the base class
         module = self._get_redis_module()
         self.redis = module.Redis.from_url(self.redis_url, socket_timeout=self.timeout,
                                            **self.redis_options)
