@@ -23,6 +23,7 @@ what the other waits for).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -30,12 +31,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    cast,
+    event,
+    func,
+    insert,
+    true,
+    type_coerce,
+    update,
+)
+from sqlalchemy import select as sa_select  # (sqlmodel's types at most four columns)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import SessionTransaction
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, SQLModel, col, select
 
 from marketplace.clusters.models import Cluster, User
+from marketplace.db import UTCDateTime
 from marketplace.delivery import planner
 from marketplace.realtime.models import Notification, NotificationSequence
 from marketplace.scope import Slot
@@ -141,15 +157,77 @@ def _take_sequences(session: Session, counts: Counter[int]) -> dict[int, int]:
     rows would lock out of order).  On SQLite the transaction already holds the
     database's write lock.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    upsert = dialect.insert(NotificationSequence).values(
-        [{"user_id": user_id, "last_seq": counts[user_id]} for user_id in sorted(counts)])
+    users = sorted(counts)
+    people, values = _integer_rows(session, users=users,
+                                   counts=[counts[user] for user in users])
+    # (WHERE true: SQLite's parser needs it between INSERT ... SELECT and ON CONFLICT)
+    upsert = _dialect(session).insert(_table(NotificationSequence)).from_select(
+        ["user_id", "last_seq"],
+        select(people.c.users, people.c.counts).where(true()).order_by(people.c.users))
     upsert = upsert.on_conflict_do_update(
         index_elements=[col(NotificationSequence.user_id)],
         set_={"last_seq": NotificationSequence.last_seq + upsert.excluded.last_seq},
     ).returning(col(NotificationSequence.user_id), col(NotificationSequence.last_seq))
     return {user_id: last - counts[user_id] + 1
-            for user_id, last in session.execute(upsert)}
+            for user_id, last in session.execute(upsert, values)}
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """The model's table, for a Core statement: an ORM insert would read our parameters
+    as rows to insert, one per recipient, which is what these statements avoid."""
+    table: Table = model.__table__  # type: ignore[attr-defined]  # every table model has one
+    return table
+
+
+def _dialect(session: Session) -> Any:
+    return postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+
+
+def _integer_rows(session: Session, **columns: list[int]) -> tuple[Any, dict[str, Any]]:
+    """A table of integer columns for a statement to select from, and the parameters
+    that fill it: `unnest` of one integer array per column on PostgreSQL, `json_each`
+    over one JSON array of rows on SQLite.
+
+    Why not a VALUES list or executemany: the statement's text must not depend on how
+    many people a post reaches, so it is compiled once per process and sent as one
+    statement with a few parameters (compiling a 1 000-row VALUES list cost more than
+    running it, and a parameter set per row is a thousand of them to serialize)."""
+    names = list(columns)
+    if session.get_bind().dialect.name == "postgresql":
+        arrays = [bindparam(name, type_=postgresql.ARRAY(Integer)) for name in names]
+        return func.unnest(*arrays).table_valued(*names).render_derived(), dict(columns)
+    each = func.json_each(bindparam("rows", type_=String)).table_valued("value")
+    table = select(*[cast(func.json_extract(each.c.value, f"$[{index}]"), Integer).label(name)
+                     for index, name in enumerate(names)]).subquery()
+    return table, {"rows": json.dumps(list(zip(*columns.values(), strict=True)))}
+
+
+def _json_value(session: Session, name: str) -> Any:
+    """A JSON parameter as a value to insert (PostgreSQL needs to be told it is JSON;
+    SQLite keeps the text, and a CAST there would turn it into a number)."""
+    value = bindparam(name, type_=JSON)
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(value, JSON)
+    return type_coerce(value, JSON)
+
+
+def _store_rows(session: Session, item: _Pending, seqs: list[int]) -> dict[tuple[int, int], int]:
+    """One `notify` call's rows, one per recipient, in one INSERT ... SELECT whose text
+    does not depend on the number of recipients; their ids by (user, seq).  The event's
+    own fields are sent once, not once per recipient."""
+    people, values = _integer_rows(session, users=[user for user, _l in item.users],
+                                   seqs=seqs)
+    stored = session.execute(
+        insert(_table(Notification)).from_select(
+            ["user_id", "seq", "kind", "message", "params", "payload", "link", "created_at"],
+            sa_select(people.c.users, people.c.seqs, bindparam("kind", type_=String),
+                      bindparam("message", type_=String), _json_value(session, "params"),
+                      _json_value(session, "payload"), bindparam("link", type_=String),
+                      bindparam("created_at", type_=UTCDateTime())))
+        .returning(col(Notification.user_id), col(Notification.seq), col(Notification.id)),
+        {**values, "kind": item.kind, "message": item.message, "params": item.params,
+         "payload": item.payload, "link": item.link, "created_at": item.created_at})
+    return {(user_id, seq): row_id for user_id, seq, row_id in stored}
 
 
 def _write_pending(session: Session) -> None:
@@ -158,29 +236,18 @@ def _write_pending(session: Session) -> None:
     if not pending:
         return
     next_seq = _take_sequences(session, Counter(u for p in pending for u, _l in p.users))
-    values: list[dict[str, Any]] = []
-    for item in pending:
-        for user_id, _locale in item.users:
-            values.append({"user_id": user_id, "seq": next_seq[user_id], "kind": item.kind,
-                           "message": item.message, "params": item.params,
-                           "payload": item.payload, "link": item.link,
-                           "created_at": item.created_at})
-            next_seq[user_id] += 1
-    # (user, seq) is unique, so RETURNING needs no order: SQLite takes the rows in a
-    # few multi-row INSERTs and each id is matched back by its (user, seq).
-    stored = session.execute(
-        insert(Notification).returning(col(Notification.user_id), col(Notification.seq),
-                                       col(Notification.id)), values)
-    id_of = {(user_id, seq): row_id for user_id, seq, row_id in stored}
     batches: list[Batch] = []
-    rows = iter(values)
     for item in pending:
-        recipients = []
-        for user_id, locale in item.users:
-            seq = next(rows)["seq"]
-            recipients.append(Recipient(id_of[(user_id, seq)], seq, user_id, locale))
+        seqs = []
+        for user_id, _locale in item.users:
+            seqs.append(next_seq[user_id])
+            next_seq[user_id] += 1
+        id_of = _store_rows(session, item, seqs)
         batches.append(Batch(item.kind, item.message, item.params, item.payload, item.link,
-                             item.created_at, tuple(recipients)))
+                             item.created_at, tuple(
+                                 Recipient(id_of[(user_id, seq)], seq, user_id, locale)
+                                 for (user_id, locale), seq in zip(item.users, seqs,
+                                                                   strict=True))))
     planner.plan_deliveries(session, [
         planner.Planned(r.notification_id, r.user_id, b.kind, b.created_at)
         for b in batches for r in b.recipients])
