@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -240,14 +240,38 @@ def apply_to_form(form: FlaskForm, error: DomainError) -> None:
     form.form_errors.extend(unplaced)
 
 
-def refuse_form(form: FlaskForm, error: DomainError) -> None:
-    """A refused form action: undo its writes and show a 422's field messages next to the
-    form the view then renders again; any other refusal (403, 404, 409) and any JSON
-    client get the app's error answer instead."""
-    db().rollback()
-    if error.status != 422 or wants_json():
-        raise error
-    apply_to_form(form, error)
+#: The refusals a form shows next to its fields: input it can correct (a 422).
+SHOWN_ON_FORM: frozenset[int] = frozenset({422})
+
+
+def submit(form: FlaskForm, action: Callable[[], ResponseReturnValue],
+           again: Callable[[], str], *, shown: Collection[int] = SHOWN_ON_FORM,
+           rename: Mapping[str, str] | None = None) -> ResponseReturnValue:
+    """The one way a form view answers: `action` (call the service, then redirect or
+    answer) or, when a service refuses, the form again.
+
+    A refusal undoes the action's writes.  One the form can show (a 422: the viewer
+    corrects a field) puts its messages next to the fields and answers the page
+    `again()` renders with the refusal's status.  Any other (403, 404, 409 ...) and any
+    refusal to a JSON client leave to the app's error answer (error page or JSON
+    error), never a form that looks as if it only needed another try.
+
+    `shown` widens what the form shows, for a form that is itself the place to see
+    why (booking: the slot someone else holds is on the machine's week).  `rename`
+    maps a service's field names to the form's (`base_lat` -> `base_place`); the first
+    message for a form field wins.
+    """
+    try:
+        return action()
+    except DomainError as error:
+        if error.status not in shown or wants_json():
+            raise  # `_domain_error` rolls back and answers
+        db().rollback()
+        for name, field in (rename or {}).items():
+            if name in error.fields:
+                error.fields.setdefault(field, error.fields.pop(name))
+        apply_to_form(form, error)
+        return again(), error.status
 
 
 def _domain_error(error: DomainError) -> ResponseReturnValue:

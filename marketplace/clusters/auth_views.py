@@ -28,11 +28,10 @@ from marketplace.clusters.forms import (
     StartClusterForm,
 )
 from marketplace.db import utcnow
-from marketplace.errors import DomainError
 from marketplace.i18n import LANGUAGES
 from marketplace.mail import outbox
 from marketplace.ratelimits import login_limit, reset_limit
-from marketplace.web import apply_to_form, db
+from marketplace.web import db, submit
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -92,18 +91,17 @@ def forgot_password() -> ResponseReturnValue:
 @bp.route("/password/reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str) -> ResponseReturnValue:
     form = ResetPasswordForm()
-    if form.validate_on_submit():
-        try:
-            accounts.reset_password(
-                db(), current_app.config["SECRET_KEY"], token, form.password.data or "",
-                current_app.config["PASSWORD_RESET_VALID_MINUTES"] * 60, utcnow(),
-            )
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            return render_template("accounts/reset.html", form=form), error.status
+
+    def reset() -> ResponseReturnValue:
+        accounts.reset_password(
+            db(), current_app.config["SECRET_KEY"], token, form.password.data or "",
+            current_app.config["PASSWORD_RESET_VALID_MINUTES"] * 60, utcnow(),
+        )
         flash(_("Your password is changed. Log in with the new one."))
         return redirect(url_for("auth.login"))
+
+    if form.validate_on_submit():
+        return submit(form, reset, lambda: render_template("accounts/reset.html", form=form))
     return render_template("accounts/reset.html", form=form), 422 if form.errors else 200
 
 
@@ -112,22 +110,21 @@ def accept_invite(token: str) -> ResponseReturnValue:
     secret = current_app.config["SECRET_KEY"]
     invite = invites.open_invite(db(), secret, token, utcnow())  # refusals render as 4xx
     form = SignupForm()
-    if form.validate_on_submit():
-        try:
-            user = invites.accept_invite(db(), secret, token, form.name.data or "",
-                                         form.password.data or "", utcnow())
-        except DomainError as error:
-            db().rollback()
-            if not error.fields:
-                raise
-            apply_to_form(form, error)
-            return render_template("accounts/signup.html", form=form, invite=invite), 422
+
+    def sign_up() -> ResponseReturnValue:
+        user = invites.accept_invite(db(), secret, token, form.name.data or "",
+                                     form.password.data or "", utcnow())
         login_user(user)
         log.info("invite_id=%s accepted by user_id=%s", invite.id, user.id)
         flash(_("Welcome! Read the cluster agreement, then complete your business profile."))
         return redirect(url_for("clusters.agreement"))
-    return render_template("accounts/signup.html", form=form, invite=invite), \
-        422 if form.errors else 200
+
+    def page() -> str:
+        return render_template("accounts/signup.html", form=form, invite=invite)
+
+    if form.validate_on_submit():
+        return submit(form, sign_up, page)
+    return page(), 422 if form.errors else 200
 
 
 @bp.route("/start", methods=["GET", "POST"])
@@ -139,17 +136,17 @@ def start_cluster() -> ResponseReturnValue:
             default_locale=form.default_locale.data or "", timezone=form.timezone.data or "",
             unit_system=form.unit_system.data or "",
         )
-        try:
+
+        def start() -> ResponseReturnValue:
             _cluster, user = service.create_cluster(
                 db(), settings, form.name.data or "", form.email.data or "",
                 form.password.data or "", utcnow())
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            return render_template("accounts/start.html", form=form), error.status
-        login_user(user)
-        flash(_("Your cluster is ready. Write its agreement, then invite member businesses."))
-        return redirect(url_for("clusters.edit_agreement"))
+            login_user(user)
+            flash(_("Your cluster is ready. Write its agreement, then invite member "
+                    "businesses."))
+            return redirect(url_for("clusters.edit_agreement"))
+
+        return submit(form, start, lambda: render_template("accounts/start.html", form=form))
     return render_template("accounts/start.html", form=form), 422 if form.errors else 200
 
 

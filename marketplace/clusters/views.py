@@ -40,13 +40,13 @@ from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
-from marketplace.errors import DomainError, ValidationError
+from marketplace.errors import ValidationError
 from marketplace.i18n import km_from_display, unit_system
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
 from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
 from marketplace.places.views import locate_typed, viewer_countries
-from marketplace.web import apply_to_form, db
+from marketplace.web import db, submit
 from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
@@ -56,13 +56,6 @@ bp = Blueprint("clusters", __name__)
 @login_required
 def _require_login() -> None:
     """Every cluster page is for logged-in people only."""
-
-
-def _form_failed(template: str, form: FlaskForm, error: DomainError, **context: object
-                 ) -> ResponseReturnValue:
-    db().rollback()
-    apply_to_form(form, error)
-    return render_template(template, form=form, **context), error.status
 
 
 def _invalid_status(form: FlaskForm) -> int:
@@ -170,28 +163,26 @@ def edit_member(member_id: int) -> ResponseReturnValue:
         if business.service_radius_km is not None:
             form.service_radius.data = round(
                 business.service_radius_km / (1.609344 if unit_system() == "imperial" else 1), 1)
-    if form.validate_on_submit():
+
+    def save() -> ResponseReturnValue:
         radius = form.service_radius.data
-        try:
-            base = _typed_base(form)
-            profile = service.MemberProfile(
-                name=form.name.data or "", trades=tuple(form.trades.data or ()),
-                base_lat=base[0], base_lng=base[1],
-                service_radius_km=km_from_display(radius) if radius is not None else None,
-                insurance_expires_on=form.insurance_expires_on.data,
-                certifications=form.certifications.data or "",
-            )
-            service.update_member_profile(session, viewer, business.id, profile)
-        except DomainError as error:
-            if error.status != 422:
-                raise
-            # The point has no visible input: its refusals show at the place field.
-            for name in ("base_lat", "base_lng"):
-                if name in error.fields:
-                    error.fields.setdefault("base_place", error.fields.pop(name))
-            return _form_failed("clusters/member_edit.html", form, error, member=business)
+        base = _typed_base(form)
+        profile = service.MemberProfile(
+            name=form.name.data or "", trades=tuple(form.trades.data or ()),
+            base_lat=base[0], base_lng=base[1],
+            service_radius_km=km_from_display(radius) if radius is not None else None,
+            insurance_expires_on=form.insurance_expires_on.data,
+            certifications=form.certifications.data or "",
+        )
+        service.update_member_profile(session, viewer, business.id, profile)
         flash(_("Profile saved."))
         return redirect(url_for("clusters.member", member_id=business.id))
+
+    if form.validate_on_submit():
+        # The point has no visible input: its refusals show at the place field.
+        return submit(form, save, lambda: render_template(
+            "clusters/member_edit.html", form=form, member=business),
+            rename={"base_lat": "base_place", "base_lng": "base_place"})
     if not service.can_manage_member(viewer, business):
         return render_template("errors/error.html", status=403,
                                message=_("Only an owner of this business or the coordinator "
@@ -239,21 +230,23 @@ def member_invites() -> ResponseReturnValue:
     viewer = acting_user()
     service.require_coordinator(viewer)
     form = MemberInviteForm()
-    if form.validate_on_submit():
-        try:
-            invite = invites.create_member_invite(
-                db(), viewer, form.email.data or "", form.business_name.data or "", utcnow(),
-                current_app.config["INVITE_VALID_DAYS"])
-        except DomainError as error:
-            return _form_failed("clusters/invites.html", form, error,
-                                pending=invites.pending_invites(db(), viewer), link=invite_link,
-                                now=utcnow())
-        flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
-                link=invite_link(invite)))
+
+    def page() -> str:
+        return render_template("clusters/invites.html", form=form,
+                               pending=invites.pending_invites(db(), viewer), link=invite_link,
+                               now=utcnow())
+
+    def invite() -> ResponseReturnValue:
+        created = invites.create_member_invite(
+            db(), viewer, form.email.data or "", form.business_name.data or "", utcnow(),
+            current_app.config["INVITE_VALID_DAYS"])
+        flash(_("Invite created. Send this link to %(email)s: %(link)s", email=created.email,
+                link=invite_link(created)))
         return redirect(url_for("clusters.member_invites"))
-    return render_template("clusters/invites.html", form=form,
-                           pending=invites.pending_invites(db(), viewer), link=invite_link,
-                           now=utcnow()), _invalid_status(form)
+
+    if form.validate_on_submit():
+        return submit(form, invite, page)
+    return page(), _invalid_status(form)
 
 
 @bp.route("/agreement")
@@ -329,26 +322,24 @@ def edit_agreement() -> ResponseReturnValue:
             information_rules=form.information_rules.data or "",
             aggregate_min_group=_min_group(form, current),
         )
-        try:
+
+        def publish() -> ResponseReturnValue:
             published = agreements.publish_agreement(db(), viewer, terms, utcnow())
-        except DomainError as error:
-            return _form_failed("clusters/agreement_edit.html", _agreement_errors(form, error),
-                                error, current=current)
-        flash(_("Version %(version)d published. Every member must accept it again.",
-                version=published.version))
-        return redirect(url_for("clusters.agreement"))
+            flash(_("Version %(version)d published. Every member must accept it again.",
+                    version=published.version))
+            return redirect(url_for("clusters.agreement"))
+
+        return submit(form, publish, lambda: render_template(
+            "clusters/agreement_edit.html", form=form, current=current),
+            rename=AGREEMENT_FIELDS)
     return render_template("clusters/agreement_edit.html", form=form, current=current), \
         _invalid_status(form)
 
 
-def _agreement_errors(form: AgreementForm, error: DomainError) -> AgreementForm:
-    """Service field names are in basis points; the form asks for percentages."""
-    for bp_name in ("referral_fee_bp", "platform_fee_bp"):
-        if bp_name in error.fields:
-            error.fields[bp_name.replace("_bp", "_percent")] = error.fields.pop(bp_name)
-    if "scope" in error.fields:
-        error.fields["scope_overflow_jobs"] = error.fields.pop("scope")
-    return form
+#: Service field names -> the form's: the service speaks basis points, the form percent.
+AGREEMENT_FIELDS = {"referral_fee_bp": "referral_fee_percent",
+                    "platform_fee_bp": "platform_fee_percent",
+                    "scope": "scope_overflow_jobs"}
 
 
 def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
@@ -399,12 +390,13 @@ def cluster_settings() -> ResponseReturnValue:
             name=form.cluster_name.data or "", currency=form.currency.data or "",
             default_locale=form.default_locale.data or "", timezone=form.timezone.data or "",
             unit_system=form.unit_system.data or "")
-        try:
+
+        def save() -> ResponseReturnValue:
             service.update_cluster(db(), viewer, settings)
-        except DomainError as error:
-            return _form_failed("clusters/settings.html", form, error)
-        flash(_("Cluster settings saved."))
-        return redirect(url_for("clusters.home"))
+            flash(_("Cluster settings saved."))
+            return redirect(url_for("clusters.home"))
+
+        return submit(form, save, lambda: render_template("clusters/settings.html", form=form))
     return render_template("clusters/settings.html", form=form), _invalid_status(form)
 
 
@@ -415,17 +407,16 @@ def account() -> ResponseReturnValue:
     if not form.is_submitted():
         form.locale.data = viewer.locale or ""
         form.unit_system.data = viewer.unit_system or ""
-    if form.validate_on_submit():
-        try:
-            service.update_preferences(db(), viewer, form.locale.data or None,
-                                       (form.timezone.data or "").strip() or None,
-                                       form.unit_system.data or None)
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            return _account_page(form), error.status
+
+    def save() -> ResponseReturnValue:
+        service.update_preferences(db(), viewer, form.locale.data or None,
+                                   (form.timezone.data or "").strip() or None,
+                                   form.unit_system.data or None)
         flash(_("Preferences saved."))
         return redirect(url_for("clusters.account"))
+
+    if form.validate_on_submit():
+        return submit(form, save, lambda: _account_page(form))
     return _account_page(form), _invalid_status(form)
 
 
@@ -453,16 +444,15 @@ def _account_page(form: PreferencesForm | None = None, **extra: object) -> str:
 def save_push_preferences() -> ResponseReturnValue:
     """Which events reach this person's devices by push, and their quiet hours."""
     form = PushPreferencesForm()
-    if form.validate_on_submit():
-        try:
-            push_preferences.save_push_settings(db(), acting_user(), form.settings(),
-                                                form.mail_settings())
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            return _account_page(push_form=form), error.status
+
+    def save() -> ResponseReturnValue:
+        push_preferences.save_push_settings(db(), acting_user(), form.settings(),
+                                            form.mail_settings())
         flash(_("Notification choices saved."))
         return redirect(url_for("clusters.account") + "#push")
+
+    if form.validate_on_submit():
+        return submit(form, save, lambda: _account_page(push_form=form))
     return _account_page(push_form=form), 422
 
 
@@ -470,16 +460,15 @@ def save_push_preferences() -> ResponseReturnValue:
 def create_api_token() -> ResponseReturnValue:
     """Issue a token and show its secret on this response only: it is never stored."""
     form = ApiTokenForm()
-    if form.validate_on_submit():
-        try:
-            issued = tokens.create_token(db(), acting_user(), form.name.data or "", utcnow())
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            return _account_page(token_form=form), error.status
+
+    def issue() -> ResponseReturnValue:
+        issued = tokens.create_token(db(), acting_user(), form.name.data or "", utcnow())
         shown_once = make_response(_account_page(new_token=issued))
         shown_once.headers["Cache-Control"] = "no-store"  # the secret stays out of caches
         return shown_once
+
+    if form.validate_on_submit():
+        return submit(form, issue, lambda: _account_page(token_form=form))
     return _account_page(token_form=form), 422
 
 

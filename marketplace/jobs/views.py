@@ -30,7 +30,7 @@ from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
-from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.errors import N_, ValidationError
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.cards import render_card, render_cards
 from marketplace.jobs.eligibility import reason_as_error
@@ -50,7 +50,7 @@ from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
     db,
     money_from_form,
-    refuse_form,
+    submit,
     translate,
     utc_from_form,
     viewer,
@@ -151,31 +151,31 @@ def cluster_jobs() -> ResponseReturnValue:
 def post() -> ResponseReturnValue:
     user = viewer()
     form = JobForm()
-    if form.validate_on_submit():
-        try:
-            closes_at = None
-            if form.mode.data == JobMode.BID_WINDOW and form.closes_at.data is not None:
-                closes_at = utc_from_form(form.closes_at.data, "closes_at")
-            site = locate_typed(form.address.data, form.site_lat.data, form.site_lng.data,
-                                form.site_resolved.data, "address")
-            draft = service.JobDraft(
-                title=form.title.data or "", description=form.description.data or "",
-                trades=tuple(form.trades.data or ()), site_lat=site.lat,
-                site_lng=site.lng, locality=(form.locality.data or "").strip() or site.town,
-                # From the phone with nothing typed: the winner still gets where to go.
-                address=(form.address.data or "").strip() or f"{site.lat:.5f}, {site.lng:.5f}",
-                customer_name=form.customer_name.data or "",
-                customer_contact=form.customer_contact.data or "",
-                crew_days=form.crew_days.data or 0, starts_on=form.starts_on.data,  # type: ignore[arg-type]
-                ends_on=form.ends_on.data,  # type: ignore[arg-type]
-                value_minor=_money(form.value.data or "", "value"), mode=form.mode.data or "",
-                closes_at=closes_at)
-            job = service.post_job(db(), user, draft, utcnow())
-        except DomainError as error:
-            refuse_form(form, error)
-            return render_template("jobs/post.html", form=form), 422
+
+    def post_it() -> ResponseReturnValue:
+        closes_at = None
+        if form.mode.data == JobMode.BID_WINDOW and form.closes_at.data is not None:
+            closes_at = utc_from_form(form.closes_at.data, "closes_at")
+        site = locate_typed(form.address.data, form.site_lat.data, form.site_lng.data,
+                            form.site_resolved.data, "address")
+        draft = service.JobDraft(
+            title=form.title.data or "", description=form.description.data or "",
+            trades=tuple(form.trades.data or ()), site_lat=site.lat,
+            site_lng=site.lng, locality=(form.locality.data or "").strip() or site.town,
+            # From the phone with nothing typed: the winner still gets where to go.
+            address=(form.address.data or "").strip() or f"{site.lat:.5f}, {site.lng:.5f}",
+            customer_name=form.customer_name.data or "",
+            customer_contact=form.customer_contact.data or "",
+            crew_days=form.crew_days.data or 0, starts_on=form.starts_on.data,  # type: ignore[arg-type]
+            ends_on=form.ends_on.data,  # type: ignore[arg-type]
+            value_minor=_money(form.value.data or "", "value"), mode=form.mode.data or "",
+            closes_at=closes_at)
+        job = service.post_job(db(), user, draft, utcnow())
         flash(_("Job posted. Eligible partners have been notified."))
         return redirect(url_for("jobs.detail", job_id=job.id))
+
+    if form.validate_on_submit():
+        return submit(form, post_it, lambda: render_template("jobs/post.html", form=form))
     return render_template("jobs/post.html", form=form), 422 if form.errors else 200
 
 
@@ -245,12 +245,9 @@ def _json_state(job_id: int) -> dict[str, Any]:
     return {"job": context["job"], "bids": context["bids"]}
 
 
-def _form_refused(job_id: int, form_name: str, form: Any, error: DomainError
-                  ) -> ResponseReturnValue:
-    refuse_form(form, error)
-    context = _detail_context(job_id)
-    context[form_name] = form
-    return render_template("jobs/detail.html", **context), 422
+def _detail_page(job_id: int, **forms: Any) -> str:
+    """The job page again, with a refused form as the viewer filled it in."""
+    return render_template("jobs/detail.html", **{**_detail_context(job_id), **forms})
 
 
 @bp.route("/<int:job_id>/claim", methods=["POST"])
@@ -260,36 +257,42 @@ def claim(job_id: int) -> ResponseReturnValue:
     return _after_action(job_id, _("The job is yours. The customer's details are below."))
 
 
+def _require_valid(form: BidForm) -> None:
+    """A bid form the browser sent back invalid is a 422 on its fields."""
+    if not form.validate_on_submit():
+        raise ValidationError("invalid_bid", N_("Some fields need your attention."))
+
+
+def _bid_terms(form: BidForm) -> bidding.BidTerms:
+    return bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
+                            form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
+
+
 @bp.route("/<int:job_id>/bid", methods=["POST"])
 @claim_limit
 def bid(job_id: int) -> ResponseReturnValue:
     form = BidForm()
-    if not form.validate_on_submit():
-        return _form_refused(job_id, "bid_form", form, ValidationError(
-            "invalid_bid", N_("Some fields need your attention.")))
-    try:
-        terms = bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
-                                 form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
-        bidding.place_bid(db(), viewer(), job_id, terms, utcnow())
-    except DomainError as error:
-        return _form_refused(job_id, "bid_form", form, error)
-    return _after_action(job_id, _("Your bid is in. Only the poster sees your price."))
+
+    def place() -> ResponseReturnValue:
+        _require_valid(form)
+        bidding.place_bid(db(), viewer(), job_id, _bid_terms(form), utcnow())
+        return _after_action(job_id, _("Your bid is in. Only the poster sees your price."))
+
+    return submit(form, place, lambda: _detail_page(job_id, bid_form=form))
 
 
 @bp.route("/<int:job_id>/joint", methods=["POST"])
 def propose_joint(job_id: int) -> ResponseReturnValue:
     form = BidForm()
-    if not form.validate_on_submit():
-        return _form_refused(job_id, "bid_form", form, ValidationError(
-            "invalid_bid", N_("Some fields need your attention.")))
-    try:
+
+    def propose() -> ResponseReturnValue:
+        _require_valid(form)
         shares = _shares_from_form()
-        terms = bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
-                                 form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
-        bidding.propose_joint_bid(db(), viewer(), job_id, terms, shares, utcnow())
-    except DomainError as error:
-        return _form_refused(job_id, "bid_form", form, error)
-    return _after_action(job_id, _("Joint bid proposed. Each partner must confirm its share."))
+        bidding.propose_joint_bid(db(), viewer(), job_id, _bid_terms(form), shares, utcnow())
+        return _after_action(job_id,
+                             _("Joint bid proposed. Each partner must confirm its share."))
+
+    return submit(form, propose, lambda: _detail_page(job_id, bid_form=form))
 
 
 def _shares_from_form() -> dict[int, int]:
@@ -340,11 +343,12 @@ def award(job_id: int) -> ResponseReturnValue:
 @bp.route("/<int:job_id>/cancel", methods=["POST"])
 def cancel(job_id: int) -> ResponseReturnValue:
     form = CancelForm()
-    try:
+
+    def cancel_job() -> ResponseReturnValue:
         service.cancel_job(db(), viewer(), job_id, form.reason.data or "", utcnow())
-    except DomainError as error:
-        return _form_refused(job_id, "cancel_form", form, error)
-    return _after_action(job_id, _("Job cancelled. Partners have been told."))
+        return _after_action(job_id, _("Job cancelled. Partners have been told."))
+
+    return submit(form, cancel_job, lambda: _detail_page(job_id, cancel_form=form))
 
 
 @bp.route("/<int:job_id>/done", methods=["POST"])
@@ -364,12 +368,13 @@ def rate(job_id: int) -> ResponseReturnValue:
     form = RateForm()
     ratee = parse_id(form.ratee_member_id.data) or -1
     score = parse_id(form.score.data) or 0
-    try:
+
+    def rate_partner() -> ResponseReturnValue:
         completion.rate(db(), viewer(), job_id, ratee, score, bool(form.on_time.data),
                         form.comment.data or "", utcnow())
-    except DomainError as error:
-        return _form_refused(job_id, "rate_form", form, error)
-    return _after_action(job_id, _("Thank you for rating."))
+        return _after_action(job_id, _("Thank you for rating."))
+
+    return submit(form, rate_partner, lambda: _detail_page(job_id, rate_form=form))
 
 
 @bp.route("/mine")

@@ -32,7 +32,7 @@ from marketplace.clusters.service import (
     require_coordinator,
 )
 from marketplace.db import parse_id, utcnow
-from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.errors import N_, ValidationError
 from marketplace.i18n import month_name, when
 from marketplace.ledger import connect, disputes, payments, refunds, service, settlement
 from marketplace.ledger.forms import AdjustmentForm, ApproveForm
@@ -43,7 +43,7 @@ from marketplace.web import (
     csv_download,
     db,
     money_from_form,
-    refuse_form,
+    submit,
     viewer,
 )
 
@@ -259,7 +259,8 @@ def add_adjustment(month: str) -> ResponseReturnValue:
     month = _month(month)
     form = AdjustmentForm()
     form.member_id.choices = [(str(m.id), m.name) for m in list_members(db(), viewer())]
-    try:
+
+    def adjust() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_adjustment", N_("Some fields need your attention."))
         cluster = get_cluster(db(), viewer())
@@ -268,12 +269,11 @@ def add_adjustment(month: str) -> ResponseReturnValue:
             amount = -amount
         settlement.add_adjustment(db(), viewer(), month, parse_id(form.member_id.data) or 0,
                                   amount, form.reason.data or "", utcnow())
-    except DomainError as error:
-        refuse_form(form, error)
-        return render_template("ledger/settlement.html",
-                               **_month_context(month, adjustment_form=form)), 422
-    flash(_("Adjustment recorded."))
-    return redirect(url_for("ledger.month_page", month=month))
+        flash(_("Adjustment recorded."))
+        return redirect(url_for("ledger.month_page", month=month))
+
+    return submit(form, adjust, lambda: render_template(
+        "ledger/settlement.html", **_month_context(month, adjustment_form=form)))
 
 
 @bp.route("/<month>/approve", methods=["POST"])

@@ -34,7 +34,7 @@ from marketplace.equipment.models import Booking, Equipment
 from marketplace.equipment.photos import is_stored_name
 from marketplace.equipment.readmodels import MachineViewer, booking_for
 from marketplace.equipment.views.common import bp, send_photo, uploaded_photo
-from marketplace.equipment.views.machines import detail_context
+from marketplace.equipment.views.machines import detail_page
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import select_timezone
 from marketplace.ratelimits import claim_limit
@@ -42,7 +42,7 @@ from marketplace.web import (
     apply_to_form,
     db,
     money_from_form,
-    refuse_form,
+    submit,
     utc_from_form,
     viewer,
     wants_json,
@@ -70,16 +70,30 @@ def _book_page(machine: Equipment, form: BookingForm, status: int = 200,
     slot we `proposed` from a tap is a page like any other, not a refused request)."""
     quoted = None
     if form.starts_at.data and form.ends_at.data and not form.errors:
-        try:
-            quoted = quotes.quote(db(), viewer(), machine.id, _form_instant(form, "starts_at"),  # type: ignore[arg-type]
-                                  _form_instant(form, "ends_at"), utcnow())
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            status = status if proposed else max(status, error.status)
+        quoted, priced = _price(machine.id, form)
+        status = status if proposed else max(status, priced)
+    return _book_html(machine, form, quoted, confirm), status
+
+
+def _book_html(machine: Equipment, form: BookingForm, quoted: quotes.Quote | None = None,
+               confirm: bool = False) -> str:
     return render_template("equipment/book.html", machine=machine, booking_form=form,
                            quote=quoted, signature=_signature(form, quoted),
-                           confirm=confirm, viewer_timezone=select_timezone()), status
+                           confirm=confirm, viewer_timezone=select_timezone())
+
+
+def _price(equipment_id: int, form: BookingForm) -> tuple[quotes.Quote | None, int]:
+    """What the form's slot costs this booker (200), or why the rules refuse it: the
+    reason on the form and the refusal's status.  The booking step and its live price
+    box show either; nothing was asked to be written, so this is no refused action
+    (`web.submit`), only a price that cannot be given."""
+    try:
+        return quotes.quote(db(), viewer(), equipment_id, _form_instant(form, "starts_at"),
+                            _form_instant(form, "ends_at"), utcnow()), 200
+    except DomainError as error:
+        db().rollback()
+        apply_to_form(form, error)
+        return None, error.status
 
 
 def _form_instant(form: BookingForm, name: str) -> datetime:
@@ -114,27 +128,31 @@ def quote_fragment(equipment_id: int) -> ResponseReturnValue:
     """The price box for the times typed so far (the booking form refreshes it live)."""
     machine = get_equipment(db(), viewer(), equipment_id)
     form = BookingForm(formdata=request.args, meta={"csrf": False})
-    status = 200
-    quoted = None
-    if not form.validate():
-        status = 422
-    else:
-        try:
-            quoted = quotes.quote(db(), viewer(), equipment_id, _form_instant(form, "starts_at"),
-                                  _form_instant(form, "ends_at"), utcnow())
-        except DomainError as error:
-            db().rollback()
-            apply_to_form(form, error)
-            status = error.status
+    quoted, status = _price(equipment_id, form) if form.validate() else (None, 422)
     return render_template("equipment/_quote.html", machine=machine, quote=quoted,
                            booking_form=form, signature=_signature(form, quoted)), status
+
+
+#: A slot someone else holds, or a machine that is paused (409), is refused on the page
+#: the booker typed it on (the machine's week shows what is in the way), like a 422.
+_SHOWN_ON_BOOKING = frozenset({422, 409})
 
 
 @bp.route("/<int:equipment_id>/book", methods=["POST"])
 @claim_limit
 def book(equipment_id: int) -> ResponseReturnValue:
+    # A machine the viewer may not know exists is a 404 before any other refusal
+    # (DESIGN rule 5), as on the booking step (`book_form`).
+    machine = get_equipment(db(), viewer(), equipment_id)
     form = BookingForm()
-    try:
+
+    def again() -> str:
+        if "quoted" in request.form and request.form.get("from") != "week":
+            return _book_html(machine, form)
+        asked = form.starts_at.data.date() if form.starts_at.data else None
+        return detail_page(equipment_id, asked, booking_form=form)
+
+    def book_slot() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_booking", N_("Enter when the booking starts and "
                                                         "ends."))
@@ -143,27 +161,17 @@ def book(equipment_id: int) -> ResponseReturnValue:
         if "quoted" in request.form:  # a person's form: book only the price it saw
             shown = quotes.quote(db(), viewer(), equipment_id, starts_at, ends_at, utcnow())
             if request.form["quoted"] != _signature(form, shown):
-                machine = get_equipment(db(), viewer(), equipment_id)
                 return _book_page(machine, form, confirm=True)
         booking = bookings.book(db(), viewer(), equipment_id, starts_at, ends_at, utcnow())
-    except DomainError as error:
-        db().rollback()
+        message = (_("Booking requested. The owner will approve or decline it.")
+                   if booking.status == "requested" else _("Booked. It is in your calendar."))
         if wants_json():
-            raise
-        apply_to_form(form, error)
-        if "quoted" in request.form and request.form.get("from") != "week":
-            return _book_page(get_equipment(db(), viewer(), equipment_id), form,
-                              status=error.status)
-        asked = form.starts_at.data.date() if form.starts_at.data else None
-        return render_template("equipment/detail.html", **detail_context(
-            equipment_id, asked, booking_form=form)), error.status
-    message = (_("Booking requested. The owner will approve or decline it.")
-               if booking.status == "requested" else _("Booked. It is in your calendar."))
-    if wants_json():
-        return jsonify({"ok": True, "message": message,
-                        "booking": _booking_document(booking)}), 201
-    flash(message)
-    return redirect(url_for("equipment.booking_detail", booking_id=booking.id))
+            return jsonify({"ok": True, "message": message,
+                            "booking": _booking_document(booking)}), 201
+        flash(message)
+        return redirect(url_for("equipment.booking_detail", booking_id=booking.id))
+
+    return submit(form, book_slot, again, shown=_SHOWN_ON_BOOKING)
 
 
 def _booking_document(booking: Booking) -> dict[str, Any]:
@@ -173,7 +181,6 @@ def _booking_document(booking: Booking) -> dict[str, Any]:
     model = booking_for(MachineViewer.of(viewer()), booking, machine,
                         owner_shares(session, booking.equipment_id))
     return document(BookingOut, model)
-
 
 
 @bp.route("/bookings")
@@ -196,7 +203,6 @@ def my_bookings() -> ResponseReturnValue:
                                                        list_members(session, user)},
                            feed_url=url_for("calendar_feed.feed", token=token, _external=True),
                            action_form=ActionForm())
-
 
 
 def _booking_context(booking_id: int, **forms: Any) -> dict[str, Any]:
@@ -243,11 +249,9 @@ def _booking_done(booking_id: int, message: str) -> ResponseReturnValue:
     return redirect(url_for("equipment.booking_detail", booking_id=booking_id))
 
 
-def _booking_refused(booking_id: int, form_name: str, form: Any, error: DomainError
-                     ) -> ResponseReturnValue:
-    refuse_form(form, error)
-    return render_template("equipment/booking.html",
-                           **_booking_context(booking_id, **{form_name: form})), 422
+def _booking_page(booking_id: int, **forms: Any) -> str:
+    """The booking page again, with a refused form as the viewer filled it in."""
+    return render_template("equipment/booking.html", **_booking_context(booking_id, **forms))
 
 
 @bp.route("/bookings/<int:booking_id>/approve", methods=["POST"])
@@ -259,61 +263,67 @@ def approve(booking_id: int) -> ResponseReturnValue:
 @bp.route("/bookings/<int:booking_id>/decline", methods=["POST"])
 def decline(booking_id: int) -> ResponseReturnValue:
     form = ReasonForm()
-    try:
+
+    def decline_request() -> ResponseReturnValue:
         bookings.decline(db(), viewer(), booking_id, form.reason.data or "", utcnow())
-    except DomainError as error:
-        return _booking_refused(booking_id, "reason_form", form, error)
-    return _booking_done(booking_id, _("Request declined. The booker has been told."))
+        return _booking_done(booking_id, _("Request declined. The booker has been told."))
+
+    return submit(form, decline_request, lambda: _booking_page(booking_id, reason_form=form))
 
 
 @bp.route("/bookings/<int:booking_id>/cancel", methods=["POST"])
 def cancel(booking_id: int) -> ResponseReturnValue:
     form = ReasonForm()
-    try:
+
+    def cancel_booking() -> ResponseReturnValue:
         bookings.cancel(db(), viewer(), booking_id, form.reason.data or "", utcnow())
-    except DomainError as error:
-        return _booking_refused(booking_id, "reason_form", form, error)
-    return _booking_done(booking_id, _("Booking cancelled."))
+        return _booking_done(booking_id, _("Booking cancelled."))
+
+    return submit(form, cancel_booking, lambda: _booking_page(booking_id, reason_form=form))
 
 
 @bp.route("/bookings/<int:booking_id>/check-out", methods=["POST"])
 def check_out(booking_id: int) -> ResponseReturnValue:
     form = CheckOutForm()
-    try:
+
+    def hand_over() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_input", N_("Some fields need your attention."))
         photo_name = uploaded_photo(form.photo)
         bookings.check_out(db(), viewer(), booking_id, form.meter.data, form.note.data or "",
                            photo_name, utcnow())
-    except DomainError as error:
-        return _booking_refused(booking_id, "checkout_form", form, error)
-    return _booking_done(booking_id, _("Checked out. Return it by the end of the booking."))
+        return _booking_done(booking_id,
+                             _("Checked out. Return it by the end of the booking."))
+
+    return submit(form, hand_over, lambda: _booking_page(booking_id, checkout_form=form))
 
 
 @bp.route("/bookings/<int:booking_id>/return", methods=["POST"])
 def return_machine(booking_id: int) -> ResponseReturnValue:
     form = ReturnForm()
-    try:
+
+    def give_back() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_input", N_("Some fields need your attention."))
         bookings.return_machine(db(), viewer(), booking_id, form.meter.data,
                                 form.note.data or "", utcnow())
-    except DomainError as error:
-        return _booking_refused(booking_id, "return_form", form, error)
-    return _booking_done(booking_id, _("Returned. The owner will check it and close the "
-                                       "booking."))
+        return _booking_done(booking_id, _("Returned. The owner will check it and close "
+                                           "the booking."))
+
+    return submit(form, give_back, lambda: _booking_page(booking_id, return_form=form))
 
 
 @bp.route("/bookings/<int:booking_id>/close", methods=["POST"])
 def close(booking_id: int) -> ResponseReturnValue:
     form = CloseForm()
-    try:
+
+    def close_booking() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_input", N_("Some fields need your attention."))
         booking = bookings.get_booking(db(), viewer(), booking_id)
         damage = money_from_form(form.damage.data or "0", "damage", booking.currency)
         bookings.close(db(), viewer(), booking_id, damage, form.damage_note.data or "",
                        utcnow())
-    except DomainError as error:
-        return _booking_refused(booking_id, "close_form", form, error)
-    return _booking_done(booking_id, _("Booking closed."))
+        return _booking_done(booking_id, _("Booking closed."))
+
+    return submit(form, close_booking, lambda: _booking_page(booking_id, close_form=form))

@@ -18,10 +18,10 @@ from marketplace.equipment import listings
 from marketplace.equipment.access import can_manage, get_equipment
 from marketplace.equipment.forms import WEEKDAYS, ListingForm, weekly_hours_field_names
 from marketplace.equipment.views.common import bp, uploaded_photo
-from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.errors import N_, ValidationError
 from marketplace.i18n import select_timezone
 from marketplace.places.views import locate_typed
-from marketplace.web import db, money_from_form, refuse_form, viewer
+from marketplace.web import db, money_from_form, submit, viewer
 
 
 def _percent_to_bp(text: str, field: str) -> int:
@@ -132,10 +132,14 @@ def _hours_rows(windows: list[Any] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _listing_page(form: ListingForm, title: str, status: int = 200, **extra: Any
-                  ) -> ResponseReturnValue:
+def _listing_page(form: ListingForm, title: str, **extra: Any) -> str:
     return render_template("equipment/listing_form.html", form=form, title=title,
-                           hours=extra.pop("hours", None) or _hours_rows(), **extra), status
+                           hours=extra.pop("hours", None) or _hours_rows(), **extra)
+
+
+def _status(form: ListingForm) -> int:
+    """A form shown for the first time is 200; one the browser sent back invalid, 422."""
+    return 422 if form.errors else 200
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -146,17 +150,20 @@ def new() -> ResponseReturnValue:
     form = ListingForm()
     if request.method == "GET":
         form.timezone.data = select_timezone()
-    if form.validate_on_submit():
-        try:
-            draft = _draft(form, cluster.currency)
-            photo = uploaded_photo(form.photo)
-            machine = listings.list_machine(db(), user, draft, utcnow(), photo)
-        except DomainError as error:
-            refuse_form(form, error)
-            return _listing_page(form, _("List a machine"), 422)
+
+    def page() -> str:
+        return _listing_page(form, _("List a machine"))
+
+    def list_machine() -> ResponseReturnValue:
+        draft = _draft(form, cluster.currency)
+        photo = uploaded_photo(form.photo)
+        machine = listings.list_machine(db(), user, draft, utcnow(), photo)
         flash(_("Machine listed. Members of the cluster can book it now."))
         return redirect(url_for("equipment.detail", equipment_id=machine.id))
-    return _listing_page(form, _("List a machine"), 422 if form.errors else 200)
+
+    if form.validate_on_submit():
+        return submit(form, list_machine, page)
+    return page(), _status(form)
 
 
 @bp.route("/co-owned/new", methods=["GET", "POST"])
@@ -168,21 +175,23 @@ def new_co_owned() -> ResponseReturnValue:
     form = ListingForm()
     if request.method == "GET":
         form.timezone.data = cluster.timezone
-    if form.validate_on_submit():
-        try:
-            draft = _draft(form, cluster.currency)
-            shares = {m.id: _percent_to_bp(request.form.get(f"share-{m.id}", ""), "shares")
-                      for m in members}
-            shares = {m: s for m, s in shares.items() if s}
-            photo = uploaded_photo(form.photo)
-            machine = listings.record_co_owned(db(), user, draft, shares, utcnow(), photo)  # type: ignore[arg-type]
-        except DomainError as error:
-            refuse_form(form, error)
-            return _listing_page(form, _("Record a co-owned machine"), 422, members=members)
+
+    def page() -> str:
+        return _listing_page(form, _("Record a co-owned machine"), members=members)
+
+    def record() -> ResponseReturnValue:
+        draft = _draft(form, cluster.currency)
+        shares = {m.id: _percent_to_bp(request.form.get(f"share-{m.id}", ""), "shares")
+                  for m in members}
+        shares = {m: s for m, s in shares.items() if s}
+        photo = uploaded_photo(form.photo)
+        machine = listings.record_co_owned(db(), user, draft, shares, utcnow(), photo)  # type: ignore[arg-type]
         flash(_("Co-owned machine recorded."))
         return redirect(url_for("equipment.detail", equipment_id=machine.id))
-    return _listing_page(form, _("Record a co-owned machine"), 422 if form.errors else 200,
-                         members=members)
+
+    if form.validate_on_submit():
+        return submit(form, record, page)
+    return page(), _status(form)
 
 
 @bp.route("/<int:equipment_id>/edit", methods=["GET", "POST"])
@@ -200,19 +209,20 @@ def edit(equipment_id: int) -> ResponseReturnValue:
         form.granularity_minutes.data = str(machine.granularity_minutes)
         form.cancel_fee.data = str(Decimal(machine.cancel_fee_bp) / 100)
     hours = _hours_rows(listings.hours_of(db(), equipment_id))
-    if form.validate_on_submit():
-        try:
-            draft = _draft(form, machine.currency)
-            photo = uploaded_photo(form.photo)
-            listings.update_listing(db(), user, equipment_id, draft, photo)
-        except DomainError as error:
-            refuse_form(form, error)
-            return _listing_page(form, _("Change the listing"), 422, hours=hours,
-                                 machine=machine)
+
+    def page() -> str:
+        return _listing_page(form, _("Change the listing"), hours=hours, machine=machine)
+
+    def save() -> ResponseReturnValue:
+        draft = _draft(form, machine.currency)
+        photo = uploaded_photo(form.photo)
+        listings.update_listing(db(), user, equipment_id, draft, photo)
         flash(_("Listing saved. Existing bookings keep their terms."))
         return redirect(url_for("equipment.detail", equipment_id=equipment_id))
-    return _listing_page(form, _("Change the listing"), 422 if form.errors else 200,
-                         hours=hours, machine=machine)
+
+    if form.validate_on_submit():
+        return submit(form, save, page)
+    return page(), _status(form)
 
 
 def _plain_amount(minor: int) -> str:

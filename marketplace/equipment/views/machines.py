@@ -38,9 +38,9 @@ from marketplace.equipment.readmodels import (
     owner_models,
 )
 from marketplace.equipment.views.common import bp, send_photo
-from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.errors import N_, ValidationError
 from marketplace.i18n import first_weekday, select_timezone
-from marketplace.web import db, refuse_form, utc_from_form, viewer, wants_json
+from marketplace.web import db, submit, utc_from_form, viewer, wants_json
 
 
 @bp.route("")
@@ -120,38 +120,40 @@ def photo(equipment_id: int) -> ResponseReturnValue:
     return send_photo(machine.photo)
 
 
+def detail_page(equipment_id: int, shown_day: date | None = None, **forms: Any) -> str:
+    """The machine page again, with a refused form as the viewer filled it in."""
+    return render_template("equipment/detail.html",
+                           **detail_context(equipment_id, shown_day, **forms))
 
 
 @bp.route("/<int:equipment_id>/status", methods=["POST"])
 def change_status(equipment_id: int) -> ResponseReturnValue:
     form = StatusForm()
-    try:
+
+    def change() -> ResponseReturnValue:
         listings.set_status(db(), viewer(), equipment_id, form.status.data or "",
                             form.reason.data or "", utcnow())
-    except DomainError as error:
-        refuse_form(form, error)
-        return render_template("equipment/detail.html",
-                               **detail_context(equipment_id, status_form=form)), 422
-    flash(_("Listing status changed. Anyone whose booking was cancelled has been told."))
-    return redirect(url_for("equipment.detail", equipment_id=equipment_id))
+        flash(_("Listing status changed. Anyone whose booking was cancelled has been told."))
+        return redirect(url_for("equipment.detail", equipment_id=equipment_id))
+
+    return submit(form, change, lambda: detail_page(equipment_id, status_form=form))
 
 
 @bp.route("/<int:equipment_id>/blackouts", methods=["POST"])
 def add_blackout(equipment_id: int) -> ResponseReturnValue:
     form = BlackoutForm()
-    try:
+
+    def add() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_blackout", N_("Some fields need your attention."))
         listings.add_blackout(db(), viewer(), equipment_id,
                               utc_from_form(form.starts_at.data, "starts_at"),  # type: ignore[arg-type]
                               utc_from_form(form.ends_at.data, "ends_at"),  # type: ignore[arg-type]
                               form.reason.data or "", utcnow())
-    except DomainError as error:
-        refuse_form(form, error)
-        return render_template("equipment/detail.html",
-                               **detail_context(equipment_id, blackout_form=form)), 422
-    flash(_("Blackout added. Bookings inside it were cancelled and their bookers told."))
-    return redirect(url_for("equipment.detail", equipment_id=equipment_id))
+        flash(_("Blackout added. Bookings inside it were cancelled and their bookers told."))
+        return redirect(url_for("equipment.detail", equipment_id=equipment_id))
+
+    return submit(form, add, lambda: detail_page(equipment_id, blackout_form=form))
 
 
 @bp.route("/blackouts/<int:blackout_id>/delete", methods=["POST"])

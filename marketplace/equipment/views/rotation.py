@@ -16,8 +16,8 @@ from marketplace.equipment.access import can_manage, get_equipment, owner_shares
 from marketplace.equipment.forms import ActionForm, PlanForm, SwapForm
 from marketplace.equipment.readmodels import MachineViewer, audience_to_machine, owner_models
 from marketplace.equipment.views.common import bp
-from marketplace.errors import N_, DomainError, ValidationError
-from marketplace.web import db, refuse_form, viewer
+from marketplace.errors import N_, ValidationError
+from marketplace.web import db, submit, viewer
 
 
 def _rotation_context(equipment_id: int, **forms: Any) -> dict[str, Any]:
@@ -53,20 +53,24 @@ def rotation_page(equipment_id: int) -> ResponseReturnValue:
     return render_template("equipment/rotation.html", **_rotation_context(equipment_id))
 
 
+def _rotation_page(equipment_id: int, **forms: Any) -> str:
+    """The rotation page again, with a refused form as the viewer filled it in."""
+    return render_template("equipment/rotation.html", **_rotation_context(equipment_id, **forms))
+
+
 @bp.route("/<int:equipment_id>/rotation", methods=["POST"])
 def create_plan(equipment_id: int) -> ResponseReturnValue:
     form = PlanForm()
-    try:
+
+    def plan() -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_plan", N_("Some fields need your attention."))
         rotation.create_plan(db(), viewer(), equipment_id, form.period.data or "",
                              form.starts_on.data, utcnow())  # type: ignore[arg-type]
-    except DomainError as error:
-        refuse_form(form, error)
-        return render_template("equipment/rotation.html",
-                               **_rotation_context(equipment_id, plan_form=form)), 422
-    flash(_("Rotation planned for the next periods."))
-    return redirect(url_for("equipment.rotation_page", equipment_id=equipment_id))
+        flash(_("Rotation planned for the next periods."))
+        return redirect(url_for("equipment.rotation_page", equipment_id=equipment_id))
+
+    return submit(form, plan, lambda: _rotation_page(equipment_id, plan_form=form))
 
 
 @bp.route("/custody/<int:custody_id>/release", methods=["POST"])
@@ -80,14 +84,13 @@ def release(custody_id: int) -> ResponseReturnValue:
 def request_swap(equipment_id: int) -> ResponseReturnValue:
     form = SwapForm()
     offered, wanted = parse_id(form.offered_id.data) or -1, parse_id(form.wanted_id.data) or -1
-    try:
+
+    def ask() -> ResponseReturnValue:
         rotation.request_swap(db(), viewer(), offered, wanted, utcnow())
-    except DomainError as error:
-        refuse_form(form, error)
-        return render_template("equipment/rotation.html",
-                               **_rotation_context(equipment_id, swap_form=form)), 422
-    flash(_("Swap requested. It happens when the other co-owner accepts."))
-    return redirect(url_for("equipment.rotation_page", equipment_id=equipment_id))
+        flash(_("Swap requested. It happens when the other co-owner accepts."))
+        return redirect(url_for("equipment.rotation_page", equipment_id=equipment_id))
+
+    return submit(form, ask, lambda: _rotation_page(equipment_id, swap_form=form))
 
 
 @bp.route("/swaps/<int:swap_id>/<answer>", methods=["POST"])

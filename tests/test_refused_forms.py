@@ -1,0 +1,108 @@
+"""One refused-form path (`web.submit`), proved on real routes.
+
+A refusal the viewer corrects on the form (422) shows the form again with the message
+next to its field and writes nothing.  Any other refusal during a form post (403, 409)
+is the error page, never the form again, as if another try could help; a JSON client
+gets the JSON error for both.
+"""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+from sqlmodel import Session, select
+
+from marketplace.db import utcnow
+from marketplace.equipment import listings
+from marketplace.equipment.models import Booking
+from marketplace.jobs import service
+from marketplace.jobs.models import JobStatus, OverflowJob
+from marketplace.realtime.models import Notification
+from tests.conftest import NOW, World, login
+from tests.equipment.conftest import anytime_draft
+from tests.jobs.conftest import give_profile, job_draft
+
+JSON = {"Accept": "application/json"}
+CANCEL_FORM = 'name="reason"'  # the job page's cancel form; the error page has none
+NOT_ALLOWED = "Only the member who posted the job can cancel it."
+
+
+def _job(session: Session, world: World) -> OverflowJob:
+    give_profile(session, world.owner_a)
+    give_profile(session, world.owner_b)
+    return service.post_job(session, world.owner_a, job_draft(), NOW)
+
+
+def _unchanged(session: Session, job: OverflowJob, status: JobStatus) -> None:
+    session.expire_all()
+    stored = session.get(OverflowJob, job.id)
+    assert stored is not None and stored.status == status
+    assert session.exec(select(Notification).where(
+        Notification.kind == "job.cancelled")).all() == []
+
+
+def test_a_correctable_refusal_shows_the_form_again_and_writes_nothing(
+        client: FlaskClient, session: Session, world: World) -> None:
+    job = _job(session, world)
+    login(client, world.owner_a)
+    refused = client.post(f"/jobs/{job.id}/cancel", data={"reason": "   "})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert CANCEL_FORM in page and "Say why the job is cancelled." in page
+    assert job.title in page  # the job's own page, not the error page
+    _unchanged(session, job, JobStatus.OPEN)
+
+
+def test_a_refusal_of_who_asks_is_the_error_page_not_the_form(
+        client: FlaskClient, session: Session, world: World) -> None:
+    job = _job(session, world)
+    login(client, world.owner_b)  # a member, but not the poster: 403
+    refused = client.post(f"/jobs/{job.id}/cancel", data={"reason": "Not mine to cancel"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 403
+    assert NOT_ALLOWED in page and CANCEL_FORM not in page
+    _unchanged(session, job, JobStatus.OPEN)
+
+
+def test_a_conflict_is_the_error_page_not_the_form(client: FlaskClient, session: Session,
+                                                   world: World) -> None:
+    job = _job(session, world)
+    service.cancel_job(session, world.owner_a, job.id, "Customer moved", NOW)
+    before = len(session.exec(select(Notification)).all())
+    login(client, world.owner_a)
+    refused = client.post(f"/jobs/{job.id}/cancel", data={"reason": "Twice"})
+    page = refused.get_data(as_text=True)
+    assert refused.status_code == 409
+    assert "this one is already awarded or closed" in page and CANCEL_FORM not in page
+    session.expire_all()
+    assert len(session.exec(select(Notification)).all()) == before
+
+
+def test_a_json_client_gets_the_json_error_for_any_refusal(
+        client: FlaskClient, session: Session, world: World) -> None:
+    job = _job(session, world)
+    login(client, world.owner_a)
+    invalid = client.post(f"/jobs/{job.id}/cancel", data={"reason": ""}, headers=JSON)
+    assert invalid.status_code == 422
+    assert invalid.get_json()["error"]["code"] == "reason_required"
+    assert invalid.get_json()["error"]["fields"] == {"reason": "Say why the job is cancelled."}
+    login(client, world.owner_b)
+    forbidden = client.post(f"/jobs/{job.id}/cancel", data={"reason": "x"}, headers=JSON)
+    assert forbidden.status_code == 403
+    assert forbidden.get_json()["error"] == {"code": "poster_only", "message": NOT_ALLOWED,
+                                             "fields": {}}
+    _unchanged(session, job, JobStatus.OPEN)
+
+
+def test_a_booking_refused_for_who_asks_is_the_error_page(client: FlaskClient,
+                                                          session: Session,
+                                                          world: World) -> None:
+    """The booking form shows a taken slot on the machine's week (409); a coordinator,
+    who books for no business, gets the error page instead of the week again."""
+    machine = listings.list_machine(session, world.owner_a, anytime_draft(), utcnow())
+    login(client, world.coordinator)
+    refused = client.post(f"/equipment/{machine.id}/book", data={
+        "starts_at": "2030-01-08T09:00", "ends_at": "2030-01-08T11:00"})
+    assert refused.status_code == 403
+    assert 'name="starts_at"' not in refused.get_data(as_text=True)
+    session.expire_all()
+    assert session.exec(select(Booking)).all() == []
