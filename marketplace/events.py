@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel, col, select
 
-from marketplace.clusters.models import Cluster, User
+from marketplace.clusters.models import Addressee, Cluster, User
 from marketplace.db import UTCDateTime
 from marketplace.delivery import planner
 from marketplace.realtime.models import Notification, NotificationSequence
@@ -109,7 +109,7 @@ _OUTBOX_KEY = "marketplace.outbox"
 
 def notify(
     session: Session,
-    recipients: Iterable[User],
+    recipients: Iterable[User | Addressee],
     kind: str,
     message: str,
     *,

@@ -18,7 +18,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from marketplace.clusters.models import Agreement, AgreementAcceptance, Cluster, Member, Role, User
+from marketplace.clusters.models import (
+    Agreement,
+    AgreementAcceptance,
+    Cluster,
+    Member,
+    MemberFacts,
+    Role,
+    User,
+)
 from marketplace.clusters.service import get_member, require_coordinator
 from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
 from marketplace.persisted import id_of
@@ -209,7 +217,7 @@ def give_exit_notice(session: Session, actor: User, member_id: int, now: datetim
 
 
 def participation_refusal(
-    session: Session, member: Member, activity: Activity, now: datetime
+    session: Session, member: Member | MemberFacts, activity: Activity, now: datetime
 ) -> DomainError | None:
     """Why this member may not take part in `activity` now, or None if it may."""
     current = agreement_in_force(session, member.cluster_id)
@@ -220,7 +228,8 @@ def participation_refusal(
 
 
 def participation_refusals(
-    session: Session, members: Iterable[Member], activity: Activity, now: datetime
+    session: Session, members: Iterable[Member | MemberFacts], activity: Activity,
+    now: datetime
 ) -> dict[int | None, DomainError | None]:
     """`participation_refusal` for many members at once, in two queries per cluster.
 
@@ -243,8 +252,8 @@ def participation_refusals(
     return result
 
 
-def _refusal(member: Member, cluster: Cluster, current: Agreement | None, accepted: bool,
-             activity: Activity, now: datetime) -> DomainError | None:
+def _refusal(member: Member | MemberFacts, cluster: Cluster, current: Agreement | None,
+             accepted: bool, activity: Activity, now: datetime) -> DomainError | None:
     """The participation rule on facts already loaded (one rule for one or many members)."""
     if member.exit_effective_at is not None and member.exit_effective_at <= now:
         return Forbidden("member_exited", N_("Your business has left the cluster; its history "

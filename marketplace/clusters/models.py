@@ -4,11 +4,12 @@ record of service-area changes (its rules: clusters/service_area.py)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import Column, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from marketplace.db import UTCDateTime
 
@@ -60,6 +61,30 @@ class Member(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
+@dataclass(frozen=True, slots=True)
+class MemberFacts:
+    """What the eligibility and participation rules read about a member business, as
+    plain values: the fan-out of one job reads them for every member of the cluster,
+    and building a thousand ORM objects cost more than the rules themselves."""
+
+    id: int
+    cluster_id: int
+    name: str
+    base_lat: float | None
+    base_lng: float | None
+    service_radius_km: float | None
+    insurance_expires_on: date | None
+    suspended: bool
+    exit_effective_at: datetime | None
+
+
+#: The columns a MemberFacts is read from, in its fields' order.
+MEMBER_FACTS = (col(Member.id), col(Member.cluster_id), col(Member.name), col(Member.base_lat),
+                col(Member.base_lng), col(Member.service_radius_km),
+                col(Member.insurance_expires_on), col(Member.suspended),
+                col(Member.exit_effective_at))
+
+
 class MemberTrade(SQLModel, table=True):
     """One trade a member offers; a row each so eligibility can query it."""
 
@@ -100,6 +125,24 @@ class User(SQLModel, table=True):
     @property
     def is_coordinator(self) -> bool:
         return self.role == Role.COORDINATOR
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """What telling a person something needs: who, whether they still use the product,
+    their language and time zone (None: their cluster's), their cluster.  Plain values
+    for the same reason as MemberFacts: one post can reach a thousand people."""
+
+    id: int
+    cluster_id: int
+    active: bool
+    locale: str | None
+    timezone: str | None
+
+
+#: The columns an Addressee is read from, in its fields' order.
+ADDRESSEE = (col(User.id), col(User.cluster_id), col(User.active), col(User.locale),
+             col(User.timezone))
 
 
 class InviteKind(StrEnum):

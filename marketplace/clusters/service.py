@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import available_timezones
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
 from marketplace.clusters.accounts import (
@@ -22,7 +23,16 @@ from marketplace.clusters.accounts import (
     hasher_of,
     normalise_email,
 )
-from marketplace.clusters.models import Cluster, Member, MemberTrade, Role, UnitSystem, User
+from marketplace.clusters.models import (
+    ADDRESSEE,
+    Addressee,
+    Cluster,
+    Member,
+    MemberTrade,
+    Role,
+    UnitSystem,
+    User,
+)
 from marketplace.clusters.service_area import record_service_area_change
 from marketplace.clusters.trades import is_trade
 from marketplace.db import utcnow
@@ -248,13 +258,14 @@ def acting_member(session: Session, actor: User) -> Member:
     return member
 
 
-def active_users_of(session: Session, member_ids: Iterable[int | None]) -> list[User]:
+def active_users_of(session: Session, member_ids: Iterable[int | None]) -> list[Addressee]:
     """Every active person of these member businesses (whom a notification reaches)."""
     ids = sorted({m for m in member_ids if m is not None})
     if not ids:
         return []
-    return list(session.exec(select(User).where(col(User.member_id).in_(ids),
-                                                col(User.active).is_(True))))
+    return [Addressee(*row) for row in session.execute(
+        sa_select(*ADDRESSEE).where(col(User.member_id).in_(ids), col(User.active).is_(True))
+        .order_by(col(User.id)))]
 
 
 @dataclass(frozen=True)

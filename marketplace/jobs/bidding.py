@@ -22,7 +22,7 @@ from marketplace.clusters.agreements import (
     participation_refusal,
     require_participation,
 )
-from marketplace.clusters.models import Cluster, Member, User
+from marketplace.clusters.models import Addressee, Cluster, Member, User
 from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.eligibility import eligible_members, job_trades, require_eligible
@@ -302,7 +302,7 @@ def remind_closing_windows(session: Session, now: datetime) -> int:
         bidders |= set(session.exec(select(Bid.member_id).where(Bid.job_id == job.id)))
         waiting = [m.id for m in eligible_members(session, job, now) if m.id not in bidders]
         cluster = session.get(Cluster, job.cluster_id)
-        groups: dict[tuple[str, str], list[User]] = {}
+        groups: dict[tuple[str, str], list[Addressee]] = {}
         for user in active_users_of(session, waiting):
             zone = user.timezone or (cluster.timezone if cluster else "UTC")
             locale = user.locale or (cluster.default_locale if cluster else "en")
@@ -363,3 +363,16 @@ def award_bid(session: Session, actor: User, job_id: int, bid_id: int, now: date
                     N_("You awarded %(title)s to %(member)s."), lead.name, now)
     session.commit()
     return bid
+
+
+def window_open(job: OverflowJob, now: datetime) -> bool:
+    """Whether `job` takes bids at `now`: a bid window, still open, before its deadline
+    (the server clock decides, as `place_bid` does)."""
+    return (job.mode == JobMode.BID_WINDOW and job.status == JobStatus.OPEN
+            and job.closes_at is not None and job.closes_at > now)
+
+
+def member_bid(session: Session, job_id: int, member_id: int | None) -> Bid | None:
+    """The bid `member_id`'s business placed or leads on the job, if any (None for a
+    viewer of no business)."""
+    return _existing_bid(session, job_id, member_id) if member_id is not None else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from marketplace.clusters.agreements import (
@@ -23,7 +24,7 @@ from marketplace.clusters.agreements import (
     participation_refusal,
     participation_refusals,
 )
-from marketplace.clusters.models import Member, MemberTrade
+from marketplace.clusters.models import MEMBER_FACTS, Member, MemberFacts, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
 from marketplace.geo import APPROX_MAX_KM, coarse_km, distance_km
 from marketplace.jobs.models import JobTrade, OverflowJob
@@ -62,7 +63,7 @@ def _member_trades(session: Session, member_id: int) -> set[str]:
     return set(session.exec(select(MemberTrade.trade).where(MemberTrade.member_id == member_id)))
 
 
-def site_distance_km(member: Member, job: OverflowJob) -> float | None:
+def site_distance_km(member: Member | MemberFacts, job: OverflowJob) -> float | None:
     """How far the exact site is from the member's base, if the member set one: only for
     the poster and the winners, who know the site anyway."""
     if member.base_lat is None or member.base_lng is None:
@@ -70,7 +71,7 @@ def site_distance_km(member: Member, job: OverflowJob) -> float | None:
     return distance_km(member.base_lat, member.base_lng, job.site_lat, job.site_lng)
 
 
-def service_distance_km(member: Member, job: OverflowJob) -> float | None:
+def service_distance_km(member: Member | MemberFacts, job: OverflowJob) -> float | None:
     """How far the job is from the member's base for the service-area rule: from the
     job's approximate point, which is public, never from the site.  A rule on the
     exact site would answer "inside or outside" about the site itself, and a rival
@@ -83,7 +84,7 @@ def service_distance_km(member: Member, job: OverflowJob) -> float | None:
     return distance_km(member.base_lat, member.base_lng, job.approx_lat, job.approx_lng)
 
 
-def partner_distance_km(member: Member, job: OverflowJob) -> tuple[int, str] | None:
+def partner_distance_km(member: Member | MemberFacts, job: OverflowJob) -> tuple[int, str] | None:
     """How far a partner is told the job is, with how to read it ("under" 2 km, "about"
     n km): from the job's approximate point, in whole kilometres.  Never from the exact
     site: a rival moving its own base would otherwise trilaterate the site (geo.py)."""
@@ -92,7 +93,7 @@ def partner_distance_km(member: Member, job: OverflowJob) -> tuple[int, str] | N
 
 
 def _reasons(
-    member: Member,
+    member: Member | MemberFacts,
     job: OverflowJob,
     needed: Sequence[str],
     offered: set[str],
@@ -153,7 +154,7 @@ def _reasons(
 
 def ineligibility_reasons(
     session: Session,
-    member: Member,
+    member: Member | MemberFacts,
     job: OverflowJob,
     now: datetime,
     required_trades: list[str] | None = None,
@@ -181,23 +182,20 @@ def reasons_per_job(
     return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
 
 
-def eligible_members(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
+def eligible_members(session: Session, job: OverflowJob, now: datetime) -> list[MemberFacts]:
     """Every member of the job's cluster that may take it now (a fixed number of queries)."""
     return [m for m, reasons in cluster_reasons(session, job, now) if not reasons]
 
 
 def cluster_reasons(
     session: Session, job: OverflowJob, now: datetime
-) -> list[tuple[Member, list[Reason]]]:
+) -> list[tuple[MemberFacts, list[Reason]]]:
     """Each member of the job's cluster other than the poster, with its reasons (by id)."""
     needed = job_trades(session, id_of(job))
-    members = list(
-        session.exec(
-            select(Member)
-            .where(Member.cluster_id == job.cluster_id, col(Member.id) != job.poster_member_id)
-            .order_by(col(Member.id))
-        )
-    )
+    members = [MemberFacts(*row) for row in session.execute(
+        sa_select(*MEMBER_FACTS)
+        .where(col(Member.cluster_id) == job.cluster_id, col(Member.id) != job.poster_member_id)
+        .order_by(col(Member.id)))]
     offered = _trades_of(session, job.cluster_id)
     refusals = participation_refusals(session, members, Activity.OVERFLOW_JOBS, now)
     return [

@@ -25,7 +25,7 @@ from marketplace.clusters.agreements import (
     participation_refusal,
     require_participation,
 )
-from marketplace.clusters.models import Cluster, Member, Role, User
+from marketplace.clusters.models import Cluster, Member, MemberFacts, Role, User
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
@@ -344,7 +344,8 @@ def _announce_award(
     )
 
 
-def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime) -> list[Member]:
+def eligible_or_bidders(session: Session, job: OverflowJob, now: datetime
+                        ) -> list[MemberFacts]:
     """The partners who were shown the job (eligible ones) plus anyone who bid on it."""
     bidders = _bidder_ids(session, id_of(job))
     return [

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from marketplace import events
-from marketplace.clusters.models import Cluster
+from marketplace.clusters.models import Addressee, Cluster, User
 from marketplace.clusters.service import active_users_of
 from marketplace.errors import N_
 from marketplace.jobs.models import JobContract, OverflowJob
@@ -168,7 +168,8 @@ def _tell(session: Session, payment: JobPayment, row: PaymentDispute, message: s
     job = session.get(OverflowJob, contract.job_id)
     assert job is not None
     parties = {p.member_id for p, _part in hold_parts(session, payment, row.amount_minor)}
-    people = active_users_of(session, sorted(parties | {contract.poster_member_id}))
+    people: list[User | Addressee] = [
+        *active_users_of(session, sorted(parties | {contract.poster_member_id}))]
     people += coordinators_of(session, contract.cluster_id)
     events.notify(session, {u.id: u for u in people}.values(), "payment.disputed", message, now=now,
                   params={"title": job.title}, payload={"id": job.id}, link=f"/jobs/{job.id}")

@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from marketplace import events
-from marketplace.clusters.models import Cluster, Role, User
+from marketplace.clusters.models import Addressee, Cluster, Role, User
 from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import JobContract, OverflowJob
@@ -289,7 +289,7 @@ def apply_refund(session: Session, refund_id: int, now: datetime) -> bool:
             back.add(payout.member_id)
     job = session.get(OverflowJob, contract.job_id)
     assert job is not None
-    told = active_users_of(session, sorted(back))
+    told: list[User | Addressee] = [*active_users_of(session, sorted(back))]
     if row.origin == "dashboard":
         told += coordinators_of(session, id_of(cluster))
     events.notify(session, told, "payment.refunded",
