@@ -89,10 +89,10 @@ class Deployment:
 #: (name, settings): an online app with Stripe keys and the tests' cheap argon2 (and,
 #: when the run has Redis, Socket.IO through it on a channel of its own), and an
 #: offline app without Stripe at a dearer cost.
-ONLINE = ("online", {"STRIPE_SECRET_KEY": "sk_test_online_app",
+ONLINE: tuple[str, dict[str, Any]] = ("online", {"STRIPE_SECRET_KEY": "sk_test_online_app",
                      "STRIPE_API_BASE": "http://127.0.0.1:9",
                      "PASSWORD_HASH_TIME_COST": 1, "PASSWORD_HASH_MEMORY_KIB": 1024})
-OFFLINE = ("offline", {"STRIPE_SECRET_KEY": None,
+OFFLINE: tuple[str, dict[str, Any]] = ("offline", {"STRIPE_SECRET_KEY": None,
                        "PASSWORD_HASH_TIME_COST": 2, "PASSWORD_HASH_MEMORY_KIB": 2048})
 
 
@@ -107,7 +107,7 @@ def _build(name: str, settings: dict[str, Any], database_url: str, directory: Pa
         "SOCKETIO_CHANNEL": f"app-scoped-{name}-{secrets.token_hex(4)}",
         **CHEAP_HASHING, **settings,
     })
-    server = socketio.server  # this app's, until the next app is built
+    server = socketio.server  # type: ignore[attr-defined]  # init_app sets it: this app's
     with session_scope(app.extensions["engine"]) as session:
         world = make_world(session)
     return Deployment(name, app, server, world)
@@ -193,7 +193,7 @@ def test_each_app_hashes_passwords_at_its_own_cost(pair: tuple[Deployment, Deplo
                                                   online.world.owner_a)} == {(1, 1024)}
     assert {_cost(_hash_of(offline, u)) for u in (offline.world.coordinator,
                                                    offline.world.owner_a)} == {(2, 2048)}
-    made = {}
+    made: dict[str, User] = {}
     for deployment in (offline, online, offline):
         with session_scope(deployment.engine) as session:
             made[deployment.name] = invite_user(session, deployment.world.owner_a,
@@ -225,7 +225,7 @@ def test_each_apps_scheduler_sweeps_money_with_its_own_gateway(
     used: list[tuple[str, object]] = []
 
     def payouts(session: Session, gateway: object, now: datetime) -> int:
-        used.append((session.get_bind().url.render_as_string(), gateway))
+        used.append((session.get_bind().engine.url.render_as_string(), gateway))
         return 0
 
     monkeypatch.setattr(sweeps, "execute_due_payouts", payouts)
@@ -251,7 +251,7 @@ def test_every_way_an_app_opens_a_session_finds_that_apps_parts(
     """A request that reads, one that writes, the scheduler's and a command's session:
     all act with their app's scope; a session no app opened acts with none."""
     for deployment, other in (pair, pair[::-1]):
-        scope = deployment.app.extensions[SCOPE]
+        scope: AppScope = deployment.app.extensions[SCOPE]
         assert scope is not other.app.extensions[SCOPE]
         for method in ("GET", "POST"):
             with deployment.app.test_request_context("/", method=method):
@@ -300,7 +300,7 @@ def test_building_apps_one_after_another_keeps_each_working(
              for n in range(3)]
     monkeypatch.setattr(first.server, "emit",
                         lambda kind, message, *a, **k: first.emitted.append((kind, message)))
-    newest = socketio.server
+    newest = socketio.server  # type: ignore[attr-defined]  # set by the last init_app
     monkeypatch.setattr(newest, "emit", lambda *a, **k: pytest.fail("the newest app emitted"))
     first.notify(first.world.owner_a, "still mine")
     assert flush(first.app) and first.titles() == ["still mine"]

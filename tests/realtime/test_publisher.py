@@ -26,6 +26,8 @@ from marketplace.errors import N_
 from marketplace.extensions import socketio as server
 from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.publisher import EXTENSION, flush
+from marketplace.scope import EXTENSION as SCOPE
+from marketplace.scope import bind
 from tests.conftest import CHEAP_HASHING, NOW, PASSWORD, SECRET, World
 from tests.live import Cursor, live_server, logged_in_cookie
 
@@ -245,6 +247,7 @@ def test_one_redis_message_per_language_for_a_post_to_many(
                       "SOCKETIO_CHANNEL": f"test-languages-{uuid.uuid4().hex}",
                       "RATELIMIT_ENABLED": False, "PUBLIC_URL": "http://localhost",
                       **CHEAP_HASHING})
+    bind(session, app.extensions[SCOPE])  # the test's session commits as this app's
     try:
         world.crew_a.locale = "fr"
         session.add(world.crew_a)

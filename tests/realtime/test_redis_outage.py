@@ -23,6 +23,8 @@ from marketplace import create_app
 from marketplace.db import utcnow
 from marketplace.jobs import service
 from marketplace.realtime.models import Notification
+from marketplace.scope import EXTENSION as SCOPE
+from marketplace.scope import bind
 from tests.conftest import CHEAP_HASHING, IN_CI, PASSWORD, SECRET, World
 from tests.jobs.conftest import give_profile, job_draft
 from tests.live import live_server, logged_in_cookie
@@ -74,6 +76,7 @@ def test_redis_outage_loses_nothing(database_url: str, redis_url: str, session: 
         app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": SECRET,
                           "WTF_CSRF_ENABLED": False, "REDIS_URL": private_url,
                           "PUBLIC_URL": "http://localhost", **CHEAP_HASHING})
+    bind(session, app.extensions[SCOPE])  # the test's session commits as this app's
     # The private server is gone now: Redis is down while the app runs.
     try:
         with live_server(app) as url:
