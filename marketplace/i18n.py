@@ -148,6 +148,12 @@ def km_from_display(value: float) -> float:
     return value * _KM_PER_MILE if unit_system() == "imperial" else value
 
 
+def km_to_display(km: float) -> float:
+    """A distance in kilometres in the viewer's units (miles or km), unrounded: what a
+    form field shows for `km_from_display` to read back."""
+    return km / _KM_PER_MILE if unit_system() == "imperial" else km
+
+
 def money(minor: int, currency: str) -> str:
     """Money in the viewer's locale and the given (cluster) currency."""
     return format_money(minor, currency, str(get_locale() or "en"))

@@ -41,7 +41,7 @@ from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import ValidationError
-from marketplace.i18n import km_from_display, unit_system
+from marketplace.i18n import km_from_display, km_to_display
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
 from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
@@ -161,8 +161,7 @@ def edit_member(member_id: int) -> ResponseReturnValue:
             form.base_place.data = form.base_resolved.data = nearest_town(
                 business.base_lat, business.base_lng, viewer_countries())
         if business.service_radius_km is not None:
-            form.service_radius.data = round(
-                business.service_radius_km / (1.609344 if unit_system() == "imperial" else 1), 1)
+            form.service_radius.data = round(km_to_display(business.service_radius_km), 1)
 
     def save() -> ResponseReturnValue:
         radius = form.service_radius.data

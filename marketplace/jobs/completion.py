@@ -77,7 +77,8 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
         raise Forbidden("poster_only", N_("Only the member who posted the job can confirm "
                                           "it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
-    contract = session.exec(select(JobContract).where(JobContract.job_id == job.id)).one()
+    contract = contract_of(session, id_of(job))
+    assert contract is not None  # a job is done only under a contract
     if not _money_due:
         raise RuntimeError("no ledger installed to book a confirmed contract "
                            "(import marketplace.ledger)")
@@ -96,10 +97,7 @@ def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score
     """Poster rates each winner and winners rate the poster, once, after confirmation."""
     member = acting_member(session, actor)
     job = get_job(session, actor, job_id)
-    winners = contract_member_ids(session, id_of(job))
-    allowed = winners if member.id == job.poster_member_id else (
-        {job.poster_member_id} if member.id in winners else set())
-    if ratee_member_id not in allowed:
+    if ratee_member_id not in _rateable(job, member.id, contract_member_ids(session, id_of(job))):
         raise Forbidden("cannot_rate", N_("You can rate only the other side of a job you "
                                           "took part in."))
     if job.status != JobStatus.CONFIRMED:
@@ -124,6 +122,33 @@ def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score
         session.rollback()
         raise already from None
     return rating
+
+
+def contract_of(session: Session, job_id: int) -> JobContract | None:
+    """The job's contract, once it is claimed or awarded."""
+    return session.exec(select(JobContract).where(JobContract.job_id == job_id)).first()
+
+
+def _rateable(job: OverflowJob, member_id: int | None, winners: set[int]) -> set[int]:
+    """Whom a member may rate on `job` (won by `winners`): the poster rates each winner,
+    a winner the poster, anyone else nobody (ratings open once the job is confirmed:
+    `rate` checks that)."""
+    if member_id == job.poster_member_id:
+        return winners
+    return {job.poster_member_id} if member_id in winners else set()
+
+
+def rate_targets(session: Session, member_id: int | None, job: OverflowJob,
+                 winners: set[int]) -> list[int]:
+    """The members `member_id`'s business may still rate on `job` (by id): whom it may
+    rate and has not rated yet; none for a viewer of no business (a coordinator).
+    `winners` are the job's contract parties (`visibility.contract_member_ids`), which
+    the job page has read already."""
+    if member_id is None:
+        return []
+    rated = set(session.exec(select(JobRating.ratee_member_id).where(
+        JobRating.job_id == job.id, JobRating.rater_member_id == member_id)))
+    return sorted(_rateable(job, member_id, winners) - rated)
 
 
 @dataclass(frozen=True)

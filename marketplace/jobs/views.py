@@ -23,7 +23,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlmodel import select
 from werkzeug.datastructures import MultiDict
 
 from marketplace.clusters.models import Member, User
@@ -35,7 +34,7 @@ from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.cards import render_card, render_cards
 from marketplace.jobs.eligibility import reason_as_error
 from marketplace.jobs.forms import ActionForm, AwardForm, BidForm, CancelForm, JobForm, RateForm
-from marketplace.jobs.models import Bid, JobContract, JobMode, JobRating, JobStatus
+from marketplace.jobs.models import Bid, JobMode
 from marketplace.jobs.visibility import (
     bids_for,
     contract_member_ids,
@@ -186,16 +185,11 @@ def _detail_context(job_id: int) -> dict[str, Any]:
     member = session.get(Member, user.member_id) if user.member_id else None
     parties = contract_member_ids(session, job.id)
     is_poster = member is not None and member.id == job.poster_member_id
-    reasons = service.explain(session, user, job, utcnow()) if member else []
-    my_bid = (session.exec(select(Bid).where(Bid.job_id == job.id, Bid.member_id == member.id))
-              .first() if member else None)
+    now = utcnow()
+    reasons = service.explain(session, user, job, now) if member else []
+    member_id = member.id if member else None
     members = list_members(session, user)
     names = {m.id: m.name for m in members}
-    rated = set(session.exec(select(JobRating.ratee_member_id).where(
-        JobRating.job_id == job.id, JobRating.rater_member_id == (member.id if member else -1))))
-    rate_targets = ([p for p in parties if p not in rated] if is_poster else
-                    [job.poster_member_id] if member and member.id in parties
-                    and job.poster_member_id not in rated else [])
     partners = ([m for m in members if m.id not in (job.poster_member_id, member.id)]
                 if member else [])
     return {
@@ -203,10 +197,11 @@ def _detail_context(job_id: int) -> dict[str, Any]:
         "bids": bids_for(session, viewer_of(user), job),
         "reasons": [translate(reason_as_error(r)) for r in reasons],
         "is_poster": is_poster, "is_party": member is not None and member.id in parties,
-        "my_bid": my_bid, "names": names, "trades": TRADES, "member": member,
-        "window_open": job.mode == JobMode.BID_WINDOW and job.status == JobStatus.OPEN
-        and job.closes_at is not None and job.closes_at > utcnow(),
-        "closes_at": job.closes_at, "rate_targets": rate_targets, "partners": partners,
+        "my_bid": bidding.member_bid(session, job.id, member_id), "names": names,
+        "trades": TRADES, "member": member, "window_open": bidding.window_open(job, now),
+        "closes_at": job.closes_at,
+        "rate_targets": completion.rate_targets(session, member_id, job, parties),
+        "partners": partners,
         **_payment_context(session, job.id, member),  # type: ignore[arg-type]
         "bid_form": BidForm(), "cancel_form": CancelForm(), "action_form": ActionForm(),
         "award_form": AwardForm(), "rate_form": RateForm(),
@@ -215,7 +210,7 @@ def _detail_context(job_id: int) -> dict[str, Any]:
 
 def _payment_context(session: Any, job_id: int, member: Member | None) -> dict[str, Any]:
     """Card payment for the job (Stripe mode): visible to the lead party and the poster."""
-    contract = session.exec(select(JobContract).where(JobContract.job_id == job_id)).first()
+    contract = completion.contract_of(session, job_id)
     if contract is None or member is None:
         return {"payment": None, "is_lead": False, "stripe_on": False}
     return {"payment": payment_of(session, contract.id),

@@ -39,8 +39,9 @@ from sqlmodel import Session, col, select
 from marketplace import events
 from marketplace.clusters.models import Cluster, User
 from marketplace.clusters.service import acting_member, active_users_of
-from marketplace.errors import N_, Conflict, Forbidden, not_found
+from marketplace.errors import N_, Conflict, Forbidden
 from marketplace.jobs.models import ContractParty, JobContract, JobStatus, OverflowJob
+from marketplace.jobs.service import get_job
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.models import (
     PLATFORM,
@@ -99,9 +100,7 @@ def locked_payment(session: Session, *where: Any) -> JobPayment | None:
 
 
 def contract_for(session: Session, actor: User, job_id: int) -> tuple[OverflowJob, JobContract]:
-    job = session.get(OverflowJob, job_id)
-    if job is None or job.cluster_id != actor.cluster_id:
-        raise not_found()
+    job = get_job(session, actor, job_id)
     contract = session.exec(select(JobContract).where(JobContract.job_id == job_id)).first()
     if contract is None:
         raise Conflict("no_contract", N_("The job has no contract yet: it must be claimed or "
