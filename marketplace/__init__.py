@@ -23,7 +23,7 @@ from marketplace.ledger.sweeps import GATEWAY
 from marketplace.mail.runner import init_mail
 from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
 from marketplace.realtime.limits import PollingBodyLimit
-from marketplace.realtime.publisher import install_publisher
+from marketplace.realtime.publisher import install_fanout_runner, install_publisher
 from marketplace.realtime.queue import message_queue
 from marketplace.scope import EXTENSION as SCOPE
 from marketplace.scope import AppScope, lend
@@ -83,6 +83,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = PollingBodyLimit(app.wsgi_app, "socket.io",  # type: ignore[method-assign]
                                     _SOCKET_MESSAGE_LIMIT)
     install_publisher(app, scope)
+    if app.config["FANOUT_IN_BACKGROUND"]:
+        install_fanout_runner(app, scope)
     init_push(app)  # VAPID keys (generated into instance/ once), the push sender
     init_mail(app)  # SMTP when MAIL_SERVER is set, else .eml files in instance/mail/
     scope.provide(GATEWAY, gateway_from_config(app.config))

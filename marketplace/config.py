@@ -121,6 +121,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "GEOCODER_TIMEOUT_SECONDS": float(env.get("GEOCODER_TIMEOUT_SECONDS") or 3),
         # Board cards kept rendered per process (jobs/cards.py); 0 turns the cache off.
         "JOB_CARD_CACHE_SIZE": int(env.get("JOB_CARD_CACHE_SIZE") or 4096),
+        # A post's notifications are written by a background task after its commit, so
+        # posting does not wait for the people it reaches (marketplace/fanout.py); off,
+        # the posting request writes them itself.
+        "FANOUT_IN_BACKGROUND": _flag(env.get("FANOUT_IN_BACKGROUND"), True),
     }
 
 

@@ -38,6 +38,11 @@ PASSWORD = "correct horse battery"
 SECRET = "test-secret-key"
 NOW = datetime(2026, 6, 1, 15, 0, tzinfo=UTC)
 IN_CI = os.environ.get("CI") == "true"
+# The suite's apps (and the servers it starts, which inherit this) write a post's
+# notifications in the posting transaction, so a test can read them as soon as the
+# request answered; tests/realtime/test_fanout.py runs them in the background, as
+# production does (FANOUT_IN_BACKGROUND is on by default).
+os.environ.setdefault("FANOUT_IN_BACKGROUND", "0")
 # Under pytest-xdist each worker ("gw0", "gw1", ...) gets a PostgreSQL database and
 # a Redis database of its own, so workers never empty each other's tables, take each
 # other's scheduler lock or hear each other's Socket.IO channel.

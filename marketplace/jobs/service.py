@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from marketplace import events
+from marketplace import events, fanout
 from marketplace.clusters.agreements import (
     Activity,
     agreement_in_force,
@@ -35,6 +35,7 @@ from marketplace.jobs.eligibility import (
     cluster_reasons,
     eligible_members,
     ineligibility_reasons,
+    job_trades,
     partner_distance_km,
     reasons_per_job,
     require_eligible,
@@ -197,19 +198,28 @@ def post_job(session: Session, actor: User, draft: JobDraft, now: datetime) -> O
     for trade in sorted(set(draft.trades)):
         session.add(JobTrade(job_id=id_of(job), trade=trade))
     session.flush()
-    payload = job_public(job, sorted(set(draft.trades)))
-    events.notify(
-        session,
-        active_users_of(session, [m.id for m in eligible_members(session, job, now)]),
-        "job.posted",
-        N_("New overflow job near %(locality)s: %(title)s"),
-        now=now,
-        params={"title": job.title, "locality": job.locality},
-        payload=payload,
-        link=f"/jobs/{job.id}",
-    )
+    fanout.fan_out(session, "job.posted", id_of(job), now)
     session.commit()
     return job
+
+
+@fanout.handles("job.posted")
+def announce_posted(session: Session, job_id: int, posted_at: datetime) -> int:
+    """Tell every member eligible when the job was posted that it is on offer; nobody
+    if it is no longer open (taken or cancelled before the fan-out ran)."""
+    job = session.get(OverflowJob, job_id)
+    if job is None or job.status != JobStatus.OPEN:
+        return 0
+    return events.notify(
+        session,
+        active_users_of(session, [m.id for m in eligible_members(session, job, posted_at)]),
+        "job.posted",
+        N_("New overflow job near %(locality)s: %(title)s"),
+        now=posted_at,
+        params={"title": job.title, "locality": job.locality},
+        payload=job_public(job, job_trades(session, job_id)),
+        link=f"/jobs/{job.id}",
+    )
 
 
 def write_contract(

@@ -49,3 +49,17 @@ class NotificationSequence(SQLModel, table=True):
 
     user_id: int = Field(foreign_key="user.id", primary_key=True)
     last_seq: int = Field(default=0)
+
+
+class PendingFanout(SQLModel, table=True):
+    """A fan-out a commit asked for and nobody has done yet (marketplace/fanout.py).
+
+    Written in the transaction of the change (a posted job), deleted in the
+    transaction that stores the notifications: the row exists exactly while the
+    work is owed, so a crash between the two leaves it for the sweep, and two
+    workers cannot both do it (the second one's DELETE finds nothing)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    subject_id: int
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

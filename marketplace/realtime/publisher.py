@@ -31,13 +31,14 @@ from __future__ import annotations
 import atexit
 import logging
 import weakref
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from flask import Flask, has_request_context, request
 from flask_babel import force_locale
 
-from marketplace import events
+from marketplace import events, fanout
+from marketplace.db import session_scope
 from marketplace.extensions import socketio
 from marketplace.i18n import notification_text
 from marketplace.realtime.background import BackgroundPublisher
@@ -50,8 +51,9 @@ log = logging.getLogger(__name__)
 
 #: The app's background publisher, in app.extensions (tests and shutdown flush it).
 EXTENSION = "realtime_publisher"
-#: Batches a request committed, handed over when it ends (request.environ key).
-_DEFERRED = "marketplace.live_batches"
+#: The app's background fan-out runner, in app.extensions.
+FANOUT_EXTENSION = "fanout_runner"
+T = TypeVar("T")
 
 
 def render_notification(row: Notification) -> dict[str, Any]:
@@ -104,26 +106,55 @@ def install_publisher(app: Flask, scope: AppScope) -> BackgroundPublisher[events
                 log.exception("could not deliver %s from notification_id=%s", batch.kind,
                               batch.recipients[0].notification_id)
 
-    publisher: BackgroundPublisher[events.Batch] = BackgroundPublisher(
-        publish, start_task=socketio.start_background_task,
-        make_event=server.eio.create_event, sleep=socketio.sleep,
-        size=lambda batch: len(batch.recipients))
-    app.extensions[EXTENSION] = publisher
+    publisher, hand_off = in_background(app, EXTENSION, publish,
+                                        size=lambda batch: len(batch.recipients))
+    scope.provide(events.PUBLISHER, hand_off)
+    return publisher
 
-    def hand_off(batch: events.Batch) -> None:
+
+def in_background(app: Flask, name: str, send: Callable[[T], None],
+                  size: Callable[[T], int] = lambda _item: 1
+                  ) -> tuple[BackgroundPublisher[T], Callable[[T], None]]:
+    """A background task of `app` that `send`s each item handed to it, and the function
+    that hands items over: at the end of the request when called in one (after the
+    response is built), at once otherwise (the scheduler, a command, a worker).  The
+    task is kept in app.extensions[name]; a process about to exit flushes it."""
+    server = socketio.server
+    assert server is not None, "in_background runs after socketio.init_app"
+    task: BackgroundPublisher[T] = BackgroundPublisher(
+        send, start_task=socketio.start_background_task,
+        make_event=server.eio.create_event, sleep=socketio.sleep, size=size)
+    app.extensions[name] = task
+    deferred = f"marketplace.deferred.{name}"  # request.environ: handed over at its end
+
+    def hand_off(item: T) -> None:
         if has_request_context():
-            request.environ.setdefault(_DEFERRED, []).append(batch)
-        else:  # the scheduler, a command, a worker
-            publisher.submit(batch)
+            request.environ.setdefault(deferred, []).append(item)
+        else:
+            task.submit(item)
 
     @app.teardown_request
     def _submit_deferred(_error: BaseException | None) -> None:
-        for batch in request.environ.pop(_DEFERRED, []):
-            publisher.submit(batch)
+        for item in request.environ.pop(deferred, []):
+            task.submit(item)
 
-    scope.provide(events.PUBLISHER, hand_off)
-    atexit.register(_flush_at_exit, weakref.ref(publisher))
-    return publisher
+    atexit.register(_flush_at_exit, weakref.ref(task))
+    return task, hand_off
+
+
+def install_fanout_runner(app: Flask, scope: AppScope) -> BackgroundPublisher[int]:
+    """Do `app`'s fan-outs (marketplace/fanout.py) in a background task, each in its
+    own session on the app's engine, so a posting request ends without waiting for
+    the notifications of everyone the post reaches."""
+    engine = app.extensions["engine"]
+
+    def run(fanout_id: int) -> None:
+        with app.app_context(), session_scope(engine) as session:
+            fanout.run_pending(session, fanout_id)
+
+    runner, hand_off = in_background(app, FANOUT_EXTENSION, run)
+    scope.provide(fanout.RUNNER, hand_off)
+    return runner
 
 
 def flush(app: Flask, timeout: float = 5.0) -> bool:
@@ -132,7 +163,7 @@ def flush(app: Flask, timeout: float = 5.0) -> bool:
     return publisher.flush(timeout) if publisher is not None else True
 
 
-def _flush_at_exit(publisher: weakref.ref[BackgroundPublisher[events.Batch]]) -> None:
+def _flush_at_exit(publisher: weakref.ref[BackgroundPublisher[Any]]) -> None:
     """A command (`flask settle`, the scheduler) that commits and exits still sends
     what it queued, unless the queue is stuck.  Registered per app with a weak
     reference, so an app the process dropped (tests build many) is not kept alive."""

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
+from marketplace.fanout import sweep as sweep_fanouts
 from marketplace.jobs.bidding import close_due_windows, remind_closing_windows
 from marketplace.jobs.service import expire_due_jobs
 from marketplace.ledger.settlement import draft_due
@@ -31,6 +32,8 @@ class PeriodicTask:
 
 
 TASKS: tuple[PeriodicTask, ...] = (
+    # Fan-outs a crashed or stopped process still owed (a post's notifications).
+    PeriodicTask("events.fan_out_owed", 5.0, sweep_fanouts),
     PeriodicTask("jobs.close_due_bid_windows", 2.0, close_due_windows),
     PeriodicTask("jobs.remind_closing_windows", 30.0, remind_closing_windows),
     # Jobs nobody took before their start date: closed, the poster told.  The day turns
