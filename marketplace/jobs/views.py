@@ -44,6 +44,7 @@ from marketplace.jobs.visibility import (
 )
 from marketplace.ledger.contracts import contract_lead
 from marketplace.ledger.payments import payment_of
+from marketplace.persisted import id_of
 from marketplace.places.views import locate_typed
 from marketplace.ratelimits import claim_limit, post_limit
 from marketplace.web import (
@@ -197,7 +198,7 @@ def _detail_context(job_id: int) -> dict[str, Any]:
         "bids": bids_for(session, viewer_of(user), job),
         "reasons": [translate(reason_as_error(r)) for r in reasons],
         "is_poster": is_poster, "is_party": member is not None and member.id in parties,
-        "my_bid": bidding.member_bid(session, job.id, member_id), "names": names,
+        "my_bid": bidding.member_bid(session, id_of(job), member_id), "names": names,
         "trades": TRADES, "member": member, "window_open": bidding.window_open(job, now),
         "closes_at": job.closes_at,
         "rate_targets": completion.rate_targets(session, member_id, job, parties),

@@ -37,6 +37,7 @@ from marketplace.equipment.views.common import bp, send_photo, uploaded_photo
 from marketplace.equipment.views.machines import detail_page
 from marketplace.errors import N_, DomainError, ValidationError
 from marketplace.i18n import select_timezone
+from marketplace.persisted import id_of
 from marketplace.ratelimits import claim_limit
 from marketplace.web import (
     apply_to_form,
@@ -70,7 +71,7 @@ def _book_page(machine: Equipment, form: BookingForm, status: int = 200,
     slot we `proposed` from a tap is a page like any other, not a refused request)."""
     quoted = None
     if form.starts_at.data and form.ends_at.data and not form.errors:
-        quoted, priced = _price(machine.id, form)
+        quoted, priced = _price(id_of(machine), form)
         status = status if proposed else max(status, priced)
     return _book_html(machine, form, quoted, confirm), status
 
