@@ -24,13 +24,13 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, literal, union_all, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, func, select
 
 from marketplace import events
 from marketplace.clusters.agreements import cluster_today
-from marketplace.clusters.models import Cluster, Member, User
+from marketplace.clusters.models import ADDRESSEE, Addressee, Cluster, Member, User
 from marketplace.clusters.service import (
     active_users_of,
     get_cluster,
@@ -324,15 +324,14 @@ def _transfer_row(settlement: Settlement, transfer: PlannedTransfer, references:
             "reference": reference, "created_at": now}
 
 
-def _people_with_transfers(session: Session, settlement_id: int) -> list[User]:
+def _people_with_transfers(session: Session, settlement_id: int) -> list[Addressee]:
     """The active people of every member with a transfer in the settlement: one query
-    against the transfers just written, loading only what a notification needs."""
+    against the transfers just written, reading only what a notification needs (all of
+    it: a column left out was loaded again person by person, 1 250 queries)."""
     with_transfer = select(SettlementTransfer.member_id).where(
         SettlementTransfer.settlement_id == settlement_id)
-    columns = (User.id, User.locale, User.active, User.member_id)
-    needed = load_only(*columns)  # type: ignore[arg-type]  # SQLModel types columns as values
-    return list(session.exec(select(User).options(needed).where(
-        col(User.member_id).in_(with_transfer), col(User.active).is_(True))))
+    return [Addressee(*row) for row in session.execute(sa_select(*ADDRESSEE).where(
+        col(User.member_id).in_(with_transfer), col(User.active).is_(True)))]
 
 
 def transfers_of(session: Session, settlement: Settlement) -> dict[int, SettlementTransfer]:
