@@ -31,6 +31,7 @@ def _approval(session: Session, lw: Ledger, month: str, at: datetime,
         settlement.add_adjustment(session, lw.coordinator, month, member_id, 1_000 + number,
                                   "Shared fuel", at)
     settlement.draft_for(session, lw.coordinator, month, at)
+    session.expire_all()  # the approval comes in a request of its own: nothing loaded yet
     seen: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
