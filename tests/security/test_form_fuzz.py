@@ -38,6 +38,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from werkzeug.datastructures import MultiDict
 
+from marketplace.scope import EXTENSION as SCOPE
+from marketplace.scope import bind
 from tests.conftest import IN_CI, empty_database, login, make_world, own_session
 from tests.matrix_world import (
     MatrixWorld,
@@ -330,6 +332,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, _pg_engine: Engine | None
     with empty_database(directory, _pg_engine) as url, serve_fake_stripe() as stripe, \
             own_session(url) as session:
         app = stripe_mode_app(url, directory / "uploads", stripe)
+        bind(session, app.extensions[SCOPE])  # the world's session acts as the app's
         try:
             world = build_world(session, make_world(session), directory / "uploads")
             yield Fuzzed(app, session, world)
