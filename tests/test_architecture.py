@@ -14,6 +14,7 @@ WEB_EDGE = {"__init__.py", "extensions.py", "web.py", "i18n.py", "cli.py", "view
             "auth_views.py", "stripe_views.py", "health.py", "ratelimits.py", "forms.py",
             "handlers.py", "publisher.py", "runner.py", "assets.py", "pwa.py",
             "composer.py",
+            "statements.py",  # ledger/statements.py words a statement for its page and mail
             "cards.py"}  # jobs/cards.py renders and caches the board's card fragments
 
 

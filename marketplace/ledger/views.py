@@ -22,7 +22,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
-from sqlmodel import Session
 
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import (
@@ -33,12 +32,15 @@ from marketplace.clusters.service import (
 )
 from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, ValidationError
-from marketplace.i18n import month_name, when
 from marketplace.ledger import connect, disputes, payments, refunds, service, settlement
 from marketplace.ledger.forms import AdjustmentForm, ApproveForm
-from marketplace.ledger.models import EntrySource, LedgerEntry, Settlement, SettlementStatus
-from marketplace.money import plain_decimal
-from marketplace.spreadsheet import spreadsheet_text
+from marketplace.ledger.models import Settlement, SettlementStatus
+from marketplace.ledger.statements import (
+    SOURCE_LABELS,
+    entry_note,
+    signed_amount,
+    statement_rows,
+)
 from marketplace.web import (
     csv_download,
     db,
@@ -48,32 +50,6 @@ from marketplace.web import (
 )
 
 bp = Blueprint("ledger", __name__, url_prefix="/ledger")
-
-SOURCE_LABELS = {
-    EntrySource.BOOKING: N_("Equipment booking"),
-    EntrySource.BOOKING_REFUND: N_("Booking refund"),
-    EntrySource.CANCELLATION_FEE: N_("Late cancellation fee"),
-    EntrySource.DAMAGE_FEE: N_("Damage fee"),
-    EntrySource.JOB_SHARE: N_("Share of a joint job"),
-    EntrySource.REFERRAL_FEE: N_("Referral fee"),
-    EntrySource.PLATFORM_FEE: N_("Cluster fee"),
-    EntrySource.ADJUSTMENT: N_("Adjustment by the coordinator"),
-    EntrySource.PAYOUT: N_("Card payment share transferred"),
-    EntrySource.JOB_REFUND: N_("Customer refund"),
-    EntrySource.REVERSAL: N_("Refunded share taken back"),
-    EntrySource.DISPUTE_HOLD: N_("Held for a card dispute"),
-    EntrySource.DISPUTE_RELEASE: N_("Card dispute won: hold released"),
-}
-
-
-def entry_note(entry: LedgerEntry) -> str:
-    """The statement line's note: its memo, and why it is in this month if it is late."""
-    if not entry.late_from:
-        return entry.memo
-    late = _("Belongs to %(month)s, which was already settled.",
-             month=month_name(entry.late_from))
-    return f"{entry.memo} · {late}" if entry.memo else late
-
 
 @bp.before_request
 @login_required
@@ -206,34 +182,6 @@ def _statement(month: str, printable: bool) -> ResponseReturnValue:
 @bp.route("/<month>/print")
 def statement_print(month: str) -> ResponseReturnValue:
     return _statement(_month(month), printable=True)
-
-
-def signed_amount(entry: LedgerEntry, member_id: int) -> int:
-    """Positive when the member receives the entry's amount, negative when it pays."""
-    return entry.amount_minor if entry.payee_member_id == member_id else -entry.amount_minor
-
-
-def statement_rows(session: Session, user: User, member: Member, month: str
-                   ) -> list[list[str]]:
-    """The member's statement of the month as spreadsheet rows, in the current language:
-    the CSV download and the statement mailed with an approved month are these rows."""
-    cluster = get_cluster(session, user)
-    names: dict[int | None, str] = {m.id: m.name for m in list_members(session, user)}
-    names[None] = _("the cluster")
-    rows: list[list[str]] = [[_("Date"), _("What"), _("With"), _("Note"),
-                              _("Amount (%(currency)s)", currency=cluster.currency)]]
-    for entry in settlement.statement(session, cluster.id, member.id, month):  # type: ignore[arg-type]
-        other = entry.payer_member_id if entry.payee_member_id == member.id \
-            else entry.payee_member_id
-        amount = signed_amount(entry, member.id)  # type: ignore[arg-type]
-        rows.append([when(entry.created_at, "short"), _(SOURCE_LABELS[entry.source]),
-                     spreadsheet_text(names.get(other, "")), spreadsheet_text(entry_note(entry)),
-                     plain_decimal(amount, cluster.currency)])
-    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
-    rows.append([])
-    rows.append([_("Net for the month"), "", "", "",
-                 plain_decimal(net.net if net else 0, cluster.currency)])
-    return rows
 
 
 @bp.route("/<month>/statement.csv")

@@ -34,7 +34,7 @@ from marketplace.db import utcnow
 from marketplace.delivery.models import OutboundMail
 from marketplace.delivery.preferences import CATEGORY_LABELS, Category, category_of
 from marketplace.i18n import notification_text
-from marketplace.ledger.views import statement_rows
+from marketplace.ledger.statements import statement_rows
 from marketplace.mail.outbox import MailKind
 from marketplace.mail.worker import Recipient
 from marketplace.persisted import id_of
