@@ -147,8 +147,9 @@ class _RunAgainAsWriter:
             return body
         if hasattr(body, "close"):
             body.close()
-        log.info("read request %s wrote after the data changed: run again as a writer",
-                 environ.get("PATH_INFO"))
+        # (only the path's first segment: a link's path can carry its secret token)
+        log.info("read request under /%s wrote after the data changed: run again as a "
+                 "writer", (environ.get("PATH_INFO") or "/").split("/")[1])
         return self.wsgi_app({**fresh, _AS_WRITER: True}, start_response)
 
 
@@ -274,9 +275,16 @@ def submit(form: FlaskForm, action: Callable[[], ResponseReturnValue],
         return again(), error.status
 
 
+def _logged_path() -> str:
+    """The request's route as logs may show it: the rule with its placeholders
+    (`/account/password/reset/<token>`), never the path, which can carry a secret."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "(no route)"
+
+
 def _domain_error(error: DomainError) -> ResponseReturnValue:
     _roll_back_refused()
-    log.info("refused %s %s: %s", request.method, request.path, error.code)
+    log.info("refused %s %s: %s", request.method, _logged_path(), error.code)
     if wants_json():
         return jsonify(error_payload(error)), error.status
     return render_template("errors/error.html", status=error.status,
@@ -303,7 +311,7 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
 
 
 def _server_error(error: Exception) -> ResponseReturnValue:
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", request.method, _logged_path())
     db().rollback()
     message = gettext("Something went wrong on our side. Nothing was saved; try again.")
     if wants_json():
