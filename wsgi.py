@@ -33,7 +33,7 @@ import gc  # noqa: E402 - after the patch, on purpose
 
 from marketplace import create_app  # noqa: E402
 from marketplace.config import require_message_queue  # noqa: E402
-from marketplace.extensions import socketio  # noqa: E402
+from marketplace.extensions import socketio_of  # noqa: E402
 from marketplace.serving import GEVENT, async_mode, prepare_gevent  # noqa: E402
 
 ASYNC_MODE = async_mode()
@@ -59,4 +59,4 @@ if __name__ == "__main__":
         start_in_process(app)
     print(f"marketplace running at http://{host}:{port}/ ({ASYNC_MODE})  (Ctrl-C stops it)",
           flush=True)
-    socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True)
+    socketio_of(app).run(app, host=host, port=port, allow_unsafe_werkzeug=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, g
 from flask_login import current_user
+from flask_socketio import SocketIO
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from marketplace.assets import init_assets
@@ -16,12 +17,12 @@ from marketplace.clusters.accounts import PASSWORDS, make_hasher
 from marketplace.config import PROJECT_ROOT, load_config, socketio_channel
 from marketplace.db import make_engine
 from marketplace.delivery.runner import init_push
-from marketplace.extensions import csrf, limiter, login_manager, socketio
+from marketplace.extensions import csrf, limiter, login_manager
 from marketplace.i18n import init_i18n
 from marketplace.ledger.stripe_gateway import gateway_from_config
 from marketplace.ledger.sweeps import GATEWAY
 from marketplace.mail.runner import init_mail
-from marketplace.realtime import handlers as _socket_handlers  # noqa: F401 - before init_app
+from marketplace.realtime.handlers import register_handlers
 from marketplace.realtime.limits import PollingBodyLimit
 from marketplace.realtime.publisher import install_fanout_runner, install_publisher
 from marketplace.realtime.queue import message_queue
@@ -70,6 +71,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     limiter.init_app(app)
     _init_login(app)
+    socketio = SocketIO()  # one per app (extensions.py says why)
+    register_handlers(socketio)
     socketio.init_app(
         app,
         message_queue=app.config["REDIS_URL"],

@@ -30,7 +30,7 @@ from marketplace.clusters.accounts import PASSWORDS, hash_password, hasher_of, m
 from marketplace.clusters.models import User
 from marketplace.db import make_engine, session_scope
 from marketplace.errors import N_
-from marketplace.extensions import socketio
+from marketplace.extensions import socketio_of
 from marketplace.ledger import sweeps
 from marketplace.realtime.publisher import flush
 from marketplace.scheduling.leader import Leadership
@@ -107,7 +107,7 @@ def _build(name: str, settings: dict[str, Any], database_url: str, directory: Pa
         "SOCKETIO_CHANNEL": f"app-scoped-{name}-{secrets.token_hex(4)}",
         **CHEAP_HASHING, **settings,
     })
-    server = socketio.server  # type: ignore[attr-defined]  # init_app sets it: this app's
+    server = socketio_of(app).server  # type: ignore[attr-defined]  # init_app sets it: this app's
     with session_scope(app.extensions["engine"]) as session:
         world = make_world(session)
     return Deployment(name, app, server, world)
@@ -300,7 +300,7 @@ def test_building_apps_one_after_another_keeps_each_working(
              for n in range(3)]
     monkeypatch.setattr(first.server, "emit",
                         lambda kind, message, *a, **k: first.emitted.append((kind, message)))
-    newest = socketio.server  # type: ignore[attr-defined]  # set by the last init_app
+    newest = socketio_of(later[-1]).server  # type: ignore[attr-defined]  # the last app's own
     monkeypatch.setattr(newest, "emit", lambda *a, **k: pytest.fail("the newest app emitted"))
     first.notify(first.world.owner_a, "still mine")
     assert flush(first.app) and first.titles() == ["still mine"]

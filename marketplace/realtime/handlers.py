@@ -26,10 +26,9 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import emit, join_room
+from flask_socketio import SocketIO, emit, join_room
 
 from marketplace import events
-from marketplace.extensions import socketio
 from marketplace.realtime.publisher import render_notification
 from marketplace.realtime.rooms import rooms_for
 from marketplace.realtime.wire import batch_key
@@ -94,7 +93,6 @@ def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
     return sent
 
 
-@socketio.on("connect")
 def on_connect(auth: Any = None) -> bool:
     """Accept logged-in people only, put them in their rooms, replay what they missed."""
     if not current_user.is_authenticated:
@@ -110,7 +108,6 @@ def on_connect(auth: Any = None) -> bool:
     return True
 
 
-@socketio.on("replay")
 def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
     """Explicit catch-up: {"cursor": n} -> every later notification, then the count.
     With {"cursor": n, "have": [key, ...]} the rows of those keys come as one "sync".
@@ -124,10 +121,16 @@ def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
     return {"replayed": _replay(cursor, _have(data))}
 
 
-@socketio.on_error_default
 def on_error(error: BaseException) -> dict[str, str]:
     """A handler that failed all the same: logged and rolled back, and the client gets
     an answer instead of silence (the socket counterpart of the 500 page)."""
     log.exception("socket event failed: %s", error)
     db().rollback()
     return {"error": "server_error"}
+
+
+def register_handlers(socketio: SocketIO) -> None:
+    """Put these handlers on an app's own Socket.IO (extensions.py says why one each)."""
+    socketio.on("connect")(on_connect)
+    socketio.on("replay")(on_replay)
+    socketio.on_error_default(on_error)

@@ -39,7 +39,7 @@ from flask_babel import force_locale
 
 from marketplace import events, fanout
 from marketplace.db import session_scope
-from marketplace.extensions import socketio
+from marketplace.extensions import socketio_of
 from marketplace.i18n import notification_text
 from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.models import Notification
@@ -86,22 +86,14 @@ def install_publisher(app: Flask, scope: AppScope) -> BackgroundPublisher[events
     """Hand each committed batch of `app`'s sessions to a background task that emits it
     (via Redis if set): the publisher goes into the app's `scope`, not the process."""
     default_locale = app.config["BABEL_DEFAULT_LOCALE"]
-
-    server = socketio.server
-    assert server is not None, "install_publisher runs after socketio.init_app"
-
-    def emit(kind: str, message: dict[str, Any], rooms: str | list[str]) -> None:
-        if socketio.server is server:
-            socketio.emit(kind, message, to=rooms)
-        else:  # another app was set up since (tests make many): never into its rooms
-            server.emit(kind, message, to=rooms, namespace="/")
+    socketio = socketio_of(app)
 
     def publish(batch: events.Batch) -> None:
         with app.app_context():
             messages = list(live_messages(batch, default_locale))
         for message, rooms in messages:
             try:
-                emit(batch.kind, message, rooms)
+                socketio.emit(batch.kind, message, to=rooms)  # type: ignore[arg-type]  # a list of rooms is one message (python-socketio takes it; the stub says str)
             except Exception:  # the rows are stored; replay delivers them later
                 log.exception("could not deliver %s from notification_id=%s", batch.kind,
                               batch.recipients[0].notification_id)
@@ -119,11 +111,12 @@ def in_background(app: Flask, name: str, send: Callable[[T], None],
     that hands items over: at the end of the request when called in one (after the
     response is built), at once otherwise (the scheduler, a command, a worker).  The
     task is kept in app.extensions[name]; a process about to exit flushes it."""
-    server = socketio.server
+    socketio = socketio_of(app)
+    server: Any = socketio.server  # type: ignore[attr-defined]  # init_app sets it; the stub lacks it
     assert server is not None, "in_background runs after socketio.init_app"
     task: BackgroundPublisher[T] = BackgroundPublisher(
         send, start_task=socketio.start_background_task,
-        make_event=server.eio.create_event, sleep=socketio.sleep, size=size)
+        make_event=server.eio.create_event, sleep=server.sleep, size=size)
     app.extensions[name] = task
     deferred = f"marketplace.deferred.{name}"  # request.environ: handed over at its end
 

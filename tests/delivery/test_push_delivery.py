@@ -22,7 +22,7 @@ from marketplace.config import PROJECT_ROOT
 from marketplace.db import utcnow
 from marketplace.delivery.models import DeliveryStatus
 from marketplace.delivery.worker import FIRST_RETRY
-from marketplace.extensions import socketio
+from marketplace.extensions import socketio_of
 from marketplace.realtime.rooms import user_room
 from tests.conftest import NOW, World, login
 from tests.delivery.push_world import (
@@ -80,7 +80,7 @@ def test_a_posted_job_reaches_each_device_of_an_eligible_partner_once(
 ) -> None:
     world = partner_es
     emitted: list[tuple[str, dict[str, Any], list[str]]] = []
-    monkeypatch.setattr(socketio, "emit",
+    monkeypatch.setattr(socketio_of(app), "emit",
                         lambda kind, message, to: emitted.append((kind, message, to)))
     ineligible = add_partner(session, world, "Delta Fences", "d@delta.test", trades=("fencing",))
     session.commit()

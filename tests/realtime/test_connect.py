@@ -24,7 +24,9 @@ def test_anonymous_connection_is_refused(app: Flask, world: World) -> None:
 
 
 def test_logged_in_user_gets_its_rooms_only(app: Flask, world: World) -> None:
-    from marketplace.extensions import socketio as server
+    from marketplace.extensions import socketio_of
+
+    server = socketio_of(app)
 
     with live_server(app) as url:
         owner = socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD))

@@ -171,9 +171,7 @@ def production_app(database_url: str, tmp_path: Path) -> Iterator[Flask]:
 
 
 def test_a_job_posted_over_http_reaches_the_partner_phone_from_the_background(
-        session: Session, world: World, production_app: Flask) -> None:
-    # (production_app after session: the `app` that fixture builds must not be the last
-    # app made, as Flask-SocketIO's one extension object serves the last app's sockets)
+        production_app: Flask, session: Session, world: World) -> None:
     bind(session, AppScope())  # the test's reads never run fan-outs themselves
     partners = _partners(session, world)
     with live_server(production_app) as base:

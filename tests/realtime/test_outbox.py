@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from marketplace import events
 from marketplace.clusters.models import Cluster, User
 from marketplace.errors import N_
-from marketplace.extensions import socketio
+from marketplace.extensions import socketio_of
 from marketplace.i18n import notification_text
 from marketplace.realtime.models import Notification
 from marketplace.realtime.publisher import flush, render_notification
@@ -106,7 +106,7 @@ def test_one_message_per_language_carries_nothing_of_one_person(
     message numbered only when nobody else shares it would tell that reader so."""
     emitted: list[tuple[str, dict[str, Any], str | list[str]]] = []
     monkeypatch.setattr(
-        socketio, "emit", lambda kind, message, to: emitted.append((kind, message, to))
+        socketio_of(app), "emit", lambda kind, message, to: emitted.append((kind, message, to))
     )
     for user, locale in ((world.owner_a, "fr"), (world.owner_b, "de"), (world.crew_a, "fr")):
         user.locale = locale
@@ -151,7 +151,7 @@ def test_a_live_message_does_not_tell_whether_anyone_else_got_it(
     its only recipient or one of many (a numbered "job posted" would otherwise say "no
     other partner was eligible")."""
     emitted: list[dict[str, Any]] = []
-    monkeypatch.setattr(socketio, "emit", lambda kind, message, to: emitted.append(message))
+    monkeypatch.setattr(socketio_of(app), "emit", lambda kind, message, to: emitted.append(message))
     for recipients in ([world.owner_a], [world.owner_a, world.owner_b, world.crew_a]):
         events.notify(session, recipients, "job.posted", MESSAGE, now=NOW, params=PARAMS,
                       payload={"id": 7}, link="/jobs/7")
@@ -170,7 +170,7 @@ def test_a_reader_without_a_language_reads_the_live_message_in_their_clusters(
     notification centre in the cluster's default language; the live message too (not
     in the app's fallback), and a month by its name as the centre writes it."""
     emitted: list[dict[str, Any]] = []
-    monkeypatch.setattr(socketio, "emit", lambda kind, message, to: emitted.append(message))
+    monkeypatch.setattr(socketio_of(app), "emit", lambda kind, message, to: emitted.append(message))
     cluster = session.get(Cluster, world.owner_a.cluster_id)
     assert cluster is not None
     cluster.default_locale = "fr_CA"

@@ -23,7 +23,7 @@ from marketplace import create_app, events
 from marketplace.clusters.models import User
 from marketplace.config import socketio_channel
 from marketplace.errors import N_
-from marketplace.extensions import socketio as server
+from marketplace.extensions import socketio_of
 from marketplace.realtime.background import BackgroundPublisher
 from marketplace.realtime.publisher import EXTENSION, flush
 from marketplace.scope import EXTENSION as SCOPE
@@ -64,7 +64,7 @@ def test_the_commit_does_not_wait_for_the_emit(
         release.wait(10)
         emitted.append(to)
 
-    monkeypatch.setattr(server, "emit", slow_emit)
+    monkeypatch.setattr(socketio_of(app), "emit", slow_emit)
     _notify(session, [world.owner_a, world.owner_b, world.crew_a], "Slow Redis")
     assert emitted == [] and _publisher(app).pending == 1
     release.set()
@@ -76,7 +76,7 @@ def test_a_request_hands_its_batches_over_when_it_ends(
     """The fan-out starts once the poster's request is done, not while it still runs
     (in the same process it would compete with it); Socket.IO events end alike."""
     emitted: list[Any] = []
-    monkeypatch.setattr(server, "emit", lambda kind, message, to: emitted.append(to))
+    monkeypatch.setattr(socketio_of(app), "emit", lambda kind, message, to: emitted.append(to))
     with app.test_request_context("/jobs/new", method="POST"):
         _notify(session, [world.owner_a, world.owner_b], "At the end")
         assert flush(app) and emitted == []  # committed, not handed over yet
@@ -92,7 +92,7 @@ def test_a_failing_emit_is_logged_and_the_next_batch_still_goes(
             raise ConnectionError("redis went away")
         emitted.append(message["data"]["title"])
 
-    monkeypatch.setattr(server, "emit", emit)
+    monkeypatch.setattr(socketio_of(app), "emit", emit)
     _notify(session, [world.owner_a, world.owner_b], "Broken")
     _notify(session, [world.owner_a, world.owner_b], "Fine")
     assert flush(app)
@@ -194,15 +194,15 @@ def test_a_page_numbers_shared_messages_by_sync_and_replay_fills_what_was_lost(
         _notify(session, users, "Shared")
         assert _wait(lambda: page.shown_keys)
         assert page.shared == 1 and page.cursor == 0 and len(page.unnumbered) == 1
-        real_emit = server.emit
+        real_emit = socketio_of(app).emit
 
         def failing(kind: str, message: dict[str, Any], to: Any) -> None:
             raise ConnectionError("redis went away")
 
-        monkeypatch.setattr(server, "emit", failing)
+        monkeypatch.setattr(socketio_of(app), "emit", failing)
         _notify(session, users, "Lost")
         assert flush(app)
-        monkeypatch.setattr(server, "emit", real_emit)
+        monkeypatch.setattr(socketio_of(app), "emit", real_emit)
         phone.disconnect()
         again = _phone(base, cookie, page)
         assert _wait(lambda: page.cursor == 2)

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 
 from marketplace import create_app
-from marketplace.extensions import socketio
+from marketplace.extensions import socketio_of
 from tests.conftest import CHEAP_HASHING, SECRET
 
 
@@ -58,7 +58,7 @@ def _app(redis_url: str) -> Flask:
 
 def test_a_publish_to_a_silent_redis_gives_up_instead_of_hanging(silent_redis: str) -> None:
     app = _app(silent_redis)
-    manager = socketio.server.manager
+    manager = socketio_of(app).server.manager  # type: ignore[attr-defined]  # init_app sets it
     manager.timeout = 0.3  # the app's is PUBLISH_TIMEOUT (5 s); the same path, sooner
     done = threading.Event()
 
@@ -75,7 +75,7 @@ def test_the_subscriber_has_no_read_timeout(silent_redis: str) -> None:
     """Its connection is silent whenever nothing happens: a read timeout there would
     make it drop and re-subscribe, missing what is published meanwhile."""
     app = _app(silent_redis)
-    manager = socketio.server.manager
+    manager = socketio_of(app).server.manager  # type: ignore[attr-defined]  # init_app sets it
     manager._redis_connect()  # connects lazily: no command is sent yet
     publishing = manager.redis.connection_pool.connection_kwargs
     listening = manager.pubsub.connection_pool.connection_kwargs

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session
 
 from marketplace.db import utcnow
-from marketplace.extensions import socketio as server
+from marketplace.extensions import socketio_of
 from marketplace.jobs import service
 from marketplace.realtime.rooms import coordinators_room, member_room, user_room
 from tests.conftest import IN_CI, PASSWORD, World
@@ -94,6 +94,7 @@ class Scene:
     partner: socketio.Client
     partner_inbox: Inbox
     partner_cookie: str
+    server: Any  # the app's own Socket.IO
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def scene(app: Flask, session: Session, world: World) -> Iterator[Scene]:
         attacker = socket_client(base, attacker_cookie)
         partner = socket_client(base, partner_cookie)
         yield Scene(base, session, world, attacker, attacker_cookie, partner,
-                    Inbox(partner), partner_cookie)
+                    Inbox(partner), partner_cookie, socketio_of(app))
         for client in (attacker, partner):
             _hang_up_client(client)
 
@@ -174,7 +175,7 @@ def assert_in_no_room_of_ours(scene: Scene) -> None:
     world = scene.world
     for room in (member_room(world.member_a_id), member_room(world.member_b_id),
                  coordinators_room(world.cluster.id), user_room(world.owner_a.id)):
-        server.emit("secret", {"room": room}, to=room)
+        scene.server.emit("secret", {"room": room}, to=room)
     assert got.wait_for("secret", timeout=0.5) is None
 
 
