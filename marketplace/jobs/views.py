@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from werkzeug.datastructures import MultiDict
 
+from marketplace.api.jobs import job_state
 from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
@@ -222,11 +223,9 @@ def _payment_context(session: Any, job_id: int, member: Member | None) -> dict[s
 
 @bp.route("/<int:job_id>")
 def detail(job_id: int) -> ResponseReturnValue:
-    context = _detail_context(job_id)
-    if wants_json():
-        return jsonify({"job": context["job"], "bids": context["bids"],
-                        "reasons": context["reasons"]})
-    return render_template("jobs/detail.html", **context)
+    if wants_json():  # the API's own document (GET /api/v1/jobs/<id>), one shape
+        return jsonify(job_state(job_id))
+    return render_template("jobs/detail.html", **_detail_context(job_id))
 
 
 def _after_action(job_id: int, message: str) -> ResponseReturnValue:
@@ -237,8 +236,8 @@ def _after_action(job_id: int, message: str) -> ResponseReturnValue:
 
 
 def _json_state(job_id: int) -> dict[str, Any]:
-    context = _detail_context(job_id)
-    return {"job": context["job"], "bids": context["bids"]}
+    state = job_state(job_id)
+    return {"job": state["job"], "bids": state["bids"]}
 
 
 def _detail_page(job_id: int, **forms: Any) -> str:
