@@ -24,9 +24,13 @@ from tests.jobs.conftest import (
 
 
 def _live_window(post: Callable[..., OverflowJob]) -> OverflowJob:
+    """A bid window open now, closing in a day.  The job starts the next UTC day: a
+    window must close before the job's start date is over where the cluster is
+    (Toronto), and "today" in UTC ends there at 05:00 UTC (04:00 in summer), so a job
+    starting today failed this test whenever it ran between midnight and 05:00 UTC."""
     now = utcnow()
     return post(now=now, bid_window=True, closes_at=now + timedelta(days=1),
-                starts_on=now.date(), ends_on=now.date() + timedelta(days=5))
+                starts_on=now.date() + timedelta(days=1), ends_on=now.date() + timedelta(days=5))
 
 
 def test_board_lists_only_jobs_i_can_take(client: FlaskClient, session: Session,
