@@ -283,6 +283,9 @@ def _logged_path() -> str:
 
 
 def _domain_error(error: DomainError) -> ResponseReturnValue:
+    # The refusal is worded in the viewer's language: settle it (Flask-Babel keeps it for
+    # the request) before the rollback expires the viewer, which would load them again.
+    get_locale()
     _roll_back_refused()
     log.info("refused %s %s: %s", request.method, _logged_path(), error.code)
     if wants_json():

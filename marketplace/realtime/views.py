@@ -18,7 +18,7 @@ from marketplace.db import parse_id, utcnow
 from marketplace.i18n import ago, notification_text, when
 from marketplace.realtime.models import Notification
 from marketplace.realtime.wire import wire
-from marketplace.web import db, wants_json
+from marketplace.web import READ_METHODS, db, wants_json
 
 bp = Blueprint("notifications", __name__)
 
@@ -55,9 +55,13 @@ def _cursor_first() -> None:
     cursor read at the end of rendering could count a notification that committed
     after the page's data was read, and the page's connection would then never be
     sent it.  Read first, the cursor can only be too low, and what comes twice is
-    dropped by id."""
+    dropped by id.
+
+    Not for a script's POST (it wants JSON, and renders no page to hold a cursor): a
+    crew lead's phone booking or bidding saves the query on every tap."""
     if (current_user.is_authenticated and request.endpoint not in ("static", "vendor")
-            and not request.path.startswith(("/api/", "/socket.io"))):
+            and not request.path.startswith(("/api/", "/socket.io"))
+            and not (request.method not in READ_METHODS and wants_json())):
         g.notification_cursor = events.cursor_of(db(), current_user.id)
         g.notification_cursor_at = utcnow()
 
