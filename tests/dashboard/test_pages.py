@@ -6,15 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 from sqlmodel import Session
 
 from marketplace.clusters.service import update_preferences
@@ -28,6 +25,7 @@ from tests.conftest import login
 from tests.dashboard.conftest import MONTHS, Spring, utc
 from tests.equipment.conftest import anytime_draft, at
 from tests.jobs.conftest import job_draft
+from tests.statements import recorded
 
 RANGE = f"first={MONTHS[0]}&last={MONTHS[-1]}"
 CHARTS = ("jobs", "value", "utilization", "fees", "revenue", "members", "rating",
@@ -195,20 +193,9 @@ def test_the_page_renders_in_every_language(client: FlaskClient, session: Sessio
     assert "75,00" in pages[0] and "60,00" in pages[1]
 
 
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
+def counting(app: Flask) -> AbstractContextManager[list[str]]:
     """Every SQL statement the app's engine runs meanwhile."""
-    statements: list[str] = []
-    engine = app.extensions["engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    return recorded(app.extensions["engine"])
 
 
 def _more_activity(session: Session, spring: Spring, count: int) -> None:

@@ -9,12 +9,8 @@ about fifteen, on SQLite inside the one write lock every booking waits for.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 from sqlmodel import Session
 
 from marketplace.clusters.service import update_preferences
@@ -23,21 +19,7 @@ from marketplace.equipment import listings
 from tests.conftest import World, login
 from tests.equipment.conftest import anytime_draft
 from tests.equipment.test_equipment_pages import _tomorrow_local
-
-
-@contextmanager
-def _statements(app: Flask) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    engine = app.extensions["engine"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.statements import recorded
 
 
 def test_a_taken_slot_is_refused_in_the_bookers_language_without_loading_them_twice(
@@ -50,7 +32,7 @@ def test_a_taken_slot_is_refused_in_the_bookers_language_without_loading_them_tw
     first = client.post(url, headers=json, data={
         "starts_at": _tomorrow_local(9), "ends_at": _tomorrow_local(11)})
     assert first.status_code == 201, first.get_json()
-    with _statements(app) as seen:
+    with recorded(app.extensions["engine"]) as seen:
         taken = client.post(url, headers=json, data={
             "starts_at": _tomorrow_local(10), "ends_at": _tomorrow_local(12)})
     assert taken.status_code == 409 and taken.get_json()["error"]["code"] == "slot_taken"

@@ -3,18 +3,17 @@ size: a busy season must not make every phone's board slower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event
 from sqlmodel import Session
 
 from marketplace.jobs import bidding, service
 from marketplace.jobs.models import OverflowJob
 from tests.conftest import NOW, World, login
 from tests.jobs.conftest import STARTS_ON, add_partner
+from tests.statements import recorded
 
 # The board: BEGIN, the person, its cursor and cluster, its business, the open jobs
 # with their trades, agreement and acceptance, its trades, the unread count.  (Open jobs
@@ -23,24 +22,8 @@ BOARD_QUERY_LIMIT = 10
 JOB_PAGE_QUERY_LIMIT = 15
 
 
-@contextmanager
-def _statements(app: Flask) -> Iterator[list[str]]:
-    """Every SQL statement the app runs meanwhile."""
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(statement)
-
-    engine = app.extensions["engine"]
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def _cost(app: Flask, client: FlaskClient, url: str, **headers: str) -> int:
-    with _statements(app) as seen:
+    with recorded(app.extensions["engine"]) as seen:
         response = client.get(url, headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
     return len(seen)

@@ -9,16 +9,15 @@ PostgreSQL).  Nothing about an approval may cost one statement per member.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-from sqlalchemy import event
 from sqlmodel import Session
 
 from marketplace.ledger import settlement
 from tests.conftest import invite_member
 from tests.jobs.conftest import recipients
 from tests.ledger.conftest import JULY, JULY_2, JUNE, Ledger
+from tests.statements import recorded, shapes
 
 AUGUST_2 = datetime(2026, 8, 2, 14, 0, tzinfo=UTC)
 
@@ -32,18 +31,9 @@ def _approval(session: Session, lw: Ledger, month: str, at: datetime,
                                   "Shared fuel", at)
     settlement.draft_for(session, lw.coordinator, month, at)
     session.expire_all()  # the approval comes in a request of its own: nothing loaded yet
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        seen.append(re.sub(r" IN \((?:[^()]|\([^()]*\))*\)", " IN (...)", statement))
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded(session.get_bind()) as seen:  # type: ignore[arg-type]  # the session's engine
         settlement.approve(session, lw.coordinator, month, {}, at)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
+    return shapes(seen)
 
 
 def test_approving_fourteen_paid_members_costs_what_two_cost(session: Session,

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import event
 from sqlmodel import Session, col, func, select
 
 from marketplace import create_app, fanout
@@ -33,6 +32,7 @@ from marketplace.scope import AppScope, bind, scope_of
 from tests.conftest import CHEAP_HASHING, NOW, PASSWORD, SECRET, World
 from tests.jobs.conftest import add_partner, give_profile, job_draft
 from tests.live import Inbox, live_server, logged_in_cookie, socket_client
+from tests.statements import recorded
 
 PARTNERS = 3
 
@@ -214,21 +214,10 @@ def test_the_posting_request_runs_the_same_statements_for_3_and_23_partners(
     _partners(session, world)
     client = production_app.test_client()
     client.post("/login", data={"email": world.owner_a.email, "password": PASSWORD})
-    request_thread = threading.get_ident()
 
     def cost(title: str) -> list[str]:
-        seen: list[str] = []
-
-        def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-            if threading.get_ident() == request_thread:
-                seen.append(statement)
-
-        engine = production_app.extensions["engine"]
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with recorded(production_app.extensions["engine"], this_thread_only=True) as seen:
             answer = client.post("/jobs/new", data=_post_form(title))
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
         assert answer.status_code == 302, answer.get_data(as_text=True)[:500]
         assert production_app.extensions[FANOUT_EXTENSION].flush(10)
         return seen
