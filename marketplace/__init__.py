@@ -50,7 +50,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     if app.config["TRUSTED_PROXIES"]:  # behind nginx: the client's address and scheme
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # WSGI middleware
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.basicConfig(level=app.config["LOG_LEVEL"],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # a line per sweep is noise
@@ -83,8 +84,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         max_http_buffer_size=_SOCKET_MESSAGE_LIMIT,
         # cors_allowed_origins left unset: Engine.IO then accepts same-origin only.
     )
-    app.wsgi_app = PollingBodyLimit(app.wsgi_app, "socket.io",  # type: ignore[method-assign]
-                                    _SOCKET_MESSAGE_LIMIT)
+    app.wsgi_app = PollingBodyLimit(  # type: ignore[method-assign]  # WSGI middleware
+        app.wsgi_app, "socket.io", _SOCKET_MESSAGE_LIMIT)
     install_publisher(app, scope)
     if app.config["FANOUT_IN_BACKGROUND"]:
         install_fanout_runner(app, scope)

@@ -53,7 +53,8 @@ def scheduler_command() -> None:
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     scheduler = BlockingScheduler(timezone="UTC")
-    leadership = add_tasks(scheduler, current_app._get_current_object())  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
+    leadership = add_tasks(scheduler, app)
     click.echo(f"scheduler {leadership.holder} running "
                f"({'leader' if leadership.is_leader else 'standing by'}); Ctrl-C stops it",
                err=True)

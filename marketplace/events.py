@@ -343,6 +343,6 @@ def mark_all_read(session: Session, user_id: int, now: datetime, through: int | 
         col(Notification.user_id) == user_id, col(Notification.read_at).is_(None))
     if through is not None:
         query = query.where(col(Notification.seq) <= through)
-    marked = session.execute(query.values(read_at=now)).rowcount  # type: ignore[attr-defined]
+    marked = session.exec(query.values(read_at=now)).rowcount
     session.commit()
     return int(marked)

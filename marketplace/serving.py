@@ -82,7 +82,7 @@ def check_cooperative() -> None:
     Raises ConfigurationError naming the part and the cause, at start-up,
     instead of a server that freezes whenever one query waits.
     """
-    from gevent import monkey  # type: ignore[import-untyped]
+    from gevent import monkey
 
     missing = [name for name in PATCHED_MODULES if not monkey.is_module_patched(name)]
     if missing:
@@ -114,7 +114,7 @@ def hashing_pool() -> Any:
     worker rather than a master that forks it."""
     global _hashing_pool, _hashing_pool_pid
     if _hashing_pool is None or _hashing_pool_pid != os.getpid():
-        from gevent.threadpool import ThreadPool  # type: ignore[import-untyped]
+        from gevent.threadpool import ThreadPool
 
         _hashing_pool = ThreadPool(maxsize=os.cpu_count() or 2)
         _hashing_pool_pid = os.getpid()

@@ -108,7 +108,7 @@ def _reading_engine() -> Engine:
     if readers is None:
         readers = current_app.extensions["reading_engine"] = \
             reading(current_app.extensions["engine"])
-    return readers  # type: ignore[no-any-return]
+    return readers
 
 
 def _roll_back_refused() -> None:
@@ -168,7 +168,7 @@ def _close_session(_exc: BaseException | None) -> None:
 
 def viewer() -> User:
     """The logged-in user as the model the services take."""
-    return current_user._get_current_object()  # type: ignore[attr-defined, no-any-return]
+    return current_user._get_current_object()
 
 
 def money_from_form(text: str, field: str, currency: str) -> int:
@@ -332,6 +332,6 @@ def init_web(app: Flask) -> None:
     app.jinja_env.globals["refusal_message"] = translate
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(ReadersWrite, _readers_write)
-    app.wsgi_app = _RunAgainAsWriter(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = _RunAgainAsWriter(app.wsgi_app)  # type: ignore[method-assign]  # middleware
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _server_error)

@@ -26,6 +26,8 @@ run_pytest() {
 echo "== tests on SQLite (tests marked redis run in the PostgreSQL + Redis leg)"
 (unset TEST_DATABASE_URL TEST_REDIS_URL; run_pytest -m "not redis") || exit 1
 "$python" -m ruff check marketplace tests bench wsgi.py || exit 1
+# Types: pyproject.toml's [tool.mypy] (default strictness, strict for money and the ledger).
+"$python" -m mypy || exit 1
 # The layers the build enforces (import contracts in pyproject.toml); the venv's script,
 # since importlinter has no `python -m` entry.
 "$(dirname "$python")/lint-imports" --no-cache --no-logo || exit 1

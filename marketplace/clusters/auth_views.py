@@ -156,6 +156,6 @@ def switch_language(code: str) -> ResponseReturnValue:
     if code in LANGUAGES:
         session["lang"] = code
         if current_user.is_authenticated:
-            user = current_user._get_current_object()  # type: ignore[attr-defined]
+            user = current_user._get_current_object()
             service.update_preferences(db(), user, code, user.timezone, user.unit_system)
     return redirect(_safe_next(request.args.get("next")))

@@ -41,9 +41,11 @@ from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import ValidationError
+from marketplace.forms import filled
 from marketplace.i18n import km_from_display, km_to_display
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
+from marketplace.persisted import id_of
 from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
 from marketplace.places.views import locate_typed, viewer_countries
 from marketplace.web import db, submit
@@ -88,7 +90,7 @@ def _accepted_member_ids(agreement: Agreement | None) -> set[int]:
 def members() -> ResponseReturnValue:
     viewer = acting_user()
     session = db()
-    rows = [(m, service.member_trades(session, m.id))
+    rows = [(m, service.member_trades(session, id_of(m)))
             for m in service.list_members(session, viewer)]
     unreachable: dict[int, list[str]] = {}
     if viewer.is_coordinator:  # who cannot be reached by mail, so the coordinator can call
@@ -109,14 +111,14 @@ def member(member_id: int) -> ResponseReturnValue:
     can_manage = service.can_manage_member(viewer, business)
     return render_template(
         "clusters/member.html", member=business, trades=TRADES,
-        member_trades=service.member_trades(session, business.id),
-        people=service.member_users(session, viewer, business.id) if can_manage else [],
+        member_trades=service.member_trades(session, id_of(business)),
+        people=service.member_users(session, viewer, id_of(business)) if can_manage else [],
         refused=outbox.undeliverable_among(
-            session, [p.email for p in service.member_users(session, viewer, business.id)])
+            session, [p.email for p in service.member_users(session, viewer, id_of(business))])
         if can_manage else {},
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
-        track_record=reliability(session, business.id, utcnow().date()),
+        track_record=reliability(session, id_of(business), utcnow().date()),
         area_changes=[(change, name, nearest_town(change.to_lat, change.to_lng,
                                                   viewer_countries())
                        if change.to_lat is not None and change.to_lng is not None else "")
@@ -139,7 +141,8 @@ def _typed_base(form: ProfileForm) -> tuple[float | None, float | None]:
         # Coordinates only (an older page or script): the service checks their ranges
         # together with the other fields.
         try:
-            return float(form.base_lat.data), float(form.base_lng.data)
+            lat, lng = form.base_lat.data, form.base_lng.data
+            return float(lat), float(lng)  # type: ignore[arg-type]  # None: TypeError below
         except (TypeError, ValueError):
             raise ValidationError("bad_point", BAD_POINT, fields={"base_place": BAD_POINT}) \
                 from None
@@ -155,7 +158,7 @@ def edit_member(member_id: int) -> ResponseReturnValue:
     business = service.get_member(session, viewer, member_id)
     form = ProfileForm(obj=business)
     if not form.is_submitted():
-        form.trades.data = service.member_trades(session, business.id)
+        form.trades.data = service.member_trades(session, id_of(business))
         if business.base_lat is not None and business.base_lng is not None:
             # Shown as its nearest town; kept as the exact point unless the text changes.
             form.base_place.data = form.base_resolved.data = nearest_town(
@@ -173,7 +176,7 @@ def edit_member(member_id: int) -> ResponseReturnValue:
             insurance_expires_on=form.insurance_expires_on.data,
             certifications=form.certifications.data or "",
         )
-        service.update_member_profile(session, viewer, business.id, profile)
+        service.update_member_profile(session, viewer, id_of(business), profile)
         flash(_("Profile saved."))
         return redirect(url_for("clusters.member", member_id=business.id))
 
@@ -199,7 +202,7 @@ def invite_person(member_id: int) -> ResponseReturnValue:
         flash(_("Enter a valid e-mail address and role."), "error")
         return redirect(url_for("clusters.member", member_id=business.id))
     invite = invites.create_user_invite(
-        db(), viewer, business.id, form.email.data or "", form.role.data or "", utcnow(),
+        db(), viewer, id_of(business), form.email.data or "", form.role.data or "", utcnow(),
         current_app.config["INVITE_VALID_DAYS"])
     flash(_("Invite created. Send this link to %(email)s: %(link)s", email=invite.email,
             link=invite_link(invite)))
@@ -316,7 +319,7 @@ def edit_agreement() -> ResponseReturnValue:
             scope_joint_bids=bool(form.scope_joint_bids.data),
             referral_fee_bp=_percent_to_bp(form.referral_fee_percent.data),
             platform_fee_bp=_percent_to_bp(form.platform_fee_percent.data),
-            sunset_on=form.sunset_on.data,  # type: ignore[arg-type]
+            sunset_on=filled(form.sunset_on.data),
             exit_notice_days=form.exit_notice_days.data or 0,
             information_rules=form.information_rules.data or "",
             aggregate_min_group=_min_group(form, current),
@@ -429,13 +432,13 @@ def _account_page(form: PreferencesForm | None = None, **extra: object) -> str:
     extra.setdefault("token_form", ApiTokenForm(formdata=None))
     if "push_form" not in extra:
         push_form = PushPreferencesForm(formdata=None)
-        push_form.fill(push_preferences.push_settings(db(), viewer.id))  # type: ignore[arg-type]
-        push_form.fill_mail(push_preferences.mail_settings(db(), viewer.id))  # type: ignore[arg-type]
+        push_form.fill(push_preferences.push_settings(db(), id_of(viewer)))
+        push_form.fill_mail(push_preferences.mail_settings(db(), id_of(viewer)))
         extra["push_form"] = push_form
     extra.setdefault("mail_refused", outbox.undeliverable(db(), viewer.email))
     return render_template("accounts/preferences.html", form=form,
                            api_tokens=tokens.active_tokens(db(), viewer),
-                           push_devices=subscriptions.devices(db(), viewer.id),  # type: ignore[arg-type]
+                           push_devices=subscriptions.devices(db(), id_of(viewer)),
                            action_form=ConfirmForm(formdata=None), **extra)
 
 

@@ -146,8 +146,8 @@ def _draw(fig: Figure, title: str, months: MonthRange, currency: str
     kind = fig.axis
     tones = TONES.get(fig.name, ())
     series = [charts.Series(_(fig.columns[c].label),
-                            tuple(None if row[c] is None else float(row[c])  # type: ignore[arg-type]
-                                  for row in fig.rows),
+                            tuple(None if cell is None else float(cell)
+                                  for cell in (row[c] for row in fig.rows)),
                             tones[n] if n < len(tones) else n)
               for n, c in enumerate(fig.series)]
     full: charts.Format = partial(shown, kind, currency=currency)
@@ -171,7 +171,7 @@ def _draw(fig: Figure, title: str, months: MonthRange, currency: str
     return svg, charts.legend(series)
 
 
-def _filter_args(scope: Scope, months: MonthRange) -> dict[str, str]:
+def _filter_args(scope: Scope, months: MonthRange) -> dict[str, Any]:
     """The query string that shows this scope and range again (page and CSV links)."""
     member = str(scope.member_id) if scope.member_id is not None else CLUSTER
     return {"first": months.first, "last": months.last, "member": member}

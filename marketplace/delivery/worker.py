@@ -135,13 +135,13 @@ def _claim(session: Session, now: datetime, settings: WorkerSettings) -> list[tu
 def retry_later(session: Session, delivery_id: int, attempts: int, now: datetime,
                 retry_after: float | None, reason: str) -> bool:
     """Put our claimed row back, due after the back-off; False when it was not ours."""
-    result = session.execute(
+    result = session.exec(
         update(Delivery).where(col(Delivery.id) == delivery_id,
                                col(Delivery.status) == DeliveryStatus.SENDING,
                                col(Delivery.attempts) == attempts)
         .values(status=DeliveryStatus.PENDING.value, claimed_until=None,
                 due_at=now + retry_delay(attempts, retry_after), last_error=reason[:300]))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)
 
 
 def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
@@ -196,13 +196,13 @@ def _messages(session: Session, claimed: list[tuple[int, int]], now: datetime,
 def close(session: Session, delivery_id: int, attempts: int, status: DeliveryStatus,
            error: str | None, now: datetime, done: Round) -> bool:
     """Move our claimed row to its final state (only if it is still ours)."""
-    result = session.execute(
+    result = session.exec(
         update(Delivery).where(col(Delivery.id) == delivery_id,
                                col(Delivery.status) == DeliveryStatus.SENDING,
                                col(Delivery.attempts) == attempts)
         .values(status=status.value, claimed_until=None, last_error=error,
                 sent_at=now if status is DeliveryStatus.SENT else None))
-    ours = bool(result.rowcount)  # type: ignore[attr-defined]
+    ours = bool(result.rowcount)
     if ours:
         done.outcomes.append((delivery_id, status.value))
         if status is DeliveryStatus.SENT:

@@ -31,6 +31,7 @@ from marketplace.clusters.service import get_cluster, list_members
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
 from marketplace.errors import N_, ValidationError
+from marketplace.forms import filled
 from marketplace.jobs import bidding, completion, service
 from marketplace.jobs.cards import render_card, render_cards
 from marketplace.jobs.eligibility import reason_as_error
@@ -100,7 +101,7 @@ def board_page(user: User, args: MultiDict[str, str]) -> dict[str, Any]:
     rows, trades = service.board_with_trades(db(), user, utcnow(), filters)
     shown = rows[(page - 1) * BOARD_PAGE_SIZE:page * BOARD_PAGE_SIZE]
     more = len(rows) > page * BOARD_PAGE_SIZE
-    asked = {k: v for k, v in args.items() if k != "page" and v}
+    asked: dict[str, Any] = {k: v for k, v in args.items() if k != "page" and v}
     cards = jobs_for(db(), viewer_of(user), [job for job, _d in shown], member, trades)
     return {
         "cards": cards, "card_html": render_cards(cards, one_tap_claim=True),
@@ -167,8 +168,8 @@ def post() -> ResponseReturnValue:
             address=(form.address.data or "").strip() or f"{site.lat:.5f}, {site.lng:.5f}",
             customer_name=form.customer_name.data or "",
             customer_contact=form.customer_contact.data or "",
-            crew_days=form.crew_days.data or 0, starts_on=form.starts_on.data,  # type: ignore[arg-type]
-            ends_on=form.ends_on.data,  # type: ignore[arg-type]
+            crew_days=form.crew_days.data or 0, starts_on=filled(form.starts_on.data),
+            ends_on=filled(form.ends_on.data),
             value_minor=_money(form.value.data or "", "value"), mode=form.mode.data or "",
             closes_at=closes_at)
         job = service.post_job(db(), user, draft, utcnow())
@@ -185,7 +186,7 @@ def _detail_context(job_id: int) -> dict[str, Any]:
     session = db()
     job = service.get_job(session, user, job_id)
     member = session.get(Member, user.member_id) if user.member_id else None
-    parties = contract_member_ids(session, job.id)
+    parties = contract_member_ids(session, id_of(job))
     is_poster = member is not None and member.id == job.poster_member_id
     now = utcnow()
     reasons = service.explain(session, user, job, now) if member else []
@@ -204,7 +205,7 @@ def _detail_context(job_id: int) -> dict[str, Any]:
         "closes_at": job.closes_at,
         "rate_targets": completion.rate_targets(session, member_id, job, parties),
         "partners": partners,
-        **_payment_context(session, job.id, member),  # type: ignore[arg-type]
+        **_payment_context(session, id_of(job), member),
         "bid_form": BidForm(), "cancel_form": CancelForm(), "action_form": ActionForm(),
         "award_form": AwardForm(), "rate_form": RateForm(),
     }
@@ -215,7 +216,7 @@ def _payment_context(session: Any, job_id: int, member: Member | None) -> dict[s
     contract = completion.contract_of(session, job_id)
     if contract is None or member is None:
         return {"payment": None, "is_lead": False, "stripe_on": False}
-    return {"payment": payment_of(session, contract.id),
+    return {"payment": payment_of(session, id_of(contract)),
             "refund_key": uuid4().hex,  # one refund however often the form is sent
             "is_lead": contract_lead(session, contract) == member.id,
             "stripe_on": bool(current_app.config.get("STRIPE_SECRET_KEY"))}
@@ -260,7 +261,7 @@ def _require_valid(form: BidForm) -> None:
 
 def _bid_terms(form: BidForm) -> bidding.BidTerms:
     return bidding.BidTerms(_money(form.price.data or "", "price"), form.crew_size.data or 0,
-                            form.earliest_start.data, form.note.data or "")  # type: ignore[arg-type]
+                            filled(form.earliest_start.data), form.note.data or "")
 
 
 @bp.route("/<int:job_id>/bid", methods=["POST"])

@@ -17,6 +17,7 @@ from marketplace.i18n import month_name, when
 from marketplace.ledger import settlement
 from marketplace.ledger.models import EntrySource, LedgerEntry
 from marketplace.money import plain_decimal
+from marketplace.persisted import id_of
 from marketplace.spreadsheet import spreadsheet_text
 
 SOURCE_LABELS = {
@@ -59,14 +60,14 @@ def statement_rows(session: Session, user: User, member: Member, month: str
     names[None] = _("the cluster")
     rows: list[list[str]] = [[_("Date"), _("What"), _("With"), _("Note"),
                               _("Amount (%(currency)s)", currency=cluster.currency)]]
-    for entry in settlement.statement(session, cluster.id, member.id, month):  # type: ignore[arg-type]
+    for entry in settlement.statement(session, id_of(cluster), id_of(member), month):
         other = entry.payer_member_id if entry.payee_member_id == member.id \
             else entry.payee_member_id
-        amount = signed_amount(entry, member.id)  # type: ignore[arg-type]
+        amount = signed_amount(entry, id_of(member))
         rows.append([when(entry.created_at, "short"), _(SOURCE_LABELS[EntrySource(entry.source)]),
                      spreadsheet_text(names.get(other, "")), spreadsheet_text(entry_note(entry)),
                      plain_decimal(amount, cluster.currency)])
-    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
+    net = settlement.month_nets(session, id_of(cluster), month).get(member.id)
     rows.append([])
     rows.append([_("Net for the month"), "", "", "",
                  plain_decimal(net.net if net else 0, cluster.currency)])

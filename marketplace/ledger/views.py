@@ -41,6 +41,7 @@ from marketplace.ledger.statements import (
     signed_amount,
     statement_rows,
 )
+from marketplace.persisted import id_of
 from marketplace.web import (
     csv_download,
     db,
@@ -89,22 +90,22 @@ def index() -> ResponseReturnValue:
     now = utcnow()
     current = settlement.current_month(cluster, now)
     if user.is_coordinator:
-        months = settlement.months_with_entries(session, cluster.id)  # type: ignore[arg-type]
-        rows = [(m, settlement.settlement_for(session, cluster.id, m)) for m in months]  # type: ignore[arg-type]
+        months = settlement.months_with_entries(session, id_of(cluster))
+        rows = [(m, settlement.settlement_for(session, id_of(cluster), m)) for m in months]
         return render_template("ledger/cluster.html", rows=rows, current=current,
                                next_step=next_settlement_step(rows, current),
                                approve_form=ApproveForm(), names=_names(user),
-                               failed=payments.failed_payouts(session, cluster.id),  # type: ignore[arg-type]
-                               reversals=refunds.failed_reversals(session, cluster.id),  # type: ignore[arg-type]
-                               disputes=disputes.open_disputes(session, cluster.id),  # type: ignore[arg-type]
+                               failed=payments.failed_payouts(session, id_of(cluster)),
+                               reversals=refunds.failed_reversals(session, id_of(cluster)),
+                               disputes=disputes.open_disputes(session, id_of(cluster)),
                                currency=cluster.currency,
                                own_reasons={payments.NOT_ONBOARDED: _(payments.NOT_ONBOARDED),
                                             payments.WAITING_FOR_CHARGE:
                                             _(payments.WAITING_FOR_CHARGE)})
     if user.member_id is None:
         abort(404)
-    months = settlement.months_with_entries(session, cluster.id, user.member_id)  # type: ignore[arg-type]
-    nets = {m: settlement.month_nets(session, cluster.id, m).get(user.member_id)  # type: ignore[arg-type]
+    months = settlement.months_with_entries(session, id_of(cluster), user.member_id)
+    nets = {m: settlement.month_nets(session, id_of(cluster), m).get(user.member_id)
             for m in months}
     return render_template("ledger/member.html", months=months, nets=nets, current=current,
                            balance=service.balance(session, user.member_id),
@@ -135,8 +136,8 @@ def _month_context(month: str, **forms: Any) -> dict[str, Any]:
     user = viewer()
     session = db()
     cluster = get_cluster(session, user)
-    draft = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
-    nets = settlement.month_nets(session, cluster.id, month)  # type: ignore[arg-type]
+    draft = settlement.settlement_for(session, id_of(cluster), month)
+    nets = settlement.month_nets(session, id_of(cluster), month)
     members = list_members(session, user)
     adjustment_form = forms.get("adjustment_form") or AdjustmentForm()
     adjustment_form.member_id.choices = [(str(m.id), m.name) for m in members]
@@ -165,10 +166,10 @@ def _statement_context(month: str) -> dict[str, Any]:
     session = db()
     cluster = get_cluster(session, user)
     member = _statement_member(user)
-    entries = settlement.statement(session, cluster.id, member.id, month)  # type: ignore[arg-type]
-    net = settlement.month_nets(session, cluster.id, month).get(member.id)  # type: ignore[arg-type]
-    draft = settlement.settlement_for(session, cluster.id, month)  # type: ignore[arg-type]
-    transfer = settlement.transfers_of(session, draft).get(member.id) if draft else None  # type: ignore[arg-type]
+    entries = settlement.statement(session, id_of(cluster), id_of(member), month)
+    net = settlement.month_nets(session, id_of(cluster), month).get(member.id)
+    draft = settlement.settlement_for(session, id_of(cluster), month)
+    transfer = settlement.transfers_of(session, draft).get(id_of(member)) if draft else None
     return {"month": month, "member": member, "cluster": cluster, "entries": entries,
             "net": net, "settlement": draft, "transfer": transfer, "names": _names(user)}
 

@@ -18,6 +18,7 @@ from marketplace.delivery.preferences import CATEGORY_LABELS, mute_mail
 from marketplace.extensions import csrf
 from marketplace.mail import outbox
 from marketplace.mail.composer import read_unsubscribe_token
+from marketplace.persisted import id_of
 from marketplace.web import db, viewer
 
 bp = Blueprint("mail", __name__)
@@ -36,7 +37,7 @@ def unsubscribe(token: str) -> ResponseReturnValue:
         if request.form.get("List-Unsubscribe") != "One-Click":
             return render_template("mail/unsubscribe.html", label=label, token=token,
                                    unconfirmed=True), 422
-        mute_mail(db(), person.id, found[1])  # type: ignore[arg-type]
+        mute_mail(db(), id_of(person), found[1])
         return render_template("mail/unsubscribe.html", done=True, label=label)
     return render_template("mail/unsubscribe.html", label=label, token=token)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from flask_login import login_required  # type: ignore[import-untyped]
+from flask_login import login_required
 
 from marketplace.places import service
 from marketplace.places.service import Place
@@ -39,7 +39,7 @@ def configured_geocoder() -> service.Geocoder | None:
         cached = (url, service.geocoder_from_url(
             url, float(current_app.config.get("GEOCODER_TIMEOUT_SECONDS") or 3)))
         current_app.extensions["geocoder"] = cached
-    return cached[1]  # type: ignore[no-any-return]
+    return cached[1]
 
 
 def locate_typed(text: str | None, lat: str | float | None, lng: str | float | None,

@@ -156,7 +156,7 @@ class BackgroundPublisher(Generic[T]):
                 if not found:
                     return
                 try:
-                    self._send(item)  # type: ignore[arg-type]
+                    self._send(item)  # type: ignore[arg-type]  # found, so a T
                 except Exception:  # the rows are stored: replay delivers them
                     self.failed += 1
                     log.exception("live publishing failed; phones get it by replay")

@@ -114,11 +114,11 @@ class Leadership:
         with Session(self.engine) as session:
             # Holding PostgreSQL's advisory lock makes us the leader: a lease naming
             # someone else is left over from a process that died.
-            renewed = session.execute(update(SchedulerLease).where(
+            renewed = session.exec(update(SchedulerLease).where(
                 col(SchedulerLease.name) == LEASE_NAME,
                 true() if self._lock_connection is not None else ours_or_stale)
                 .values(holder=self.holder, renewed_at=now))
-            if renewed.rowcount == 1:  # type: ignore[attr-defined]
+            if renewed.rowcount == 1:
                 session.commit()
                 return True
             session.add(SchedulerLease(name=LEASE_NAME, holder=self.holder, renewed_at=now))

@@ -36,6 +36,7 @@ from marketplace.equipment.readmodels import MachineViewer, booking_for
 from marketplace.equipment.views.common import bp, send_photo, uploaded_photo
 from marketplace.equipment.views.machines import detail_page
 from marketplace.errors import N_, DomainError, ValidationError
+from marketplace.forms import filled
 from marketplace.i18n import select_timezone
 from marketplace.persisted import id_of
 from marketplace.ratelimits import claim_limit
@@ -157,8 +158,8 @@ def book(equipment_id: int) -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_booking", N_("Enter when the booking starts and "
                                                         "ends."))
-        starts_at = utc_from_form(form.starts_at.data, "starts_at")  # type: ignore[arg-type]
-        ends_at = utc_from_form(form.ends_at.data, "ends_at")  # type: ignore[arg-type]
+        starts_at = utc_from_form(filled(form.starts_at.data), "starts_at")
+        ends_at = utc_from_form(filled(form.ends_at.data), "ends_at")
         if "quoted" in request.form:  # a person's form: book only the price it saw
             shown = quotes.quote(db(), viewer(), equipment_id, starts_at, ends_at, utcnow())
             if request.form["quoted"] != _signature(form, shown):

@@ -20,6 +20,7 @@ from marketplace.equipment.forms import WEEKDAYS, ListingForm, weekly_hours_fiel
 from marketplace.equipment.views.common import bp, uploaded_photo
 from marketplace.errors import N_, ValidationError
 from marketplace.i18n import select_timezone
+from marketplace.persisted import id_of
 from marketplace.places.views import locate_typed
 from marketplace.web import db, money_from_form, submit, viewer
 
@@ -181,11 +182,11 @@ def new_co_owned() -> ResponseReturnValue:
 
     def record() -> ResponseReturnValue:
         draft = _draft(form, cluster.currency)
-        shares = {m.id: _percent_to_bp(request.form.get(f"share-{m.id}", ""), "shares")
+        shares = {id_of(m): _percent_to_bp(request.form.get(f"share-{m.id}", ""), "shares")
                   for m in members}
         shares = {m: s for m, s in shares.items() if s}
         photo = uploaded_photo(form.photo)
-        machine = listings.record_co_owned(db(), user, draft, shares, utcnow(), photo)  # type: ignore[arg-type]
+        machine = listings.record_co_owned(db(), user, draft, shares, utcnow(), photo)
         flash(_("Co-owned machine recorded."))
         return redirect(url_for("equipment.detail", equipment_id=machine.id))
 

@@ -39,6 +39,7 @@ from marketplace.equipment.readmodels import (
 )
 from marketplace.equipment.views.common import bp, send_photo
 from marketplace.errors import N_, ValidationError
+from marketplace.forms import filled
 from marketplace.i18n import first_weekday, select_timezone
 from marketplace.web import db, submit, utc_from_form, viewer, wants_json
 
@@ -147,8 +148,8 @@ def add_blackout(equipment_id: int) -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_blackout", N_("Some fields need your attention."))
         listings.add_blackout(db(), viewer(), equipment_id,
-                              utc_from_form(form.starts_at.data, "starts_at"),  # type: ignore[arg-type]
-                              utc_from_form(form.ends_at.data, "ends_at"),  # type: ignore[arg-type]
+                              utc_from_form(filled(form.starts_at.data), "starts_at"),
+                              utc_from_form(filled(form.ends_at.data), "ends_at"),
                               form.reason.data or "", utcnow())
         flash(_("Blackout added. Bookings inside it were cancelled and their bookers told."))
         return redirect(url_for("equipment.detail", equipment_id=equipment_id))

@@ -17,6 +17,7 @@ from marketplace.equipment.forms import ActionForm, PlanForm, SwapForm
 from marketplace.equipment.readmodels import MachineViewer, audience_to_machine, owner_models
 from marketplace.equipment.views.common import bp
 from marketplace.errors import N_, ValidationError
+from marketplace.forms import filled
 from marketplace.web import db, submit, viewer
 
 
@@ -66,7 +67,7 @@ def create_plan(equipment_id: int) -> ResponseReturnValue:
         if not form.validate_on_submit():
             raise ValidationError("invalid_plan", N_("Some fields need your attention."))
         rotation.create_plan(db(), viewer(), equipment_id, form.period.data or "",
-                             form.starts_on.data, utcnow())  # type: ignore[arg-type]
+                             filled(form.starts_on.data), utcnow())
         flash(_("Rotation planned for the next periods."))
         return redirect(url_for("equipment.rotation_page", equipment_id=equipment_id))
 
