@@ -44,6 +44,7 @@ run: install
 lint: install
 	$(BIN)/ruff check marketplace tests bench migrations wsgi.py
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python -m mypy
 
 # Browser tests drive Debian's chromium (never a browser downloaded by a tool); the
 # scale-out test puts Debian's nginx in front of two app instances.
