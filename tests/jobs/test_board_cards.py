@@ -23,7 +23,8 @@ from marketplace.jobs.cards import card_cache, card_key
 from marketplace.jobs.models import OverflowJob
 from tests.conftest import World, login
 from tests.jobs.conftest import add_partner
-from tests.jobs.test_page_queries import BOARD_QUERY_LIMIT, _statements
+from tests.jobs.test_page_queries import BOARD_QUERY_LIMIT
+from tests.statements import recorded
 
 Post = Callable[..., OverflowJob]
 TOKEN = re.compile(r'(name="csrf_token" value=")[^"]*(")')
@@ -230,14 +231,14 @@ def test_the_board_runs_at_most_ten_queries_cached_or_not(
         post(title=f"Lawn {i}", trades=("mowing", "planting"), **_dates())
     session.commit()
     login(client, jobs_world.owner_b)
-    with _statements(app) as cold:
+    with recorded(app.extensions["engine"]) as cold:
         assert len(_board_cards(client)) == 3
     for i in range(30):
         post(title=f"Bed {i}", trades=("planting",), **_dates())
     session.commit()
-    with _statements(app) as many:
+    with recorded(app.extensions["engine"]) as many:
         assert len(_board_cards(client)) == 20
-    with _statements(app) as warm:
+    with recorded(app.extensions["engine"]) as warm:
         assert len(_board_cards(client)) == 20
     assert len(cold) == len(many) == len(warm) <= BOARD_QUERY_LIMIT <= 10
     assert not any("jobcontract" in statement.lower() for statement in warm)
