@@ -4,7 +4,7 @@ record of service-area changes (its rules: clusters/service_area.py)."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -79,10 +79,7 @@ class MemberFacts:
 
 
 #: The columns a MemberFacts is read from, in its fields' order.
-MEMBER_FACTS = (col(Member.id), col(Member.cluster_id), col(Member.name), col(Member.base_lat),
-                col(Member.base_lng), col(Member.service_radius_km),
-                col(Member.insurance_expires_on), col(Member.suspended),
-                col(Member.exit_effective_at))
+MEMBER_FACTS = tuple(col(getattr(Member, name.name)) for name in fields(MemberFacts))
 
 
 class MemberTrade(SQLModel, table=True):
@@ -141,8 +138,7 @@ class Addressee:
 
 
 #: The columns an Addressee is read from, in its fields' order.
-ADDRESSEE = (col(User.id), col(User.cluster_id), col(User.active), col(User.locale),
-             col(User.timezone))
+ADDRESSEE = tuple(col(getattr(User, name.name)) for name in fields(Addressee))
 
 
 class InviteKind(StrEnum):
