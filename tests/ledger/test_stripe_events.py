@@ -533,7 +533,8 @@ def test_a_refund_stripe_did_not_answer_is_asked_again_with_its_key_and_applied_
 
     assert sweep(asked_at + timedelta(seconds=30)) == 0  # its own request may still run
     assert wire.keys("POST", "/v1/refunds") == [f"refund-{row.id}"]
-    later = asked_at + refunds.RETRY_AFTER + timedelta(seconds=1)
+    # (from the row's own time: under load the request took seconds before storing it)
+    later = row.created_at + refunds.RETRY_AFTER + timedelta(seconds=1)
     assert sweep(later) == 1 + 2  # the refund recorded, two reversals
     assert wire.keys("POST", "/v1/refunds") == [f"refund-{row.id}"] * 2
     assert len(fake.refunds) == 1  # the same key: Stripe's first refund came back
@@ -579,13 +580,15 @@ def test_a_dashboard_refund_made_while_the_apps_refund_went_unanswered_is_not_lo
     wire.faults.append(Fault("POST", "/v1/refunds", 500, {
         "type": "api_error", "message": "An unknown error occurred"}))
     login(stripe_client, world.owner_b)
-    asked_at = utcnow()
     stripe_client.post(f"/jobs/{job.id}/refund",
                        data=_refund_form(stripe_client, job, "12345.70"))
     assert fake.refunds == {}  # Stripe never got it
     refunded = fake.refund_in_dashboard(str(payment.payment_intent_id), VALUE)
     assert _deliver(stripe_client, refunded) == "processed"
-    sweep(asked_at + refunds.RETRY_AFTER + timedelta(seconds=1))  # the retry is refused
+    _fresh(session)
+    asked = session.exec(select(PaymentRefund).where(PaymentRefund.origin == "app")).one()
+    # (from the row's own time: under load the request took seconds before storing it)
+    sweep(asked.created_at + refunds.RETRY_AFTER + timedelta(seconds=1))  # retry refused
     _fresh(session)
     app_refund = session.exec(select(PaymentRefund).where(PaymentRefund.origin == "app")).one()
     assert app_refund.status == "failed"
