@@ -101,7 +101,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _init_login(app: Flask) -> None:
-    from marketplace.clusters.models import User
+    from sqlmodel import col, select
+
+    from marketplace.clusters.models import Cluster, User
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -109,8 +111,15 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> User | None:
-        user = request_db().get(User, int(user_id))
-        return user if user is not None and user.active else None
+        # The person's cluster (every page's language, time zone and currency) comes in
+        # the same read, kept where `_load_viewer_cluster` looks.
+        row = request_db().exec(
+            select(User, Cluster).outerjoin(Cluster, col(Cluster.id) == User.cluster_id)
+            .where(User.id == int(user_id))).first()
+        if row is None or not row[0].active:
+            return None
+        g.viewer_cluster = row[1]
+        return row[0]
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -141,8 +150,9 @@ def _register_blueprints(app: Flask) -> None:
 def _load_viewer_cluster() -> None:
     from marketplace.clusters.models import Cluster
 
-    g.viewer_cluster = None
-    if current_user.is_authenticated:
+    if not current_user.is_authenticated:  # loads the person, and with it its cluster
+        g.viewer_cluster = None
+    elif g.get("viewer_cluster") is None:  # a person that came another way (API token)
         g.viewer_cluster = request_db().get(Cluster, current_user.cluster_id)
 
 

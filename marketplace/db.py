@@ -276,6 +276,12 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def on_postgresql(session: Session) -> bool:
+    """True when the session talks to PostgreSQL: row locks, `unnest` and ON CONFLICT
+    exist there and not on SQLite."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session for work outside a request (CLI, scheduler, tests).  On an app's engine

@@ -51,7 +51,7 @@ from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, SQLModel, col, select
 
 from marketplace.clusters.models import Addressee, Cluster, User
-from marketplace.db import UTCDateTime
+from marketplace.db import UTCDateTime, on_postgresql
 from marketplace.delivery import planner
 from marketplace.realtime.models import Notification, NotificationSequence
 from marketplace.scope import Slot
@@ -179,12 +179,8 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-def _on_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 def _dialect(session: Session) -> Any:
-    return postgresql if _on_postgresql(session) else sqlite
+    return postgresql if on_postgresql(session) else sqlite
 
 
 def _integer_rows(session: Session, **columns: list[int]) -> tuple[Any, dict[str, Any]]:
@@ -197,7 +193,7 @@ def _integer_rows(session: Session, **columns: list[int]) -> tuple[Any, dict[str
     statement with a few parameters (compiling a 1 000-row VALUES list cost more than
     running it, and a parameter set per row is a thousand of them to serialize)."""
     names = list(columns)
-    if _on_postgresql(session):
+    if on_postgresql(session):
         arrays = [bindparam(name, type_=postgresql.ARRAY(Integer)) for name in names]
         return func.unnest(*arrays).table_valued(*names).render_derived(), dict(columns)
     each = func.json_each(bindparam("rows", type_=String)).table_valued("value")
@@ -210,7 +206,7 @@ def _json_value(session: Session, name: str) -> Any:
     """A JSON parameter as a value to insert (PostgreSQL needs to be told it is JSON;
     SQLite keeps the text, and a CAST there would turn it into a number)."""
     value = bindparam(name, type_=JSON)
-    if _on_postgresql(session):
+    if on_postgresql(session):
         return cast(value, JSON)
     return type_coerce(value, JSON)
 

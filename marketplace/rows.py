@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, select
 
+from marketplace.db import on_postgresql
 from marketplace.errors import not_found
 
 R = TypeVar("R", bound=SQLModel)
@@ -26,11 +27,20 @@ R = TypeVar("R", bound=SQLModel)
 def in_cluster(session: Session, model: type[R], row_id: int, cluster_id: int, *,
                for_update: bool = False) -> R:
     """The `model` row `row_id` if it belongs to `cluster_id`; NotFound otherwise
-    (whether it is missing or another cluster's).  `for_update` locks it."""
-    query = select(model).where(model.id == row_id)  # type: ignore[attr-defined]  # every model with a cluster has an integer id
-    if for_update:
-        query = query.with_for_update()
-    row = session.exec(query).first()
+    (whether it is missing or another cluster's).  `for_update` locks it.
+
+    Only a lock needs the database asked again: a row this transaction already read
+    (the view checked the machine exists before the service books it) comes from the
+    session's identity map.  SQLite has no row locks (a writing transaction holds
+    the whole database from its start), so there `for_update` asks nothing more.
+    """
+    if for_update and on_postgresql(session):
+        # populate_existing: the locked read's values win over the copy read before it.
+        query = select(model).where(model.id == row_id).with_for_update(  # type: ignore[attr-defined]  # every model with a cluster has an integer id
+        ).execution_options(populate_existing=True)
+        row = session.exec(query).first()
+    else:
+        row = session.get(model, row_id)
     if row is None or getattr(row, "cluster_id", None) != cluster_id:
         raise not_found()
     return row

@@ -101,6 +101,7 @@ from sqlmodel import Session, col, func
 from marketplace.dashboard.access import Scope
 from marketplace.dashboard.models import ClusterSnapshot
 from marketplace.dashboard.periods import MonthRange
+from marketplace.db import on_postgresql
 from marketplace.errors import N_
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, OverflowJob
 from marketplace.ledger.models import EntrySource, LedgerEntry
@@ -253,8 +254,7 @@ def _stored(session: Session, cluster_id: int, months: set[str], names: Sequence
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: a row another read stored first stands."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
-        else sqlite.insert
+    insert = postgresql.insert if on_postgresql(session) else sqlite.insert
     return insert(ClusterSnapshot).values(rows).on_conflict_do_nothing(
         index_elements=["cluster_id", "month", "figure"])
 

@@ -10,12 +10,33 @@ merge, so a machine open around the clock can be booked over several days.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from marketplace.equipment.models import AvailabilityWindow
-
 Interval = tuple[datetime, datetime]
+
+
+class WeeklyWindow(Protocol):
+    """Weekly hours as the rule reads them: an `AvailabilityWindow`, or just its three
+    columns where a hot path (every booking tap) loads no more."""
+
+    @property
+    def weekday(self) -> int: ...
+    @property
+    def start_minute(self) -> int: ...
+    @property
+    def end_minute(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class WeeklyHours:
+    """One weekly window as a listing states it (and the booking rule reads it)."""
+
+    weekday: int  # 0 = Monday
+    start_minute: int
+    end_minute: int  # up to 1440 (midnight at the end of the day)
 
 
 def _local_instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
@@ -26,11 +47,11 @@ def _local_instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
-def open_intervals(windows: Iterable[AvailabilityWindow], timezone: str, start: datetime,
+def open_intervals(windows: Iterable[WeeklyWindow], timezone: str, start: datetime,
                    end: datetime) -> list[Interval]:
     """The machine's bookable hours overlapping [start, end), merged, in UTC."""
     zone = ZoneInfo(timezone)
-    by_weekday: dict[int, list[AvailabilityWindow]] = {}
+    by_weekday: dict[int, list[WeeklyWindow]] = {}
     for window in windows:
         by_weekday.setdefault(window.weekday, []).append(window)
     first = start.astimezone(zone).date() - timedelta(days=1)

@@ -24,6 +24,7 @@ from marketplace.clusters.service import (
     require_coordinator,
 )
 from marketplace.equipment.access import get_equipment, require_manager
+from marketplace.equipment.availability import WeeklyHours
 from marketplace.equipment.booking import cancel_affected
 from marketplace.equipment.models import (
     AvailabilityWindow,
@@ -43,13 +44,6 @@ MAX_DAY_RATE_MINOR = 100_000_00
 MAX_BOOKING_MINUTES = 60 * 24 * 60  # sixty days
 GRANULARITIES = (15, 30, 60)
 FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class WeeklyHours:
-    weekday: int  # 0 = Monday
-    start_minute: int
-    end_minute: int  # up to 1440 (midnight at the end of the day)
 
 
 @dataclass(frozen=True)
