@@ -7,14 +7,18 @@ hold a state the product itself could not reach.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 from zoneinfo import ZoneInfo
 
+from PIL import Image
 from sqlmodel import Session, col, select
 
 from marketplace.clusters import agreements, invites, service
+from marketplace.clusters.insurance import service as insurance
+from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Cluster, User
 from marketplace.dashboard.periods import months_back
 from marketplace.equipment import booking, listings, rotation
@@ -48,6 +52,8 @@ class DemoFirm:
     lng: float
     radius_km: float
     insured_for_days: int
+    #: The liability coverage on its certificate, in cents.
+    coverage_minor: int = 2_000_000_00
 
 
 FIRMS = (
@@ -56,7 +62,8 @@ FIRMS = (
     DemoFirm("Hernández Hardscapes", "Mateo Hernández", "mateo@hernandez.example", "es",
              ("hardscaping", "masonry", "paving", "drainage"), 45.3876, -75.6960, 35, 300),
     DemoFirm("Paysagement Laurentide", "Camille Gagnon", "camille@laurentide.example", "fr",
-             ("tree_work", "planting", "snow_removal"), 45.4765, -75.7013, 50, 500),
+             ("tree_work", "planting", "snow_removal"), 45.4765, -75.7013, 50, 500,
+             5_000_000_00),
     DemoFirm("Ottawa Valley Excavating", "Noah Campbell", "noah@ovexcavating.example", "en",
              ("grading", "drainage", "general_contracting"), 45.3500, -75.9000, 60, 20),
     DemoFirm("Green Fence & Deck", "Sofía Ramírez", "sofia@greenfence.example", "es",
@@ -82,6 +89,7 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
         information_rules="Partners see what a job needs and where it is, roughly. Bid prices "
                           "stay with the poster. Customer names and addresses are shared only "
                           "with the member who wins the job.",
+        min_coverage={"tree_work": 5_000_000_00},  # climbing near houses and wires
     ), now)
     for firm in FIRMS:
         invite = invites.create_member_invite(session, coordinator, firm.email, firm.name, now, 7)
@@ -91,16 +99,31 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
         assert owner.member_id is not None
         service.update_member_profile(session, owner, owner.member_id, service.MemberProfile(
             name=firm.name, trades=firm.trades, base_lat=firm.lat, base_lng=firm.lng,
-            service_radius_km=firm.radius_km,
-            insurance_expires_on=(now + timedelta(days=firm.insured_for_days)).date(),
-            certifications="",
+            service_radius_km=firm.radius_km, certifications="",
         ))
+        _insure(session, owner, coordinator, firm, now)
         agreements.accept_agreement(session, owner, agreement.version, now)
     grinder, excavator = _list_machines(session, now - timedelta(days=HISTORY_DAYS))
     _seed_history(session, coordinator, id_of(grinder), id_of(excavator), now)
     _seed_jobs(session, now)
     _seed_equipment(session, coordinator, id_of(grinder), now)
     return True
+
+
+def _insure(session: Session, owner: User, coordinator: User, firm: DemoFirm,
+            now: datetime) -> None:
+    """The firm uploads a (pictured) certificate and the coordinator verifies it, as
+    members do: eligibility counts only verified insurance."""
+    picture = io.BytesIO()
+    Image.new("RGB", (240, 320), (250, 250, 245)).save(picture, "PNG")
+    expires_on = (now + timedelta(days=firm.insured_for_days)).date()
+    certificate = insurance.submit_certificate(
+        session, owner, _firm(owner), insurance.Statement(
+            insurer="Valley Mutual", policy_number=f"VM-{_firm(owner):05d}",
+            coverage_minor=firm.coverage_minor, expires_on=expires_on),
+        check_document(picture.getvalue()), now)
+    insurance.verify_certificate(session, coordinator, id_of(certificate),
+                                 firm.coverage_minor, expires_on, now)
 
 
 def _owner(session: Session, email: str) -> User:

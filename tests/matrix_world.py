@@ -31,6 +31,8 @@ from werkzeug.serving import make_server
 from marketplace import create_app
 from marketplace.api import tokens
 from marketplace.clusters import accounts, agreements, invites
+from marketplace.clusters.insurance import service as insurance
+from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Member, User
 from marketplace.db import utcnow
 from marketplace.delivery.preferences import Category
@@ -164,6 +166,24 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
     session.commit()
     invite = invites.create_member_invite(session, world.coordinator, "e@epsilon.test",
                                           "Epsilon Paving", now, 7)
+    # Insurance: B's verified certificate (B is party to A's contract job), A's and C's
+    # waiting for the coordinator.
+    insured_until = today + timedelta(days=400)
+
+    def certificate(owner: User, insurer: str) -> int:
+        assert owner.member_id is not None
+        made = insurance.submit_certificate(
+            session, owner, owner.member_id,
+            insurance.Statement(insurer, "POL-1", 2_000_000_00, insured_until),
+            check_document(png_bytes()), now)
+        assert made.id is not None
+        return made.id
+
+    verified = certificate(world.owner_b, "Beta Mutual")
+    insurance.verify_certificate(session, world.coordinator, verified, 2_000_000_00,
+                                 insured_until, now)
+    pending_certificate = certificate(world.owner_a, "Alpha Assurance")
+    rejectable = certificate(owner_c, "Gamma Casualty")
     member_a = session.get(Member, world.member_a_id)
     assert member_a is not None
     users: dict[str, User | None] = {
@@ -182,6 +202,8 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "co_owned": co_owned.id, "booking": made.id, "requested": requested.id,
         "checked_out": out.id, "blackout": blackout.id, "custody": spare.id,
         "swap": swap.id, "month": month, "version": version.version,
+        "certificate": verified, "pending_certificate": pending_certificate,
+        "rejectable": rejectable, "insured_until": insured_until.isoformat(),
         "api_token": tokens.create_token(session, world.owner_a, "Alpha's script", now).token.id,
         "invite": invites.invite_token(SECRET, invite),
         "reset": accounts.make_reset_token(SECRET, world.crew_a),

@@ -30,6 +30,7 @@ instead of answering "offline ledger" to everyone.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ from tests.conftest import World, login
 from tests.matrix_world import (
     MatrixWorld,
     build_world,
+    png_bytes,
     serve_fake_stripe,
     stripe_mode_app,
     table_digest,
@@ -139,6 +141,15 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.edit_member", "POST"):           ("member_a",      LOGIN,   403,   302,   403,   403,   302,   404,   404),
     ("clusters.give_exit_notice", "POST"):      ("member_a",      LOGIN,   302,   302,   302,   302,   302,   302,   302),
     ("clusters.invite_person", "POST"):         ("member_a",      LOGIN,   302,   302,   302,   302,   302,   404,   404),
+    # insurance: a member's certificates (its people, the coordinator), uploads (its owners),
+    # the coordinator's queue and decisions, and the document (its business, the
+    # coordinator, and the parties of a job with a contract: A posted, B won)
+    ("clusters.insurance.member_insurance", "GET"):  ("member_a", LOGIN, 200,   200,   403,   403,   200,   404,   404),
+    ("clusters.insurance.member_insurance", "POST"): ("member_a", LOGIN, 403,   422,   403,   403,   403,   404,   404),
+    ("clusters.insurance.pending", "GET"):      ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
+    ("clusters.insurance.verify", "POST"):      ("pending_certificate", LOGIN, 403, 403, 403,   403,   422,   403,   404),
+    ("clusters.insurance.reject", "POST"):      ("rejectable",    LOGIN,   403,   403,   403,   403,   422,   403,   404),
+    ("clusters.insurance.document", "GET"):     ("certificate",   LOGIN,   200,   200,   200,   404,   200,   404,   404),
     # jobs
     ("jobs.board", "GET"):                      ("-",             LOGIN,   200,   200,   200,   200,   302,   200,   302),
     ("jobs.detail", "GET"):                     ("contract_job",  LOGIN,   200,   200,   200,   200,   200,   404,   404),
@@ -221,6 +232,9 @@ FILLED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("dashboard.chart_csv", "GET"):             ("member_a",      LOGIN,   200,   200,   403,   403,   200,   404,   404),
     ("clusters.give_exit_notice", "POST"):      ("member_a",      LOGIN,   403,   302,   403,   403,   403,   404,   404),
     ("clusters.invite_person", "POST"):         ("member_a",      LOGIN,   403,   302,   403,   403,   302,   404,   404),
+    ("clusters.insurance.verify", "POST"):      ("pending_certificate", LOGIN, 403, 403, 403,   403,   302,   403,   404),
+    ("clusters.insurance.reject", "POST"):      ("rejectable",    LOGIN,   403,   403,   403,   403,   302,   403,   404),
+    ("clusters.insurance.member_insurance", "POST"): ("member_a", LOGIN, 403,   302,   403,   403,   403,   404,   404),
     ("jobs.post", "POST"):                      ("-",             LOGIN,   302,   302,   302,   302,   403,   403,   403),
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   403,   403,   302,   302,   403,   404,   403),
     ("jobs.propose_joint", "POST"):             ("window_job",    LOGIN,   403,   403,   409,   422,   403,   404,   403),
@@ -249,6 +263,12 @@ FORMS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("dashboard.chart_csv", "GET"): lambda i: {"member": i["member_a"]},
     ("clusters.give_exit_notice", "POST"): lambda i: {"confirm": "y"},
     ("clusters.invite_person", "POST"): lambda i: {"email": "new@alpha.test", "role": "crew"},
+    ("clusters.insurance.verify", "POST"): lambda i: {
+        "coverage": "2000000", "expires_on": i["insured_until"]},
+    ("clusters.insurance.reject", "POST"): lambda i: {"reason": "The page is unreadable."},
+    ("clusters.insurance.member_insurance", "POST"): lambda i: {
+        "document": (io.BytesIO(png_bytes()), "certificate.png"), "insurer": "Alpha Assurance",
+        "policy_number": "AA-2", "coverage": "2000000", "expires_on": i["insured_until"]},
     ("jobs.post", "POST"): lambda i: {
         "title": "Trim hedges", "trades": "mowing", "locality": "Annex", "site_lat": "43.6532",
         "site_lng": "-79.3832", "address": "1 Main St", "customer_name": "Quinn",
@@ -292,13 +312,15 @@ KNOWN_ORACLES: dict[tuple[str, str, str], tuple[bool, str]] = {}
 OUR_OBJECTS = frozenset({
     "open_job", "contract_job", "window_job", "done_job", "confirmed_job", "joint_bid",
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
-    "custody", "swap", "version", "api_token"})
+    "custody", "swap", "version", "api_token", "certificate", "pending_certificate",
+    "rejectable"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
 CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.
 OUR_MARKERS = ("Alpha Lawns", "Beta Stone", "Gamma Trees", "Delta Decks", "Zelda Quackenbush",
                "Evergreen", "Edge the park", "Plant the boulevard", "Rake the lawns",
-               "Sod the yard", "Kubota", "Bobcat", "Shared dump trailer", "Fuel shared")
+               "Sod the yard", "Kubota", "Bobcat", "Shared dump trailer", "Fuel shared",
+               "Beta Mutual", "Alpha Assurance", "Gamma Casualty")
 
 
 # --- fixtures ----------------------------------------------------------------------------

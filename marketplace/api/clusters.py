@@ -15,7 +15,7 @@ from pydantic import Field
 
 from marketplace import events
 from marketplace.api import tokens
-from marketplace.api.fields import Day, Latitude, Locale, Longitude, Moment, Trade, Units
+from marketplace.api.fields import Latitude, Locale, Longitude, Moment, Trade, Units
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.models import Member
@@ -58,7 +58,12 @@ class MemberOut(ResponseModel):
     base_lat: float | None = None
     base_lng: float | None = None
     service_radius_km: float | None = None
-    insurance_expires_on: date | None = None
+    insurance_expires_on: date | None = Field(
+        default=None, description="The verified insurance's expiry (set by the coordinator's "
+        "verification of an uploaded certificate; not writable here).")
+    insurance_coverage_minor: int | None = Field(
+        default=None, description="The verified liability coverage, in minor units of the "
+        "cluster's currency.")
     certifications: str | None = None
 
 
@@ -77,6 +82,9 @@ class AgreementOut(ResponseModel):
     sunset_on: date
     exit_notice_days: int
     information_rules: str
+    min_coverage: dict[str, int] = Field(
+        default_factory=dict, description="Trade -> the verified insurance coverage (minor "
+        "units) a member needs to take a job in it.")
     accepted_by_my_business: bool | None = Field(default=None, description="Members only.")
 
 
@@ -119,7 +127,6 @@ class ProfileIn(RequestModel):
     base_lat: Latitude | None = None
     base_lng: Longitude | None = None
     service_radius_km: float | None = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
-    insurance_expires_on: Day | None = None
     certifications: str = Field(default="", max_length=2000)
 
 
@@ -148,6 +155,7 @@ def _member_out(member: Member) -> dict[str, Any]:
         data.update(base_lat=member.base_lat, base_lng=member.base_lng,
                     service_radius_km=member.service_radius_km,
                     insurance_expires_on=member.insurance_expires_on,
+                    insurance_coverage_minor=member.insurance_coverage_minor,
                     certifications=member.certifications)
     return data
 

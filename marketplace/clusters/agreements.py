@@ -10,7 +10,7 @@ function every later domain calls.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -28,10 +28,14 @@ from marketplace.clusters.models import (
     User,
 )
 from marketplace.clusters.service import get_member, require_coordinator
+from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
 from marketplace.persisted import id_of
 
 MAX_EXIT_NOTICE_DAYS = 365
+#: The largest minimum coverage a trade can require, in minor units (ten billion in
+#: major units: more than any liability policy, still far inside a 64-bit column).
+MAX_MIN_COVERAGE = 10**12
 #: The information rules' k (`Agreement.aggregate_min_group`): by default 3; at least 2
 #: (with 1, "totals" could be one rival's own figure); at most 50.
 DEFAULT_MIN_GROUP, MIN_GROUP, MAX_GROUP = 3, 2, 50
@@ -57,6 +61,8 @@ class AgreementTerms:
     exit_notice_days: int
     information_rules: str
     aggregate_min_group: int = DEFAULT_MIN_GROUP
+    #: Trade -> the verified insurance coverage (minor units) a job in it needs.
+    min_coverage: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, agreement: Agreement) -> AgreementTerms:
@@ -92,6 +98,13 @@ def _validate_terms(terms: AgreementTerms, today: date) -> None:
     if not MIN_GROUP <= terms.aggregate_min_group <= MAX_GROUP:
         errors["aggregate_min_group"] = N_("Cluster totals must combine between 2 and 50 "
                                            "other members.")
+    for trade, minimum in terms.min_coverage.items():
+        if not is_trade(trade):
+            errors["min_coverage"] = N_("Choose trades from the list.")
+        elif isinstance(minimum, bool) or not isinstance(minimum, int) \
+                or not 0 < minimum <= MAX_MIN_COVERAGE:
+            errors[f"min_coverage-{trade}"] = N_("Enter a minimum coverage above zero, or "
+                                                 "leave it empty for no minimum.")
     if errors:
         raise ValidationError("invalid_agreement", N_("Some fields need your attention."),
                               fields=errors)
@@ -103,6 +116,16 @@ def agreement_in_force(session: Session, cluster_id: int) -> Agreement | None:
         select(Agreement).where(Agreement.cluster_id == cluster_id)
         .order_by(col(Agreement.version).desc())
     ).first()
+
+
+def minimum_coverage(agreement: Agreement | None, trades: Iterable[str]
+                     ) -> tuple[int, list[str]]:
+    """The verified insurance coverage a job in `trades` needs under `agreement` (the
+    largest of its trades' minima, 0 for none), and the trades that ask that much."""
+    minima = agreement.min_coverage if agreement is not None else {}
+    needed = {trade: minima.get(trade, 0) for trade in trades}
+    highest = max(needed.values(), default=0)
+    return highest, sorted(t for t, amount in needed.items() if amount == highest and highest)
 
 
 def aggregate_min_group(session: Session, cluster_id: int) -> int:
@@ -137,6 +160,7 @@ def publish_agreement(
         **{f.name: getattr(terms, f.name) for f in fields(AgreementTerms)},
     )
     agreement.purpose = terms.purpose.strip()
+    agreement.min_coverage = dict(sorted(terms.min_coverage.items()))
     agreement.information_rules = terms.information_rules.strip()
     session.add(agreement)
     try:
@@ -216,11 +240,23 @@ def give_exit_notice(session: Session, actor: User, member_id: int, now: datetim
     return member
 
 
+def _in_force(session: Session, cluster_id: int,
+              known: dict[int, Agreement | None] | None) -> Agreement | None:
+    """The agreement in force, read once per cluster into `known` when the caller keeps
+    it (eligibility reads the same version's minimum coverage without a second query)."""
+    if known is None:
+        return agreement_in_force(session, cluster_id)
+    if cluster_id not in known:
+        known[cluster_id] = agreement_in_force(session, cluster_id)
+    return known[cluster_id]
+
+
 def participation_refusal(
-    session: Session, member: Member | MemberFacts, activity: Activity, now: datetime
+    session: Session, member: Member | MemberFacts, activity: Activity, now: datetime,
+    in_force: dict[int, Agreement | None] | None = None,
 ) -> DomainError | None:
     """Why this member may not take part in `activity` now, or None if it may."""
-    current = agreement_in_force(session, member.cluster_id)
+    current = _in_force(session, member.cluster_id, in_force)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
     accepted = current is not None and _acceptance(session, current.id, id_of(member)) is not None
@@ -229,7 +265,7 @@ def participation_refusal(
 
 def participation_refusals(
     session: Session, members: Iterable[Member | MemberFacts], activity: Activity,
-    now: datetime
+    now: datetime, in_force: dict[int, Agreement | None] | None = None,
 ) -> dict[int | None, DomainError | None]:
     """`participation_refusal` for many members at once, in two queries per cluster.
 
@@ -242,7 +278,7 @@ def participation_refusals(
         if member.cluster_id not in facts:
             cluster = session.get(Cluster, member.cluster_id)
             assert cluster is not None
-            current = agreement_in_force(session, member.cluster_id)
+            current = _in_force(session, member.cluster_id, in_force)
             accepted = set(session.exec(select(AgreementAcceptance.member_id).where(
                 AgreementAcceptance.agreement_id == current.id))) if current else set()
             facts[member.cluster_id] = (cluster, current, accepted)

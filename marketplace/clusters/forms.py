@@ -120,7 +120,6 @@ class ProfileForm(WebForm):
     base_lng = HiddenField()
     base_resolved = HiddenField()
     service_radius = FloatField(_l("Service radius"), validators=[Optional()])
-    insurance_expires_on = DateField(_l("Insurance valid until"), validators=[Optional()])
     certifications = TextAreaField(_l("Certifications"), validators=[Length(max=2000)])
 
     def __init__(self, *args: object, **kwargs: object) -> None:

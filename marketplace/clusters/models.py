@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel, col
 
 from marketplace.db import UTCDateTime
@@ -49,7 +49,12 @@ class Member(SQLModel, table=True):
     base_lat: float | None = Field(default=None)
     base_lng: float | None = Field(default=None)
     service_radius_km: float | None = Field(default=None)
+    #: The *verified* insurance: the expiry and coverage (minor units of the cluster's
+    #: currency) the coordinator last verified on a certificate (clusters/insurance/);
+    #: nobody types them into the profile, and eligibility reads only these.
     insurance_expires_on: date | None = Field(default=None)
+    insurance_coverage_minor: int | None = Field(
+        default=None, sa_column=Column(BigInteger(), nullable=True))
     certifications: str = Field(default="", max_length=2000)
     suspended: bool = Field(default=False)
     exit_noticed_at: datetime | None = Field(
@@ -74,12 +79,19 @@ class MemberFacts:
     base_lng: float | None
     service_radius_km: float | None
     insurance_expires_on: date | None
+    insurance_coverage_minor: int | None
     suspended: bool
     exit_effective_at: datetime | None
 
 
 #: The columns a MemberFacts is read from, in its fields' order.
 MEMBER_FACTS = tuple(col(getattr(Member, name.name)) for name in fields(MemberFacts))
+
+
+def facts_of(member: Member) -> MemberFacts:
+    """The member's facts from a row already loaded: a rule applied to hundreds of jobs
+    reads plain attributes, not the ORM's instrumented ones."""
+    return MemberFacts(*(getattr(member, name.name) for name in fields(MemberFacts)))
 
 
 class MemberTrade(SQLModel, table=True):
@@ -185,6 +197,11 @@ class Agreement(SQLModel, table=True):
     #: ratings only when it combines at least this many other members and contracts
     #: (bookings, ratings), for a month that is over (dashboard.disclosure).
     aggregate_min_group: int = Field(default=3, sa_column_kwargs={"server_default": "3"})
+    #: Trade code -> the verified insurance coverage (minor units of the cluster's
+    #: currency) a member needs to take a job in that trade; a trade not listed needs
+    #: none beyond a verified, current certificate.
+    min_coverage: dict[str, int] = Field(
+        default_factory=dict, sa_column=Column(JSON(), nullable=False, server_default="{}"))
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -214,3 +231,55 @@ class ServiceAreaChange(SQLModel, table=True):
     to_lat: float | None = None
     to_lng: float | None = None
     to_radius_km: float | None = None
+
+
+class CertificateStatus(StrEnum):
+    PENDING = "pending"  # uploaded (or carried over from the old profile), not yet checked
+    VERIFIED = "verified"  # the coordinator checked it; its figures are on the member
+    REJECTED = "rejected"  # the coordinator refused it, with a reason
+    REPLACED = "replaced"  # a newer certificate of the member was uploaded or verified
+
+
+class InsuranceCertificate(SQLModel, table=True):
+    """A member's certificate of liability insurance, as uploaded and as decided.
+
+    The document is stored in the row (re-encoded pictures, checked PDFs, a few MB
+    at most), so a certificate and its file commit or roll back together on SQLite
+    and PostgreSQL alike.  `coverage_minor` and `expires_on` are what the member
+    stated; the coordinator's verified figures are written onto the member.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    status: str = Field(default=CertificateStatus.PENDING.value, max_length=20, index=True)
+    insurer: str = Field(default="", max_length=120)
+    policy_number: str = Field(default="", max_length=60)
+    coverage_minor: int | None = Field(default=None, sa_column=Column(BigInteger(),
+                                                                      nullable=True))
+    currency: str = Field(max_length=3)
+    expires_on: date
+    #: None for a record carried over from the self-stated expiry (migration 0014).
+    document: bytes | None = Field(default=None, sa_column=Column(LargeBinary(),
+                                                                  nullable=True))
+    media_type: str = Field(default="", max_length=40)
+    uploaded_by_id: int | None = Field(default=None, foreign_key="user.id")
+    uploaded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    decided_by_id: int | None = Field(default=None, foreign_key="user.id")
+    decided_at: datetime | None = Field(default=None,
+                                        sa_column=Column(UTCDateTime(), nullable=True))
+    reason: str = Field(default="", max_length=500)
+
+
+class InsuranceNotice(SQLModel, table=True):
+    """One insurance notice sent to a member's people: 30 or 7 days before a verified
+    expiry, or at it.  The unique key makes each notice happen once per expiry date,
+    however many schedulers or reruns try (clusters/insurance/service.py)."""
+
+    __table_args__ = (UniqueConstraint("member_id", "expires_on", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    expires_on: date
+    kind: str = Field(max_length=10)
+    sent_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import available_timezones
 
 from sqlalchemy import select as sa_select
@@ -275,8 +275,9 @@ class MemberProfile:
     base_lat: float | None
     base_lng: float | None
     service_radius_km: float | None
-    insurance_expires_on: date | None
     certifications: str
+    # No insurance here: a member's insurance counts only as the coordinator verified it
+    # from the uploaded certificate (clusters/insurance/).
 
 
 def can_manage_member(actor: User, member: Member) -> bool:
@@ -325,7 +326,6 @@ def update_member_profile(
     member.base_lat = profile.base_lat
     member.base_lng = profile.base_lng
     member.service_radius_km = profile.service_radius_km
-    member.insurance_expires_on = profile.insurance_expires_on
     member.certifications = profile.certifications.strip()
     session.add(member)
     for row in session.exec(select(MemberTrade).where(MemberTrade.member_id == member.id)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from flask import (
     make_response,
     redirect,
     render_template,
+    request,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -33,7 +35,10 @@ from marketplace.clusters.forms import (
     ProfileForm,
     UserInviteForm,
 )
-from marketplace.clusters.models import Agreement, Invite, Member
+from marketplace.clusters.insurance import service as insurance
+from marketplace.clusters.insurance.views import bp as insurance_bp
+from marketplace.clusters.insurance.views import typed_amount
+from marketplace.clusters.models import Agreement, InsuranceCertificate, Invite, Member
 from marketplace.clusters.service_area import recent_changes
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
@@ -48,10 +53,11 @@ from marketplace.mail import outbox
 from marketplace.persisted import id_of
 from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
 from marketplace.places.views import locate_typed, viewer_countries
-from marketplace.web import db, submit
+from marketplace.web import db, money_from_form, submit
 from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
+bp.register_blueprint(insurance_bp)  # its pages: clusters.insurance.*
 
 
 @bp.before_request
@@ -118,6 +124,9 @@ def member(member_id: int) -> ResponseReturnValue:
         if can_manage else {},
         can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
+        sees_insurance=viewer.is_coordinator or viewer.member_id == business.id,
+        # The verified certificate, to those who may download it (its job partners too).
+        certificate=_downloadable_certificate(id_of(business)),
         track_record=reliability(session, id_of(business), utcnow().date()),
         area_changes=[(change, name, nearest_town(change.to_lat, change.to_lng,
                                                   viewer_countries())
@@ -128,6 +137,15 @@ def member(member_id: int) -> ResponseReturnValue:
         base_town=nearest_town(business.base_lat, business.base_lng, viewer_countries())
         if business.base_lat is not None and business.base_lng is not None else "",
     )
+
+
+def _downloadable_certificate(member_id: int) -> InsuranceCertificate | None:
+    """The member's verified certificate if the viewer may download it (service.may_read)."""
+    certificate = insurance.verified_certificate(db(), member_id)
+    if certificate is None or certificate.document is None \
+            or not insurance.may_read(db(), acting_user(), certificate):
+        return None
+    return certificate
 
 
 def _typed_base(form: ProfileForm) -> tuple[float | None, float | None]:
@@ -173,7 +191,6 @@ def edit_member(member_id: int) -> ResponseReturnValue:
             name=form.name.data or "", trades=tuple(form.trades.data or ()),
             base_lat=base[0], base_lng=base[1],
             service_radius_km=km_from_display(radius) if radius is not None else None,
-            insurance_expires_on=form.insurance_expires_on.data,
             certifications=form.certifications.data or "",
         )
         service.update_member_profile(session, viewer, id_of(business), profile)
@@ -326,16 +343,39 @@ def edit_agreement() -> ResponseReturnValue:
         )
 
         def publish() -> ResponseReturnValue:
-            published = agreements.publish_agreement(db(), viewer, terms, utcnow())
+            published = agreements.publish_agreement(
+                db(), viewer, replace(terms, min_coverage=_min_coverage()), utcnow())
             flash(_("Version %(version)d published. Every member must accept it again.",
                     version=published.version))
             return redirect(url_for("clusters.agreement"))
 
-        return submit(form, publish, lambda: render_template(
-            "clusters/agreement_edit.html", form=form, current=current),
-            rename=AGREEMENT_FIELDS)
-    return render_template("clusters/agreement_edit.html", form=form, current=current), \
-        _invalid_status(form)
+        return submit(form, publish, lambda: _agreement_editor(form, current),
+                      rename=AGREEMENT_FIELDS)
+    return _agreement_editor(form, current), _invalid_status(form)
+
+
+def _agreement_editor(form: AgreementForm, current: Agreement | None) -> str:
+    """The editor, with the minimum coverage per trade as typed (or as in force)."""
+    currency = service.get_cluster(db(), acting_user()).currency
+    if form.is_submitted():
+        typed = {code: request.form.get(f"min_coverage-{code}", "")[:40] for code in TRADES}
+    else:
+        minima = current.min_coverage if current is not None else {}
+        typed = {code: typed_amount(minima.get(code), currency) for code in TRADES}
+    return render_template("clusters/agreement_edit.html", form=form, current=current,
+                           trades=TRADES, min_coverage=typed, currency=currency)
+
+
+def _min_coverage() -> dict[str, int]:
+    """The minimum verified coverage per trade typed in the editor (empty: none); an
+    amount that does not parse is refused at its own field."""
+    currency = service.get_cluster(db(), acting_user()).currency
+    minima: dict[str, int] = {}
+    for code in TRADES:
+        text = request.form.get(f"min_coverage-{code}", "").strip()
+        if text:
+            minima[code] = money_from_form(text, f"min_coverage-{code}", currency)
+    return minima
 
 
 #: Service field names -> the form's: the service speaks basis points, the form percent.

@@ -21,13 +21,16 @@ from sqlmodel import Session, col, select
 
 from marketplace.clusters.agreements import (
     Activity,
+    agreement_in_force,
+    minimum_coverage,
     participation_refusal,
     participation_refusals,
 )
-from marketplace.clusters.models import MEMBER_FACTS, Member, MemberFacts, MemberTrade
+from marketplace.clusters.models import MEMBER_FACTS, Agreement, Member, MemberFacts, MemberTrade
 from marketplace.errors import N_, DomainError, Forbidden
 from marketplace.geo import APPROX_MAX_KM, coarse_km, distance_km
-from marketplace.jobs.models import JobTrade, OverflowJob
+from marketplace.jobs.models import JobFacts, JobTrade, OverflowJob
+from marketplace.money import plain_decimal
 from marketplace.persisted import id_of
 
 
@@ -71,7 +74,8 @@ def site_distance_km(member: Member | MemberFacts, job: OverflowJob) -> float | 
     return distance_km(member.base_lat, member.base_lng, job.site_lat, job.site_lng)
 
 
-def service_distance_km(member: Member | MemberFacts, job: OverflowJob) -> float | None:
+def service_distance_km(member: Member | MemberFacts, job: OverflowJob | JobFacts
+                        ) -> float | None:
     """How far the job is from the member's base for the service-area rule: from the
     job's approximate point, which is public, never from the site.  A rule on the
     exact site would answer "inside or outside" about the site itself, and a rival
@@ -84,7 +88,8 @@ def service_distance_km(member: Member | MemberFacts, job: OverflowJob) -> float
     return distance_km(member.base_lat, member.base_lng, job.approx_lat, job.approx_lng)
 
 
-def partner_distance_km(member: Member | MemberFacts, job: OverflowJob) -> tuple[int, str] | None:
+def partner_distance_km(member: Member | MemberFacts, job: OverflowJob | JobFacts
+                        ) -> tuple[int, str] | None:
     """How far a partner is told the job is, with how to read it ("under" 2 km, "about"
     n km): from the job's approximate point, in whole kilometres.  Never from the exact
     site: a rival moving its own base would otherwise trilaterate the site (geo.py)."""
@@ -94,15 +99,19 @@ def partner_distance_km(member: Member | MemberFacts, job: OverflowJob) -> tuple
 
 def _reasons(
     member: Member | MemberFacts,
-    job: OverflowJob,
+    job: OverflowJob | JobFacts,
     needed: Sequence[str],
     offered: set[str],
     refusal: DomainError | None,
+    agreement: Agreement | None = None,
 ) -> list[Reason]:
     """The rule itself, on facts already loaded: every reason `member` cannot take `job`.
 
     `needed` is the job's trades, `offered` the member's, `refusal` what the
-    agreement's participation gate says about the member now.
+    agreement's participation gate says about the member now, `agreement` the
+    version in force (its minimum insurance coverage per trade).  Insurance counts
+    only as the coordinator verified it (clusters/insurance/): its expiry must
+    cover the whole job, its coverage the largest minimum of the job's trades.
     """
     if member.cluster_id != job.cluster_id:
         return [Reason("other_cluster", N_("This job belongs to another cluster."))]
@@ -139,7 +148,11 @@ def _reasons(
         )
     if member.insurance_expires_on is None:
         reasons.append(
-            Reason("no_insurance", N_("Add your insurance expiry date to your profile."))
+            Reason(
+                "no_insurance",
+                N_("Your business has no verified insurance. Upload your certificate of "
+                   "insurance on your business page; the coordinator verifies it."),
+            )
         )
     elif member.insurance_expires_on < job.ends_on:
         reasons.append(
@@ -147,6 +160,18 @@ def _reasons(
                 "insurance_expires",
                 N_("Your insurance expires before the job ends."),
                 {"expires": member.insurance_expires_on.isoformat()},
+            )
+        )
+    minimum, demanding = minimum_coverage(agreement, needed)
+    if minimum and (member.insurance_coverage_minor or 0) < minimum:
+        reasons.append(
+            Reason(
+                "insurance_coverage_low",
+                N_("Jobs in %(trades)s need verified insurance coverage of at least "
+                   "%(minimum)s; your business's verified coverage is less. Upload a "
+                   "certificate with enough coverage for the coordinator to verify."),
+                {"trades": demanding,
+                 "minimum": f"{plain_decimal(minimum, job.currency)} {job.currency}"},
             )
         )
     return reasons
@@ -162,24 +187,30 @@ def ineligibility_reasons(
     """Every reason `member` cannot take `job` now; empty means eligible."""
     if member.cluster_id != job.cluster_id or member.id == job.poster_member_id:
         return _reasons(member, job, (), set(), None)
-    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
+    in_force: dict[int, Agreement | None] = {}
+    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now, in_force)
     needed = required_trades if required_trades is not None else job_trades(session, id_of(job))
-    return _reasons(member, job, needed, _member_trades(session, id_of(member)), refusal)
+    return _reasons(member, job, needed, _member_trades(session, id_of(member)), refusal,
+                    in_force[member.cluster_id])
 
 
 def reasons_per_job(
-    session: Session, member: Member, jobs: Sequence[OverflowJob], now: datetime,
+    session: Session, member: Member | MemberFacts, jobs: Sequence[OverflowJob | JobFacts],
+    now: datetime,
     needed: Mapping[int, list[str]] | None = None,
 ) -> list[list[Reason]]:
     """`ineligibility_reasons` of one member for many jobs (the board), in three queries
     (two when the caller already read the jobs' trades, `needed`)."""
     if not jobs:
         return []
-    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now)
+    in_force: dict[int, Agreement | None] = {}
+    refusal = participation_refusal(session, member, Activity.OVERFLOW_JOBS, now, in_force)
     offered = _member_trades(session, id_of(member))
     if needed is None:
         needed = trades_of_jobs(session, [j.id for j in jobs])
-    return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal) for job in jobs]
+    agreement = in_force[member.cluster_id]
+    return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal, agreement)
+            for job in jobs]
 
 
 def eligible_members(session: Session, job: OverflowJob, now: datetime) -> list[MemberFacts]:
@@ -197,9 +228,11 @@ def cluster_reasons(
         .where(col(Member.cluster_id) == job.cluster_id, col(Member.id) != job.poster_member_id)
         .order_by(col(Member.id)))]
     offered = _trades_of(session, job.cluster_id)
-    refusals = participation_refusals(session, members, Activity.OVERFLOW_JOBS, now)
+    in_force = {job.cluster_id: agreement_in_force(session, job.cluster_id)}
+    refusals = participation_refusals(session, members, Activity.OVERFLOW_JOBS, now, in_force)
+    agreement = in_force[job.cluster_id]
     return [
-        (m, _reasons(m, job, needed, offered.get(m.id or 0, set()), refusals[m.id]))
+        (m, _reasons(m, job, needed, offered.get(m.id or 0, set()), refusals[m.id], agreement))
         for m in members
     ]
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from marketplace.clusters.insurance.service import remind_expiring
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.fanout import sweep as sweep_fanouts
@@ -47,4 +48,7 @@ TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("equipment.rotation", 60.0, rotation_sweep),
     PeriodicTask("ledger.draft_settlements", 300.0, draft_due),
     PeriodicTask("ledger.execute_payouts", 30.0, execute_installed_payouts),
+    # Insurance: reminders 30 and 7 days before a verified expiry, the notice at it;
+    # each once per member and expiry (a unique row), however often this runs.
+    PeriodicTask("clusters.insurance_reminders", 900.0, remind_expiring),
 )

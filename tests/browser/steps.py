@@ -70,18 +70,44 @@ def pick_place(page: Page, field: str, typed: str, label: str) -> None:
 
 
 def complete_profile(page: Page, trades: Iterable[str], base: str,
-                     radius: str, insured_until: date, certifications: str) -> None:
-    """On the profile form: trades, service area (a town, picked from the suggestions),
-    insurance and certifications; save."""
+                     radius: str, certifications: str) -> None:
+    """On the profile form: trades, service area (a town, picked from the suggestions)
+    and certifications; save.  (Insurance is a certificate: `upload_certificate`.)"""
     for trade in trades:
         box = page.locator(f"input[name=trades][value={trade}]")
         box.tap()
         assert box.is_checked(), f"tapping {trade} did not tick it"
     pick_place(page, "base_place", base, base)
     page.fill("#service_radius", radius)
-    page.fill("#insurance_expires_on", insured_until.isoformat())
     page.fill("#certifications", certifications)
     submit(page, page.locator("main form button[type=submit]"))
+
+
+def upload_certificate(page: Page, insured_until: date, coverage: str = "2000000") -> None:
+    """From the business page: open its insurance certificates, attach a photo of the
+    certificate, type what it shows, and upload it for the coordinator to verify."""
+    import io
+
+    from PIL import Image
+
+    picture = io.BytesIO()
+    Image.new("RGB", (120, 160), (250, 250, 245)).save(picture, "PNG")
+    submit(page, page.locator("main a[href$='/insurance']").first)
+    page.set_input_files("#document", files=[{
+        "name": "certificate.png", "mimeType": "image/png", "buffer": picture.getvalue()}])
+    page.fill("#insurer", "Valley Mutual")
+    page.fill("#policy_number", "VM-2027")
+    page.fill("#coverage", coverage)
+    page.fill("#expires_on", insured_until.isoformat())
+    submit(page, page.locator("#upload button[type=submit]"))
+
+
+def verify_certificate(coordinator: Page) -> None:
+    """The coordinator opens the certificates waiting (from the home page) and verifies
+    the first one with the figures it states."""
+    go(coordinator, "/")
+    submit(coordinator, coordinator.locator("main a[href='/insurance/pending']"))
+    submit(coordinator, coordinator.locator("form[action$='/verify'] button[type=submit]").first)
 
 
 def open_month(page: Page, month: str) -> None:

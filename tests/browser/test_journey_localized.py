@@ -26,6 +26,7 @@ from playwright.sync_api import Page, expect
 from sqlmodel import Session
 
 from marketplace.clusters import invites
+from marketplace.clusters.insurance import service as insurance
 from marketplace.db import utcnow
 from marketplace.equipment import booking, listings
 from marketplace.i18n import regional
@@ -46,6 +47,7 @@ from tests.browser.steps import (
     sign_up,
     submit,
     switch_language,
+    upload_certificate,
 )
 from tests.conftest import PASSWORD, SECRET, World
 from tests.equipment.conftest import HOUR_RATE, anytime_draft
@@ -160,11 +162,19 @@ def test_a_newcomers_pages_speak_its_language(app: Flask, session: Session, worl
 
         accept_agreement(page)
         speaks.check(page, "Edit profile")
-        complete_profile(page, ("mowing",), "Toronto", "40", INSURED_UNTIL, "")
+        complete_profile(page, ("mowing",), "Toronto", "40", "")
         expect(page.get_by_role("status")).to_contain_text(speaks.text("Profile saved."))
         expect(page.locator("main")).to_contain_text(speaks.text("Mowing"))
-        expect(page.locator("main")).to_contain_text(speaks.day(INSURED_UNTIL))
         phones.shot(page, "3-profile")
+        upload_certificate(page, INSURED_UNTIL)
+        expect(page.get_by_role("status")).to_contain_text(speaks.text(
+            "Certificate uploaded. The coordinator will verify it; you will be told."))
+        expect(page.locator("main")).to_contain_text(speaks.day(INSURED_UNTIL))
+        phones.shot(page, "3b-insurance")
+        session.rollback()
+        [waiting] = insurance.pending(session, world.coordinator)
+        insurance.verify_certificate(session, world.coordinator, waiting[0].id,  # type: ignore[arg-type]
+                                     2_000_000_00, INSURED_UNTIL, utcnow())
 
         go(page, "/jobs")
         speaks.check(page, "Jobs you can take")

@@ -17,7 +17,15 @@ from sqlmodel import Session
 from marketplace.db import utcnow
 from marketplace.jobs import service
 from tests.browser.conftest import Phones
-from tests.browser.steps import accept_agreement, complete_profile, create_invite, go, sign_up
+from tests.browser.steps import (
+    accept_agreement,
+    complete_profile,
+    create_invite,
+    go,
+    sign_up,
+    upload_certificate,
+    verify_certificate,
+)
 from tests.conftest import PASSWORD, World
 from tests.jobs.conftest import give_profile, job_draft
 from tests.live import live_server
@@ -63,16 +71,26 @@ def test_invited_owner_signs_up_accepts_the_agreement_and_completes_the_profile(
             size = box.bounding_box()
             assert size is not None and min(size["width"], size["height"]) >= 24, size
 
-        complete_profile(newcomer, ("mowing", "planting"), "Toronto", "40", date(2027, 6, 1),
-                         "ISA arborist")
+        complete_profile(newcomer, ("mowing", "planting"), "Toronto", "40", "ISA arborist")
         expect(newcomer.get_by_role("status")).to_contain_text("Profile saved.")
         facts = newcomer.locator("main")
         expect(facts).to_contain_text("Mowing")
         expect(facts).to_contain_text("Planting")
         expect(facts).to_contain_text("40 km around Toronto")
-        expect(facts).to_contain_text("Jun 1, 2027")
+        expect(facts).to_contain_text("Not verified")
         expect(facts).to_contain_text("ISA arborist")
         phones.shot(newcomer, "6-profile")
+
+        # Insurance counts once the coordinator has verified the uploaded certificate.
+        upload_certificate(newcomer, date(2027, 6, 1))
+        expect(newcomer.get_by_role("status")).to_contain_text("Certificate uploaded.")
+        expect(newcomer.locator("main")).to_contain_text("Waiting for verification")
+        verify_certificate(coordinator)
+        expect(coordinator.get_by_role("status")).to_contain_text("Certificate verified.")
+        newcomer.reload()
+        expect(newcomer.locator("main")).to_contain_text("Jun 1, 2027")
+        expect(newcomer.locator("main")).not_to_contain_text("Waiting for verification")
+        phones.shot(newcomer, "6b-insurance")
 
         # Now a full member: A's open job is on its board, claimable with one tap.
         go(newcomer, "/jobs")

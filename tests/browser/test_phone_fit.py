@@ -61,7 +61,7 @@ PER_SHAPE = 2
 MAX_PAGES = 80  # per login and language: a crawl that runs away fails instead of hanging
 # Not pages: leaving, switching language (the test does it on purpose), files.
 SKIP = re.compile(r"^/(logout|lang/|static/|vendor/|sw\.js|manifest)|\.(csv|ics|png|jpe?g|webp)$"
-                  r"|/calendar|/feed")
+                  r"|/calendar|/feed|/insurance/\d+/document$")
 
 MEASURE = Path(__file__).with_name("phone_fit.js").read_text()
 

@@ -41,19 +41,25 @@ def give_profile(
     session: Session, owner: User, *, trades: Iterable[str] = ("mowing", "planting"),
     base: tuple[float, float] | None = NEAR, radius_km: float | None = 50.0,
     insurance: date | None = INSURED_UNTIL, now: datetime = NOW,
-    member_id: int | None = None,
+    member_id: int | None = None, coverage_minor: int | None = None,
 ) -> Member:
-    """Set a member's trades, service area and insurance through the real service (as
-    `owner`, for its own business or, a coordinator, for `member_id`)."""
+    """Set a member's trades and service area through the real service (as `owner`, for
+    its own business or, a coordinator, for `member_id`), and its *verified* insurance
+    as the coordinator's verification leaves it (tests/insurance/ drive that path)."""
     member_id = member_id or owner.member_id
     assert member_id is not None
     member = session.get(Member, member_id)
     assert member is not None
-    return update_member_profile(session, owner, member_id, MemberProfile(
+    member = update_member_profile(session, owner, member_id, MemberProfile(
         name=member.name, trades=tuple(trades),
         base_lat=base[0] if base else None, base_lng=base[1] if base else None,
-        service_radius_km=radius_km, insurance_expires_on=insurance, certifications="",
+        service_radius_km=radius_km, certifications="",
     ), now)
+    member.insurance_expires_on = insurance
+    member.insurance_coverage_minor = coverage_minor
+    session.add(member)
+    session.commit()
+    return member
 
 
 def add_partner(session: Session, world: World, name: str, email: str, **profile: Any

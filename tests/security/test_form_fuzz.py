@@ -82,7 +82,8 @@ BASELINES: dict[str, Form] = {
         "purpose": "Share overflow work, v3.", "scope_overflow_jobs": "y",
         "scope_equipment": "y", "scope_joint_bids": "y", "referral_fee_percent": "5",
         "platform_fee_percent": "1", "sunset_on": "2030-01-01", "exit_notice_days": "30",
-        "information_rules": "No bid prices across the barrier."},
+        "information_rules": "No bid prices across the barrier.",
+        "min_coverage-mowing": "1000000.00"},
     "clusters.cluster_settings": lambda i: {
         "cluster_name": "Valley", "currency": "CAD", "default_locale": "en_CA",
         "timezone": "America/Toronto", "unit_system": "metric"},
@@ -99,8 +100,7 @@ BASELINES: dict[str, Form] = {
     "push.unsubscribe": lambda i: {},
     "clusters.edit_member": lambda i: {
         "name": "Alpha Lawns", "trades": "mowing", "base_lat": "43.7", "base_lng": "-79.4",
-        "service_radius": "50", "insurance_expires_on": "2028-06-01",
-        "certifications": "ISA arborist"},
+        "service_radius": "50", "certifications": "ISA arborist"},
     "jobs.claim": lambda i: {},
     "jobs.confirm": lambda i: {},
     "jobs.report_done": lambda i: {},
@@ -189,7 +189,8 @@ DATETIMES = ("2027-03-14T02:30", "2028-03-12T02:00", "2026-11-01T01:30", "2027-1
 MONEY = ("-1.00", "-0.01", "0.001", "12.345", "99999999999999999999999.99", "1,234.56",
          "1.234,56", "1 234,56", "€5", "5 €", "1e3", "NaN", "0x10", "1_000", "٣٫٥")
 MONEY_FIELDS = {"price", "value", "amount", "hour_rate", "day_rate", "damage", "cancel_fee",
-                "referral_fee_percent", "platform_fee_percent"}
+                "referral_fee_percent", "platform_fee_percent", "coverage",
+                "min_coverage-mowing"}
 BIG = (2**31, 2**31 - 1, 2**53 + 1, 2**63, 2**64, 10**30)
 
 generic = st.one_of(

@@ -1,0 +1,1 @@
+"""Verified insurance: certificates members upload, the coordinator verifies (issue #20)."""
