@@ -103,7 +103,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _init_login(app: Flask) -> None:
     from sqlmodel import col, select
 
-    from marketplace.clusters.models import Cluster, User
+    from marketplace.clusters.models import Cluster, Member, User
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -111,15 +111,19 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load_user(user_id: str) -> User | None:
-        # The person's cluster (every page's language, time zone and currency) comes in
-        # the same read, kept where `_load_viewer_cluster` looks.
+        # The person's cluster (every page's language, time zone and currency) and
+        # business (what nearly every page and action of a member reads first) come in
+        # the same read.  `g` holds them: the session's identity map keeps only rows
+        # something refers to, and a service's `session.get` then finds them there.
         row = request_db().exec(
-            select(User, Cluster).outerjoin(Cluster, col(Cluster.id) == User.cluster_id)
+            select(User, Cluster, Member)
+            .outerjoin(Cluster, col(Cluster.id) == User.cluster_id)
+            .outerjoin(Member, col(Member.id) == User.member_id)
             .where(User.id == int(user_id))).first()
         if row is None or not row[0].active:
             return None
-        g.viewer_cluster = row[1]
-        return row[0]
+        user, g.viewer_cluster, g.viewer_member = row
+        return user
 
 
 def _register_blueprints(app: Flask) -> None:
