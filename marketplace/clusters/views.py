@@ -45,7 +45,7 @@ from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
-from marketplace.errors import ValidationError
+from marketplace.errors import N_, ValidationError
 from marketplace.forms import filled
 from marketplace.i18n import km_from_display, km_to_display
 from marketplace.jobs.completion import reliability
@@ -302,6 +302,7 @@ def _render_agreement(shown: Agreement | None, is_current: bool,
         mine_accepted=mine_accepted, form=form,
         versions=agreements.agreement_versions(db(), viewer),
         can_accept=is_current and viewer.role == "owner" and not mine_accepted,
+        trades=TRADES, currency=service.get_cluster(db(), viewer).currency,
     ), status
 
 
@@ -367,14 +368,23 @@ def _agreement_editor(form: AgreementForm, current: Agreement | None) -> str:
 
 
 def _min_coverage() -> dict[str, int]:
-    """The minimum verified coverage per trade typed in the editor (empty: none); an
-    amount that does not parse is refused at its own field."""
+    """The minimum verified coverage per trade typed in the editor (empty: none); the
+    trades whose amount does not parse are named in one refusal."""
     currency = service.get_cluster(db(), acting_user()).currency
     minima: dict[str, int] = {}
+    unreadable: list[str] = []
     for code in TRADES:
         text = request.form.get(f"min_coverage-{code}", "").strip()
         if text:
-            minima[code] = money_from_form(text, f"min_coverage-{code}", currency)
+            try:
+                minima[code] = money_from_form(text, f"min_coverage-{code}", currency)
+            except ValidationError:
+                unreadable.append(code)
+    if unreadable:
+        message = N_("Write each minimum coverage as an amount such as 1234.56, the way "
+                     "your language writes numbers, or leave it empty: %(trades)s.")
+        raise ValidationError("invalid_amount", N_("Some fields need your attention."),
+                              fields={"min_coverage": message}, params={"trades": unreadable})
     return minima
 
 

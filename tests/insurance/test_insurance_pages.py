@@ -255,6 +255,7 @@ def test_the_coordinator_sets_a_minimum_coverage_per_trade(
     refused = client.post("/agreement/edit", data={**base, "min_coverage-tree_work": "lots"})
     assert refused.status_code == 422
     assert 'value="lots"' in refused.get_data(as_text=True)
+    assert "or leave it empty: Tree work." in refused.get_data(as_text=True)
     done = client.post(
         "/agreement/edit",
         data={**base, "min_coverage-tree_work": "5000000", "min_coverage-mowing": ""},
@@ -263,5 +264,9 @@ def test_the_coordinator_sets_a_minimum_coverage_per_trade(
     current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
     assert current is not None and current.min_coverage == {"tree_work": 5_000_000_00}
     assert 'value="5000000.00"' in client.get("/agreement/edit").get_data(as_text=True)
+    member = client.application.test_client()
+    login(member, world.owner_b)
+    shown = member.get("/agreement").get_data(as_text=True)
+    assert "Tree work: at least $5,000,000.00 of liability coverage" in shown
     count = session.exec(select(func.count()).select_from(InsuranceCertificate)).one()
     assert count == 0
