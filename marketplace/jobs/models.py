@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Column, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from marketplace.db import UTCDateTime
 
@@ -71,6 +72,25 @@ class OverflowJob(SQLModel, table=True):
     awarded_member_id: int | None = Field(default=None, foreign_key="member.id")
     cancel_reason: str | None = Field(default=None, max_length=500)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+@dataclass(frozen=True, slots=True)
+class JobFacts:
+    """What the eligibility rule and the board's order read about a job, as plain
+    values: the board weighs every open job of the cluster to show one page, and
+    building hundreds of ORM objects cost more than the rule itself."""
+
+    id: int
+    cluster_id: int
+    poster_member_id: int
+    approx_lat: float
+    approx_lng: float
+    ends_on: date
+    currency: str
+
+
+#: The columns a JobFacts is read from, in its fields' order.
+JOB_FACTS = tuple(col(getattr(OverflowJob, name.name)) for name in fields(JobFacts))
 
 
 class JobTrade(SQLModel, table=True):

@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
@@ -25,7 +26,7 @@ from marketplace.clusters.agreements import (
     participation_refusal,
     require_participation,
 )
-from marketplace.clusters.models import Cluster, Member, MemberFacts, Role, User
+from marketplace.clusters.models import Cluster, Member, MemberFacts, Role, User, facts_of
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
@@ -41,10 +42,12 @@ from marketplace.jobs.eligibility import (
     require_eligible,
 )
 from marketplace.jobs.models import (
+    JOB_FACTS,
     Bid,
     BidShare,
     ContractParty,
     JobContract,
+    JobFacts,
     JobMode,
     JobStatus,
     JobTrade,
@@ -423,60 +426,83 @@ class BoardFilters:
 CLOSING_SOON = timedelta(hours=24)
 
 
+@dataclass(frozen=True)
+class BoardSlice:
+    """Part of the board: its jobs with the coarse distance each is shown, how many
+    jobs the whole board holds, and the trades of every job on it."""
+
+    rows: list[tuple[OverflowJob, int | None]]
+    total: int
+    trades: dict[int, list[str]]
+
+
 def board(session: Session, actor: User, now: datetime,
           filters: BoardFilters = BoardFilters()) -> list[tuple[OverflowJob, int | None]]:
     """Open jobs the actor's business could take, with the coarse distance it is shown,
     nearest or newest first."""
-    return board_with_trades(session, actor, now, filters)[0]
+    return board_slice(session, actor, now, filters).rows
 
 
-def board_with_trades(
-    session: Session, actor: User, now: datetime, filters: BoardFilters = BoardFilters()
-) -> tuple[list[tuple[OverflowJob, int | None]], dict[int, list[str]]]:
-    """`board`, and the trades of the jobs on it: read with the jobs in one query, for
-    eligibility and then for the page's cards."""
+def board_slice(session: Session, actor: User, now: datetime,
+                filters: BoardFilters = BoardFilters(), offset: int = 0,
+                limit: int | None = None) -> BoardSlice:
+    """`board`, from `offset`, at most `limit` jobs, with the size of the whole board.
+
+    Every open job of the cluster is weighed (eligibility, distance, order) as plain
+    values read with their trades in one query; only the jobs of the slice are then
+    read whole, in one more.  A busy cluster's board costs the same two queries, and
+    about 200 cheap tuples instead of 200 ORM objects per page.
+    """
     member = acting_member(session, actor)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
     every = aliased(JobTrade)  # all of a job's trades, whatever the trade filter
-    query = select(OverflowJob, every.trade).outerjoin(
+    query = sa_select(*JOB_FACTS, col(every.trade)).outerjoin(
         every, col(every.job_id) == OverflowJob.id).where(
-        OverflowJob.cluster_id == member.cluster_id,
-        OverflowJob.status == JobStatus.OPEN,
+        col(OverflowJob.cluster_id) == member.cluster_id,
+        col(OverflowJob.status) == JobStatus.OPEN,
         col(OverflowJob.poster_member_id) != member.id,
         # Not yet swept to "expired", but already too late to take.
         col(OverflowJob.starts_on) >= cluster_today(cluster, now),
     )
     if filters.trade:
         query = query.join(JobTrade, col(JobTrade.job_id) == OverflowJob.id).where(
-            JobTrade.trade == filters.trade
+            col(JobTrade.trade) == filters.trade
         )
     if filters.mode:
-        query = query.where(OverflowJob.mode == filters.mode)
+        query = query.where(col(OverflowJob.mode) == filters.mode)
     if filters.closing_soon:
-        query = query.where(OverflowJob.mode == JobMode.BID_WINDOW,
+        query = query.where(col(OverflowJob.mode) == JobMode.BID_WINDOW,
                             col(OverflowJob.closes_at) > now,
                             col(OverflowJob.closes_at) <= now + CLOSING_SOON)
-    found: dict[int, OverflowJob] = {}
+    found: dict[int, JobFacts] = {}
     trades: dict[int, list[str]] = {}
-    for job, trade in session.exec(query.order_by(col(OverflowJob.id), col(every.trade))):
-        found[job.id or 0] = job
+    for *values, trade in session.execute(query.order_by(col(OverflowJob.id),
+                                                         col(every.trade))):
+        job_id = values[0]
+        if job_id not in found:
+            found[job_id] = JobFacts(*values)
         if trade is not None:
-            trades.setdefault(job.id or 0, []).append(trade)
+            trades.setdefault(job_id, []).append(trade)
     jobs = list(found.values())
-    rows = [
-        (job, coarse[0] if (coarse := partner_distance_km(member, job)) else None)
-        for job, reasons in zip(jobs, reasons_per_job(session, member, jobs, now, trades),
+    facts = facts_of(member)
+    ranked = [
+        (job, coarse[0] if (coarse := partner_distance_km(facts, job)) else None)
+        for job, reasons in zip(jobs, reasons_per_job(session, facts, jobs, now, trades),
                                 strict=True)
         if not reasons
     ]
     if filters.within_km is not None:
-        rows = [r for r in rows if r[1] is not None and r[1] <= filters.within_km]
+        ranked = [r for r in ranked if r[1] is not None and r[1] <= filters.within_km]
     if filters.order == "nearest":
-        rows.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -(r[0].id or 0)))
+        ranked.sort(key=lambda r: (r[1] if r[1] is not None else float("inf"), -r[0].id))
     else:
-        rows.sort(key=lambda r: -(r[0].id or 0))
-    return rows, trades
+        ranked.sort(key=lambda r: -r[0].id)
+    shown = ranked[offset:None if limit is None else offset + limit]
+    whole = {job.id: job for job in session.exec(
+        select(OverflowJob).where(col(OverflowJob.id).in_([f.id for f, _d in shown])))}
+    return BoardSlice([(whole[f.id], d) for f, d in shown if f.id in whole], len(ranked),
+                      trades)
 
 
 def cluster_jobs(session: Session, actor: User, limit: int = 200) -> list[OverflowJob]:

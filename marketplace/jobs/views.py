@@ -98,14 +98,15 @@ def board_page(user: User, args: MultiDict[str, str]) -> dict[str, Any]:
     # Held before the board is read: the session's identity map keeps only rows
     # something still refers to, and the cards need the member again.
     member = db().get(Member, user.member_id)
-    rows, trades = service.board_with_trades(db(), user, utcnow(), filters)
-    shown = rows[(page - 1) * BOARD_PAGE_SIZE:page * BOARD_PAGE_SIZE]
-    more = len(rows) > page * BOARD_PAGE_SIZE
+    board = service.board_slice(db(), user, utcnow(), filters,
+                                offset=(page - 1) * BOARD_PAGE_SIZE, limit=BOARD_PAGE_SIZE)
+    more = board.total > page * BOARD_PAGE_SIZE
     asked: dict[str, Any] = {k: v for k, v in args.items() if k != "page" and v}
-    cards = jobs_for(db(), viewer_of(user), [job for job, _d in shown], member, trades)
+    cards = jobs_for(db(), viewer_of(user), [job for job, _d in board.rows], member,
+                     board.trades)
     return {
         "cards": cards, "card_html": render_cards(cards, one_tap_claim=True),
-        "page": page, "total": len(rows), "first": (page - 1) * BOARD_PAGE_SIZE + 1,
+        "page": page, "total": board.total, "first": (page - 1) * BOARD_PAGE_SIZE + 1,
         "filters": filters, "within_km": WITHIN_KM, "trades": TRADES,
         "more_url": url_for("jobs.board", **asked, page=page + 1) if more else None,
         "back_url": url_for("jobs.board", **asked, page=page - 1) if page > 1 else None,

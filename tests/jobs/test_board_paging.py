@@ -7,7 +7,9 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from sqlmodel import Session
 
 from marketplace.db import utcnow
@@ -72,3 +74,30 @@ def test_filters_narrow_the_board_the_way_a_crew_asks(
     assert len(_titles(client, "/jobs?within=7&mode=nonsense")) == 4
     nearest = _titles(client, "/jobs?order=nearest")
     assert nearest[-1] == "Hand-off far east"
+
+
+def test_a_page_reads_whole_only_the_jobs_it_shows(
+        app: Flask, client: FlaskClient, session: Session, jobs_world: World,
+        post: Post) -> None:
+    """Every open job is weighed for the board (eligibility, distance, order), but only
+    a page's worth are read as whole jobs: a busy cluster's board used to build an
+    ORM object per open job to show twenty of them."""
+    total = BOARD_PAGE_SIZE + 7
+    now = utcnow()
+    dates = {"starts_on": now.date() + timedelta(days=3), "ends_on": now.date() + timedelta(days=5)}
+    for i in range(total):
+        post(title=f"Hedge {i:02d}", now=now, **dates)
+    session.commit()
+    login(client, jobs_world.owner_b)
+    loaded: list[int | None] = []
+
+    def count(job: OverflowJob, _context: object) -> None:
+        loaded.append(job.id)
+
+    event.listen(OverflowJob, "load", count)
+    try:
+        second = client.get("/jobs?page=2", headers=JSON).get_json()
+    finally:
+        event.remove(OverflowJob, "load", count)
+    assert second["total"] == total and len(second["jobs"]) == 7
+    assert len(loaded) == 7, loaded
