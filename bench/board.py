@@ -147,8 +147,7 @@ def found(session: Any, tag: str, members: int, seed: int) -> World:
         base = CENTER if first else _site(rng, 10.0)
         update_member_profile(session, owner, owner.member_id, MemberProfile(
             name=business, trades=trades, base_lat=base[0], base_lng=base[1],
-            service_radius_km=40.0, insurance_expires_on=now.date() + timedelta(days=365),
-            certifications=""))
+            service_radius_km=40.0, certifications=""))
         prepared.append(owner)
 
     prepared: list[Any] = []

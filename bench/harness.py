@@ -74,6 +74,9 @@ if TYPE_CHECKING:
 HOST = "127.0.0.1"  # everything a benchmark talks to is on this machine
 LOGIN_TIMEOUT_S = 30.0
 SECRET_KEY = secrets.token_urlsafe(32)  # per run; a server child gets it in its config
+#: A prepared member's verified insurance: a year, two million in cents.
+INSURED_DAYS = 365
+INSURED_COVERAGE = 2_000_000_00
 SMOKE_TIMEOUT_S = 30.0  # the default --timeout with --smoke
 SERVER_START_S = 60.0  # a server child that has no port by then counts as failed
 _CSRF_INPUT = re.compile(r'<input[^>]*\bname="csrf_token"[^>]*>')
@@ -364,10 +367,32 @@ def eligible_mower(session: Session, today: date) -> Callable[[User, str], None]
         assert owner.member_id is not None
         update_member_profile(session, owner, owner.member_id, MemberProfile(
             name=business, trades=("mowing", "planting"),
-            base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0,
-            insurance_expires_on=today + timedelta(days=365), certifications=""))
+            base_lat=NEAR[0], base_lng=NEAR[1], service_radius_km=50.0, certifications=""))
 
     return prepare
+
+
+def insure(session: Session, owner: User, coordinator: User, expires_on: date) -> None:
+    """The owner's business uploads a certificate of insurance (a small picture) and the
+    coordinator verifies it, as members do: eligibility counts verified insurance only."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from marketplace.clusters.insurance import service as insurance
+    from marketplace.clusters.insurance.documents import check_document
+
+    assert owner.member_id is not None
+    picture = BytesIO()
+    Image.new("RGB", (60, 80), (250, 250, 245)).save(picture, "PNG")
+    certificate = insurance.submit_certificate(
+        session, owner, owner.member_id, insurance.Statement(
+            insurer="Bench Mutual", policy_number=f"BM-{owner.member_id:06d}",
+            coverage_minor=INSURED_COVERAGE, expires_on=expires_on),
+        check_document(picture.getvalue()), owner.created_at)
+    assert certificate.id is not None
+    insurance.verify_certificate(session, coordinator, certificate.id, INSURED_COVERAGE,
+                                 expires_on, owner.created_at)
 
 
 def coordinator_email(tag: str) -> str:
@@ -382,12 +407,14 @@ def found_cluster(session: Session, tag: str, *, purpose: str, timezone: str,
 
     `members` are (email, business name); each is invited, signs up with
     `password`, goes through `prepare(owner, business)` (e.g. a profile that
-    makes it eligible) and accepts the agreement.  Returns the owners in that order.
+    makes it eligible) and then, insured for a year (`insure`), accepts the
+    agreement.  Returns the owners in that order.
     Each run's cluster is new and uniquely named, so a scratch database can
     take many runs.
     """
     from marketplace.clusters import agreements, invites
     from marketplace.clusters.service import ClusterSettings, create_cluster
+    from marketplace.db import utcnow
 
     _cluster, coordinator = create_cluster(
         session, ClusterSettings(name=f"Bench {tag}", currency="CAD",
@@ -407,6 +434,9 @@ def found_cluster(session: Session, tag: str, *, purpose: str, timezone: str,
                                       f"{business} owner", password, now)
         if prepare is not None:
             prepare(owner, business)
+            # A year from today, also for a cluster founded in the past (bench/board.py).
+            insure(session, owner, coordinator,
+                   max(now, utcnow()).date() + timedelta(days=INSURED_DAYS))
         agreements.accept_agreement(session, owner, agreement.version, now)
         owners.append(owner)
     return owners
