@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import and_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -255,11 +256,26 @@ def participation_refusal(
     session: Session, member: Member | MemberFacts, activity: Activity, now: datetime,
     in_force: dict[int, Agreement | None] | None = None,
 ) -> DomainError | None:
-    """Why this member may not take part in `activity` now, or None if it may."""
-    current = _in_force(session, member.cluster_id, in_force)
+    """Why this member may not take part in `activity` now, or None if it may.
+
+    The version in force and the member's acceptance of it are one query (every
+    booking tap and bid asks this gate first)."""
+    if in_force is not None and member.cluster_id in in_force:
+        current = in_force[member.cluster_id]
+        accepted = current is not None and \
+            _acceptance(session, current.id, id_of(member)) is not None
+    else:
+        row = session.exec(
+            select(Agreement, AgreementAcceptance.id).outerjoin(AgreementAcceptance, and_(
+                col(AgreementAcceptance.agreement_id) == Agreement.id,
+                col(AgreementAcceptance.member_id) == id_of(member)))
+            .where(Agreement.cluster_id == member.cluster_id)
+            .order_by(col(Agreement.version).desc()).limit(1)).first()
+        current, accepted = (row[0], row[1] is not None) if row is not None else (None, False)
+        if in_force is not None:
+            in_force[member.cluster_id] = current
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
-    accepted = current is not None and _acceptance(session, current.id, id_of(member)) is not None
     return _refusal(member, cluster, current, accepted, activity, now)
 
 
