@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel, col
 
 from marketplace.db import UTCDateTime
@@ -37,6 +37,8 @@ class OverflowJob(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("value_minor > 0", name="job_value_positive"),
         CheckConstraint("ends_on >= starts_on", name="job_dates_ordered"),
+        # The board's question: this cluster's open jobs, whatever its history.
+        Index("ix_overflowjob_cluster_status", "cluster_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
