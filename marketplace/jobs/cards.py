@@ -31,6 +31,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from flask import Flask, current_app, render_template, request
@@ -119,9 +120,15 @@ def card_cache(app: Flask | None = None) -> CardCache:
     return cache if isinstance(cache, CardCache) else init_cards(app)
 
 
+#: Values whose repr is already stable.
+_LEAVES = (str, int, float, bool, type(None), date, datetime)
+
+
 def _frozen(value: Any) -> Any:
     """A read model's value as something with a stable repr (lists become tuples,
     mappings sorted item tuples)."""
+    if isinstance(value, _LEAVES):  # most values: answered before the slower ABC check
+        return value
     if isinstance(value, Mapping):
         return tuple(sorted((str(k), _frozen(v)) for k, v in value.items()))
     if isinstance(value, list | tuple | set | frozenset):
