@@ -15,10 +15,11 @@ from pydantic import Field
 
 from marketplace import events
 from marketplace.api import tokens
-from marketplace.api.fields import Latitude, Locale, Longitude, Moment, Trade, Units
+from marketplace.api.fields import Day, Latitude, Locale, Longitude, Moment, Trade, Units
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters import agreements, invites, service
-from marketplace.clusters.models import Member
+from marketplace.clusters.insurance import service as insurance
+from marketplace.clusters.models import InsuranceCertificate, Member
 from marketplace.clusters.views import invite_link
 from marketplace.db import utcnow
 from marketplace.errors import N_, NotFound
@@ -130,6 +131,38 @@ class ProfileIn(RequestModel):
     certifications: str = Field(default="", max_length=2000)
 
 
+class CertificateOut(ResponseModel):
+    """A certificate of insurance as uploaded and decided (its document: on the member's
+    insurance page, to those who may read it)."""
+
+    id: int
+    member_id: int
+    status: Literal["pending", "verified", "rejected", "replaced"]
+    insurer: str
+    policy_number: str
+    coverage_minor: int | None = Field(description="As stated, in minor units.")
+    currency: str
+    expires_on: date = Field(description="As stated; the verified one is the member's.")
+    has_document: bool
+    uploaded_at: Moment
+    decided_at: Moment | None
+    reason: str
+
+
+class CertificateList(ResponseModel):
+    certificates: list[CertificateOut]
+
+
+class VerifyIn(RequestModel):
+    coverage_minor: int = Field(ge=1, le=insurance.MAX_COVERAGE,
+                                description="The coverage read on the document.")
+    expires_on: Day = Field(description="The expiry read on the document.")
+
+
+class RejectIn(RequestModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
 class PersonInviteIn(RequestModel):
     email: str = Field(max_length=254)
     role: Literal["owner", "crew"]
@@ -214,6 +247,49 @@ def invite_person(member_id: int, body: PersonInviteIn) -> dict[str, Any]:
            response=MemberOut)
 def give_exit_notice(member_id: int) -> dict[str, Any]:
     return _member_out(agreements.give_exit_notice(db(), viewer(), member_id, utcnow()))
+
+
+def _certificate_out(certificate: InsuranceCertificate) -> dict[str, Any]:
+    return {"id": certificate.id, "member_id": certificate.member_id,
+            "status": certificate.status, "insurer": certificate.insurer,
+            "policy_number": certificate.policy_number,
+            "coverage_minor": certificate.coverage_minor, "currency": certificate.currency,
+            "expires_on": certificate.expires_on,
+            "has_document": certificate.document is not None,
+            "uploaded_at": certificate.uploaded_at, "decided_at": certificate.decided_at,
+            "reason": certificate.reason}
+
+
+@operation("GET", "/members/{member_id}/insurance", summary="A business's insurance "
+           "certificates, newest first (its people and the coordinator)", tag=TAG,
+           response=CertificateList)
+def member_certificates(member_id: int) -> dict[str, Any]:
+    return {"certificates": [_certificate_out(c)
+                             for c in insurance.history(db(), viewer(), member_id)]}
+
+
+@operation("GET", "/insurance/pending", summary="Certificates waiting for verification "
+           "(the coordinator)", tag=TAG, response=CertificateList)
+def pending_certificates() -> dict[str, Any]:
+    return {"certificates": [_certificate_out(c)
+                             for c, _member in insurance.pending(db(), viewer())]}
+
+
+@operation("POST", "/insurance/{certificate_id}/verify", summary="Verify a certificate with "
+           "the coverage and expiry read on it; they become the business's insurance (the "
+           "coordinator)", tag=TAG, body=VerifyIn, response=CertificateOut)
+def verify_certificate(certificate_id: int, body: VerifyIn) -> dict[str, Any]:
+    insurance.decidable(db(), viewer(), certificate_id)
+    return _certificate_out(insurance.verify_certificate(
+        db(), viewer(), certificate_id, body.coverage_minor, body.expires_on, utcnow()))
+
+
+@operation("POST", "/insurance/{certificate_id}/reject", summary="Reject a certificate, "
+           "saying why (the coordinator)", tag=TAG, body=RejectIn, response=CertificateOut)
+def reject_certificate(certificate_id: int, body: RejectIn) -> dict[str, Any]:
+    insurance.decidable(db(), viewer(), certificate_id)
+    return _certificate_out(insurance.reject_certificate(
+        db(), viewer(), certificate_id, body.reason, utcnow()))
 
 
 @operation("GET", "/agreement", summary="The agreement in force", tag=TAG,

@@ -270,3 +270,54 @@ def test_the_coordinator_sets_a_minimum_coverage_per_trade(
     assert "Tree work: at least $5,000,000.00 of liability coverage" in shown
     count = session.exec(select(func.count()).select_from(InsuranceCertificate)).one()
     assert count == 0
+
+
+def test_the_api_lists_and_decides_certificates(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    certificate = insurance.submit_certificate(
+        session,
+        world.owner_b,
+        world.member_b_id,
+        insurance.Statement("Valley Mutual", "VM-9", 2_000_000_00, UNTIL),
+        check_document(png()),
+        now,
+    )
+    owner, coordinator = bearer(session, world.owner_b), bearer(session, world.coordinator)
+    rival = bearer(session, world.other_coordinator)
+    listed = client.get(f"/api/v1/members/{world.member_b_id}/insurance", headers=owner)
+    assert listed.status_code == 200
+    [shown] = listed.get_json()["certificates"]
+    assert (shown["status"], shown["insurer"], shown["has_document"]) == (
+        "pending",
+        "Valley Mutual",
+        True,
+    )
+    assert (
+        client.get(
+            f"/api/v1/members/{world.member_b_id}/insurance", headers=bearer(session, world.owner_a)
+        ).status_code
+        == 403
+    )
+    assert client.get("/api/v1/insurance/pending", headers=owner).status_code == 403
+    waiting = client.get("/api/v1/insurance/pending", headers=coordinator).get_json()
+    assert [c["id"] for c in waiting["certificates"]] == [certificate.id]
+    body = {"coverage_minor": 1_000_000_00, "expires_on": UNTIL.isoformat()}
+    url = f"/api/v1/insurance/{certificate.id}/verify"
+    assert client.post(url, headers=owner, json=body).status_code == 403
+    assert client.post(url, headers=rival, json=body).status_code == 404
+    assert (
+        client.post(f"/api/v1/insurance/{10**6}/verify", headers=rival, json=body).status_code
+        == 404
+    )
+    done = client.post(url, headers=coordinator, json=body)
+    assert done.status_code == 200 and done.get_json()["status"] == "verified"
+    assert client.post(url, headers=coordinator, json=body).status_code == 409
+    shown = client.get(f"/api/v1/members/{world.member_b_id}", headers=owner).get_json()
+    assert (shown["insurance_expires_on"], shown["insurance_coverage_minor"]) == (
+        UNTIL.isoformat(),
+        1_000_000_00,
+    )
