@@ -51,6 +51,7 @@ from marketplace.clusters.service import (
     get_member,
     require_coordinator,
 )
+from marketplace.db import on_postgresql
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
 from marketplace.jobs.models import ContractParty, JobContract, OverflowJob
 from marketplace.persisted import id_of
@@ -392,7 +393,7 @@ def _claim_notice(
 ) -> bool:
     """Record that this notice goes out; False if it went out before (or is going out in
     a concurrent transaction, which then holds the key until it commits)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if on_postgresql(session) else sqlite
     table = InsuranceNotice.__table__  # type: ignore[attr-defined]  # a table model
     statement = (
         dialect.insert(table)
