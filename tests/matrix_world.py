@@ -31,6 +31,7 @@ from werkzeug.serving import make_server
 from marketplace import create_app
 from marketplace.api import tokens
 from marketplace.clusters import accounts, agreements, invites
+from marketplace.clusters.governance import service as governance
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Member, User
@@ -184,6 +185,10 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
                                  insured_until, now)
     pending_certificate = certificate(world.owner_a, "Alpha Assurance")
     rejectable = certificate(owner_c, "Gamma Casualty")
+    # A change to the agreement, put to the vote by the coordinator (open for a week).
+    proposal = governance.propose_change(
+        session, world.coordinator, terms(purpose="Share overflow work, v3."),
+        "Fees should reward hand-offs.", 7, now)
     member_a = session.get(Member, world.member_a_id)
     assert member_a is not None
     users: dict[str, User | None] = {
@@ -203,7 +208,8 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "checked_out": out.id, "blackout": blackout.id, "custody": spare.id,
         "swap": swap.id, "month": month, "version": version.version,
         "certificate": verified, "pending_certificate": pending_certificate,
-        "rejectable": rejectable, "insured_until": insured_until.isoformat(),
+        "rejectable": rejectable, "proposal": proposal.id,
+        "insured_until": insured_until.isoformat(),
         "api_token": tokens.create_token(session, world.owner_a, "Alpha's script", now).token.id,
         "invite": invites.invite_token(SECRET, invite),
         "reset": accounts.make_reset_token(SECRET, world.crew_a),

@@ -150,6 +150,13 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.insurance.verify", "POST"):      ("pending_certificate", LOGIN, 403, 403, 403,   403,   422,   403,   404),
     ("clusters.insurance.reject", "POST"):      ("rejectable",    LOGIN,   403,   403,   403,   403,   422,   403,   404),
     ("clusters.insurance.document", "GET"):     ("certificate",   LOGIN,   200,   200,   200,   404,   200,   404,   404),
+    # decisions on the agreement: all of the cluster read; the coordinator proposes (the
+    # charter here lets no member); owners of participating members vote, once
+    ("clusters.governance.proposals", "GET"):   ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
+    ("clusters.governance.propose", "GET"):     ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
+    ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
+    ("clusters.governance.proposal", "GET"):    ("proposal",      LOGIN,   200,   200,   200,   200,   200,   404,   404),
+    ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   422,   422,   422,   422,   422,   404,   404),
     # jobs
     ("jobs.board", "GET"):                      ("-",             LOGIN,   200,   200,   200,   200,   302,   200,   302),
     ("jobs.detail", "GET"):                     ("contract_job",  LOGIN,   200,   200,   200,   200,   200,   404,   404),
@@ -235,6 +242,8 @@ FILLED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.insurance.verify", "POST"):      ("pending_certificate", LOGIN, 403, 403, 403,   403,   302,   403,   404),
     ("clusters.insurance.reject", "POST"):      ("rejectable",    LOGIN,   403,   403,   403,   403,   302,   403,   404),
     ("clusters.insurance.member_insurance", "POST"): ("member_a", LOGIN, 403,   302,   403,   403,   403,   404,   404),
+    ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   302,   403,   302),
+    ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   403,   302,   302,   302,   403,   404,   404),
     ("jobs.post", "POST"):                      ("-",             LOGIN,   302,   302,   302,   302,   403,   403,   403),
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   403,   403,   302,   302,   403,   404,   403),
     ("jobs.propose_joint", "POST"):             ("window_job",    LOGIN,   403,   403,   409,   422,   403,   404,   403),
@@ -269,6 +278,13 @@ FORMS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("clusters.insurance.member_insurance", "POST"): lambda i: {
         "document": (io.BytesIO(png_bytes()), "certificate.png"), "insurer": "Alpha Assurance",
         "policy_number": "AA-2", "coverage": "2000000", "expires_on": i["insured_until"]},
+    ("clusters.governance.propose", "POST"): lambda i: {
+        "reason": "Hand-offs deserve more.", "voting_days": "7",
+        "purpose": "Share overflow work, v4.", "scope_overflow_jobs": "y",
+        "referral_fee_percent": "6", "platform_fee_percent": "1", "sunset_on": "2030-01-01",
+        "exit_notice_days": "30", "information_rules": "No bid prices across the barrier.",
+        "decision_rule": "two_thirds"},
+    ("clusters.governance.vote", "POST"): lambda i: {"choice": "against"},
     ("jobs.post", "POST"): lambda i: {
         "title": "Trim hedges", "trades": "mowing", "locality": "Annex", "site_lat": "43.6532",
         "site_lng": "-79.3832", "address": "1 Main St", "customer_name": "Quinn",
@@ -313,14 +329,15 @@ OUR_OBJECTS = frozenset({
     "open_job", "contract_job", "window_job", "done_job", "confirmed_job", "joint_bid",
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
     "custody", "swap", "version", "api_token", "certificate", "pending_certificate",
-    "rejectable"})
+    "rejectable", "proposal"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
 CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.
 OUR_MARKERS = ("Alpha Lawns", "Beta Stone", "Gamma Trees", "Delta Decks", "Zelda Quackenbush",
                "Evergreen", "Edge the park", "Plant the boulevard", "Rake the lawns",
                "Sod the yard", "Kubota", "Bobcat", "Shared dump trailer", "Fuel shared",
-               "Beta Mutual", "Alpha Assurance", "Gamma Casualty")
+               "Beta Mutual", "Alpha Assurance", "Gamma Casualty",
+               "Fees should reward hand-offs")
 
 
 # --- fixtures ----------------------------------------------------------------------------

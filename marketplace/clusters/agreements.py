@@ -22,9 +22,12 @@ from sqlmodel import Session, col, select
 from marketplace.clusters.models import (
     Agreement,
     AgreementAcceptance,
+    AgreementProposal,
     Cluster,
     Member,
     MemberFacts,
+    ProposalStatus,
+    ProposalVote,
     Role,
     User,
 )
@@ -40,6 +43,11 @@ MAX_MIN_COVERAGE = 10**12
 #: The information rules' k (`Agreement.aggregate_min_group`): by default 3; at least 2
 #: (with 1, "totals" could be one rival's own figure); at most 50.
 DEFAULT_MIN_GROUP, MIN_GROUP, MAX_GROUP = 3, 2, 50
+#: How a change to the charter is decided (clusters/governance/service.py counts by it).
+DECISION_RULES = ("majority", "two_thirds", "unanimity")
+#: A member whose owners voted against a carried change may leave without the notice
+#: period for this long after the outcome (then the ordinary exit clause applies again).
+OPPONENT_EXIT_WINDOW = timedelta(days=30)
 
 
 class Activity(StrEnum):
@@ -64,6 +72,9 @@ class AgreementTerms:
     aggregate_min_group: int = DEFAULT_MIN_GROUP
     #: Trade -> the verified insurance coverage (minor units) a job in it needs.
     min_coverage: dict[str, int] = field(default_factory=dict)
+    decision_rule: str = "majority"
+    members_may_propose: bool = False
+    secret_votes: bool = False
 
     @classmethod
     def of(cls, agreement: Agreement) -> AgreementTerms:
@@ -106,6 +117,8 @@ def _validate_terms(terms: AgreementTerms, today: date) -> None:
                 or not 0 < minimum <= MAX_MIN_COVERAGE:
             errors[f"min_coverage-{trade}"] = N_("Enter a minimum coverage above zero, or "
                                                  "leave it empty for no minimum.")
+    if terms.decision_rule not in DECISION_RULES:
+        errors["decision_rule"] = N_("Choose how changes are decided from the list.")
     if errors:
         raise ValidationError("invalid_agreement", N_("Some fields need your attention."),
                               fields=errors)
@@ -148,29 +161,47 @@ def publish_agreement(
 ) -> Agreement:
     """Publish a new version; every member must then accept it again."""
     require_coordinator(actor)
-    cluster = session.get(Cluster, actor.cluster_id)
-    assert cluster is not None
-    _validate_terms(terms, cluster_today(cluster, now))
-    current = agreement_in_force(session, actor.cluster_id)
-    if current is not None and AgreementTerms.of(current) == terms:
-        raise ValidationError("agreement_unchanged",
-                              N_("Nothing changed: edit a term to publish a new version."))
-    agreement = Agreement(
-        cluster_id=actor.cluster_id, version=(current.version + 1) if current else 1,
-        created_by_id=id_of(actor), created_at=now,
-        **{f.name: getattr(terms, f.name) for f in fields(AgreementTerms)},
-    )
-    agreement.purpose = terms.purpose.strip()
-    agreement.min_coverage = dict(sorted(terms.min_coverage.items()))
-    agreement.information_rules = terms.information_rules.strip()
-    session.add(agreement)
     try:
+        agreement = add_version(session, actor.cluster_id, id_of(actor), terms, now)
         session.commit()
     except IntegrityError:
         session.rollback()
         raise Conflict("agreement_version_race",
                        N_("Someone published a new version at the same time. Reload and "
                           "try again.")) from None
+    return agreement
+
+
+def check_terms(session: Session, cluster_id: int, terms: AgreementTerms, now: datetime
+                ) -> None:
+    """Refuse terms that could not be published now (invalid, or the version in force)."""
+    cluster = session.get(Cluster, cluster_id)
+    assert cluster is not None
+    _validate_terms(terms, cluster_today(cluster, now))
+    current = agreement_in_force(session, cluster_id)
+    if current is not None and AgreementTerms.of(current) == terms:
+        raise ValidationError("agreement_unchanged",
+                              N_("Nothing changed: edit a term to publish a new version."))
+
+
+def add_version(session: Session, cluster_id: int, created_by_id: int,
+                terms: AgreementTerms, now: datetime) -> Agreement:
+    """Add the next version to the caller's transaction (not committed): the
+    coordinator's publishing and a carried vote (clusters/governance/service.py) both go
+    through here, so the same terms are refused the same way and every member must
+    accept the new version."""
+    check_terms(session, cluster_id, terms, now)
+    current = agreement_in_force(session, cluster_id)
+    agreement = Agreement(
+        cluster_id=cluster_id, version=(current.version + 1) if current else 1,
+        created_by_id=created_by_id, created_at=now,
+        **{f.name: getattr(terms, f.name) for f in fields(AgreementTerms)},
+    )
+    agreement.purpose = terms.purpose.strip()
+    agreement.min_coverage = dict(sorted(terms.min_coverage.items()))
+    agreement.information_rules = terms.information_rules.strip()
+    session.add(agreement)
+    session.flush()
     return agreement
 
 
@@ -225,7 +256,11 @@ def acceptances(session: Session, viewer: User, agreement_id: int
 
 
 def give_exit_notice(session: Session, actor: User, member_id: int, now: datetime) -> Member:
-    """Start the exit clock: the member leaves after the agreed notice, history kept."""
+    """Start the exit clock: the member leaves after the agreed notice, history kept.
+
+    A member whose owners voted against a carried change leaves at once, without the
+    notice period, within `OPPONENT_EXIT_WINDOW` of the outcome: it never agreed to the
+    terms it would otherwise be held to while its notice runs."""
     member = get_member(session, actor, member_id)
     if actor.role != Role.OWNER or actor.member_id != member.id:
         raise Forbidden("owner_only", N_("Only an owner of this business can give notice of "
@@ -236,9 +271,22 @@ def give_exit_notice(session: Session, actor: User, member_id: int, now: datetim
     notice_days = current.exit_notice_days if current else 0
     member.exit_noticed_at = now
     member.exit_effective_at = now + timedelta(days=notice_days)
+    if voted_against_carried_change(session, id_of(member), now):
+        member.exit_effective_at = now
     session.add(member)
     session.commit()
     return member
+
+
+def voted_against_carried_change(session: Session, member_id: int, now: datetime) -> bool:
+    """Whether this member voted against a change carried within the exit window."""
+    return session.exec(
+        select(ProposalVote.id).join(AgreementProposal,
+                                     col(AgreementProposal.id) == ProposalVote.proposal_id)
+        .where(ProposalVote.member_id == member_id, col(ProposalVote.in_favour).is_(False),
+               AgreementProposal.status == ProposalStatus.CARRIED.value,
+               col(AgreementProposal.closed_at) > now - OPPONENT_EXIT_WINDOW)
+        .limit(1)).first() is not None
 
 
 def _in_force(session: Session, cluster_id: int,

@@ -6,6 +6,7 @@ per-field refusals are shown next to these fields (`web.apply_to_form`).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,9 +28,11 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from marketplace.clusters.agreements import DEFAULT_MIN_GROUP, AgreementTerms
+from marketplace.clusters.models import Agreement
 from marketplace.clusters.service import SUPPORTED_CURRENCIES, SUPPORTED_LOCALES
 from marketplace.clusters.trades import TRADES
-from marketplace.forms import WebForm
+from marketplace.forms import WebForm, filled
 
 _required = _l("This field is required.")
 
@@ -45,6 +48,9 @@ class FiniteDecimalField(DecimalField):
             raise ValueError(self.gettext("Not a valid decimal value."))
 UNIT_CHOICES = [("metric", _l("Metric (km, m²)")), ("imperial", _l("Imperial (miles, acres)"))]
 ROLE_CHOICES = [("crew", _l("Crew")), ("owner", _l("Owner"))]
+DECISION_CHOICES = [("majority", _l("A majority of participating members")),
+                    ("two_thirds", _l("Two thirds of participating members")),
+                    ("unanimity", _l("All participating members (unanimity)"))]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -149,6 +155,74 @@ class AgreementForm(WebForm):
     #: The information rules' k; left blank, the version in force's (3 at first)
     aggregate_min_group = IntegerField(_l("Smallest group for cluster totals (k)"),
                                        validators=[Optional()])
+    #: How changes are decided (clusters/governance/service.py); absent, the default rule.
+    decision_rule = SelectField(_l("Changes are decided by"), choices=DECISION_CHOICES,
+                                default="majority")
+    members_may_propose = BooleanField(_l("Member owners may propose changes (otherwise "
+                                          "only the coordinator)"))
+    secret_votes = BooleanField(_l("Secret votes (members see only the counts)"))
+
+    def prefill(self, current: Agreement | None, now: datetime) -> None:
+        """The terms in force (or, before any, sensible first terms) to edit."""
+        if current is None:
+            self.scope_overflow_jobs.data = self.scope_equipment.data = True
+            self.scope_joint_bids.data = True
+            self.referral_fee_percent.data = Decimal("5")
+            self.platform_fee_percent.data = Decimal("1")
+            self.exit_notice_days.data = 30
+            self.sunset_on.data = (now + timedelta(days=365)).date()
+            self.aggregate_min_group.data = DEFAULT_MIN_GROUP
+            return
+        terms = AgreementTerms.of(current)
+        self.purpose.data = terms.purpose
+        self.scope_overflow_jobs.data = terms.scope_overflow_jobs
+        self.scope_equipment.data = terms.scope_equipment
+        self.scope_joint_bids.data = terms.scope_joint_bids
+        self.referral_fee_percent.data = Decimal(terms.referral_fee_bp) / 100
+        self.platform_fee_percent.data = Decimal(terms.platform_fee_bp) / 100
+        self.sunset_on.data = terms.sunset_on
+        self.exit_notice_days.data = terms.exit_notice_days
+        self.information_rules.data = terms.information_rules
+        self.aggregate_min_group.data = terms.aggregate_min_group
+        self.decision_rule.data = terms.decision_rule
+        self.members_may_propose.data = terms.members_may_propose
+        self.secret_votes.data = terms.secret_votes
+
+    def terms(self, min_group: int, min_coverage: dict[str, int]) -> AgreementTerms:
+        """The terms typed, once validated: percent -> basis points, exactly (the form
+        allows two decimals)."""
+        return AgreementTerms(
+            purpose=self.purpose.data or "",
+            scope_overflow_jobs=bool(self.scope_overflow_jobs.data),
+            scope_equipment=bool(self.scope_equipment.data),
+            scope_joint_bids=bool(self.scope_joint_bids.data),
+            referral_fee_bp=int((self.referral_fee_percent.data or Decimal(0)) * 100),
+            platform_fee_bp=int((self.platform_fee_percent.data or Decimal(0)) * 100),
+            sunset_on=filled(self.sunset_on.data),
+            exit_notice_days=self.exit_notice_days.data or 0,
+            information_rules=self.information_rules.data or "",
+            aggregate_min_group=min_group, min_coverage=min_coverage,
+            decision_rule=self.decision_rule.data or "majority",
+            members_may_propose=bool(self.members_may_propose.data),
+            secret_votes=bool(self.secret_votes.data),
+        )
+
+
+class ProposalForm(AgreementForm):
+    """A proposed change: the whole new terms (prefilled with those in force), why, and
+    how long members vote."""
+
+    reason = TextAreaField(_l("Why change the agreement"),
+                           validators=[DataRequired(_required), Length(max=2000)])
+    voting_days = IntegerField(_l("Members vote for (days)"), default=7,
+                               validators=[InputRequired(_required)])
+
+
+class VoteForm(WebForm):
+    """A vote: the button tapped (for or against) is the choice."""
+
+    choice = SelectField(choices=[("for", _l("Vote for")), ("against", _l("Vote against"))],
+                         validators=[DataRequired(_required)])
 
 
 class AcceptAgreementForm(WebForm):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, UniqueConstraint, false
 from sqlmodel import Field, SQLModel, col
 
 from marketplace.db import UTCDateTime
@@ -202,6 +202,14 @@ class Agreement(SQLModel, table=True):
     #: none beyond a verified, current certificate.
     min_coverage: dict[str, int] = Field(
         default_factory=dict, sa_column=Column(JSON(), nullable=False, server_default="{}"))
+    #: How a change to this charter is decided (clusters/governance/service.py): "majority",
+    #: "two_thirds" or "unanimity" of the participating members; who may propose one
+    #: (the coordinator only, or members' owners too); and whether votes are secret.
+    decision_rule: str = Field(default="majority", max_length=20,
+                               sa_column_kwargs={"server_default": "majority"})
+    members_may_propose: bool = Field(default=False,
+                                      sa_column_kwargs={"server_default": false()})
+    secret_votes: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -283,3 +291,53 @@ class InsuranceNotice(SQLModel, table=True):
     expires_on: date
     kind: str = Field(max_length=10)
     sent_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ProposalStatus(StrEnum):
+    OPEN = "open"  # members vote until the deadline
+    CARRIED = "carried"  # the rule was met; its terms were published as a new version
+    REJECTED = "rejected"  # the rule was not met
+    STALE = "stale"  # carried, but its terms could no longer be published (e.g. sunset)
+
+
+class AgreementProposal(SQLModel, table=True):
+    """A proposed change to the charter: the whole new terms, the reason, the deadline,
+    and (once closed) the count and outcome.  Kept forever, as the cluster's record.
+
+    The rule and secrecy are those of the version in force when it was proposed, so a
+    vote is counted as its voters were told it would be."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    proposed_by_id: int = Field(foreign_key="user.id")
+    proposed_by_member_id: int | None = Field(default=None, foreign_key="member.id")
+    based_on_version: int
+    reason: str = Field(max_length=2000)
+    #: The proposed `AgreementTerms`, as JSON (dates as ISO strings).
+    terms: dict[str, object] = Field(default_factory=dict,
+                                     sa_column=Column(JSON(), nullable=False))
+    decision_rule: str = Field(max_length=20)
+    secret_votes: bool = Field(default=False)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    deadline: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    status: str = Field(default=ProposalStatus.OPEN.value, max_length=10, index=True)
+    closed_at: datetime | None = Field(default=None,
+                                       sa_column=Column(UTCDateTime(), nullable=True))
+    votes_for: int | None = None
+    votes_against: int | None = None
+    participants: int | None = None
+    published_version: int | None = None
+
+
+class ProposalVote(SQLModel, table=True):
+    """One member business's vote on a proposal, cast by one of its owners.  The unique
+    key makes it one per business, whichever owner taps first."""
+
+    __table_args__ = (UniqueConstraint("proposal_id", "member_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    proposal_id: int = Field(foreign_key="agreementproposal.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    user_id: int = Field(foreign_key="user.id")
+    in_favour: bool
+    cast_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
-from decimal import Decimal
 
 from flask import (
     Blueprint,
@@ -23,7 +21,7 @@ from flask_wtf import FlaskForm
 
 from marketplace.api import tokens
 from marketplace.clusters import agreements, invites, service
-from marketplace.clusters.agreements import Activity, AgreementTerms
+from marketplace.clusters.agreements import Activity
 from marketplace.clusters.forms import (
     AcceptAgreementForm,
     AgreementForm,
@@ -35,6 +33,7 @@ from marketplace.clusters.forms import (
     ProfileForm,
     UserInviteForm,
 )
+from marketplace.clusters.governance.views import bp as governance_bp
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.views import bp as insurance_bp
 from marketplace.clusters.insurance.views import typed_amount
@@ -46,7 +45,6 @@ from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
 from marketplace.errors import N_, ValidationError
-from marketplace.forms import filled
 from marketplace.i18n import km_from_display, km_to_display
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
@@ -58,6 +56,7 @@ from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
 bp.register_blueprint(insurance_bp)  # its pages: clusters.insurance.*
+bp.register_blueprint(governance_bp)  # proposals and votes: clusters.governance.*
 
 
 @bp.before_request
@@ -330,18 +329,7 @@ def edit_agreement() -> ResponseReturnValue:
     if not form.is_submitted():
         _prefill_agreement(form, current)
     if form.validate_on_submit():
-        terms = AgreementTerms(
-            purpose=form.purpose.data or "",
-            scope_overflow_jobs=bool(form.scope_overflow_jobs.data),
-            scope_equipment=bool(form.scope_equipment.data),
-            scope_joint_bids=bool(form.scope_joint_bids.data),
-            referral_fee_bp=_percent_to_bp(form.referral_fee_percent.data),
-            platform_fee_bp=_percent_to_bp(form.platform_fee_percent.data),
-            sunset_on=filled(form.sunset_on.data),
-            exit_notice_days=form.exit_notice_days.data or 0,
-            information_rules=form.information_rules.data or "",
-            aggregate_min_group=_min_group(form, current),
-        )
+        terms = form.terms(_min_group(form, current), {})
 
         def publish() -> ResponseReturnValue:
             published = agreements.publish_agreement(
@@ -395,26 +383,7 @@ AGREEMENT_FIELDS = {"referral_fee_bp": "referral_fee_percent",
 
 
 def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
-    if current is None:
-        form.scope_overflow_jobs.data = form.scope_equipment.data = True
-        form.scope_joint_bids.data = True
-        form.referral_fee_percent.data = Decimal("5")
-        form.platform_fee_percent.data = Decimal("1")
-        form.exit_notice_days.data = 30
-        form.sunset_on.data = (utcnow() + timedelta(days=365)).date()
-        form.aggregate_min_group.data = agreements.DEFAULT_MIN_GROUP
-        return
-    terms = AgreementTerms.of(current)
-    form.purpose.data = terms.purpose
-    form.scope_overflow_jobs.data = terms.scope_overflow_jobs
-    form.scope_equipment.data = terms.scope_equipment
-    form.scope_joint_bids.data = terms.scope_joint_bids
-    form.referral_fee_percent.data = Decimal(terms.referral_fee_bp) / 100
-    form.platform_fee_percent.data = Decimal(terms.platform_fee_bp) / 100
-    form.sunset_on.data = terms.sunset_on
-    form.exit_notice_days.data = terms.exit_notice_days
-    form.information_rules.data = terms.information_rules
-    form.aggregate_min_group.data = terms.aggregate_min_group
+    form.prefill(current, utcnow())
 
 
 def _min_group(form: AgreementForm, current: Agreement | None) -> int:
@@ -422,11 +391,6 @@ def _min_group(form: AgreementForm, current: Agreement | None) -> int:
     if form.aggregate_min_group.data is not None:
         return int(form.aggregate_min_group.data)
     return current.aggregate_min_group if current else agreements.DEFAULT_MIN_GROUP
-
-
-def _percent_to_bp(value: Decimal | None) -> int:
-    """2.5 % -> 250 basis points, exactly (the form allows two decimals)."""
-    return int((value or Decimal(0)) * 100)
 
 
 @bp.route("/cluster/settings", methods=["GET", "POST"])

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from marketplace.clusters.governance.service import close_due_proposals
 from marketplace.clusters.insurance.service import remind_expiring
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.equipment.rotation import rotation_sweep
@@ -51,4 +52,7 @@ TASKS: tuple[PeriodicTask, ...] = (
     # Insurance: reminders 30 and 7 days before a verified expiry, the notice at it;
     # each once per member and expiry (a unique row), however often this runs.
     PeriodicTask("clusters.insurance_reminders", 900.0, remind_expiring),
+    # Votes on agreement changes: each proposal closed once at its deadline (a
+    # conditional update), counted by the charter's rule, published if carried.
+    PeriodicTask("clusters.close_due_proposals", 30.0, close_due_proposals),
 )

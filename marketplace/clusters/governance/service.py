@@ -1,0 +1,473 @@
+"""Decisions by the charter's rule: proposals to change the agreement, votes, outcomes.
+
+A change is proposed as the whole new terms (`AgreementTerms`) with a reason and a
+deadline.  Each participating member business (it accepted the version in force, has
+not left, is not suspended) has one vote, cast by one of its owners; the first vote
+stands (a second is refused by the unique key on proposal and member, not by a check
+in Python).  At the deadline the scheduler closes the proposal exactly once (a
+conditional UPDATE ... WHERE status = 'open'), counts by the rule of the version that
+was in force when it was proposed, and, if carried, publishes the terms as a new
+version through the same code the coordinator's editor uses, so every member must
+accept it again.  Members whose owners voted against may then leave without the
+notice period (`agreements.give_exit_notice`).
+
+Counting is of *participating members at closing*, not of votes cast: a member that
+did not vote has not agreed, so abstaining weighs like voting against.  Majority is
+more than half of them, two-thirds at least two thirds, unanimity all of them (and a
+cluster with no participating member carries nothing).
+
+Secret votes: `proposal_view` is the one place that decides who may read how each
+member voted.  With secret votes nobody (the coordinator included) reads another
+member's vote, only the counts; a member's owners still see their own business's vote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from marketplace import events
+from marketplace.clusters.agreements import (
+    AgreementTerms,
+    add_version,
+    agreement_in_force,
+    check_terms,
+)
+from marketplace.clusters.models import (
+    AgreementAcceptance,
+    AgreementProposal,
+    Cluster,
+    Member,
+    ProposalStatus,
+    ProposalVote,
+    Role,
+    User,
+)
+from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.persisted import id_of
+from marketplace.rows import in_cluster
+
+MIN_VOTING_DAYS, MAX_VOTING_DAYS = 3, 30
+MAX_REASON = 2000
+
+
+# -- the rule ---------------------------------------------------------------------------
+
+
+def carried(rule: str, votes_for: int, participants: int) -> bool:
+    """Whether `votes_for` of `participants` participating members carry a change."""
+    if participants <= 0 or votes_for <= 0:
+        return False
+    if rule == "unanimity":
+        return votes_for >= participants
+    if rule == "two_thirds":
+        return 3 * votes_for >= 2 * participants
+    return 2 * votes_for > participants  # majority: more than half
+
+
+def participating_member_ids(session: Session, cluster_id: int, now: datetime) -> set[int]:
+    """The member businesses that take part now: accepted the version in force, not
+    exited, not suspended (the electorate of a vote)."""
+    current = agreement_in_force(session, cluster_id)
+    if current is None:
+        return set()
+    rows = session.exec(
+        select(col(Member.id))
+        .join(AgreementAcceptance, col(AgreementAcceptance.member_id) == Member.id)
+        .where(
+            Member.cluster_id == cluster_id,
+            AgreementAcceptance.agreement_id == current.id,
+            col(Member.suspended).is_(False),
+            or_(col(Member.exit_effective_at).is_(None), col(Member.exit_effective_at) > now),
+        )
+    )
+    return {member_id for member_id in rows if member_id is not None}
+
+
+# -- terms as stored ----------------------------------------------------------------------
+
+
+def terms_to_json(terms: AgreementTerms) -> dict[str, Any]:
+    data = asdict(terms)
+    data["sunset_on"] = terms.sunset_on.isoformat()
+    return data
+
+
+def terms_from_json(data: dict[str, Any]) -> AgreementTerms:
+    known = {f.name for f in fields(AgreementTerms)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["sunset_on"] = date.fromisoformat(str(values["sunset_on"]))
+    return AgreementTerms(**values)
+
+
+# -- proposing ----------------------------------------------------------------------------
+
+
+def may_propose(session: Session, actor: User, now: datetime) -> bool:
+    """The coordinator always; an owner of a participating member where the charter says
+    members may propose."""
+    if actor.role == Role.COORDINATOR:
+        return agreement_in_force(session, actor.cluster_id) is not None
+    current = agreement_in_force(session, actor.cluster_id)
+    return (
+        current is not None
+        and current.members_may_propose
+        and actor.role == Role.OWNER
+        and actor.member_id is not None
+        and actor.member_id in participating_member_ids(session, actor.cluster_id, now)
+    )
+
+
+def propose_change(
+    session: Session,
+    actor: User,
+    terms: AgreementTerms,
+    reason: str,
+    voting_days: int,
+    now: datetime,
+) -> AgreementProposal:
+    """Put a change to the vote; every member's owners (and the coordinator) are told."""
+    current = agreement_in_force(session, actor.cluster_id)
+    if current is None:
+        raise Conflict(
+            "no_agreement",
+            N_(
+                "The coordinator has not published the cluster "
+                "agreement yet; nothing can be shared before it."
+            ),
+        )
+    if not may_propose(session, actor, now):
+        raise Forbidden(
+            "may_not_propose",
+            N_("The agreement lets only the coordinator propose changes. Ask the coordinator."),
+        )
+    errors: dict[str, str] = {}
+    if not reason.strip() or len(reason) > MAX_REASON:
+        errors["reason"] = N_("Say why the agreement should change (up to 2000 characters).")
+    if not MIN_VOTING_DAYS <= voting_days <= MAX_VOTING_DAYS:
+        errors["voting_days"] = N_("Members vote for between 3 and 30 days.")
+    if errors:
+        raise ValidationError(
+            "invalid_proposal", N_("Some fields need your attention."), fields=errors
+        )
+    check_terms(session, actor.cluster_id, terms, now)
+    proposal = AgreementProposal(
+        cluster_id=actor.cluster_id,
+        proposed_by_id=id_of(actor),
+        proposed_by_member_id=actor.member_id if actor.role == Role.OWNER else None,
+        based_on_version=current.version,
+        reason=reason.strip(),
+        terms=terms_to_json(terms),
+        decision_rule=current.decision_rule,
+        secret_votes=current.secret_votes,
+        created_at=now,
+        deadline=now + timedelta(days=voting_days),
+    )
+    session.add(proposal)
+    session.flush()
+    events.notify(
+        session,
+        _told(session, actor.cluster_id),
+        "governance.proposed",
+        N_(
+            "A change to the cluster agreement was proposed: %(reason)s Vote for or against "
+            "before %(deadline)s."
+        ),
+        now=now,
+        params={"reason": proposal.reason[:200], "deadline": local_deadline(session, proposal)},
+        link=f"/agreement/proposals/{proposal.id}",
+    )
+    session.commit()
+    return proposal
+
+
+def local_deadline(session: Session, proposal: AgreementProposal) -> str:
+    """The deadline as the cluster's clock reads it, for messages (pages format it
+    in each viewer's own zone)."""
+    cluster = session.get(Cluster, proposal.cluster_id)
+    zone = ZoneInfo(cluster.timezone if cluster else "UTC")
+    return proposal.deadline.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _told(session: Session, cluster_id: int) -> list[User]:
+    """Whom a proposal and its outcome reach: the coordinator and every member's owners
+    (the people who vote and accept for their businesses)."""
+    return list(
+        session.exec(
+            select(User)
+            .where(
+                User.cluster_id == cluster_id,
+                col(User.active).is_(True),
+                col(User.role).in_([Role.OWNER.value, Role.COORDINATOR.value]),
+            )
+            .order_by(col(User.id))
+        )
+    )
+
+
+# -- voting -------------------------------------------------------------------------------
+
+
+def get_proposal(session: Session, viewer: User, proposal_id: int) -> AgreementProposal:
+    """A proposal of the viewer's cluster, or NotFound."""
+    return in_cluster(session, AgreementProposal, proposal_id, viewer.cluster_id)
+
+
+def cast_vote(
+    session: Session, actor: User, proposal_id: int, in_favour: bool, now: datetime
+) -> ProposalVote:
+    """One vote for the actor's business.  The first vote stands: a second one, by the
+    same owner or a co-owner, is refused (the unique key decides, not a prior read)."""
+    proposal = in_cluster(
+        session, AgreementProposal, proposal_id, actor.cluster_id, for_update=True
+    )  # the closer waits for this vote, or refuses it
+    if actor.role != Role.OWNER or actor.member_id is None:
+        raise Forbidden("owner_only", N_("Only an owner of a member business can vote for it."))
+    if proposal.status != ProposalStatus.OPEN.value or proposal.deadline <= now:
+        raise Conflict(
+            "voting_closed",
+            N_(
+                "Voting on this change closed on %(deadline)s. The outcome is on "
+                "the agreement's decisions page; to change the agreement again, "
+                "propose a new change."
+            ),
+            params={"deadline": local_deadline(session, proposal)},
+        )
+    if actor.member_id not in participating_member_ids(session, actor.cluster_id, now):
+        raise Forbidden(
+            "not_participating",
+            N_(
+                "Only businesses that take part in the cluster vote: accept the "
+                "agreement in force first."
+            ),
+        )
+    vote = ProposalVote(
+        proposal_id=id_of(proposal),
+        member_id=actor.member_id,
+        user_id=id_of(actor),
+        in_favour=in_favour,
+        cast_at=now,
+    )
+    session.add(vote)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            "already_voted",
+            N_("Your business has already voted on this change; its first vote stands."),
+        ) from None
+    return vote
+
+
+# -- closing ------------------------------------------------------------------------------
+
+
+def close_due_proposals(session: Session, now: datetime) -> int:
+    """Scheduler sweep: close every proposal whose deadline passed; how many it closed
+    (a proposal another scheduler or a rerun closed first is not counted again)."""
+    due = list(
+        session.exec(
+            select(col(AgreementProposal.id))
+            .where(
+                AgreementProposal.status == ProposalStatus.OPEN.value,
+                col(AgreementProposal.deadline) <= now,
+            )
+            .order_by(col(AgreementProposal.id))
+        )
+    )
+    session.commit()
+    return sum(
+        1
+        for proposal_id in due
+        if proposal_id is not None and close_proposal(session, proposal_id, now)
+    )
+
+
+def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
+    """Close one due proposal, exactly once: count, publish if carried, tell everyone.
+    False if it was not open and due (closed already, by this or another process).
+
+    The claim comes first, so on PostgreSQL a concurrent closer waits for this
+    transaction and then finds nothing open, and a vote still being cast (it locks the
+    proposal) is counted; the count is read after the claim, in the same transaction."""
+    claimed = session.execute(
+        update(AgreementProposal)
+        .where(
+            col(AgreementProposal.id) == proposal_id,
+            col(AgreementProposal.status) == ProposalStatus.OPEN.value,
+            col(AgreementProposal.deadline) <= now,
+        )
+        .values(status=ProposalStatus.REJECTED.value, closed_at=now)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # a DML result has rowcount
+        session.rollback()
+        return False
+    proposal = session.get(AgreementProposal, proposal_id, populate_existing=True)
+    assert proposal is not None
+    electorate = participating_member_ids(session, proposal.cluster_id, now)
+    votes = [
+        v
+        for v in session.exec(select(ProposalVote).where(ProposalVote.proposal_id == proposal_id))
+        if v.member_id in electorate
+    ]
+    proposal.votes_for = sum(1 for v in votes if v.in_favour)
+    proposal.votes_against = sum(1 for v in votes if not v.in_favour)
+    proposal.participants = len(electorate)
+    if carried(proposal.decision_rule, proposal.votes_for, proposal.participants):
+        try:
+            published = add_version(
+                session,
+                proposal.cluster_id,
+                proposal.proposed_by_id,
+                terms_from_json(proposal.terms),
+                now,
+            )
+        except ValidationError:  # e.g. its sunset date passed while members voted
+            proposal.status = ProposalStatus.STALE.value
+        else:
+            proposal.status = ProposalStatus.CARRIED.value
+            proposal.published_version = published.version
+    session.add(proposal)
+    events.notify(
+        session,
+        _told(session, proposal.cluster_id),
+        "governance.closed",
+        OUTCOME_MESSAGES[proposal.status],
+        now=now,
+        params={
+            "yes": proposal.votes_for,
+            "no": proposal.votes_against,
+            "participants": proposal.participants,
+            "version": proposal.published_version or 0,
+        },
+        link=f"/agreement/proposals/{proposal_id}",
+    )
+    try:
+        session.commit()
+    except IntegrityError:  # the coordinator published a version at the same instant
+        session.rollback()
+        return False  # still open: the next sweep closes it on top of that version
+    return True
+
+
+OUTCOME_MESSAGES = {
+    ProposalStatus.CARRIED.value: N_(
+        "The proposed change to the agreement was carried (%(yes)d for, %(no)d "
+        "against, of %(participants)d members). Version %(version)d is published: accept it "
+        "to keep taking part. A business that voted against may leave without the notice "
+        "period for 30 days."
+    ),
+    ProposalStatus.REJECTED.value: N_(
+        "The proposed change to the agreement was not carried (%(yes)d for, %(no)d "
+        "against, of %(participants)d members). The agreement stays as it is."
+    ),
+    ProposalStatus.STALE.value: N_(
+        "The proposed change to the agreement was carried, but its terms can no longer be "
+        "published (for example its sunset date has passed). Propose it again with new "
+        "terms."
+    ),
+}
+
+
+# -- what a viewer sees --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ballot:
+    member_name: str
+    in_favour: bool
+    cast_at: datetime
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    """A proposal as one viewer may read it: counts for all; who voted how only when the
+    votes are open (or, with secret votes, only the viewer's own business's vote)."""
+
+    proposal: AgreementProposal
+    terms: AgreementTerms
+    proposer: str
+    votes_cast: int
+    votes_for: int | None  # while open with secret votes: None (no running tally)
+    votes_against: int | None
+    ballots: tuple[Ballot, ...]
+    my_vote: bool | None  # the viewer's business's vote, None if none
+    may_vote: bool
+
+
+def list_proposals(session: Session, viewer: User) -> list[AgreementProposal]:
+    """Every proposal of the viewer's cluster, newest first: the record of decisions."""
+    return list(
+        session.exec(
+            select(AgreementProposal)
+            .where(AgreementProposal.cluster_id == viewer.cluster_id)
+            .order_by(col(AgreementProposal.id).desc())
+        )
+    )
+
+
+def proposal_view(
+    session: Session, viewer: User, proposal: AgreementProposal, now: datetime
+) -> ProposalView:
+    """The barrier for votes: this builds every page's and notice's view of a proposal."""
+    if proposal.cluster_id != viewer.cluster_id:
+        raise not_found()
+    rows = list(
+        session.exec(
+            select(ProposalVote, Member.name)
+            .join(Member, col(Member.id) == ProposalVote.member_id)
+            .where(ProposalVote.proposal_id == proposal.id)
+            .order_by(Member.name)
+        )
+    )
+    mine = next(
+        (
+            v.in_favour
+            for v, _n in rows
+            if v.member_id == viewer.member_id and viewer.member_id is not None
+        ),
+        None,
+    )
+    is_open = proposal.status == ProposalStatus.OPEN.value
+    if is_open:
+        shown_for = None if proposal.secret_votes else sum(1 for v, _n in rows if v.in_favour)
+        shown_against = None if proposal.secret_votes else len(rows) - (shown_for or 0)
+    else:
+        shown_for, shown_against = proposal.votes_for, proposal.votes_against
+    ballots = (
+        ()
+        if proposal.secret_votes
+        else tuple(Ballot(name, vote.in_favour, vote.cast_at) for vote, name in rows)
+    )
+    proposer = session.get(User, proposal.proposed_by_id)
+    business = (
+        session.get(Member, proposal.proposed_by_member_id)
+        if proposal.proposed_by_member_id
+        else None
+    )
+    may_vote = (
+        is_open
+        and proposal.deadline > now
+        and mine is None
+        and viewer.role == Role.OWNER
+        and viewer.member_id is not None
+        and viewer.member_id in participating_member_ids(session, viewer.cluster_id, now)
+    )
+    return ProposalView(
+        proposal=proposal,
+        terms=terms_from_json(proposal.terms),
+        proposer=business.name if business else (proposer.name if proposer else ""),
+        votes_cast=len(rows),
+        votes_for=shown_for,
+        votes_against=shown_against,
+        ballots=ballots,
+        my_vote=mine,
+        may_vote=may_vote,
+    )
