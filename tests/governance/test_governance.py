@@ -288,9 +288,11 @@ def test_simultaneous_closers_close_once(app: Flask, session: Session, world: Wo
 # -- counting ----------------------------------------------------------------------------
 
 
-@given(participants=st.integers(0, 60), data=st.data())
-def test_counting_follows_each_rule(participants: int, data: st.DataObject) -> None:
-    votes_for = data.draw(st.integers(0, participants))
+@given(ballots=st.lists(st.booleans(), max_size=60), abstaining=st.integers(0, 20))
+def test_counting_follows_each_rule(ballots: list[bool], abstaining: int) -> None:
+    """Random vote sets (True: for) among participating members, some not voting."""
+    participants = len(ballots) + abstaining
+    votes_for = sum(ballots)
     majority = governance.carried("majority", votes_for, participants)
     two_thirds = governance.carried("two_thirds", votes_for, participants)
     unanimity = governance.carried("unanimity", votes_for, participants)
@@ -371,3 +373,20 @@ def test_open_votes_name_who_voted_how(session: Session, world: World) -> None:
     assert [(b.member_name, b.in_favour) for b in seen.ballots] == [("Alpha Lawns", False)]
     assert (seen.votes_for, seen.votes_against) == (0, 1)
     assert seen.may_vote is True
+
+
+# -- the scheduler -------------------------------------------------------------------------
+
+
+def test_the_scheduler_closes_due_proposals(session: Session, world: World) -> None:
+    from marketplace.scheduling.tasks import TASKS
+
+    [task] = [t for t in TASKS if t.id == "clusters.close_due_proposals"]
+    proposal = propose(session, world.coordinator)
+    assert task.run(session, NOW) == 0
+    assert task.run(session, AFTER) == 1
+    assert task.run(session, AFTER) == 0
+    session.expire_all()
+    closed = session.get(AgreementProposal, proposal.id)
+    assert closed is not None and closed.status == ProposalStatus.REJECTED
+    assert closed.closed_at == AFTER
