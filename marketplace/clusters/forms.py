@@ -48,9 +48,9 @@ class FiniteDecimalField(DecimalField):
             raise ValueError(self.gettext("Not a valid decimal value."))
 UNIT_CHOICES = [("metric", _l("Metric (km, m²)")), ("imperial", _l("Imperial (miles, acres)"))]
 ROLE_CHOICES = [("crew", _l("Crew")), ("owner", _l("Owner"))]
-DECISION_CHOICES = [("majority", _l("A majority of participating members")),
-                    ("two_thirds", _l("Two thirds of participating members")),
-                    ("unanimity", _l("All participating members (unanimity)"))]
+#: Short, so the select fits a 360 px phone; the page says "of participating members".
+DECISION_CHOICES = [("majority", _l("Majority")), ("two_thirds", _l("Two thirds")),
+                    ("unanimity", _l("Unanimity"))]
 
 
 class MultiCheckboxField(SelectMultipleField):
