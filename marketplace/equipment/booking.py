@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, exists, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from marketplace import events, fanout
+from marketplace import events
 from marketplace.clusters.agreements import Activity, require_participation
 from marketplace.clusters.models import Cluster, Member, User
 from marketplace.clusters.service import acting_member, active_users_of
@@ -174,11 +174,16 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
         session.rollback()
         raise Conflict("slot_taken", N_("Someone booked the machine for that time a moment "
                                         "ago. Choose another time.")) from None
+    params = {"machine": equipment.name, "member": member.name}
+    owner_ids = [m for m in shares if m != member.id]
     if approval_needed:
-        fanout.fan_out(session, "booking.requested", id_of(booking), now)
+        _tell(session, owner_ids, "booking.requested",
+              N_("%(member)s asks to book %(machine)s. Approve or decline it."), booking, now,
+              **params)
     else:
         _charge(session, booking, id_of(member), shares, now)
-        fanout.fan_out(session, "booking.confirmed", id_of(booking), now)
+        _tell(session, owner_ids, "booking.confirmed", N_("%(member)s booked %(machine)s."),
+              booking, now, **params)
     session.commit()
     return booking
 
@@ -191,42 +196,12 @@ def _check_bookable(session: Session, equipment: Equipment, starts_at: datetime,
     check_slot(session, equipment, starts_at, ends_at, now)
 
 
-@fanout.handles("booking.requested")
-def _announce_request(session: Session, booking_id: int, at: datetime) -> int:
-    return _tell_owners(session, booking_id, at, "booking.requested",
-                        N_("%(member)s asks to book %(machine)s. Approve or decline it."))
-
-
-@fanout.handles("booking.confirmed")
-def _announce_booking(session: Session, booking_id: int, at: datetime) -> int:
-    return _tell_owners(session, booking_id, at, "booking.confirmed",
-                        N_("%(member)s booked %(machine)s."))
-
-
-def _tell_owners(session: Session, booking_id: int, at: datetime, kind: str, message: str
-                 ) -> int:
-    """The machine's other owners hear of a booking (or a request for one) after its
-    commit (marketplace/fanout.py): on a busy week the booking holds the machine's
-    lock, and SQLite's writer the database, only for the booking and its money, not
-    for every owner's notification, push and mail rows."""
-    booking = session.get(Booking, booking_id)
-    if booking is None:
-        return 0
-    machine = session.get(Equipment, booking.equipment_id)
-    booker = session.get(Member, booking.member_id)
-    assert machine is not None and booker is not None
-    owner_ids = [m for m in owner_shares(session, booking.equipment_id)
-                 if m != booking.member_id]
-    return _tell(session, owner_ids, kind, message, booking, at, machine=machine.name,
-                 member=booker.name)
-
-
 def _tell(session: Session, member_ids: list[int], kind: str, message: str, booking: Booking,
-          now: datetime, **params: object) -> int:
+          now: datetime, **params: object) -> None:
     """Notify the people of these members about this booking, in the same transaction."""
-    return events.notify(session, active_users_of(session, member_ids), kind, message,
-                         now=now, params=params, payload=_payload(booking),
-                         link=f"/equipment/bookings/{booking.id}")
+    events.notify(session, active_users_of(session, member_ids), kind, message, now=now,
+                  params=params, payload=_payload(booking),
+                  link=f"/equipment/bookings/{booking.id}")
 
 
 def _payload(booking: Booking) -> dict[str, object]:
