@@ -390,3 +390,44 @@ def test_the_scheduler_closes_due_proposals(session: Session, world: World) -> N
     closed = session.get(AgreementProposal, proposal.id)
     assert closed is not None and closed.status == ProposalStatus.REJECTED
     assert closed.closed_at == AFTER
+
+
+def test_two_owners_of_one_business_voting_at_once_leave_one_vote(
+    app: Flask, session: Session, world: World
+) -> None:
+    """The unique key on (proposal, member) settles it, whichever commits first."""
+    proposal = propose(session, world.coordinator)
+    proposal_id = proposal.id
+    co_owner = invite_user(session, world.owner_a, "second@alpha.test", role="owner")
+    engine = app.extensions["engine"]
+    barrier = threading.Barrier(2, timeout=30)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def vote(voter_id: int | None, in_favour: bool) -> None:
+        with Session(engine, expire_on_commit=False) as own:
+            voter = own.get(User, voter_id)
+            assert voter is not None
+            own.commit()  # SQLite: hold no write lock while waiting for the other voter
+            barrier.wait()
+            try:
+                governance.cast_vote(own, voter, proposal_id, in_favour, NOW)
+                outcome = "voted"
+            except Conflict as refused:
+                outcome = refused.code
+            except Exception as error:  # noqa: BLE001 - reported by the assertion below
+                outcome = repr(error)
+        with lock:
+            results.append(outcome)
+
+    threads = [
+        threading.Thread(target=vote, args=(world.owner_a.id, True)),
+        threading.Thread(target=vote, args=(co_owner.id, False)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(results) == ["already_voted", "voted"]
+    session.expire_all()
+    assert len(list(session.exec(select(ProposalVote)))) == 1
