@@ -220,6 +220,36 @@ def test_members_that_left_before_closing_are_not_counted(session: Session, worl
     assert closed.status == ProposalStatus.REJECTED  # 1 of 2 is not more than half
 
 
+def test_a_version_published_during_a_vote_does_not_drop_members_from_it(
+    session: Session, world: World
+) -> None:
+    """P1 and P2 open together; P1 carries (version 2) and only A re-accepts: B, which
+    voted against P2, still counts at P2's closing (it accepted P2's version)."""
+    first = propose(session, world.coordinator)
+    second = governance.propose_change(
+        session,
+        world.coordinator,
+        terms(purpose="Machines only.", referral_fee_bp=900),
+        "Another idea.",
+        7,
+        NOW,
+    )
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, first.id, True, NOW)
+    governance.cast_vote(session, world.owner_a, second.id, True, NOW)
+    governance.cast_vote(session, world.owner_b, second.id, False, NOW)
+    assert governance.close_proposal(session, first.id, AFTER)
+    agreements.accept_agreement(session, world.owner_a, 2, AFTER)
+    assert governance.close_proposal(session, second.id, AFTER)
+    session.expire_all()
+    closed = session.get(AgreementProposal, second.id)
+    assert closed is not None
+    assert (closed.votes_for, closed.votes_against, closed.participants) == (1, 1, 2)
+    assert closed.status != ProposalStatus.CARRIED
+    current = agreements.agreement_in_force(session, world.cluster.id)
+    assert current is not None and current.version == 2
+
+
 def test_a_carried_change_whose_terms_expired_is_kept_as_stale(
     session: Session, world: World
 ) -> None:

@@ -40,6 +40,7 @@ from marketplace.clusters.agreements import (
     check_terms,
 )
 from marketplace.clusters.models import (
+    Agreement,
     AgreementAcceptance,
     AgreementProposal,
     Cluster,
@@ -71,21 +72,38 @@ def carried(rule: str, votes_for: int, participants: int) -> bool:
     return 2 * votes_for > participants  # majority: more than half
 
 
-def participating_member_ids(session: Session, cluster_id: int, now: datetime) -> set[int]:
-    """The member businesses that take part now: accepted the version in force, not
-    exited, not suspended (the electorate of a vote)."""
+def participating_member_ids(
+    session: Session, cluster_id: int, now: datetime, based_on_version: int | None = None
+) -> set[int]:
+    """The member businesses that take part now: accepted the version in force (or,
+    for a proposal, the version it was proposed on), not exited, not suspended (the
+    electorate of a vote).
+
+    A proposal's electorate is those who accepted the version it amends: a newer
+    version published while it is open must not drop the members that have not
+    re-accepted yet (they never stopped being members of the vote)."""
     current = agreement_in_force(session, cluster_id)
     if current is None:
         return set()
+    accepted_ids = [current.id]
+    if based_on_version is not None and based_on_version != current.version:
+        accepted_ids += list(
+            session.exec(
+                select(col(Agreement.id)).where(
+                    Agreement.cluster_id == cluster_id, Agreement.version == based_on_version
+                )
+            )
+        )
     rows = session.exec(
         select(col(Member.id))
         .join(AgreementAcceptance, col(AgreementAcceptance.member_id) == Member.id)
         .where(
             Member.cluster_id == cluster_id,
-            AgreementAcceptance.agreement_id == current.id,
+            col(AgreementAcceptance.agreement_id).in_(accepted_ids),
             col(Member.suspended).is_(False),
             or_(col(Member.exit_effective_at).is_(None), col(Member.exit_effective_at) > now),
         )
+        .distinct()
     )
     return {member_id for member_id in rows if member_id is not None}
 
@@ -239,7 +257,8 @@ def cast_vote(
             ),
             params={"deadline": local_deadline(session, proposal)},
         )
-    if actor.member_id not in participating_member_ids(session, actor.cluster_id, now):
+    electorate = participating_member_ids(session, actor.cluster_id, now, proposal.based_on_version)
+    if actor.member_id not in electorate:
         raise Forbidden(
             "not_participating",
             N_(
@@ -311,7 +330,9 @@ def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
         return False
     proposal = session.get(AgreementProposal, proposal_id, populate_existing=True)
     assert proposal is not None
-    electorate = participating_member_ids(session, proposal.cluster_id, now)
+    electorate = participating_member_ids(
+        session, proposal.cluster_id, now, proposal.based_on_version
+    )
     votes = [
         v
         for v in session.exec(select(ProposalVote).where(ProposalVote.proposal_id == proposal_id))
@@ -458,7 +479,8 @@ def proposal_view(
         and mine is None
         and viewer.role == Role.OWNER
         and viewer.member_id is not None
-        and viewer.member_id in participating_member_ids(session, viewer.cluster_id, now)
+        and viewer.member_id
+        in participating_member_ids(session, viewer.cluster_id, now, proposal.based_on_version)
     )
     return ProposalView(
         proposal=proposal,
