@@ -159,8 +159,25 @@ def agreement_versions(session: Session, viewer: User) -> list[Agreement]:
 def publish_agreement(
     session: Session, actor: User, terms: AgreementTerms, now: datetime
 ) -> Agreement:
-    """Publish a new version; every member must then accept it again."""
+    """Publish a new version; every member must then accept it again.
+
+    Refused while a proposal is open: the members are voting on terms written on the
+    version in force, and a version published under them would be undone by the
+    proposal if it carried (or make it stale if it did not)."""
     require_coordinator(actor)
+    open_proposal = session.exec(
+        select(AgreementProposal).where(
+            AgreementProposal.cluster_id == actor.cluster_id,
+            AgreementProposal.status == ProposalStatus.OPEN.value)
+        .order_by(col(AgreementProposal.id))).first()
+    if open_proposal is not None:
+        raise Conflict("proposal_open",
+                       N_("Members are voting on proposal %(proposal)d (its vote closes "
+                          "on %(deadline)s). A new version must wait for its outcome, or "
+                          "be put to the members as a proposal of its own."),
+                       params={"proposal": open_proposal.id,
+                               "deadline": _cluster_clock(session, actor.cluster_id,
+                                                          open_proposal.deadline)})
     try:
         agreement = add_version(session, actor.cluster_id, id_of(actor), terms, now)
         session.commit()
@@ -170,6 +187,13 @@ def publish_agreement(
                        N_("Someone published a new version at the same time. Reload and "
                           "try again.")) from None
     return agreement
+
+
+def _cluster_clock(session: Session, cluster_id: int, moment: datetime) -> str:
+    """A moment as the cluster's clock reads it, for a message."""
+    cluster = session.get(Cluster, cluster_id)
+    zone = ZoneInfo(cluster.timezone if cluster else "UTC")
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def check_terms(session: Session, cluster_id: int, terms: AgreementTerms, now: datetime

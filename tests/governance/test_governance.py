@@ -250,6 +250,55 @@ def test_a_version_published_during_a_vote_does_not_drop_members_from_it(
     assert current is not None and current.version == 2
 
 
+def test_a_proposal_overtaken_by_a_newer_version_closes_stale_and_reverts_nothing(
+    session: Session, world: World
+) -> None:
+    """P2 is carried by its votes, but P1 published version 2 (a higher referral fee)
+    after P2 was proposed: P2 must not publish its own whole terms over version 2."""
+    first = propose(session, world.coordinator)
+    second = governance.propose_change(
+        session,
+        world.coordinator,
+        terms(purpose="Machines only.", platform_fee_bp=200),
+        "Another idea.",
+        7,
+        NOW,
+    )
+    for proposal in (first, second):
+        for owner in (world.owner_a, world.owner_b):
+            governance.cast_vote(session, owner, proposal.id, True, NOW)
+    assert governance.close_proposal(session, first.id, AFTER)
+    assert governance.close_proposal(session, second.id, AFTER)
+    session.expire_all()
+    closed = session.get(AgreementProposal, second.id)
+    assert closed is not None and closed.status == ProposalStatus.STALE
+    current = agreements.agreement_in_force(session, world.cluster.id)
+    assert current is not None and current.version == 2 and current.referral_fee_bp == 700
+    told = session.exec(
+        select(Notification)
+        .where(Notification.kind == "governance.closed", Notification.user_id == world.owner_b.id)
+        .order_by(col(Notification.id))
+    ).all()
+    assert told[-1].params["based_on"] == 1 and told[-1].params["current"] == 2
+    assert "was published while members voted" in told[-1].message
+
+
+def test_the_editor_does_not_publish_while_a_proposal_is_open(
+    session: Session, world: World
+) -> None:
+    proposal = propose(session, world.coordinator)
+    with pytest.raises(Conflict) as refused:
+        agreements.publish_agreement(
+            session, world.coordinator, terms(purpose="Something else."), NOW
+        )
+    assert refused.value.code == "proposal_open" and refused.value.status == 409
+    assert refused.value.params["proposal"] == proposal.id
+    assert governance.close_proposal(session, proposal.id, AFTER)
+    agreements.publish_agreement(
+        session, world.coordinator, terms(purpose="Something else."), AFTER
+    )  # after the outcome, the editor publishes again
+
+
 def test_a_carried_change_whose_terms_expired_is_kept_as_stale(
     session: Session, world: World
 ) -> None:

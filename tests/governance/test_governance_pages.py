@@ -114,6 +114,8 @@ def test_open_votes_name_voters_and_secret_ones_do_not(
     governance.cast_vote(session, world.owner_a, shown.id, False, utcnow())
     login(client, world.owner_b)
     assert "Alpha Lawns" in client.get(f"/agreement/proposals/{shown.id}").get_data(as_text=True)
+    # The charter changes only once no proposal is open.
+    assert governance.close_proposal(session, shown.id, shown.deadline + timedelta(minutes=1))
     hidden = proposed(session, world, secret=True)
     governance.cast_vote(session, world.owner_a, hidden.id, False, utcnow())
     for viewer in (world.owner_b, world.coordinator):
@@ -167,3 +169,28 @@ def test_the_editor_sets_the_decision_rule(
     page = client.get("/agreement").get_data(as_text=True)
     assert "only if all participating members vote for it" in page
     assert "Member owners may propose changes." in page
+
+
+def test_the_agreement_editor_answers_409_while_members_vote(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    proposal = proposed(session, world)
+    login(client, world.coordinator)
+    response = client.post(
+        "/agreement/edit",
+        data={
+            "purpose": "Share overflow work fairly, again.",
+            "scope_overflow_jobs": "y",
+            "referral_fee_percent": "2.5",
+            "platform_fee_percent": "1",
+            "sunset_on": "2030-01-01",
+            "exit_notice_days": "60",
+            "information_rules": "No prices across the barrier.",
+        },
+    )
+    assert response.status_code == 409
+    text = response.get_data(as_text=True)
+    assert f"proposal {proposal.id}" in text and "must wait for its outcome" in text
+    session.rollback()
+    current = agreements.agreement_in_force(session, world.cluster.id)
+    assert current is not None and current.version == 1

@@ -341,7 +341,13 @@ def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
     proposal.votes_for = sum(1 for v in votes if v.in_favour)
     proposal.votes_against = sum(1 for v in votes if not v.in_favour)
     proposal.participants = len(electorate)
-    if carried(proposal.decision_rule, proposal.votes_for, proposal.participants):
+    current = agreement_in_force(session, proposal.cluster_id)
+    superseded = current is not None and current.version != proposal.based_on_version
+    if superseded:
+        # Its terms were written on an older version: publishing them now would
+        # silently undo whatever the newer version changed.
+        proposal.status = ProposalStatus.STALE.value
+    elif carried(proposal.decision_rule, proposal.votes_for, proposal.participants):
         try:
             published = add_version(
                 session,
@@ -360,23 +366,32 @@ def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
         session,
         _told(session, proposal.cluster_id),
         "governance.closed",
-        OUTCOME_MESSAGES[proposal.status],
+        SUPERSEDED_MESSAGE if superseded else OUTCOME_MESSAGES[proposal.status],
         now=now,
         params={
             "yes": proposal.votes_for,
             "no": proposal.votes_against,
             "participants": proposal.participants,
             "version": proposal.published_version or 0,
+            "based_on": proposal.based_on_version,
+            "current": current.version if current is not None else 0,
         },
         link=f"/agreement/proposals/{proposal_id}",
     )
     try:
         session.commit()
-    except IntegrityError:  # the coordinator published a version at the same instant
+    except IntegrityError:  # a version was published at the same instant
         session.rollback()
-        return False  # still open: the next sweep closes it on top of that version
+        return False  # still open: the next sweep closes it as stale
     return True
 
+
+SUPERSEDED_MESSAGE = N_(
+    "The proposed change to the agreement was closed without effect: it was proposed on "
+    "version %(based_on)d, and version %(current)d was published while members voted, so "
+    "its terms would undo the newer version. Propose it again on top of version "
+    "%(current)d."
+)
 
 OUTCOME_MESSAGES = {
     ProposalStatus.CARRIED.value: N_(
