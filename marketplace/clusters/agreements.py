@@ -48,6 +48,8 @@ DECISION_RULES = ("majority", "two_thirds", "unanimity")
 #: A member whose owners voted against a carried change may leave without the notice
 #: period for this long after the outcome (then the ordinary exit clause applies again).
 OPPONENT_EXIT_WINDOW = timedelta(days=30)
+#: Where a closed proposal keeps the ids of the businesses whose votes counted.
+COUNTED_MEMBERS_KEY = "_counted_members"
 
 
 class Activity(StrEnum):
@@ -279,38 +281,61 @@ def acceptances(session: Session, viewer: User, agreement_id: int
     return [(acceptance, member, user) for acceptance, member, user in rows]
 
 
-def give_exit_notice(session: Session, actor: User, member_id: int, now: datetime) -> Member:
+def give_exit_notice(session: Session, actor: User, member_id: int, now: datetime, *,
+                     under_vote: bool = False) -> Member:
     """Start the exit clock: the member leaves after the agreed notice, history kept.
 
-    A member whose owners voted against a carried change leaves at once, without the
-    notice period, within `OPPONENT_EXIT_WINDOW` of the outcome: it never agreed to the
-    terms it would otherwise be held to while its notice runs."""
+    With `under_vote` (its own button, shown only to entitled members) a member whose
+    counted vote was against a change carried within `OPPONENT_EXIT_WINDOW` leaves at
+    once, without the notice period, even if it had already given notice: it never
+    agreed to the terms it would otherwise be held to while its notice runs.  The
+    ordinary notice always keeps the notice period the member page promises."""
     member = get_member(session, actor, member_id)
     if actor.role != Role.OWNER or actor.member_id != member.id:
         raise Forbidden("owner_only", N_("Only an owner of this business can give notice of "
                                          "exit."))
-    if member.exit_noticed_at is not None:
-        raise Conflict("exit_already_noticed", N_("Notice of exit was already given."))
-    current = agreement_in_force(session, member.cluster_id)
-    notice_days = current.exit_notice_days if current else 0
-    member.exit_noticed_at = now
-    member.exit_effective_at = now + timedelta(days=notice_days)
-    if voted_against_carried_change(session, id_of(member), now):
+    if member.exit_effective_at is not None and member.exit_effective_at <= now:
+        raise Conflict("member_exited", N_("Your business has left the cluster; its history "
+                                           "stays visible but it cannot take part."))
+    if under_vote:
+        if not voted_against_carried_change(session, id_of(member), now):
+            raise Forbidden("not_entitled_to_leave_now",
+                            N_("Your business may leave without the notice period only "
+                               "within 30 days after a change it voted against was carried. "
+                               "Give notice of exit instead: the notice period applies."))
+        member.exit_noticed_at = member.exit_noticed_at or now
         member.exit_effective_at = now
+    else:
+        if member.exit_noticed_at is not None:
+            raise Conflict("exit_already_noticed",
+                           N_("Notice of exit was already given: your business leaves the "
+                              "cluster on %(date)s. Nothing more is needed; if it voted "
+                              "against a carried change, it may leave now under the vote from "
+                              "its page."),
+                           params={"date": _cluster_clock(session, member.cluster_id,
+                                                          member.exit_effective_at or now)})
+        current = agreement_in_force(session, member.cluster_id)
+        notice_days = current.exit_notice_days if current else 0
+        member.exit_noticed_at = now
+        member.exit_effective_at = now + timedelta(days=notice_days)
     session.add(member)
     session.commit()
     return member
 
 
 def voted_against_carried_change(session: Session, member_id: int, now: datetime) -> bool:
-    """Whether this member voted against a change carried within the exit window."""
-    return session.exec(
-        select(ProposalVote.id).join(AgreementProposal,
-                                     col(AgreementProposal.id) == ProposalVote.proposal_id)
+    """Whether this member's counted vote was against a change carried within the exit
+    window.  A vote cast but not counted at closing (the business was suspended or had
+    left by then) gives no right to leave without notice; the closing keeps which
+    businesses counted under `COUNTED_MEMBERS_KEY` of the proposal's stored terms."""
+    rows = session.exec(
+        select(AgreementProposal.terms)
+        .join(ProposalVote, col(AgreementProposal.id) == ProposalVote.proposal_id)
         .where(ProposalVote.member_id == member_id, col(ProposalVote.in_favour).is_(False),
                AgreementProposal.status == ProposalStatus.CARRIED.value,
-               col(AgreementProposal.closed_at) > now - OPPONENT_EXIT_WINDOW)
-        .limit(1)).first() is not None
+               col(AgreementProposal.closed_at) > now - OPPONENT_EXIT_WINDOW))
+    return any(member_id in (stored or {}).get(COUNTED_MEMBERS_KEY, [member_id])
+               for stored in rows)
 
 
 def _in_force(session: Session, cluster_id: int,

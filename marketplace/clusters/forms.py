@@ -238,6 +238,13 @@ class ConfirmForm(WebForm):
                                                                             "confirm."))])
 
 
+class ExitForm(ConfirmForm):
+    """Notice of exit; `under_vote` (its own button) asks to leave now, without the
+    notice period, as a member that voted against a carried change may."""
+
+    under_vote = HiddenField()
+
+
 class PreferencesForm(WebForm):
     locale = SelectField(_l("Language"))
     timezone = StringField(_l("Time zone (leave empty for the cluster's)"))

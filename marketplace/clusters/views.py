@@ -28,6 +28,7 @@ from marketplace.clusters.forms import (
     ApiTokenForm,
     ClusterSettingsForm,
     ConfirmForm,
+    ExitForm,
     MemberInviteForm,
     PreferencesForm,
     ProfileForm,
@@ -121,8 +122,11 @@ def member(member_id: int) -> ResponseReturnValue:
         refused=outbox.undeliverable_among(
             session, [p.email for p in service.member_users(session, viewer, id_of(business))])
         if can_manage else {},
-        can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ConfirmForm(),
+        can_manage=can_manage, invite_form=UserInviteForm(), exit_form=ExitForm(),
         is_own_owner=viewer.role == "owner" and viewer.member_id == business.id,
+        may_leave_now=viewer.role == "owner" and viewer.member_id == business.id
+        and (business.exit_effective_at is None or business.exit_effective_at > utcnow())
+        and agreements.voted_against_carried_change(session, id_of(business), utcnow()),
         sees_insurance=viewer.is_coordinator or viewer.member_id == business.id,
         # The verified certificate, to those who may download it (its job partners too).
         certificate=_downloadable_certificate(id_of(business)),
@@ -227,9 +231,14 @@ def invite_person(member_id: int) -> ResponseReturnValue:
 
 @bp.route("/members/<int:member_id>/exit", methods=["POST"])
 def give_exit_notice(member_id: int) -> ResponseReturnValue:
-    form = ConfirmForm()
+    form = ExitForm()
     if not form.validate_on_submit():
         flash(_("Tick the box to confirm."), "error")
+        return redirect(url_for("clusters.member", member_id=member_id))
+    if form.under_vote.data == "1":
+        agreements.give_exit_notice(db(), acting_user(), member_id, utcnow(), under_vote=True)
+        flash(_("Your business has left the cluster under the vote, without the notice "
+                "period. Its history stays visible."))
         return redirect(url_for("clusters.member", member_id=member_id))
     business = agreements.give_exit_notice(db(), acting_user(), member_id, utcnow())
     flash(_("Notice of exit recorded. Your business leaves the cluster on %(date)s.",

@@ -401,9 +401,13 @@ def test_opponents_of_a_carried_change_leave_at_once(session: Session, world: Wo
     assert governance.close_proposal(session, proposal.id, AFTER)
     assert gamma.member_id is not None
     leaving = agreements.give_exit_notice(
-        session, gamma, gamma.member_id, AFTER + timedelta(days=2)
+        session, gamma, gamma.member_id, AFTER + timedelta(days=2), under_vote=True
     )
     assert leaving.exit_effective_at == AFTER + timedelta(days=2)  # no notice period
+    with pytest.raises(Forbidden):  # a supporter has no such right
+        agreements.give_exit_notice(
+            session, world.owner_a, world.member_a_id, AFTER, under_vote=True
+        )
     supporter = agreements.give_exit_notice(
         session, world.owner_a, world.member_a_id, AFTER + timedelta(days=2)
     )
@@ -421,6 +425,71 @@ def test_the_opponents_window_closes_after_thirty_days(session: Session, world: 
     late = AFTER + agreements.OPPONENT_EXIT_WINDOW + timedelta(days=1)
     leaving = agreements.give_exit_notice(session, gamma, gamma.member_id, late)
     assert leaving.exit_effective_at == late + timedelta(days=30)
+
+
+def test_an_opponent_chooses_to_leave_now_and_may_cut_a_notice_already_given(
+    session: Session, world: World
+) -> None:
+    gamma = third_member(session, world)
+    proposal = propose(session, world.coordinator)
+    governance.cast_vote(session, world.owner_a, proposal.id, True, NOW)
+    governance.cast_vote(session, world.owner_b, proposal.id, True, NOW)
+    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    assert gamma.member_id is not None
+    # Notice given before the outcome: the notice period runs...
+    noticed = agreements.give_exit_notice(session, gamma, gamma.member_id, NOW)
+    assert noticed.exit_effective_at == NOW + timedelta(days=30)
+    assert governance.close_proposal(session, proposal.id, AFTER)
+    # ...the ordinary button again says what to do, and keeps the period.
+    with pytest.raises(Conflict) as again:
+        agreements.give_exit_notice(session, gamma, gamma.member_id, AFTER)
+    assert again.value.code == "exit_already_noticed" and "under the vote" in again.value.message
+    # Leaving under the vote brings the exit forward to now.
+    left = agreements.give_exit_notice(session, gamma, gamma.member_id, AFTER, under_vote=True)
+    assert left.exit_effective_at == AFTER
+
+
+def test_an_opponent_giving_ordinary_notice_keeps_the_notice_period(
+    session: Session, world: World
+) -> None:
+    gamma = third_member(session, world)
+    proposal = propose(session, world.coordinator)
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, proposal.id, True, NOW)
+    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    assert governance.close_proposal(session, proposal.id, AFTER)
+    assert gamma.member_id is not None
+    noticed = agreements.give_exit_notice(session, gamma, gamma.member_id, AFTER)
+    assert noticed.exit_effective_at == AFTER + timedelta(days=30)
+
+
+def test_a_vote_that_was_not_counted_gives_no_exit_without_notice(
+    session: Session, world: World
+) -> None:
+    gamma = third_member(session, world)
+    proposal = propose(session, world.coordinator)
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, proposal.id, True, NOW)
+    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    gamma_member = session.get(Member, gamma.member_id)
+    assert gamma_member is not None
+    gamma_member.suspended = True  # suspended at the closing: its vote does not count
+    session.add(gamma_member)
+    session.commit()
+    assert governance.close_proposal(session, proposal.id, AFTER)
+    session.expire_all()
+    closed = session.get(AgreementProposal, proposal.id)
+    assert closed is not None and closed.status == ProposalStatus.CARRIED
+    assert (closed.votes_for, closed.votes_against) == (2, 0)
+    gamma_member = session.get(Member, gamma.member_id)
+    assert gamma_member is not None
+    gamma_member.suspended = False
+    session.add(gamma_member)
+    session.commit()
+    assert gamma.member_id is not None
+    assert not agreements.voted_against_carried_change(session, gamma.member_id, AFTER)
+    with pytest.raises(Forbidden):
+        agreements.give_exit_notice(session, gamma, gamma.member_id, AFTER, under_vote=True)
 
 
 # -- secret and open votes ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from marketplace.clusters import agreements
 from marketplace.clusters.governance import service as governance
-from marketplace.clusters.models import AgreementProposal, ProposalVote
+from marketplace.clusters.models import AgreementProposal, Member, ProposalVote
 from marketplace.db import utcnow
 from tests.conftest import NOW, World, login, terms
 
@@ -194,3 +194,42 @@ def test_the_agreement_editor_answers_409_while_members_vote(
     session.rollback()
     current = agreements.agreement_in_force(session, world.cluster.id)
     assert current is not None and current.version == 1
+
+
+def test_leaving_now_under_the_vote_is_its_own_button(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    proposal = proposed(session, world)
+    now = utcnow()
+    governance.cast_vote(session, world.owner_a, proposal.id, True, now)
+    governance.cast_vote(session, world.owner_b, proposal.id, False, now)
+    governance.close_proposal(session, proposal.id, proposal.deadline + timedelta(minutes=1))
+    # One of two for is not a majority: make it carried by A's vote alone (a test shortcut).
+    session.rollback()
+    proposal.status = "carried"
+    proposal.closed_at = now - timedelta(minutes=1)
+    session.add(proposal)
+    session.commit()
+    login(client, world.owner_a)
+    assert "Leave now under the vote" not in client.get(f"/members/{world.member_a_id}").get_data(
+        as_text=True
+    )
+    login(client, world.owner_b)
+    page = client.get(f"/members/{world.member_b_id}").get_data(as_text=True)
+    assert "Leave now under the vote" in page and "Give notice of exit" in page
+    ordinary = client.post(f"/members/{world.member_b_id}/exit", data={"confirm": "y"})
+    assert ordinary.status_code == 302
+    session.rollback()
+    member_b = session.get(Member, world.member_b_id)
+    assert member_b is not None and member_b.exit_effective_at is not None
+    assert member_b.exit_effective_at > utcnow() + timedelta(days=29)  # the notice applies
+    page = client.get(f"/members/{world.member_b_id}").get_data(as_text=True)
+    assert "Leave now under the vote" in page and "Give notice of exit" not in page
+    now_ = client.post(
+        f"/members/{world.member_b_id}/exit", data={"confirm": "y", "under_vote": "1"}
+    )
+    assert now_.status_code == 302
+    session.rollback()
+    member_b = session.get(Member, world.member_b_id)
+    assert member_b is not None and member_b.exit_effective_at is not None
+    assert member_b.exit_effective_at <= utcnow()

@@ -34,6 +34,7 @@ from sqlmodel import Session, col, select
 
 from marketplace import events
 from marketplace.clusters.agreements import (
+    COUNTED_MEMBERS_KEY,
     AgreementTerms,
     add_version,
     agreement_in_force,
@@ -341,6 +342,13 @@ def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
     proposal.votes_for = sum(1 for v in votes if v.in_favour)
     proposal.votes_against = sum(1 for v in votes if not v.in_favour)
     proposal.participants = len(electorate)
+    # Which businesses' votes counted, kept with the record (beside the terms, which
+    # read only their own keys): only a counted vote against a carried change lets a
+    # business leave without notice (`agreements.voted_against_carried_change`).
+    proposal.terms = {
+        **proposal.terms,
+        COUNTED_MEMBERS_KEY: sorted(v.member_id for v in votes),
+    }
     current = agreement_in_force(session, proposal.cluster_id)
     superseded = current is not None and current.version != proposal.based_on_version
     if superseded:
