@@ -511,7 +511,27 @@ def test_secret_votes_show_members_only_the_counts(session: Session, world: Worl
     closed = session.get(AgreementProposal, proposal.id)
     assert closed is not None
     seen = governance.proposal_view(session, world.owner_b, closed, AFTER)
-    assert (seen.votes_for, seen.votes_against, seen.ballots) == (1, 1, ())
+    # 1 for and 1 against are fewer than k = 3 each: the counts would name the votes.
+    assert (seen.votes_for, seen.votes_against, seen.ballots) == (None, None, ())
+    assert seen.turnout == 2
+    told = session.exec(select(Notification).where(Notification.kind == "governance.closed")).all()
+    assert told and all("yes" not in n.params and "no" not in n.params for n in told)
+    assert all("votes are secret" in n.message and "for," not in n.message for n in told)
+
+
+def test_secret_counts_are_shown_when_each_side_hides_k_members(
+    session: Session, world: World
+) -> None:
+    charter(session, world, secret_votes=True, aggregate_min_group=2)
+    proposal = propose(session, world.coordinator, secret_votes=True, aggregate_min_group=2)
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, proposal.id, True, NOW)
+    assert governance.close_proposal(session, proposal.id, AFTER)
+    session.expire_all()
+    closed = session.get(AgreementProposal, proposal.id)
+    assert closed is not None
+    seen = governance.proposal_view(session, world.coordinator, closed, AFTER)
+    assert (seen.votes_for, seen.votes_against) == (2, 0)
 
 
 def test_open_votes_name_who_voted_how(session: Session, world: World) -> None:

@@ -233,3 +233,22 @@ def test_leaving_now_under_the_vote_is_its_own_button(
     member_b = session.get(Member, world.member_b_id)
     assert member_b is not None and member_b.exit_effective_at is not None
     assert member_b.exit_effective_at <= utcnow()
+
+
+def test_two_secret_votes_show_no_counts_on_the_page(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    proposal = proposed(session, world, secret=True)
+    now = utcnow()
+    governance.cast_vote(session, world.owner_a, proposal.id, True, now)
+    governance.cast_vote(session, world.owner_b, proposal.id, False, now)
+    assert governance.close_proposal(session, proposal.id, proposal.deadline + timedelta(minutes=1))
+    for viewer in (world.owner_a, world.coordinator):
+        login(client, viewer)
+        for path in (f"/agreement/proposals/{proposal.id}", "/agreement/proposals"):
+            page = client.get(path).get_data(as_text=True)
+            assert (
+                "1 for, 1 against" not in page
+                and " against" not in page.split("Not carried")[1][:80]
+            )
+            assert "2 members have voted" in page, path

@@ -37,6 +37,7 @@ from marketplace.clusters.agreements import (
     COUNTED_MEMBERS_KEY,
     AgreementTerms,
     add_version,
+    aggregate_min_group,
     agreement_in_force,
     check_terms,
 )
@@ -107,6 +108,17 @@ def participating_member_ids(
         .distinct()
     )
     return {member_id for member_id in rows if member_id is not None}
+
+
+def counts_may_be_shown(
+    secret_votes: bool, votes_for: int | None, votes_against: int | None, k: int
+) -> bool:
+    """With secret votes, the for/against counts only when each side that has votes has
+    at least k of them (the agreement's information rules): otherwise a count of one or
+    two tells the others how a business they can name voted.  Open votes: always."""
+    if not secret_votes:
+        return True
+    return all(count == 0 or count >= k for count in (votes_for or 0, votes_against or 0))
 
 
 # -- terms as stored ----------------------------------------------------------------------
@@ -370,20 +382,34 @@ def close_proposal(session: Session, proposal_id: int, now: datetime) -> bool:
             proposal.status = ProposalStatus.CARRIED.value
             proposal.published_version = published.version
     session.add(proposal)
+    shown = counts_may_be_shown(
+        proposal.secret_votes,
+        proposal.votes_for,
+        proposal.votes_against,
+        aggregate_min_group(session, proposal.cluster_id),
+    )
+    params: dict[str, Any] = {
+        "turnout": proposal.votes_for + proposal.votes_against,
+        "participants": proposal.participants,
+        "version": proposal.published_version or 0,
+        "based_on": proposal.based_on_version,
+        "current": current.version if current is not None else 0,
+    }
+    if shown:
+        params |= {"yes": proposal.votes_for, "no": proposal.votes_against}
+    if superseded:
+        message = SUPERSEDED_MESSAGE
+    elif shown:
+        message = OUTCOME_MESSAGES[proposal.status]
+    else:
+        message = SECRET_OUTCOME_MESSAGES.get(proposal.status, OUTCOME_MESSAGES[proposal.status])
     events.notify(
         session,
         _told(session, proposal.cluster_id),
         "governance.closed",
-        SUPERSEDED_MESSAGE if superseded else OUTCOME_MESSAGES[proposal.status],
+        message,
         now=now,
-        params={
-            "yes": proposal.votes_for,
-            "no": proposal.votes_against,
-            "participants": proposal.participants,
-            "version": proposal.published_version or 0,
-            "based_on": proposal.based_on_version,
-            "current": current.version if current is not None else 0,
-        },
+        params=params,
         link=f"/agreement/proposals/{proposal_id}",
     )
     try:
@@ -420,6 +446,22 @@ OUTCOME_MESSAGES = {
 }
 
 
+#: The outcome where secret votes are too few to count aloud (`counts_may_be_shown`).
+SECRET_OUTCOME_MESSAGES = {
+    ProposalStatus.CARRIED.value: N_(
+        "The proposed change to the agreement was carried (%(turnout)d of "
+        "%(participants)d members voted; the votes are secret). Version %(version)d is "
+        "published: accept it to keep taking part. A business that voted against may "
+        "leave without the notice period for 30 days."
+    ),
+    ProposalStatus.REJECTED.value: N_(
+        "The proposed change to the agreement was not carried (%(turnout)d of "
+        "%(participants)d members voted; the votes are secret). The agreement stays as "
+        "it is."
+    ),
+}
+
+
 # -- what a viewer sees --------------------------------------------------------------------
 
 
@@ -439,6 +481,8 @@ class ProposalView:
     terms: AgreementTerms
     proposer: str
     votes_cast: int
+    #: Votes that count: all cast while open, those counted once closed.
+    turnout: int
     votes_for: int | None  # while open with secret votes: None (no running tally)
     votes_against: int | None
     ballots: tuple[Ballot, ...]
@@ -483,8 +527,15 @@ def proposal_view(
     if is_open:
         shown_for = None if proposal.secret_votes else sum(1 for v, _n in rows if v.in_favour)
         shown_against = None if proposal.secret_votes else len(rows) - (shown_for or 0)
-    else:
+    elif counts_may_be_shown(
+        proposal.secret_votes,
+        proposal.votes_for,
+        proposal.votes_against,
+        aggregate_min_group(session, proposal.cluster_id),
+    ):
         shown_for, shown_against = proposal.votes_for, proposal.votes_against
+    else:
+        shown_for = shown_against = None
     ballots = (
         ()
         if proposal.secret_votes
@@ -510,6 +561,7 @@ def proposal_view(
         terms=terms_from_json(proposal.terms),
         proposer=business.name if business else (proposer.name if proposer else ""),
         votes_cast=len(rows),
+        turnout=len(rows) if is_open else (proposal.votes_for or 0) + (proposal.votes_against or 0),
         votes_for=shown_for,
         votes_against=shown_against,
         ballots=ballots,
