@@ -599,3 +599,39 @@ def test_two_owners_of_one_business_voting_at_once_leave_one_vote(
     assert sorted(results) == ["already_voted", "voted"]
     session.expire_all()
     assert len(list(session.exec(select(ProposalVote)))) == 1
+
+
+# -- refusals say the true reason ---------------------------------------------------------
+
+
+def test_refusals_to_propose_and_vote_say_the_true_reason(session: Session, world: World) -> None:
+    charter(session, world, members_may_propose=True)
+    with pytest.raises(Forbidden) as crew:
+        propose(session, world.crew_a)
+    assert crew.value.code == "owner_only" and "only the coordinator" not in crew.value.message
+    proposal = propose(session, world.coordinator)
+    member_b = session.get(Member, world.member_b_id)
+    assert member_b is not None
+    member_b.suspended = True
+    session.add(member_b)
+    session.commit()
+    with pytest.raises(Forbidden) as suspended:
+        governance.cast_vote(session, world.owner_b, proposal.id, True, NOW)
+    assert suspended.value.code == "member_suspended"
+    assert "accept" not in suspended.value.message
+    with pytest.raises(Forbidden) as proposing:
+        propose(session, world.owner_b, platform_fee_bp=300)
+    assert proposing.value.code == "member_suspended"
+    gamma = invite_member(session, world.coordinator, "Gamma Trees", "c@gamma.test")
+    with pytest.raises(Forbidden) as unaccepted:
+        governance.cast_vote(session, gamma, proposal.id, True, NOW)
+    assert unaccepted.value.code == "not_participating"
+    assert unaccepted.value.params["version"] == 2
+
+
+def test_leaving_again_says_when_and_what_to_do(session: Session, world: World) -> None:
+    agreements.give_exit_notice(session, world.owner_a, world.member_a_id, NOW)
+    with pytest.raises(Conflict) as again:
+        agreements.give_exit_notice(session, world.owner_a, world.member_a_id, NOW)
+    assert again.value.code == "exit_already_noticed"
+    assert again.value.params["date"].startswith((NOW + timedelta(days=30)).date().isoformat()[:8])

@@ -52,7 +52,14 @@ from marketplace.clusters.models import (
     Role,
     User,
 )
-from marketplace.errors import N_, Conflict, Forbidden, ValidationError, not_found
+from marketplace.errors import (
+    N_,
+    Conflict,
+    DomainError,
+    Forbidden,
+    ValidationError,
+    not_found,
+)
 from marketplace.persisted import id_of
 from marketplace.rows import in_cluster
 
@@ -143,15 +150,76 @@ def terms_from_json(data: dict[str, Any]) -> AgreementTerms:
 def may_propose(session: Session, actor: User, now: datetime) -> bool:
     """The coordinator always; an owner of a participating member where the charter says
     members may propose."""
-    if actor.role == Role.COORDINATOR:
-        return agreement_in_force(session, actor.cluster_id) is not None
+    return proposal_refusal(session, actor, now) is None
+
+
+def proposal_refusal(session: Session, actor: User, now: datetime) -> DomainError | None:
+    """Why the actor may not propose a change now (the true reason, with what to do),
+    or None if it may."""
     current = agreement_in_force(session, actor.cluster_id)
-    return (
-        current is not None
-        and current.members_may_propose
-        and actor.role == Role.OWNER
-        and actor.member_id is not None
-        and actor.member_id in participating_member_ids(session, actor.cluster_id, now)
+    if current is None:
+        return Conflict(
+            "no_agreement",
+            N_(
+                "The coordinator has not published the cluster "
+                "agreement yet; nothing can be shared before it."
+            ),
+        )
+    if actor.role == Role.COORDINATOR:
+        return None
+    if not current.members_may_propose:
+        return Forbidden(
+            "may_not_propose",
+            N_("The agreement lets only the coordinator propose changes. Ask the coordinator."),
+        )
+    if actor.role != Role.OWNER or actor.member_id is None:
+        return Forbidden(
+            "owner_only",
+            N_(
+                "Only an owner of a member business (or the coordinator) can propose a "
+                "change. Ask an owner of your business."
+            ),
+        )
+    return _not_participating(session, actor.member_id, actor.cluster_id, now, None)
+
+
+def _not_participating(
+    session: Session, member_id: int, cluster_id: int, now: datetime, based_on: int | None
+) -> DomainError | None:
+    """Why this business is not in the electorate (suspended, left, or has not accepted
+    the version), or None if it is."""
+    if member_id in participating_member_ids(session, cluster_id, now, based_on):
+        return None
+    member = session.get(Member, member_id)
+    if (
+        member is not None
+        and member.exit_effective_at is not None
+        and member.exit_effective_at <= now
+    ):
+        return Forbidden(
+            "member_exited",
+            N_(
+                "Your business has left the cluster: it can no longer propose or vote. "
+                "Its history stays visible."
+            ),
+        )
+    if member is not None and member.suspended:
+        return Forbidden(
+            "member_suspended",
+            N_(
+                "Your business is suspended: it cannot propose or vote until the "
+                "coordinator lifts the suspension. Contact the cluster coordinator."
+            ),
+        )
+    current = agreement_in_force(session, cluster_id)
+    return Forbidden(
+        "not_participating",
+        N_(
+            "Your business has not accepted agreement version %(version)d, the version "
+            "in force. An owner must read and accept it first; then the business can "
+            "propose and vote."
+        ),
+        params={"version": current.version if current is not None else 0},
     )
 
 
@@ -164,20 +232,11 @@ def propose_change(
     now: datetime,
 ) -> AgreementProposal:
     """Put a change to the vote; every member's owners (and the coordinator) are told."""
+    refusal = proposal_refusal(session, actor, now)
+    if refusal is not None:
+        raise refusal
     current = agreement_in_force(session, actor.cluster_id)
-    if current is None:
-        raise Conflict(
-            "no_agreement",
-            N_(
-                "The coordinator has not published the cluster "
-                "agreement yet; nothing can be shared before it."
-            ),
-        )
-    if not may_propose(session, actor, now):
-        raise Forbidden(
-            "may_not_propose",
-            N_("The agreement lets only the coordinator propose changes. Ask the coordinator."),
-        )
+    assert current is not None  # proposal_refusal refuses a cluster without one
     errors: dict[str, str] = {}
     if not reason.strip() or len(reason) > MAX_REASON:
         errors["reason"] = N_("Say why the agreement should change (up to 2000 characters).")
@@ -270,15 +329,11 @@ def cast_vote(
             ),
             params={"deadline": local_deadline(session, proposal)},
         )
-    electorate = participating_member_ids(session, actor.cluster_id, now, proposal.based_on_version)
-    if actor.member_id not in electorate:
-        raise Forbidden(
-            "not_participating",
-            N_(
-                "Only businesses that take part in the cluster vote: accept the "
-                "agreement in force first."
-            ),
-        )
+    refusal = _not_participating(
+        session, actor.member_id, actor.cluster_id, now, proposal.based_on_version
+    )
+    if refusal is not None:
+        raise refusal
     vote = ProposalVote(
         proposal_id=id_of(proposal),
         member_id=actor.member_id,

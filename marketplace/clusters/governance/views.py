@@ -18,7 +18,6 @@ from marketplace.clusters.forms import ProposalForm, VoteForm
 from marketplace.clusters.governance import service as governance
 from marketplace.clusters.models import Agreement
 from marketplace.db import utcnow
-from marketplace.errors import N_, Conflict, Forbidden
 from marketplace.web import db, submit
 from marketplace.web import viewer as acting_user
 
@@ -60,20 +59,11 @@ def propose() -> ResponseReturnValue:
     viewer = acting_user()
     session = db()
     now = utcnow()
+    refusal = governance.proposal_refusal(session, viewer, now)
+    if refusal is not None:
+        raise refusal
     current = agreements.agreement_in_force(session, viewer.cluster_id)
-    if current is None:
-        raise Conflict(
-            "no_agreement",
-            N_(
-                "The coordinator has not published the cluster "
-                "agreement yet; nothing can be shared before it."
-            ),
-        )
-    if not governance.may_propose(session, viewer, now):
-        raise Forbidden(
-            "may_not_propose",
-            N_("The agreement lets only the coordinator propose changes. Ask the coordinator."),
-        )
+    assert current is not None  # proposal_refusal refuses a cluster without one
     form = ProposalForm()
     if not form.is_submitted():
         form.prefill(current, now)
