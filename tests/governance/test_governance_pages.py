@@ -252,3 +252,21 @@ def test_two_secret_votes_show_no_counts_on_the_page(
                 and " against" not in page.split("Not carried")[1][:80]
             )
             assert "2 members have voted" in page, path
+
+
+def test_a_stale_proposal_is_not_shown_as_carried(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    first = proposed(session, world)
+    second = governance.propose_change(
+        session, world.coordinator, terms(platform_fee_bp=300), "Another idea.", 7, utcnow()
+    )
+    now = utcnow()
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, first.id, True, now)
+    after = first.deadline + timedelta(minutes=1)
+    assert governance.close_proposal(session, first.id, after)
+    assert governance.close_proposal(session, second.id, after)
+    login(client, world.owner_a)
+    page = client.get(f"/agreement/proposals/{second.id}").get_data(as_text=True)
+    assert "Closed without effect" in page and "Carried, but" not in page

@@ -18,7 +18,9 @@ cluster with no participating member carries nothing).
 
 Secret votes: `proposal_view` is the one place that decides who may read how each
 member voted.  With secret votes nobody (the coordinator included) reads another
-member's vote, only the counts; a member's owners still see their own business's vote.
+member's vote, only the counts, and those only when each side with votes has at
+least the agreement's k (`counts_may_be_shown`); a member's owners still see their own
+business's vote.
 """
 
 from __future__ import annotations
