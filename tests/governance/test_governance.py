@@ -27,6 +27,7 @@ from marketplace.clusters.models import (
 from marketplace.errors import Conflict, Forbidden, ValidationError
 from marketplace.realtime.models import Notification
 from tests.conftest import NOW, World, invite_member, invite_user, terms
+from tests.races import at_once
 
 DEADLINE = NOW + timedelta(days=7)
 AFTER = DEADLINE + timedelta(minutes=1)
@@ -330,27 +331,8 @@ def test_simultaneous_closers_close_once(app: Flask, session: Session, world: Wo
     proposal_id = proposal.id
     for owner in (world.owner_a, world.owner_b):
         governance.cast_vote(session, owner, proposal_id, True, NOW)
-    engine = app.extensions["engine"]
-    barrier = threading.Barrier(CLOSERS, timeout=30)
-    results: list[object] = []
-    lock = threading.Lock()
-
-    def close() -> None:
-        with Session(engine, expire_on_commit=False) as own:
-            barrier.wait()
-            try:
-                outcome: object = governance.close_proposal(own, proposal_id, AFTER)
-            except Exception as error:  # noqa: BLE001 - reported by the assertion below
-                outcome = repr(error)
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=close) for _ in range(CLOSERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(t.is_alive() for t in threads)
+    results = at_once(app.extensions["engine"], CLOSERS,
+                      lambda own: governance.close_proposal(own, proposal_id, AFTER))
     assert sorted(results, key=repr) == [False] * (CLOSERS - 1) + [True]
     session.expire_all()
     versions = list(

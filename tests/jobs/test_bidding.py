@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -37,6 +36,7 @@ from tests.jobs.conftest import (
     count,
     recipients,
 )
+from tests.races import at_once
 
 Post = Callable[..., OverflowJob]
 
@@ -200,27 +200,8 @@ def test_eight_simultaneous_closers_close_once(app: Flask, session: Session,
     bidding.place_bid(session, jobs_world.owner_b, job_id, offer(), NOW)
     bidding.place_bid(session, gamma, job_id, offer(1_050_000), NOW)
     session.commit()
-    engine = app.extensions["engine"]
-    barrier = threading.Barrier(CLOSERS, timeout=30)
-    results: list[object] = []
-    lock = threading.Lock()
-
-    def close() -> None:
-        with Session(engine, expire_on_commit=False) as own:
-            barrier.wait()
-            try:
-                outcome: object = bidding.close_window(own, job_id, CLOSES_AT)
-            except Exception as error:  # noqa: BLE001 - reported by the assertion below
-                outcome = repr(error)
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=close) for _ in range(CLOSERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(t.is_alive() for t in threads)
+    results = at_once(app.extensions["engine"], CLOSERS,
+                      lambda own: bidding.close_window(own, job_id, CLOSES_AT))
     assert sorted(results, key=repr) == [False] * (CLOSERS - 1) + [True]
     session.expire_all()
     expected = sorted([jobs_world.owner_a.id, jobs_world.crew_a.id, jobs_world.owner_b.id,
