@@ -374,12 +374,19 @@ def test_counting_follows_each_rule(ballots: list[bool], abstaining: int) -> Non
 # -- the opponents' exit -----------------------------------------------------------------
 
 
-def test_opponents_of_a_carried_change_leave_at_once(session: Session, world: World) -> None:
+def _two_for_gamma_against(session: Session, world: World) -> tuple[User, AgreementProposal]:
+    """A third member, Gamma, and a proposal that A and B vote for and Gamma against
+    (open still: each test closes it when its story needs)."""
     gamma = third_member(session, world)
     proposal = propose(session, world.coordinator)
-    governance.cast_vote(session, world.owner_a, proposal.id, True, NOW)
-    governance.cast_vote(session, world.owner_b, proposal.id, True, NOW)
+    for owner in (world.owner_a, world.owner_b):
+        governance.cast_vote(session, owner, proposal.id, True, NOW)
     governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    return gamma, proposal
+
+
+def test_opponents_of_a_carried_change_leave_at_once(session: Session, world: World) -> None:
+    gamma, proposal = _two_for_gamma_against(session, world)
     assert governance.close_proposal(session, proposal.id, AFTER)
     assert gamma.member_id is not None
     leaving = agreements.give_exit_notice(
@@ -397,11 +404,7 @@ def test_opponents_of_a_carried_change_leave_at_once(session: Session, world: Wo
 
 
 def test_the_opponents_window_closes_after_thirty_days(session: Session, world: World) -> None:
-    gamma = third_member(session, world)
-    proposal = propose(session, world.coordinator)
-    governance.cast_vote(session, world.owner_a, proposal.id, True, NOW)
-    governance.cast_vote(session, world.owner_b, proposal.id, True, NOW)
-    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    gamma, proposal = _two_for_gamma_against(session, world)
     assert governance.close_proposal(session, proposal.id, AFTER)
     assert gamma.member_id is not None
     late = AFTER + agreements.OPPONENT_EXIT_WINDOW + timedelta(days=1)
@@ -412,11 +415,7 @@ def test_the_opponents_window_closes_after_thirty_days(session: Session, world: 
 def test_an_opponent_chooses_to_leave_now_and_may_cut_a_notice_already_given(
     session: Session, world: World
 ) -> None:
-    gamma = third_member(session, world)
-    proposal = propose(session, world.coordinator)
-    governance.cast_vote(session, world.owner_a, proposal.id, True, NOW)
-    governance.cast_vote(session, world.owner_b, proposal.id, True, NOW)
-    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    gamma, proposal = _two_for_gamma_against(session, world)
     assert gamma.member_id is not None
     # Notice given before the outcome: the notice period runs...
     noticed = agreements.give_exit_notice(session, gamma, gamma.member_id, NOW)
@@ -434,11 +433,7 @@ def test_an_opponent_chooses_to_leave_now_and_may_cut_a_notice_already_given(
 def test_an_opponent_giving_ordinary_notice_keeps_the_notice_period(
     session: Session, world: World
 ) -> None:
-    gamma = third_member(session, world)
-    proposal = propose(session, world.coordinator)
-    for owner in (world.owner_a, world.owner_b):
-        governance.cast_vote(session, owner, proposal.id, True, NOW)
-    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    gamma, proposal = _two_for_gamma_against(session, world)
     assert governance.close_proposal(session, proposal.id, AFTER)
     assert gamma.member_id is not None
     noticed = agreements.give_exit_notice(session, gamma, gamma.member_id, AFTER)
@@ -448,11 +443,7 @@ def test_an_opponent_giving_ordinary_notice_keeps_the_notice_period(
 def test_a_vote_that_was_not_counted_gives_no_exit_without_notice(
     session: Session, world: World
 ) -> None:
-    gamma = third_member(session, world)
-    proposal = propose(session, world.coordinator)
-    for owner in (world.owner_a, world.owner_b):
-        governance.cast_vote(session, owner, proposal.id, True, NOW)
-    governance.cast_vote(session, gamma, proposal.id, False, NOW)
+    gamma, proposal = _two_for_gamma_against(session, world)
     gamma_member = session.get(Member, gamma.member_id)
     assert gamma_member is not None
     gamma_member.suspended = True  # suspended at the closing: its vote does not count
