@@ -11,9 +11,11 @@ def import_all_models() -> None:
     """Import every module that defines tables (idempotent)."""
     import marketplace.api.models  # noqa: F401
     import marketplace.clusters.models  # noqa: F401
+    import marketplace.clusters.exit.models  # noqa: F401
     import marketplace.clusters.review.models  # noqa: F401
     import marketplace.dashboard.models  # noqa: F401
     import marketplace.delivery.models  # noqa: F401
+    import marketplace.disputes.models  # noqa: F401
     import marketplace.equipment.models  # noqa: F401
     import marketplace.jobs.models  # noqa: F401
     import marketplace.ledger.models  # noqa: F401
