@@ -17,6 +17,7 @@ from sqlmodel import Session
 from marketplace.clusters.governance.service import close_due_proposals
 from marketplace.clusters.insurance.service import remind_expiring
 from marketplace.delivery.runner import send_due_pushes
+from marketplace.disputes.service import mark_overdue as mark_overdue_disputes
 from marketplace.equipment.rotation import rotation_sweep
 from marketplace.fanout import sweep as sweep_fanouts
 from marketplace.jobs.bidding import close_due_windows, remind_closing_windows
@@ -55,4 +56,7 @@ TASKS: tuple[PeriodicTask, ...] = (
     # Votes on agreement changes: each proposal closed once at its deadline (a
     # conditional update), counted by the charter's rule, published if carried.
     PeriodicTask("clusters.close_due_proposals", 30.0, close_due_proposals),
+    # Disputes between members: once a dispute's deadline passes undecided, its readers
+    # are told once (a conditional update) and a panel's passes to the coordinator.
+    PeriodicTask("disputes.mark_overdue", 300.0, mark_overdue_disputes),
 )
