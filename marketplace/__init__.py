@@ -133,6 +133,7 @@ def _register_blueprints(app: Flask) -> None:
     from marketplace.clusters.views import bp as clusters_bp
     from marketplace.dashboard.views import bp as dashboard_bp
     from marketplace.delivery.views import bp as push_bp
+    from marketplace.disputes.views import bp as disputes_bp
     from marketplace.equipment.views import bp as equipment_bp
     from marketplace.equipment.views import feed_bp as calendar_feed_bp
     from marketplace.health import bp as health_bp
@@ -146,7 +147,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth_bp, clusters_bp, jobs_bp, notifications_bp, equipment_bp,
                       calendar_feed_bp, ledger_bp, payouts_bp, health_bp, api_bp,
-                      dashboard_bp, push_bp, mail_bp, pwa_bp, places_bp):
+                      dashboard_bp, push_bp, mail_bp, pwa_bp, places_bp, disputes_bp):
         app.register_blueprint(blueprint)
     init_api_auth()
 

@@ -90,6 +90,8 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
                           "stay with the poster. Customer names and addresses are shared only "
                           "with the member who wins the job.",
         min_coverage={"tree_work": 5_000_000_00},  # climbing near houses and wires
+        targets={"overflow_value_kept": 25_000_00, "jobs_handed_over": 6,
+                 "machine_utilization_bp": 4_000, "equipment_fees_kept": 3_000_00},
     ), now)
     for firm in FIRMS:
         invite = invites.create_member_invite(session, coordinator, firm.email, firm.name, now, 7)

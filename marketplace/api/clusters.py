@@ -86,6 +86,25 @@ class AgreementOut(ResponseModel):
     min_coverage: dict[str, int] = Field(
         default_factory=dict, description="Trade -> the verified insurance coverage (minor "
         "units) a member needs to take a job in it.")
+    decision_rule: Literal["majority", "two_thirds", "unanimity"] = Field(
+        description="How a change is decided, among the participating members.")
+    members_may_propose: bool = Field(description="Whether member owners may propose "
+                                      "changes (otherwise only the coordinator).")
+    secret_votes: bool = Field(description="Whether members see only the vote counts.")
+    dispute_window_days: int = Field(description="Days after a job's completion or a "
+                                     "booking's end during which its parties may dispute "
+                                     "its money.")
+    dispute_resolver: Literal["coordinator", "panel"] = Field(
+        description="Who decides a dispute: the coordinator, or a panel of members party "
+        "to none of it.")
+    dispute_decide_days: int = Field(description="The resolver's deadline, in days.")
+    targets: dict[str, int] = Field(
+        default_factory=dict, description="Metric -> its goal per calendar quarter: "
+        "overflow_value_kept and equipment_fees_kept in minor units, jobs_handed_over a "
+        "count, machine_utilization_bp in basis points.")
+    buyout_value_bp: int = Field(description="A leaving co-owner's share of a machine is "
+                                 "bought at this fraction (basis points) of its agreed "
+                                 "value.")
     accepted_by_my_business: bool | None = Field(default=None, description="Members only.")
 
 

@@ -32,6 +32,7 @@ from marketplace.clusters.models import (
     User,
 )
 from marketplace.clusters.service import get_member, require_coordinator
+from marketplace.clusters.targets import TARGET_METRICS, goal_refusal
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, DomainError, Forbidden, ValidationError
 from marketplace.persisted import id_of
@@ -45,6 +46,11 @@ MAX_MIN_COVERAGE = 10**12
 DEFAULT_MIN_GROUP, MIN_GROUP, MAX_GROUP = 3, 2, 50
 #: How a change to the charter is decided (clusters/governance/service.py counts by it).
 DECISION_RULES = ("majority", "two_thirds", "unanimity")
+#: Who decides a dispute between members: the coordinator, or a panel of participating
+#: members party to none of it.
+DISPUTE_RESOLVERS = ("coordinator", "panel")
+DEFAULT_DISPUTE_WINDOW_DAYS, MAX_DISPUTE_WINDOW_DAYS = 14, 90
+DEFAULT_DISPUTE_DECIDE_DAYS, MIN_DISPUTE_DECIDE_DAYS, MAX_DISPUTE_DECIDE_DAYS = 14, 3, 60
 #: A member whose owners voted against a carried change may leave without the notice
 #: period for this long after the outcome (then the ordinary exit clause applies again).
 OPPONENT_EXIT_WINDOW = timedelta(days=30)
@@ -77,6 +83,12 @@ class AgreementTerms:
     decision_rule: str = "majority"
     members_may_propose: bool = False
     secret_votes: bool = False
+    dispute_window_days: int = DEFAULT_DISPUTE_WINDOW_DAYS
+    dispute_resolver: str = "coordinator"
+    dispute_decide_days: int = DEFAULT_DISPUTE_DECIDE_DAYS
+    #: Metric code (clusters/targets.py) -> its goal per calendar quarter.
+    targets: dict[str, int] = field(default_factory=dict)
+    buyout_value_bp: int = 10_000
 
     @classmethod
     def of(cls, agreement: Agreement) -> AgreementTerms:
@@ -121,9 +133,29 @@ def _validate_terms(terms: AgreementTerms, today: date) -> None:
                                                  "leave it empty for no minimum.")
     if terms.decision_rule not in DECISION_RULES:
         errors["decision_rule"] = N_("Choose how changes are decided from the list.")
+    errors.update(_dispute_and_exit_refusals(terms))
+    for code, goal in terms.targets.items():
+        refusal = goal_refusal(code, goal)
+        if refusal is not None:
+            errors[f"target-{code}" if code in TARGET_METRICS else "targets"] = refusal
     if errors:
         raise ValidationError("invalid_agreement", N_("Some fields need your attention."),
                               fields=errors)
+
+
+def _dispute_and_exit_refusals(terms: AgreementTerms) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    if not 1 <= terms.dispute_window_days <= MAX_DISPUTE_WINDOW_DAYS:
+        errors["dispute_window_days"] = N_("Disputes may be opened for between 1 and 90 "
+                                           "days.")
+    if terms.dispute_resolver not in DISPUTE_RESOLVERS:
+        errors["dispute_resolver"] = N_("Choose who decides disputes from the list.")
+    if not MIN_DISPUTE_DECIDE_DAYS <= terms.dispute_decide_days <= MAX_DISPUTE_DECIDE_DAYS:
+        errors["dispute_decide_days"] = N_("A dispute is decided within 3 to 60 days.")
+    if not 0 <= terms.buyout_value_bp <= 10_000:
+        errors["buyout_value_bp"] = N_("The buy-out is between 0 % and 100 % of the "
+                                       "machine's agreed value.")
+    return errors
 
 
 def agreement_in_force(session: Session, cluster_id: int) -> Agreement | None:
@@ -225,6 +257,7 @@ def add_version(session: Session, cluster_id: int, created_by_id: int,
     )
     agreement.purpose = terms.purpose.strip()
     agreement.min_coverage = dict(sorted(terms.min_coverage.items()))
+    agreement.targets = dict(sorted(terms.targets.items()))
     agreement.information_rules = terms.information_rules.strip()
     session.add(agreement)
     session.flush()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from flask_babel import lazy_gettext as _l
 from wtforms import (
@@ -28,7 +28,12 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from marketplace.clusters.agreements import DEFAULT_MIN_GROUP, AgreementTerms
+from marketplace.clusters.agreements import (
+    DEFAULT_DISPUTE_DECIDE_DAYS,
+    DEFAULT_DISPUTE_WINDOW_DAYS,
+    DEFAULT_MIN_GROUP,
+    AgreementTerms,
+)
 from marketplace.clusters.models import Agreement
 from marketplace.clusters.service import SUPPORTED_CURRENCIES, SUPPORTED_LOCALES
 from marketplace.clusters.trades import TRADES
@@ -51,6 +56,8 @@ ROLE_CHOICES = [("crew", _l("Crew")), ("owner", _l("Owner"))]
 #: Short, so the select fits a 360 px phone; the page says "of participating members".
 DECISION_CHOICES = [("majority", _l("Majority")), ("two_thirds", _l("Two thirds")),
                     ("unanimity", _l("Unanimity"))]
+RESOLVER_CHOICES = [("coordinator", _l("The coordinator")),
+                    ("panel", _l("A panel of uninvolved members"))]
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -135,6 +142,21 @@ class ProfileForm(WebForm):
         self.trades.choices = [(code, gettext(label)) for code, label in TRADES.items()]
 
 
+#: The service's field names -> the agreement form's: the service speaks basis points,
+#: the form percent (the editor and a proposal both rename refusals through this).
+AGREEMENT_FIELDS = {"referral_fee_bp": "referral_fee_percent",
+                    "platform_fee_bp": "platform_fee_percent",
+                    "scope": "scope_overflow_jobs",
+                    "buyout_value_bp": "buyout_value_percent"}
+
+_T = TypeVar("_T")
+
+
+def _or_default(typed: _T | None, default: _T) -> _T:
+    """An optional field's value, or the default a blank field stands for."""
+    return default if typed is None else typed
+
+
 class AgreementForm(WebForm):
     purpose = TextAreaField(_l("Purpose"), validators=[DataRequired(_required),
                                                        Length(max=2000)])
@@ -161,6 +183,16 @@ class AgreementForm(WebForm):
     members_may_propose = BooleanField(_l("Member owners may propose changes (otherwise "
                                           "only the coordinator)"))
     secret_votes = BooleanField(_l("Secret votes (members see only the counts)"))
+    #: Disputes between members; left blank, the defaults (14 days, the coordinator).
+    dispute_window_days = IntegerField(_l("Days to open a dispute"), validators=[Optional()])
+    dispute_resolver = SelectField(_l("Disputes are decided by"), choices=RESOLVER_CHOICES,
+                                   default="coordinator")
+    dispute_decide_days = IntegerField(_l("Days to decide a dispute"),
+                                       validators=[Optional()])
+    #: The buy-out of a leaving co-owner's share; left blank, 100 % of the agreed value.
+    buyout_value_percent = FiniteDecimalField(
+        _l("Buy-out price (% of a machine's agreed value)"), places=2,
+        validators=[Optional(), NumberRange(Decimal(0), Decimal(100))])
 
     def prefill(self, current: Agreement | None, now: datetime) -> None:
         """The terms in force (or, before any, sensible first terms) to edit."""
@@ -172,6 +204,9 @@ class AgreementForm(WebForm):
             self.exit_notice_days.data = 30
             self.sunset_on.data = (now + timedelta(days=365)).date()
             self.aggregate_min_group.data = DEFAULT_MIN_GROUP
+            self.dispute_window_days.data = DEFAULT_DISPUTE_WINDOW_DAYS
+            self.dispute_decide_days.data = DEFAULT_DISPUTE_DECIDE_DAYS
+            self.buyout_value_percent.data = Decimal(100)
             return
         terms = AgreementTerms.of(current)
         self.purpose.data = terms.purpose
@@ -187,8 +222,13 @@ class AgreementForm(WebForm):
         self.decision_rule.data = terms.decision_rule
         self.members_may_propose.data = terms.members_may_propose
         self.secret_votes.data = terms.secret_votes
+        self.dispute_window_days.data = terms.dispute_window_days
+        self.dispute_resolver.data = terms.dispute_resolver
+        self.dispute_decide_days.data = terms.dispute_decide_days
+        self.buyout_value_percent.data = Decimal(terms.buyout_value_bp) / 100
 
-    def terms(self, min_group: int, min_coverage: dict[str, int]) -> AgreementTerms:
+    def terms(self, min_group: int, min_coverage: dict[str, int],
+              targets: dict[str, int]) -> AgreementTerms:
         """The terms typed, once validated: percent -> basis points, exactly (the form
         allows two decimals)."""
         return AgreementTerms(
@@ -205,6 +245,14 @@ class AgreementForm(WebForm):
             decision_rule=self.decision_rule.data or "majority",
             members_may_propose=bool(self.members_may_propose.data),
             secret_votes=bool(self.secret_votes.data),
+            dispute_window_days=_or_default(self.dispute_window_days.data,
+                                            DEFAULT_DISPUTE_WINDOW_DAYS),
+            dispute_resolver=self.dispute_resolver.data or "coordinator",
+            dispute_decide_days=_or_default(self.dispute_decide_days.data,
+                                            DEFAULT_DISPUTE_DECIDE_DAYS),
+            targets=targets,
+            buyout_value_bp=int(_or_default(self.buyout_value_percent.data, Decimal(100))
+                                * 100),
         )
 
 

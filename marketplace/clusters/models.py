@@ -210,6 +210,21 @@ class Agreement(SQLModel, table=True):
     members_may_propose: bool = Field(default=False,
                                       sa_column_kwargs={"server_default": false()})
     secret_votes: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    #: Disputes between members (issue #20 part 2): a party may open one on a job's or a
+    #: booking's money within `dispute_window_days` of the job's completion or the
+    #: booking's end; the coordinator or a panel of uninvolved members
+    #: (`dispute_resolver`) decides within `dispute_decide_days`.
+    dispute_window_days: int = Field(default=14, sa_column_kwargs={"server_default": "14"})
+    dispute_resolver: str = Field(default="coordinator", max_length=20,
+                                  sa_column_kwargs={"server_default": "coordinator"})
+    dispute_decide_days: int = Field(default=14, sa_column_kwargs={"server_default": "14"})
+    #: Metric code (clusters/targets.py) -> its goal per calendar quarter.
+    targets: dict[str, int] = Field(
+        default_factory=dict, sa_column=Column(JSON(), nullable=False, server_default="{}"))
+    #: A leaving co-owner's share of a machine is bought by the remaining co-owners at
+    #: this fraction (basis points) of the machine's agreed value.
+    buyout_value_bp: int = Field(default=10_000,
+                                 sa_column_kwargs={"server_default": "10000"})
     created_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -23,6 +23,7 @@ from marketplace.api import tokens
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.agreements import Activity
 from marketplace.clusters.forms import (
+    AGREEMENT_FIELDS,
     AcceptAgreementForm,
     AgreementForm,
     ApiTokenForm,
@@ -40,6 +41,12 @@ from marketplace.clusters.insurance.views import bp as insurance_bp
 from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Agreement, InsuranceCertificate, Invite, Member
 from marketplace.clusters.service_area import recent_changes
+from marketplace.clusters.target_fields import (
+    target_refusals,
+    targets_from_form,
+    typed_targets,
+)
+from marketplace.clusters.targets import TARGET_METRICS
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
@@ -311,6 +318,7 @@ def _render_agreement(shown: Agreement | None, is_current: bool,
         versions=agreements.agreement_versions(db(), viewer),
         can_accept=is_current and viewer.role == "owner" and not mine_accepted,
         trades=TRADES, currency=service.get_cluster(db(), viewer).currency,
+        metrics=TARGET_METRICS,
     ), status
 
 
@@ -338,11 +346,13 @@ def edit_agreement() -> ResponseReturnValue:
     if not form.is_submitted():
         _prefill_agreement(form, current)
     if form.validate_on_submit():
-        terms = form.terms(_min_group(form, current), {})
+        terms = form.terms(_min_group(form, current), {}, {})
 
         def publish() -> ResponseReturnValue:
-            published = agreements.publish_agreement(
-                db(), viewer, replace(terms, min_coverage=_min_coverage()), utcnow())
+            currency = service.get_cluster(db(), viewer).currency
+            typed = replace(terms, min_coverage=_min_coverage(),
+                            targets=targets_from_form(currency))
+            published = agreements.publish_agreement(db(), viewer, typed, utcnow())
             flash(_("Version %(version)d published. Every member must accept it again.",
                     version=published.version))
             return redirect(url_for("clusters.agreement"))
@@ -360,8 +370,12 @@ def _agreement_editor(form: AgreementForm, current: Agreement | None) -> str:
     else:
         minima = current.min_coverage if current is not None else {}
         typed = {code: typed_amount(minima.get(code), currency) for code in TRADES}
+    goals = None if form.is_submitted() else (current.targets if current is not None else {})
+    refusals = target_refusals(currency) if form.is_submitted() else {}
     return render_template("clusters/agreement_edit.html", form=form, current=current,
-                           trades=TRADES, min_coverage=typed, currency=currency)
+                           trades=TRADES, min_coverage=typed, currency=currency,
+                           metrics=TARGET_METRICS, targets=typed_targets(goals, currency),
+                           target_refusals=refusals)
 
 
 def _min_coverage() -> dict[str, int]:
@@ -383,12 +397,6 @@ def _min_coverage() -> dict[str, int]:
         raise ValidationError("invalid_amount", N_("Some fields need your attention."),
                               fields={"min_coverage": message}, params={"trades": unreadable})
     return minima
-
-
-#: Service field names -> the form's: the service speaks basis points, the form percent.
-AGREEMENT_FIELDS = {"referral_fee_bp": "referral_fee_percent",
-                    "platform_fee_bp": "platform_fee_percent",
-                    "scope": "scope_overflow_jobs"}
 
 
 def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:

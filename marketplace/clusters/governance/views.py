@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from marketplace.clusters import agreements
-from marketplace.clusters.forms import ProposalForm, VoteForm
+from marketplace.clusters.forms import AGREEMENT_FIELDS, ProposalForm, VoteForm
 from marketplace.clusters.governance import service as governance
 from marketplace.clusters.models import Agreement
 from marketplace.db import utcnow
@@ -22,13 +22,6 @@ from marketplace.web import db, submit
 from marketplace.web import viewer as acting_user
 
 bp = Blueprint("governance", __name__)
-
-#: Service field names -> the form's (the service speaks basis points, the form percent).
-RENAMED = {
-    "referral_fee_bp": "referral_fee_percent",
-    "platform_fee_bp": "platform_fee_percent",
-    "scope": "scope_overflow_jobs",
-}
 
 
 @bp.before_request
@@ -68,7 +61,8 @@ def propose() -> ResponseReturnValue:
     if not form.is_submitted():
         form.prefill(current, now)
     if form.validate_on_submit():
-        terms = form.terms(_min_group(form, current), dict(current.min_coverage))
+        terms = form.terms(_min_group(form, current), dict(current.min_coverage),
+                           dict(current.targets))
 
         def put_to_vote() -> ResponseReturnValue:
             proposal = governance.propose_change(
@@ -77,7 +71,7 @@ def propose() -> ResponseReturnValue:
             flash(_("Your proposal is put to the vote. Every member has been told."))
             return redirect(url_for("clusters.governance.proposal", proposal_id=proposal.id))
 
-        return submit(form, put_to_vote, lambda: _proposal_editor(form), rename=RENAMED)
+        return submit(form, put_to_vote, lambda: _proposal_editor(form), rename=AGREEMENT_FIELDS)
     return _proposal_editor(form), 422 if form.errors else 200
 
 

@@ -1,0 +1,164 @@
+"""The agreement's dispute, target and buy-out terms (#20): the coordinator writes them in
+the editor, every member reads them on the agreement page and through the API, a refused
+value publishes nothing, and versions from before them get the defaults."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, func, select
+
+from marketplace.clusters import agreements
+from marketplace.clusters.models import Agreement
+from marketplace.clusters.target_fields import targets_from_form, typed_targets
+from marketplace.clusters.targets import MAX_GOAL, TARGET_METRICS, goal_refusal
+from marketplace.errors import ValidationError
+from tests.api.conftest import bearer
+from tests.conftest import World, login
+from tests.test_migrations import _drift, demo_season_down_and_up
+
+TODAY = date.today()
+BASE = {
+    "purpose": "Share overflow work, v2.",
+    "scope_overflow_jobs": "y",
+    "referral_fee_percent": "5",
+    "platform_fee_percent": "1",
+    "sunset_on": (TODAY + timedelta(days=300)).isoformat(),
+    "exit_notice_days": "30",
+    "information_rules": "No bid prices across the barrier.",
+}
+
+
+def _versions(session: Session, world: World) -> int:
+    session.expire_all()
+    return session.exec(select(func.count()).select_from(Agreement)
+                        .where(Agreement.cluster_id == world.cluster.id)).one()
+
+
+def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_them(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    login(client, world.coordinator)
+    editor = client.get("/agreement/edit").get_data(as_text=True)
+    for name in ("dispute_window_days", "dispute_resolver", "dispute_decide_days",
+                 "buyout_value_percent", "target-overflow_value_kept",
+                 "target-machine_utilization_bp"):
+        assert f'name="{name}"' in editor
+    done = client.post("/agreement/edit", data={
+        **BASE, "dispute_window_days": "21", "dispute_resolver": "panel",
+        "dispute_decide_days": "10", "buyout_value_percent": "80.5",
+        "target-overflow_value_kept": "25000", "target-jobs_handed_over": "6",
+        "target-machine_utilization_bp": "42.5", "target-equipment_fees_kept": ""})
+    assert done.status_code == 302, done.get_data(as_text=True)
+    current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
+    assert current is not None
+    assert (current.dispute_window_days, current.dispute_resolver,
+            current.dispute_decide_days, current.buyout_value_bp) == (21, "panel", 10, 8050)
+    assert current.targets == {"jobs_handed_over": 6, "machine_utilization_bp": 4250,
+                               "overflow_value_kept": 25_000_00}
+    again = client.get("/agreement/edit").get_data(as_text=True)
+    assert 'value="42.5"' in again and 'value="25000.00"' in again and 'value="80.50"' in again
+
+    member = client.application.test_client()
+    login(member, world.owner_b)
+    shown = member.get("/agreement").get_data(as_text=True)
+    assert "Overflow value kept in the cluster: $25,000.00 per quarter" in shown
+    assert "Machine utilization: 42.5 % per quarter" in shown
+    assert "may dispute its money within 21 days" in shown
+    assert "A panel of members party to none of it decides within 10 days." in shown
+    assert "at 80.5 % of the machine’s agreed value" in shown
+
+    api = client.application.test_client().get(
+        "/api/v1/agreement", headers=bearer(session, world.owner_b)).get_json()
+    assert api["targets"] == current.targets
+    assert (api["dispute_window_days"], api["dispute_resolver"], api["dispute_decide_days"],
+            api["buyout_value_bp"], api["decision_rule"]) == (21, "panel", 10, 8050,
+                                                             "majority")
+
+
+@pytest.mark.parametrize(("typed", "field"), [
+    ({"dispute_window_days": "0"}, "dispute_window_days"),
+    ({"dispute_window_days": "91"}, "dispute_window_days"),
+    ({"dispute_decide_days": "2"}, "dispute_decide_days"),
+    ({"dispute_resolver": "the loudest"}, "dispute_resolver"),
+    ({"buyout_value_percent": "100.01"}, "buyout_value_percent"),
+    ({"target-jobs_handed_over": "six"}, "target-jobs_handed_over"),
+    ({"target-jobs_handed_over": "0"}, "target-jobs_handed_over"),
+    ({"target-machine_utilization_bp": "101"}, "target-machine_utilization_bp"),
+    ({"target-machine_utilization_bp": "12.345"}, "target-machine_utilization_bp"),
+    ({"target-overflow_value_kept": "NaN"}, "target-overflow_value_kept"),
+])
+def test_a_refused_term_names_its_field_and_publishes_nothing(
+    client: FlaskClient, session: Session, world: World, typed: dict[str, str], field: str
+) -> None:
+    login(client, world.coordinator)
+    before = _versions(session, world)
+    refused = client.post("/agreement/edit", data={**BASE, **typed})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert f'id="{field}"' in page and 'aria-invalid="true"' in page
+    assert _versions(session, world) == before
+
+
+def test_blank_terms_take_the_defaults(client: FlaskClient, session: Session,
+                                       world: World) -> None:
+    login(client, world.coordinator)
+    assert client.post("/agreement/edit", data=BASE).status_code == 302
+    current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
+    assert current is not None
+    assert (current.dispute_window_days, current.dispute_resolver, current.dispute_decide_days,
+            current.buyout_value_bp, current.targets) == (14, "coordinator", 14, 10_000, {})
+
+
+def test_the_service_refuses_goals_outside_their_unit() -> None:
+    assert goal_refusal("jobs_handed_over", 6) is None
+    assert goal_refusal("machine_utilization_bp", 10_000) is None
+    assert goal_refusal("machine_utilization_bp", 10_001) is not None
+    assert goal_refusal("jobs_handed_over", True) is not None  # a bool is not a count
+    assert goal_refusal("customers_poached", 1) is not None
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(goals=st.fixed_dictionaries({}, optional={
+    code: st.integers(1, MAX_GOAL[metric.unit]) for code, metric in TARGET_METRICS.items()}),
+    locale=st.sampled_from(["en", "es", "fr", "de"]))
+def test_a_goal_shown_in_the_editor_reads_back_as_the_same_goal_in_every_language(
+    app: Flask, goals: dict[str, int], locale: str
+) -> None:
+    """What the editor prefills is what publishing stores: re-publishing an unchanged form
+    never moves a target by a cent or a basis point, whatever the language's decimals."""
+    from flask_babel import force_locale
+
+    with app.test_request_context("/"), force_locale(locale):
+        typed = typed_targets(goals, "EUR")
+    form = {f"target-{code}": text for code, text in typed.items()}
+    with app.test_request_context("/", method="POST", data=form), force_locale(locale):
+        assert targets_from_form("EUR") == goals
+
+
+def test_the_service_refuses_an_unknown_metric_and_names_it() -> None:
+    terms = agreements.AgreementTerms(
+        purpose="p", scope_overflow_jobs=True, scope_equipment=False, scope_joint_bids=False,
+        referral_fee_bp=500, platform_fee_bp=100, sunset_on=TODAY + timedelta(days=30),
+        exit_notice_days=30, information_rules="r", targets={"customers_poached": 3})
+    with pytest.raises(ValidationError) as refused:
+        agreements._validate_terms(terms, TODAY)
+    assert set(refused.value.fields) == {"targets"}
+    assert Decimal(terms.buyout_value_bp) == 10_000
+
+
+def test_existing_versions_get_the_default_terms_over_a_season(database_url: str) -> None:
+    with demo_season_down_and_up(database_url, "0016") as engine:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT dispute_window_days, dispute_resolver, dispute_decide_days, "
+                "buyout_value_bp FROM agreement").all()
+        assert rows and {tuple(r) for r in rows} == {(14, "coordinator", 14, 10_000)}
+        assert _drift(database_url) == []
