@@ -10,8 +10,8 @@ from __future__ import annotations
 def import_all_models() -> None:
     """Import every module that defines tables (idempotent)."""
     import marketplace.api.models  # noqa: F401
-    import marketplace.clusters.models  # noqa: F401
     import marketplace.clusters.exit.models  # noqa: F401
+    import marketplace.clusters.models  # noqa: F401
     import marketplace.clusters.review.models  # noqa: F401
     import marketplace.dashboard.models  # noqa: F401
     import marketplace.delivery.models  # noqa: F401

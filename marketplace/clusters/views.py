@@ -22,6 +22,7 @@ from flask_wtf import FlaskForm
 from marketplace.api import tokens
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.agreements import Activity
+from marketplace.clusters.exit.views import bp as exit_bp
 from marketplace.clusters.forms import (
     AGREEMENT_FIELDS,
     AcceptAgreementForm,
@@ -65,6 +66,7 @@ from marketplace.web import viewer as acting_user
 bp = Blueprint("clusters", __name__)
 bp.register_blueprint(insurance_bp)  # its pages: clusters.insurance.*
 bp.register_blueprint(governance_bp)  # proposals and votes: clusters.governance.*
+bp.register_blueprint(exit_bp)  # a clean exit's outcome: clusters.exit.*
 
 
 @bp.before_request

@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import DDL, CheckConstraint, Column, UniqueConstraint, event, func, text
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    UniqueConstraint,
+    event,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlmodel import Field, SQLModel
 
@@ -70,6 +79,10 @@ class Equipment(SQLModel, table=True):
     cancel_cutoff_hours: int = Field(default=24)
     cancel_fee_bp: int = Field(default=0)
     status: str = Field(default=ListingStatus.ACTIVE.value, max_length=10, index=True)
+    #: What the co-owners agree the machine is worth (minor units), for buying out a
+    #: leaving co-owner's share (clusters/exit/); None: not agreed, a buy-out is free.
+    agreed_value_minor: int | None = Field(default=None, sa_column=Column(BigInteger(),
+                                                                          nullable=True))
     listed_by_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -43,6 +43,7 @@ class EntrySource(StrEnum):
     REVERSAL = "reversal"  # the platform took that part of the transfer back
     DISPUTE_HOLD = "dispute_hold"  # a customer disputes the charge: the parties' parts held
     DISPUTE_RELEASE = "dispute_release"  # the platform won the dispute: the parts released
+    BUYOUT = "buyout"  # a leaving co-owner's machine share, remaining co-owners -> leaver
     # Disputes between members (marketplace/disputes): source_id is the disputed entry's id.
     MEMBER_DISPUTE_HOLD = "member_dispute_hold"  # the disputed entry reversed while open
     MEMBER_DISPUTE_SETTLED = "member_dispute_settled"  # what the decision says it owes

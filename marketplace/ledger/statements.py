@@ -34,6 +34,7 @@ SOURCE_LABELS = {
     EntrySource.REVERSAL: N_("Refunded share taken back"),
     EntrySource.DISPUTE_HOLD: N_("Held for a card dispute"),
     EntrySource.DISPUTE_RELEASE: N_("Card dispute won: hold released"),
+    EntrySource.BUYOUT: N_("Machine share bought out at exit"),
     EntrySource.MEMBER_DISPUTE_HOLD: N_("Held while a dispute is open"),
     EntrySource.MEMBER_DISPUTE_SETTLED: N_("Settled by a dispute's decision"),
 }

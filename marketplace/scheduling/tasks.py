@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from marketplace.clusters.exit.service import take_due_exits
 from marketplace.clusters.governance.service import close_due_proposals
 from marketplace.clusters.insurance.service import remind_expiring
 from marketplace.delivery.runner import send_due_pushes
@@ -59,4 +60,8 @@ TASKS: tuple[PeriodicTask, ...] = (
     # Disputes between members: once a dispute's deadline passes undecided, its readers
     # are told once (a conditional update) and a panel's passes to the coordinator.
     PeriodicTask("disputes.mark_overdue", 300.0, mark_overdue_disputes),
+    # Exits: each member's exit (its date came, or the agreement reached its sunset with
+    # no newer version) takes effect once (a unique row): bookings refunded, machines
+    # bought out or withdrawn, open jobs cancelled, access cut to its statements.
+    PeriodicTask("clusters.take_due_exits", 60.0, take_due_exits),
 )

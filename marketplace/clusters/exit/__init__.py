@@ -1,0 +1,1 @@
+"""A member's clean exit (#20 part 5)."""
