@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from marketplace.assets import init_assets
 from marketplace.cli import init_cli
 from marketplace.clusters.accounts import PASSWORDS, make_hasher
+from marketplace.clusters.exit.access import keep_former_members_to_statements
 from marketplace.config import PROJECT_ROOT, load_config, socketio_channel
 from marketplace.db import make_engine
 from marketplace.delivery.runner import init_push
@@ -95,6 +96,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     init_cli(app)
     app.before_request(_load_viewer_cluster)
+    app.before_request(keep_former_members_to_statements)  # a business that left
     app.after_request(_security_headers)
     init_assets(app)  # /vendor/ (npm files), fingerprinted asset URLs, caching, gzip
     return app
