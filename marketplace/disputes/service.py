@@ -173,6 +173,7 @@ class Disputable:
     source: str
     amount_minor: int  # the total of the entries (what is disputed)
     dispute_id: int | None  # the dispute already holding (part of) it
+    currency: str
 
 
 def window_end(session: Session, subject: Subject) -> datetime | None:
@@ -195,7 +196,8 @@ def disputable_money(session: Session, actor: User, subject: Subject) -> list[Di
             continue
         held = session.exec(select(DisputedEntry.dispute_id).where(
             col(DisputedEntry.entry_id).in_([e.id for e in entries]))).first()
-        found.append(Disputable(source.value, sum(e.amount_minor for e in entries), held))
+        found.append(Disputable(source.value, sum(e.amount_minor for e in entries), held,
+                                entries[0].currency))
     return found
 
 
