@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
-from marketplace.api import clusters, equipment, exit, jobs, ledger  # noqa: F401 - they register
+from marketplace.api import (  # noqa: F401 - they register
+    clusters,
+    disputes,
+    equipment,
+    exit,
+    jobs,
+    ledger,
+)
 from marketplace.api.auth import require_caller
 from marketplace.api.spec import bp, openapi
 
