@@ -31,6 +31,7 @@ from werkzeug.serving import make_server
 from marketplace import create_app
 from marketplace.api import tokens
 from marketplace.clusters import accounts, agreements, invites
+from marketplace.clusters.exit import service as exits
 from marketplace.clusters.governance import service as governance
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.documents import check_document
@@ -189,6 +190,16 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
     proposal = governance.propose_change(
         session, world.coordinator, terms(purpose="Share overflow work, v3."),
         "Fees should reward hand-offs.", 7, now)
+    # A business that left the cluster: its exit took effect yesterday (clusters/exit/).
+    leaver = add_partner(session, world, "Omega Fencing", "o@omega.test")
+    assert leaver.member_id is not None
+    gone = session.get(Member, leaver.member_id)
+    assert gone is not None
+    gone.exit_effective_at = now - timedelta(days=1)
+    session.add(gone)
+    session.commit()
+    exits.take_effect(session, leaver.member_id, exits.ExitReason.NOTICE,
+                      gone.exit_effective_at, now)
     member_a = session.get(Member, world.member_a_id)
     assert member_a is not None
     users: dict[str, User | None] = {
@@ -196,7 +207,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "partner": world.owner_b, "bystander": bystander, "coordinator": world.coordinator,
         "rival_owner": world.other_owner, "rival_coordinator": world.other_coordinator,
         # Not matrix visitors: the lead and the co-bidder of the joint bid.
-        "joint_lead": owner_c, "joint_partner": owner_d,
+        "joint_lead": owner_c, "joint_partner": owner_d, "former_member": leaver,
     }
     ids = {
         "open_job": open_job.id, "contract_job": contract_job.id, "window_job": window_job.id,
@@ -208,7 +219,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "checked_out": out.id, "blackout": blackout.id, "custody": spare.id,
         "swap": swap.id, "month": month, "version": version.version,
         "certificate": verified, "pending_certificate": pending_certificate,
-        "rejectable": rejectable, "proposal": proposal.id,
+        "rejectable": rejectable, "proposal": proposal.id, "exited_member": leaver.member_id,
         "insured_until": insured_until.isoformat(),
         "api_token": tokens.create_token(session, world.owner_a, "Alpha's script", now).token.id,
         "invite": invites.invite_token(SECRET, invite),

@@ -157,6 +157,13 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
     ("clusters.governance.proposal", "GET"):    ("proposal",      LOGIN,   200,   200,   200,   200,   200,   404,   404),
     ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   422,   422,   422,   422,   422,   404,   404),
+    # a clean exit: its outcome for the leaver's people and the coordinator (A has not
+    # left: its people find none); a co-owned machine's agreed value set by its owners
+    # (A and B) or the coordinator (an empty form clears it)
+    ("clusters.exit.outcome", "GET"):           ("-",             LOGIN,   404,   404,   404,   404,   302,   404,   302),
+    ("clusters.exit.member_outcome", "GET"):    ("exited_member", LOGIN,   404,   404,   404,   404,   200,   404,   404),
+    ("clusters.exit.exits_list", "GET"):        ("-",             LOGIN,   404,   404,   404,   404,   200,   404,   200),
+    ("clusters.exit.agreed_value", "POST"):     ("co_owned",      LOGIN,   403,   302,   302,   403,   302,   404,   404),
     # jobs
     ("jobs.board", "GET"):                      ("-",             LOGIN,   200,   200,   200,   200,   302,   200,   302),
     ("jobs.detail", "GET"):                     ("contract_job",  LOGIN,   200,   200,   200,   200,   200,   404,   404),
@@ -329,7 +336,7 @@ OUR_OBJECTS = frozenset({
     "open_job", "contract_job", "window_job", "done_job", "confirmed_job", "joint_bid",
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
     "custody", "swap", "version", "api_token", "certificate", "pending_certificate",
-    "rejectable", "proposal"})
+    "rejectable", "proposal", "exited_member"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
 CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.
@@ -337,7 +344,7 @@ OUR_MARKERS = ("Alpha Lawns", "Beta Stone", "Gamma Trees", "Delta Decks", "Zelda
                "Evergreen", "Edge the park", "Plant the boulevard", "Rake the lawns",
                "Sod the yard", "Kubota", "Bobcat", "Shared dump trailer", "Fuel shared",
                "Beta Mutual", "Alpha Assurance", "Gamma Casualty",
-               "Fees should reward hand-offs")
+               "Fees should reward hand-offs", "Omega Fencing")
 
 
 # --- fixtures ----------------------------------------------------------------------------
