@@ -72,8 +72,9 @@ class MemberList(ResponseModel):
     members: list[MemberOut]
 
 
-class AgreementOut(ResponseModel):
-    version: int
+class TermsOut(ResponseModel):
+    """An agreement's terms: of a published version, or proposed for the next one."""
+
     purpose: str
     scope_overflow_jobs: bool
     scope_equipment: bool
@@ -105,6 +106,10 @@ class AgreementOut(ResponseModel):
     buyout_value_bp: int = Field(description="A leaving co-owner's share of a machine is "
                                  "bought at this fraction (basis points) of its agreed "
                                  "value.")
+
+
+class AgreementOut(TermsOut):
+    version: int
     accepted_by_my_business: bool | None = Field(default=None, description="Members only.")
 
 

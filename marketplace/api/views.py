@@ -10,6 +10,7 @@ from marketplace.api import (  # noqa: F401 - they register
     disputes,
     equipment,
     exit,
+    governance,
     jobs,
     ledger,
 )
