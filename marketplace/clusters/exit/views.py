@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from marketplace.clusters.exit import service as exits
+from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster
 from marketplace.forms import WebForm
@@ -77,3 +78,9 @@ def agreed_value(equipment_id: int) -> ResponseReturnValue:
     flash(_("Agreed value saved.") if value is not None else _("Agreed value cleared."))
     return redirect(url_for("equipment.detail", equipment_id=equipment_id))
 
+
+
+@bp.app_context_processor
+def _amounts() -> dict[str, object]:
+    """A machine page prefills its agreed value the way the viewer types amounts."""
+    return {"exit_typed_amount": typed_amount}
