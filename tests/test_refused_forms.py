@@ -106,3 +106,39 @@ def test_a_booking_refused_for_who_asks_is_the_error_page(client: FlaskClient,
     assert 'name="starts_at"' not in refused.get_data(as_text=True)
     session.expire_all()
     assert session.exec(select(Booking)).all() == []
+
+
+def test_an_agreed_value_refused_is_shown_on_the_machine_page(
+        client: FlaskClient, session: Session, world: World) -> None:
+    """A co-owned machine's agreed value (clusters/exit/): a figure that is not an amount
+    comes back next to the field on the machine's page; a member that is no owner gets
+    the error page; a JSON client the JSON error; nothing is written."""
+    from marketplace.clusters.exit import service as exits
+    from marketplace.equipment.models import Equipment
+    from tests.equipment.conftest import co_draft
+
+    trailer = listings.record_co_owned(session, world.coordinator, co_draft(),
+                                       {world.member_a_id: 5_000, world.member_b_id: 5_000},
+                                       NOW)
+    exits.set_agreed_value(session, world.owner_a, trailer.id, 900_00)  # type: ignore[arg-type]
+    login(client, world.owner_a)
+    for typed, message in (("nine hundred", "Enter an amount such as"),
+                           ("-5", "above zero"), ("0", "above zero"),
+                           ("99999999999999", "above zero")):
+        refused = client.post(f"/equipment/{trailer.id}/agreed-value",
+                              data={"agreed_value": typed})
+        page = refused.get_data(as_text=True)
+        assert refused.status_code == 422, typed
+        assert message in page and 'id="agreed_value-err"' in page and typed in page
+    as_json = client.post(f"/equipment/{trailer.id}/agreed-value",
+                          data={"agreed_value": "x"}, headers=JSON)
+    assert as_json.status_code == 422
+    assert as_json.get_json()["error"]["fields"].keys() == {"agreed_value"}
+    login(client, world.crew_a)
+    forbidden = client.post(f"/equipment/{trailer.id}/agreed-value",
+                            data={"agreed_value": "1"})
+    assert forbidden.status_code == 403 and 'name="agreed_value"' not in \
+        forbidden.get_data(as_text=True)
+    session.expire_all()
+    stored = session.get(Equipment, trailer.id)
+    assert stored is not None and stored.agreed_value_minor == 900_00

@@ -16,10 +16,12 @@ from marketplace.clusters.exit import service as exits
 from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster
+from marketplace.equipment.views.machines import detail_context
+from marketplace.errors import ValidationError
 from marketplace.forms import WebForm
 from marketplace.ledger import settlement
 from marketplace.persisted import id_of
-from marketplace.web import db, money_from_form, viewer
+from marketplace.web import db, money_from_form, translate, viewer, wants_json
 
 bp = Blueprint("exit", __name__)
 
@@ -72,9 +74,17 @@ def agreed_value(equipment_id: int) -> ResponseReturnValue:
     WebForm().validate_on_submit()  # the CSRF token
     user, session = viewer(), db()
     text = (request.form.get("agreed_value") or "").strip()
-    cluster = get_cluster(session, user)
-    value = money_from_form(text, "agreed_value", cluster.currency) if text else None
-    exits.set_agreed_value(session, user, equipment_id, value)
+    try:
+        cluster = get_cluster(session, user)
+        value = money_from_form(text, "agreed_value", cluster.currency) if text else None
+        exits.set_agreed_value(session, user, equipment_id, value)
+    except ValidationError as error:  # shown next to the field, on the machine's page
+        if wants_json():
+            raise
+        session.rollback()
+        message = translate(error, error.fields.get("agreed_value"))
+        return render_template("equipment/detail.html", **detail_context(equipment_id),
+                               agreed_value_error=message, agreed_value_typed=text), 422
     flash(_("Agreed value saved.") if value is not None else _("Agreed value cleared."))
     return redirect(url_for("equipment.detail", equipment_id=equipment_id))
 
