@@ -70,7 +70,7 @@ def test_every_decision_leaves_each_party_exactly_what_it_says(session: Session,
                                                                data: st.DataObject) -> None:
     week = next(_weeks)
     outcome, amount, split_bp, damage = data.draw(decisions())
-    open_after = timedelta(days=data.draw(st.integers(0, 14)), hours=data.draw(
+    open_after = timedelta(days=data.draw(st.integers(0, 13)), hours=data.draw(
         st.integers(0, 23)))
     decide_after = timedelta(days=data.draw(st.integers(0, 60)))
     approve_before_open = data.draw(st.booleans())
