@@ -471,14 +471,14 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
     return message_row
 
 
-def photo_of(session: Session, viewer: User, dispute_id: int, name: str) -> str:
-    """The stored name of a photo of the dispute the viewer may read, or NotFound."""
-    get_dispute(session, viewer, dispute_id)
-    found = session.exec(select(DisputeMessage.photo).where(
-        DisputeMessage.dispute_id == dispute_id, DisputeMessage.photo == name)).first()
-    if not found:
+def photo_of(session: Session, viewer: User, message_id: int) -> str:
+    """The stored name of a message's photo in a dispute the viewer may read; NotFound
+    otherwise (a dispute it may not read answers as a missing message)."""
+    message = session.get(DisputeMessage, message_id)
+    if message is None or not message.photo:
         raise not_found()
-    return found
+    get_dispute(session, viewer, message.dispute_id)
+    return message.photo
 
 
 # -- deciding -------------------------------------------------------------------------------

@@ -183,11 +183,11 @@ def _split_bp(text: str) -> int:
     return int(bp_value)
 
 
-@bp.route("/<int:dispute_id>/photos/<name>")
-def photo(dispute_id: int, name: str) -> Response:
+@bp.route("/photos/<int:message_id>")
+def photo(message_id: int) -> Response:
     """A message's photo, for the dispute's readers only (a smaller copy; `?size=full`
     the whole photo), both without metadata."""
-    stored = disputes.photo_of(db(), acting_user(), dispute_id, name)
+    stored = disputes.photo_of(db(), acting_user(), message_id)
     if not is_stored_name(stored):
         abort(404)
     shown = full_size(photo_dir(), stored) if request.args.get("size") == "full" \

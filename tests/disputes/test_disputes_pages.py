@@ -74,14 +74,15 @@ def test_a_party_opens_talks_with_a_photo_and_the_coordinator_decides(
         owner = _client(app, lw.world.owner_a)
         shown = owner.get(page).get_data(as_text=True)
         assert "At check-out" in shown and "Cracked before" in shown
-        full = owner.get(f"{page}/photos/{message.photo}?size=full")
+        full = owner.get(f"/disputes/photos/{message.id}?size=full")
         assert full.status_code == 200
         assert MAKER.encode() not in full.data
         assert not carries_metadata(full.data, message.photo.rpartition(".")[2])
         # Nobody else: a member with no part, a rival, and a missing id answer alike.
         for outsider in (lw.owner_d, lw.world.other_owner):
             other = _client(app, outsider)
-            for url in (page, f"{page}/photos/{message.photo}", "/disputes/999999"):
+            for url in (page, f"/disputes/photos/{message.id}", "/disputes/999999",
+                        "/disputes/photos/999999"):
                 answer = other.get(url)
                 assert answer.status_code == 404
                 assert b"Cracked before" not in answer.data
