@@ -223,6 +223,25 @@ def publish_agreement(
     return agreement
 
 
+def direct_change_refusal(session: Session, cluster_id: int) -> DomainError | None:
+    """Why the coordinator may not publish terms directly, or None while it may.
+
+    The coordinator writes the charter and may correct it until a member business
+    accepts a version.  From then on the charter is signed: a change takes force only
+    if the members carry it by the rule it names (clusters/governance), so the editor
+    is closed for good -- also after a carried change no one has accepted yet, which
+    would otherwise let the coordinator overwrite the members' vote."""
+    signed = session.exec(
+        select(AgreementAcceptance.id)
+        .join(Agreement, col(Agreement.id) == AgreementAcceptance.agreement_id)
+        .where(Agreement.cluster_id == cluster_id).limit(1)).first()
+    if signed is None:
+        return None
+    return Conflict("vote_required",
+                    N_("Members have accepted the agreement, so a change takes force only "
+                       "if they vote for it. Propose the change, and the members decide."))
+
+
 def _cluster_clock(session: Session, cluster_id: int, moment: datetime) -> str:
     """A moment as the cluster's clock reads it, for a message."""
     cluster = session.get(Cluster, cluster_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from flask import (
     Blueprint,
     current_app,
@@ -39,28 +37,23 @@ from marketplace.clusters.forms import (
 from marketplace.clusters.governance.views import bp as governance_bp
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.views import bp as insurance_bp
-from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Agreement, InsuranceCertificate, Invite, Member
 from marketplace.clusters.service_area import recent_changes
-from marketplace.clusters.target_fields import (
-    target_refusals,
-    targets_from_form,
-    typed_targets,
-)
 from marketplace.clusters.targets import TARGET_METRICS
+from marketplace.clusters.terms_inputs import inputs_context, typed_terms
 from marketplace.clusters.trades import TRADES
 from marketplace.db import parse_id, utcnow
 from marketplace.delivery import preferences as push_preferences
 from marketplace.delivery import subscriptions
 from marketplace.delivery.forms import PushPreferencesForm
-from marketplace.errors import N_, ValidationError
+from marketplace.errors import ValidationError
 from marketplace.i18n import km_from_display, km_to_display
 from marketplace.jobs.completion import reliability
 from marketplace.mail import outbox
 from marketplace.persisted import id_of
 from marketplace.places.service import BAD_POINT, DEVICE, nearest_town
 from marketplace.places.views import locate_typed, viewer_countries
-from marketplace.web import db, money_from_form, submit
+from marketplace.web import db, submit
 from marketplace.web import viewer as acting_user
 
 bp = Blueprint("clusters", __name__)
@@ -321,6 +314,8 @@ def _render_agreement(shown: Agreement | None, is_current: bool,
         can_accept=is_current and viewer.role == "owner" and not mine_accepted,
         trades=TRADES, currency=service.get_cluster(db(), viewer).currency,
         metrics=TARGET_METRICS,
+        may_edit=viewer.is_coordinator
+        and agreements.direct_change_refusal(db(), viewer.cluster_id) is None,
     ), status
 
 
@@ -341,75 +336,38 @@ def accept_agreement() -> ResponseReturnValue:
 
 @bp.route("/agreement/edit", methods=["GET", "POST"])
 def edit_agreement() -> ResponseReturnValue:
+    """The coordinator writes the charter, and corrects it until a member signs it; from
+    then on a change takes force only by the members' vote (clusters.governance)."""
     viewer = acting_user()
     service.require_coordinator(viewer)
+    refusal = agreements.direct_change_refusal(db(), viewer.cluster_id)
+    if refusal is not None:
+        if request.method == "POST":
+            raise refusal
+        flash(_(refusal.message, **refusal.params))
+        return redirect(url_for("clusters.governance.propose"))
     current = agreements.agreement_in_force(db(), viewer.cluster_id)
     form = AgreementForm()
     if not form.is_submitted():
-        _prefill_agreement(form, current)
+        form.prefill(current, utcnow())
+    currency = service.get_cluster(db(), viewer).currency
     if form.validate_on_submit():
-        terms = form.terms(_min_group(form, current), {}, {})
 
         def publish() -> ResponseReturnValue:
-            currency = service.get_cluster(db(), viewer).currency
-            typed = replace(terms, min_coverage=_min_coverage(),
-                            targets=targets_from_form(currency))
+            typed = typed_terms(form, current, currency)
             published = agreements.publish_agreement(db(), viewer, typed, utcnow())
             flash(_("Version %(version)d published. Every member must accept it again.",
                     version=published.version))
             return redirect(url_for("clusters.agreement"))
 
-        return submit(form, publish, lambda: _agreement_editor(form, current),
+        return submit(form, publish, lambda: _agreement_editor(form, current, currency),
                       rename=AGREEMENT_FIELDS)
-    return _agreement_editor(form, current), _invalid_status(form)
+    return _agreement_editor(form, current, currency), _invalid_status(form)
 
 
-def _agreement_editor(form: AgreementForm, current: Agreement | None) -> str:
-    """The editor, with the minimum coverage per trade as typed (or as in force)."""
-    currency = service.get_cluster(db(), acting_user()).currency
-    if form.is_submitted():
-        typed = {code: request.form.get(f"min_coverage-{code}", "")[:40] for code in TRADES}
-    else:
-        minima = current.min_coverage if current is not None else {}
-        typed = {code: typed_amount(minima.get(code), currency) for code in TRADES}
-    goals = None if form.is_submitted() else (current.targets if current is not None else {})
-    refusals = target_refusals(currency) if form.is_submitted() else {}
+def _agreement_editor(form: AgreementForm, current: Agreement | None, currency: str) -> str:
     return render_template("clusters/agreement_edit.html", form=form, current=current,
-                           trades=TRADES, min_coverage=typed, currency=currency,
-                           metrics=TARGET_METRICS, targets=typed_targets(goals, currency),
-                           target_refusals=refusals)
-
-
-def _min_coverage() -> dict[str, int]:
-    """The minimum verified coverage per trade typed in the editor (empty: none); the
-    trades whose amount does not parse are named in one refusal."""
-    currency = service.get_cluster(db(), acting_user()).currency
-    minima: dict[str, int] = {}
-    unreadable: list[str] = []
-    for code in TRADES:
-        text = request.form.get(f"min_coverage-{code}", "").strip()
-        if text:
-            try:
-                minima[code] = money_from_form(text, f"min_coverage-{code}", currency)
-            except ValidationError:
-                unreadable.append(code)
-    if unreadable:
-        message = N_("Write each minimum coverage as an amount such as 1234.56, the way "
-                     "your language writes numbers, or leave it empty: %(trades)s.")
-        raise ValidationError("invalid_amount", N_("Some fields need your attention."),
-                              fields={"min_coverage": message}, params={"trades": unreadable})
-    return minima
-
-
-def _prefill_agreement(form: AgreementForm, current: Agreement | None) -> None:
-    form.prefill(current, utcnow())
-
-
-def _min_group(form: AgreementForm, current: Agreement | None) -> int:
-    """The k typed, or (left blank) the version in force's."""
-    if form.aggregate_min_group.data is not None:
-        return int(form.aggregate_min_group.data)
-    return current.aggregate_min_group if current else agreements.DEFAULT_MIN_GROUP
+                           **inputs_context(form, current, currency))
 
 
 @bp.route("/cluster/settings", methods=["GET", "POST"])

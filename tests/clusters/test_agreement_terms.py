@@ -1,6 +1,10 @@
 """The agreement's dispute, target and buy-out terms (#20): the coordinator writes them in
-the editor, every member reads them on the agreement page and through the API, a refused
-value publishes nothing, and versions from before them get the defaults."""
+the editor until a member signs, then only a proposal changes them; every member reads
+them on the agreement page and through the API, a refused value publishes nothing, and
+versions from before them get the defaults.
+
+`world.other_coordinator`'s cluster has a published agreement that no member has
+accepted yet: a charter still being written.  `world.coordinator`'s is signed."""
 
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from hypothesis import strategies as st
 from sqlmodel import Session, func, select
 
 from marketplace.clusters import agreements
-from marketplace.clusters.models import Agreement
-from marketplace.clusters.target_fields import targets_from_form, typed_targets
+from marketplace.clusters.models import Agreement, AgreementProposal
 from marketplace.clusters.targets import MAX_GOAL, TARGET_METRICS, goal_refusal
+from marketplace.clusters.terms_inputs import targets_from_form, typed_targets
 from marketplace.errors import ValidationError
 from tests.api.conftest import bearer
 from tests.conftest import World, login
@@ -35,16 +39,15 @@ BASE = {
 }
 
 
-def _versions(session: Session, world: World) -> int:
+def _versions(session: Session) -> int:
     session.expire_all()
-    return session.exec(select(func.count()).select_from(Agreement)
-                        .where(Agreement.cluster_id == world.cluster.id)).one()
+    return session.exec(select(func.count()).select_from(Agreement)).one()
 
 
-def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_them(
+def test_the_coordinator_writes_targets_disputes_and_the_buy_out_and_members_read_them(
     client: FlaskClient, session: Session, world: World
 ) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)
     editor = client.get("/agreement/edit").get_data(as_text=True)
     for name in ("dispute_window_days", "dispute_resolver", "dispute_decide_days",
                  "buyout_value_percent", "target-overflow_value_kept",
@@ -56,7 +59,7 @@ def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_
         "target-overflow_value_kept": "25000", "target-jobs_handed_over": "6",
         "target-machine_utilization_bp": "42.5", "target-equipment_fees_kept": ""})
     assert done.status_code == 302, done.get_data(as_text=True)
-    current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
     assert current is not None
     assert (current.dispute_window_days, current.dispute_resolver,
             current.dispute_decide_days, current.buyout_value_bp) == (21, "panel", 10, 8050)
@@ -66,7 +69,7 @@ def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_
     assert 'value="42.5"' in again and 'value="25000.00"' in again and 'value="80.50"' in again
 
     member = client.application.test_client()
-    login(member, world.owner_b)
+    login(member, world.other_owner)
     shown = member.get("/agreement").get_data(as_text=True)
     assert "Overflow value kept in the cluster: $25,000.00 per quarter" in shown
     assert "Machine utilization: 42.5 % per quarter" in shown
@@ -75,7 +78,7 @@ def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_
     assert "at 80.5 % of the machine’s agreed value" in shown
 
     api = client.application.test_client().get(
-        "/api/v1/agreement", headers=bearer(session, world.owner_b)).get_json()
+        "/api/v1/agreement", headers=bearer(session, world.other_owner)).get_json()
     assert api["targets"] == current.targets
     assert (api["dispute_window_days"], api["dispute_resolver"], api["dispute_decide_days"],
             api["buyout_value_bp"], api["decision_rule"]) == (21, "panel", 10, 8050,
@@ -97,23 +100,59 @@ def test_the_coordinator_sets_targets_disputes_and_the_buy_out_and_members_read_
 def test_a_refused_term_names_its_field_and_publishes_nothing(
     client: FlaskClient, session: Session, world: World, typed: dict[str, str], field: str
 ) -> None:
-    login(client, world.coordinator)
-    before = _versions(session, world)
+    login(client, world.other_coordinator)
+    before = _versions(session)
     refused = client.post("/agreement/edit", data={**BASE, **typed})
     assert refused.status_code == 422
     page = refused.get_data(as_text=True)
     assert f'id="{field}"' in page and 'aria-invalid="true"' in page
-    assert _versions(session, world) == before
+    assert _versions(session) == before
 
 
 def test_blank_terms_take_the_defaults(client: FlaskClient, session: Session,
                                        world: World) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)
     assert client.post("/agreement/edit", data=BASE).status_code == 302
-    current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
     assert current is not None
     assert (current.dispute_window_days, current.dispute_resolver, current.dispute_decide_days,
             current.buyout_value_bp, current.targets) == (14, "coordinator", 14, 10_000, {})
+
+
+def test_once_a_member_signed_the_coordinator_can_only_propose_a_change(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    login(client, world.coordinator)
+    sent = client.get("/agreement/edit")
+    assert sent.status_code == 302 and sent.location.endswith("/agreement/proposals/new")
+    assert "only if they vote for it" in client.get(sent.location).get_data(as_text=True)
+    before = _versions(session)
+    refused = client.post("/agreement/edit", data={**BASE, "referral_fee_percent": "9"})
+    assert refused.status_code == 409
+    assert "Propose the change" in refused.get_data(as_text=True)
+    assert _versions(session) == before
+    page = client.get("/agreement").get_data(as_text=True)
+    assert "/agreement/proposals/new" in page and "/agreement/edit" not in page
+
+
+def test_a_proposal_carries_new_targets_and_minimum_coverage(
+    client: FlaskClient, session: Session, world: World
+) -> None:
+    login(client, world.coordinator)
+    form = client.get("/agreement/proposals/new").get_data(as_text=True)
+    assert 'name="target-jobs_handed_over"' in form and 'name="min_coverage-tree_work"' in form
+    made = client.post("/agreement/proposals/new", data={
+        **BASE, "reason": "Measure what we share.", "voting_days": "7",
+        "target-jobs_handed_over": "8", "min_coverage-tree_work": "1000000",
+        "dispute_resolver": "panel"})
+    assert made.status_code == 302, made.get_data(as_text=True)
+    session.expire_all()
+    proposal = session.exec(select(AgreementProposal)).one()
+    assert proposal.terms["targets"] == {"jobs_handed_over": 8}
+    assert proposal.terms["min_coverage"] == {"tree_work": 1_000_000_00}
+    assert proposal.terms["dispute_resolver"] == "panel"
+    shown = client.get(made.location).get_data(as_text=True)
+    assert "A panel of members party to none of it decides within 14 days." in shown
 
 
 def test_the_service_refuses_goals_outside_their_unit() -> None:

@@ -15,6 +15,8 @@ from tests.conftest import PASSWORD, SECRET, World, login, sent_mails
 
 PAGES = ["/", "/members", "/agreement", "/agreement/v/1", "/account"]
 COORDINATOR_PAGES = ["/invites", "/agreement/edit", "/cluster/settings"]
+#: What the coordinator opens: the agreement is signed, so a change is a proposal.
+COORDINATOR_OPENS = ["/invites", "/agreement/proposals/new", "/cluster/settings"]
 
 
 def _member_pages(member_id: int) -> list[str]:
@@ -35,7 +37,7 @@ def test_every_page_renders_for_each_role(client: FlaskClient, world: World, rol
     login(client, user)
     pages = [*PAGES, *_member_pages(world.member_a_id), *_member_pages(world.member_b_id)]
     if role == "coordinator":
-        pages += COORDINATOR_PAGES
+        pages += COORDINATOR_OPENS
     if role in ("coordinator", "owner_a"):
         pages.append(f"/members/{world.member_a_id}/edit")
     for path in pages:
@@ -106,18 +108,19 @@ def test_profile_saves_trades_and_area(client: FlaskClient, session: Session,
 
 
 def test_garbage_form_values_are_422_not_500(client: FlaskClient, world: World) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)  # a charter no member has signed yet
     response = client.post("/agreement/edit", data={
         "purpose": "x", "referral_fee_percent": "lots", "platform_fee_percent": "-3",
         "sunset_on": "31/31/2020", "exit_notice_days": "soon", "information_rules": "y",
     })
     assert response.status_code == 422
+    login(client, world.coordinator)
     edit = client.post(f"/members/{world.member_a_id}/edit", data={"base_lat": "north"})
     assert edit.status_code == 422
 
 
 def test_agreement_publish_through_the_form(client: FlaskClient, world: World) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)  # a charter no member has signed yet
     response = client.post("/agreement/edit", data={
         "purpose": "Share overflow work fairly, again.", "scope_overflow_jobs": "y",
         "referral_fee_percent": "2.5", "platform_fee_percent": "1", "sunset_on": "2030-01-01",

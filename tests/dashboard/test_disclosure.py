@@ -12,15 +12,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import combinations
 
 import pytest
 from flask.testing import FlaskClient
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from marketplace.clusters import agreements
-from marketplace.clusters.models import User
+from marketplace.clusters.governance import service as governance
+from marketplace.clusters.models import AgreementProposal, User
 from marketplace.dashboard import views
 from marketplace.equipment import booking
 from marketplace.ledger import settlement
@@ -266,31 +267,50 @@ def _user_k_sentence(page: str) -> bool:
 
 def test_k_is_a_term_of_the_agreement_members_accept(client: FlaskClient, session: Session,
                                                      market: Market) -> None:
+    """The coordinator proposes a larger k, the members carry it, and every member then
+    reads the new rule on the agreement they accept."""
     world = market.world
     login(client, world.coordinator)
-    form = client.get("/agreement/edit").get_data(as_text=True)
+    form = client.get("/agreement/proposals/new").get_data(as_text=True)
     assert 'name="aggregate_min_group"' in form and 'value="3"' in form
     base = {"purpose": "Share overflow work fairly.", "scope_overflow_jobs": "y",
             "referral_fee_percent": "5", "platform_fee_percent": "1",
             "sunset_on": "2030-01-01", "exit_notice_days": "30",
-            "information_rules": "No bid prices across the barrier."}
+            "information_rules": "No bid prices across the barrier.",
+            "reason": "Hide smaller groups.", "voting_days": "3"}
     for wrong in ("1", "51", "many"):
-        refused = client.post("/agreement/edit", data={**base, "aggregate_min_group": wrong})
+        refused = client.post("/agreement/proposals/new",
+                              data={**base, "aggregate_min_group": wrong})
         assert refused.status_code == 422, wrong
         assert 'id="aggregate_min_group-err"' in refused.get_data(as_text=True) or \
             "aggregate_min_group" in refused.get_data(as_text=True)
-    assert client.post("/agreement/edit", data={**base, "aggregate_min_group": "4"}
+    assert client.post("/agreement/proposals/new", data={**base, "aggregate_min_group": "4"}
                        ).status_code == 302
+    proposal = session.exec(select(AgreementProposal)
+                            .order_by(col(AgreementProposal.id).desc())).first()
+    assert proposal is not None and proposal.id is not None
+    voted_at = proposal.created_at + timedelta(minutes=1)
+    electorate = governance.participating_member_ids(
+        session, world.cluster.id, voted_at, proposal.based_on_version)  # type: ignore[arg-type]
+    for member_id in electorate:
+        owner = session.exec(select(User).where(User.member_id == member_id,
+                                                User.role == "owner")).first()
+        assert owner is not None
+        governance.cast_vote(session, owner, proposal.id, True, voted_at)
+    assert governance.close_proposal(session, proposal.id,
+                                     proposal.deadline + timedelta(minutes=1))
     current = agreements.agreement_in_force(session, world.owner_a.cluster_id)
     assert current is not None and current.aggregate_min_group == 4
     login(client, world.owner_b)
     assert _user_k_sentence(client.get("/agreement").get_data(as_text=True))
     # Left blank, the form keeps the version in force's k.
     login(client, world.coordinator)
-    assert client.post("/agreement/edit", data={**base, "exit_notice_days": "45"}
+    assert client.post("/agreement/proposals/new", data={**base, "exit_notice_days": "45"}
                        ).status_code == 302
-    current = agreements.agreement_in_force(session, world.owner_a.cluster_id)
-    assert current is not None and current.aggregate_min_group == 4
+    session.expire_all()
+    latest = session.exec(select(AgreementProposal)
+                          .order_by(col(AgreementProposal.id).desc())).first()
+    assert latest is not None and latest.terms["aggregate_min_group"] == 4
 
 
 @pytest.mark.parametrize(("lang", "words"), [

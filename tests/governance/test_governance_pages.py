@@ -141,7 +141,7 @@ def test_a_rival_cannot_see_our_proposals(
 def test_the_editor_sets_the_decision_rule(
     client: FlaskClient, session: Session, world: World
 ) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)  # a charter no member has signed yet
     response = client.post(
         "/agreement/edit",
         data={
@@ -159,7 +159,7 @@ def test_the_editor_sets_the_decision_rule(
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     session.rollback()
-    current = agreements.agreement_in_force(session, world.cluster.id)
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
     assert current is not None
     assert (current.decision_rule, current.members_may_propose, current.secret_votes) == (
         "unanimity",
@@ -174,8 +174,11 @@ def test_the_editor_sets_the_decision_rule(
 def test_the_agreement_editor_answers_409_while_members_vote(
     client: FlaskClient, session: Session, world: World
 ) -> None:
-    proposal = proposed(session, world)
-    login(client, world.coordinator)
+    # A charter no member has signed yet, with a change put to the vote all the same.
+    proposal = governance.propose_change(session, world.other_coordinator,
+                                         terms(referral_fee_bp=700), "Reward hand-offs.", 7,
+                                         utcnow())
+    login(client, world.other_coordinator)
     response = client.post(
         "/agreement/edit",
         data={
@@ -192,7 +195,7 @@ def test_the_agreement_editor_answers_409_while_members_vote(
     text = response.get_data(as_text=True)
     assert f"proposal {proposal.id}" in text and "must wait for its outcome" in text
     session.rollback()
-    current = agreements.agreement_in_force(session, world.cluster.id)
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
     assert current is not None and current.version == 1
 
 

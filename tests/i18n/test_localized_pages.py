@@ -91,7 +91,7 @@ def test_every_page_speaks_the_viewers_language(client: FlaskClient, session: Se
              f"/equipment/{machines['shared']}/rotation",
              f"/equipment/bookings/{machines['booking']}", "/ledger",
              f"/ledger/{this_month}", "/dashboard", "/dashboard?member=cluster"]
-    pages += (["/invites", "/agreement/edit", "/cluster/settings", "/jobs/cluster",
+    pages += (["/invites", "/agreement/proposals/new", "/cluster/settings", "/jobs/cluster",
                "/equipment/co-owned/new", f"/equipment/{machines['shared']}/edit",
                f"/ledger/{this_month}?member={world.member_b_id}",
                f"/ledger/{this_month}/print?member={world.member_b_id}"]

@@ -240,7 +240,7 @@ def test_the_profile_no_longer_takes_an_expiry(
 def test_the_coordinator_sets_a_minimum_coverage_per_trade(
     client: FlaskClient, session: Session, world: World
 ) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)  # a charter no member has signed yet
     page = client.get("/agreement/edit").get_data(as_text=True)
     assert 'name="min_coverage-tree_work"' in page
     base = {
@@ -261,11 +261,11 @@ def test_the_coordinator_sets_a_minimum_coverage_per_trade(
         data={**base, "min_coverage-tree_work": "5000000", "min_coverage-mowing": ""},
     )
     assert done.status_code == 302
-    current = agreements.agreement_in_force(session, world.cluster.id)  # type: ignore[arg-type]
+    current = agreements.agreement_in_force(session, world.other_owner.cluster_id)
     assert current is not None and current.min_coverage == {"tree_work": 5_000_000_00}
     assert 'value="5000000.00"' in client.get("/agreement/edit").get_data(as_text=True)
     member = client.application.test_client()
-    login(member, world.owner_b)
+    login(member, world.other_owner)
     shown = member.get("/agreement").get_data(as_text=True)
     assert "Tree work: at least $5,000,000.00 of liability coverage" in shown
     count = session.exec(select(func.count()).select_from(InsuranceCertificate)).one()

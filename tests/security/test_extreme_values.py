@@ -96,7 +96,7 @@ def test_a_token_opens_no_page(client: FlaskClient, session: Session, world: Wor
 @pytest.mark.parametrize("percent", ["sNaN", "NaN", "Infinity", "1e999999"])
 def test_an_agreement_fee_that_is_no_number_is_refused(client: FlaskClient, world: World,
                                                        percent: str) -> None:
-    login(client, world.coordinator)
+    login(client, world.other_coordinator)  # a charter no member has signed yet
     response = client.post("/agreement/edit", data={
         "purpose": "Share overflow work fairly.", "scope_overflow_jobs": "y",
         "referral_fee_percent": percent, "platform_fee_percent": "1",

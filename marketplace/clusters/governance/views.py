@@ -13,10 +13,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from marketplace.clusters import agreements
+from marketplace.clusters import agreements, service
 from marketplace.clusters.forms import AGREEMENT_FIELDS, ProposalForm, VoteForm
 from marketplace.clusters.governance import service as governance
 from marketplace.clusters.models import Agreement
+from marketplace.clusters.terms_inputs import inputs_context, typed_terms
 from marketplace.db import utcnow
 from marketplace.web import db, submit
 from marketplace.web import viewer as acting_user
@@ -60,29 +61,25 @@ def propose() -> ResponseReturnValue:
     form = ProposalForm()
     if not form.is_submitted():
         form.prefill(current, now)
+    currency = service.get_cluster(session, viewer).currency
     if form.validate_on_submit():
-        terms = form.terms(_min_group(form, current), dict(current.min_coverage),
-                           dict(current.targets))
 
         def put_to_vote() -> ResponseReturnValue:
+            terms = typed_terms(form, current, currency)
             proposal = governance.propose_change(
                 session, viewer, terms, form.reason.data or "", form.voting_days.data or 0, now
             )
             flash(_("Your proposal is put to the vote. Every member has been told."))
             return redirect(url_for("clusters.governance.proposal", proposal_id=proposal.id))
 
-        return submit(form, put_to_vote, lambda: _proposal_editor(form), rename=AGREEMENT_FIELDS)
-    return _proposal_editor(form), 422 if form.errors else 200
+        return submit(form, put_to_vote, lambda: _proposal_editor(form, current, currency),
+                      rename=AGREEMENT_FIELDS)
+    return _proposal_editor(form, current, currency), 422 if form.errors else 200
 
 
-def _min_group(form: ProposalForm, current: Agreement) -> int:
-    if form.aggregate_min_group.data is not None:
-        return int(form.aggregate_min_group.data)
-    return current.aggregate_min_group
-
-
-def _proposal_editor(form: ProposalForm) -> str:
-    return render_template("clusters/proposal_edit.html", form=form)
+def _proposal_editor(form: ProposalForm, current: Agreement, currency: str) -> str:
+    return render_template("clusters/proposal_edit.html", form=form,
+                           **inputs_context(form, current, currency))
 
 
 @bp.route("/agreement/proposals/<int:proposal_id>")
