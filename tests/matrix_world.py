@@ -38,6 +38,7 @@ from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Member, User
 from marketplace.db import utcnow
 from marketplace.delivery.preferences import Category
+from marketplace.disputes import service as disputes
 from marketplace.equipment import booking, calendar, listings, rotation
 from marketplace.equipment.photos import store_photo
 from marketplace.events import notify
@@ -190,6 +191,13 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
     proposal = governance.propose_change(
         session, world.coordinator, terms(purpose="Share overflow work, v3."),
         "Fees should reward hand-offs.", 7, now)
+    # A dispute: B, which did A's confirmed job, disputes the referral fee it owes A, with
+    # a message and a photo (A's and B's people and the coordinator read it; nobody else).
+    dispute = disputes.open_dispute(session, world.owner_b, "job", confirmed_job.id,  # type: ignore[arg-type]
+                                    "referral_fee", "The customer called us first.", now)
+    said = disputes.post_message(session, world.owner_b, dispute.id,  # type: ignore[arg-type]
+                                 "Our e-mails with the customer.", png_bytes(),
+                                 upload_dir / "disputes", None, now)
     # A business that left the cluster: its exit took effect yesterday (clusters/exit/).
     leaver = add_partner(session, world, "Omega Fencing", "o@omega.test")
     assert leaver.member_id is not None
@@ -220,6 +228,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "swap": swap.id, "month": month, "version": version.version,
         "certificate": verified, "pending_certificate": pending_certificate,
         "rejectable": rejectable, "proposal": proposal.id, "exited_member": leaver.member_id,
+        "dispute": dispute.id, "dispute_photo": said.id,
         "insured_until": insured_until.isoformat(),
         "api_token": tokens.create_token(session, world.owner_a, "Alpha's script", now).token.id,
         "invite": invites.invite_token(SECRET, invite),

@@ -128,10 +128,8 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("push.unsubscribe", "POST"):               ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.agreement", "GET"):              ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.accept_agreement", "POST"):      ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
-    # Our charter is signed: the coordinator is sent to propose a change instead; the
-    # rival's is not, so its coordinator still writes it.
-    ("clusters.edit_agreement", "GET"):         ("-",             LOGIN,   403,   403,   403,   403,   302,   403,   200),
-    ("clusters.edit_agreement", "POST"):        ("-",             LOGIN,   403,   403,   403,   403,   409,   403,   422),
+    ("clusters.edit_agreement", "GET"):         ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
+    ("clusters.edit_agreement", "POST"):        ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
     ("clusters.agreement_version", "GET"):      ("version",       LOGIN,   200,   200,   200,   200,   200,   404,   404),
     ("clusters.cluster_settings", "GET"):       ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
     ("clusters.cluster_settings", "POST"):      ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
@@ -159,6 +157,17 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
     ("clusters.governance.proposal", "GET"):    ("proposal",      LOGIN,   200,   200,   200,   200,   200,   404,   404),
     ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   422,   422,   422,   422,   422,   404,   404),
+    # disputes: read by the parties' people (A and B here) and the coordinator, nobody else
+    # (a bystander gets the 404 of a missing one); opened by an involved business
+    ("disputes.index", "GET"):                  ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
+    ("disputes.open_for_job", "GET"):           ("confirmed_job", LOGIN,   200,   200,   200,   404,   404,   404,   404),
+    ("disputes.open_for_job", "POST"):          ("confirmed_job", LOGIN,   422,   422,   422,   404,   404,   404,   404),
+    ("disputes.open_for_booking", "GET"):       ("checked_out",   LOGIN,   200,   200,   200,   404,   404,   404,   404),
+    ("disputes.open_for_booking", "POST"):      ("checked_out",   LOGIN,   422,   422,   422,   404,   404,   404,   404),
+    ("disputes.detail", "GET"):                 ("dispute",       LOGIN,   200,   200,   200,   404,   200,   404,   404),
+    ("disputes.photo", "GET"):                  ("dispute_photo", LOGIN,   200,   200,   200,   404,   200,   404,   404),
+    ("disputes.post_message", "POST"):          ("dispute",       LOGIN,   422,   422,   422,   404,   422,   404,   404),
+    ("disputes.decide", "POST"):                ("dispute",       LOGIN,   422,   422,   422,   404,   422,   404,   404),
     # a clean exit: its outcome for the leaver's people and the coordinator (A has not
     # left: its people find none); a co-owned machine's agreed value set by its owners
     # (A and B) or the coordinator (an empty form clears it)
@@ -253,6 +262,10 @@ FILLED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.insurance.member_insurance", "POST"): ("member_a", LOGIN, 403,   302,   403,   403,   403,   404,   404),
     ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   302,   403,   302),
     ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   403,   302,   302,   302,   403,   404,   404),
+    # the booking is still checked out: too early to dispute (409); crew may not open one
+    ("disputes.open_for_booking", "POST"):      ("checked_out",   LOGIN,   403,   409,   409,   404,   404,   404,   404),
+    ("disputes.post_message", "POST"):          ("dispute",       LOGIN,   302,   302,   302,   404,   302,   404,   404),
+    ("disputes.decide", "POST"):                ("dispute",       LOGIN,   403,   403,   403,   404,   302,   404,   404),
     ("jobs.post", "POST"):                      ("-",             LOGIN,   302,   302,   302,   302,   403,   403,   403),
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   403,   403,   302,   302,   403,   404,   403),
     ("jobs.propose_joint", "POST"):             ("window_job",    LOGIN,   403,   403,   409,   422,   403,   404,   403),
@@ -294,6 +307,10 @@ FORMS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
         "exit_notice_days": "30", "information_rules": "No bid prices across the barrier.",
         "decision_rule": "two_thirds"},
     ("clusters.governance.vote", "POST"): lambda i: {"choice": "against"},
+    ("disputes.open_for_booking", "POST"): lambda i: {"source": "booking",
+                                                      "reason": "Billed for the wrong hours."},
+    ("disputes.post_message", "POST"): lambda i: {"body": "Here is what we agreed."},
+    ("disputes.decide", "POST"): lambda i: {"outcome": "cancel", "note": "Referral not due."},
     ("jobs.post", "POST"): lambda i: {
         "title": "Trim hedges", "trades": "mowing", "locality": "Annex", "site_lat": "43.6532",
         "site_lng": "-79.3832", "address": "1 Main St", "customer_name": "Quinn",
@@ -338,7 +355,7 @@ OUR_OBJECTS = frozenset({
     "open_job", "contract_job", "window_job", "done_job", "confirmed_job", "joint_bid",
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
     "custody", "swap", "version", "api_token", "certificate", "pending_certificate",
-    "rejectable", "proposal", "exited_member"})
+    "rejectable", "proposal", "dispute", "dispute_photo", "exited_member"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
 CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.
