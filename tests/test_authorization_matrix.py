@@ -262,6 +262,8 @@ FILLED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("clusters.insurance.member_insurance", "POST"): ("member_a", LOGIN, 403,   302,   403,   403,   403,   404,   404),
     ("clusters.governance.propose", "POST"):    ("-",             LOGIN,   403,   403,   403,   403,   302,   403,   302),
     ("clusters.governance.vote", "POST"):       ("proposal",      LOGIN,   403,   302,   302,   302,   403,   404,   404),
+    # the job's referral fee is already in dispute: nothing is left to choose (422)
+    ("disputes.open_for_job", "POST"):          ("confirmed_job", LOGIN,   422,   422,   422,   404,   404,   404,   404),
     # the booking is still checked out: too early to dispute (409); crew may not open one
     ("disputes.open_for_booking", "POST"):      ("checked_out",   LOGIN,   403,   409,   409,   404,   404,   404,   404),
     ("disputes.post_message", "POST"):          ("dispute",       LOGIN,   302,   302,   302,   404,   302,   404,   404),
@@ -307,6 +309,8 @@ FORMS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
         "exit_notice_days": "30", "information_rules": "No bid prices across the barrier.",
         "decision_rule": "two_thirds"},
     ("clusters.governance.vote", "POST"): lambda i: {"choice": "against"},
+    ("disputes.open_for_job", "POST"): lambda i: {"source": "referral_fee",
+                                                  "reason": "The customer called us first."},
     ("disputes.open_for_booking", "POST"): lambda i: {"source": "booking",
                                                       "reason": "Billed for the wrong hours."},
     ("disputes.post_message", "POST"): lambda i: {"body": "Here is what we agreed."},
