@@ -116,6 +116,7 @@ BASELINES: dict[str, Form] = {
     "equipment.release": lambda i: {},
     "equipment.answer_swap": lambda i: {},
     "equipment.renew_feed": lambda i: {},
+    "clusters.exit.agreed_value": lambda i: {"agreed_value": "45000.00"},
     "ledger.draft": lambda i: {},
     "ledger.approve": lambda i: {"reference-1": "Cheque 42"},
     "payouts.setup": lambda i: {},
