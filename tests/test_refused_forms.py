@@ -142,3 +142,48 @@ def test_an_agreed_value_refused_is_shown_on_the_machine_page(
     session.expire_all()
     stored = session.get(Equipment, trailer.id)
     assert stored is not None and stored.agreed_value_minor == 900_00
+
+
+def test_a_dispute_decision_refused_on_its_form_or_on_its_state(
+        client: FlaskClient, session: Session, world: World) -> None:
+    """A decision the coordinator can correct (a split of 150 %) is the dispute's page
+    again with the message at the field, and writes nothing; deciding a decided dispute
+    is the error page (409), never the form again."""
+    from datetime import timedelta
+
+    from marketplace.disputes import service as disputes
+    from marketplace.disputes.models import MemberDispute
+    from marketplace.jobs import completion
+    from marketplace.ledger.models import EntrySource, LedgerEntry
+
+    give_profile(session, world.owner_a)
+    give_profile(session, world.owner_b)
+    job = service.post_job(session, world.owner_a, job_draft(), NOW)
+    assert job.id is not None
+    done = NOW + timedelta(days=20)  # after the job's start date
+    service.claim_job(session, world.owner_b, job.id, NOW)
+    completion.report_done(session, world.owner_b, job.id, done)
+    completion.confirm_completion(session, world.owner_a, job.id, done)
+    dispute = disputes.open_dispute(session, world.owner_b, "job", job.id, "referral_fee",
+                                    "The customer called us first.", done)
+    login(client, world.coordinator)
+    page = f"/disputes/{dispute.id}"
+    refused = client.post(f"{page}/decide", data={"outcome": "split", "split_percent": "150",
+                                                   "note": "Half"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'id="split_percent-err"' in text
+    assert "The customer called us first." in text  # the dispute's own page
+    session.close()
+    assert session.exec(select(LedgerEntry).where(
+        LedgerEntry.source == EntrySource.MEMBER_DISPUTE_SETTLED.value)).all() == []
+    stored = session.get(MemberDispute, dispute.id)
+    assert stored is not None and stored.status == "open"
+    session.close()
+    disputes.decide(session, world.coordinator, dispute.id, "uphold", None, None,  # type: ignore[arg-type]
+                    "It stands", done + timedelta(hours=1))
+    again = client.post(f"{page}/decide", data={"outcome": "cancel", "note": "x"})
+    assert again.status_code == 409 and 'name="note"' not in again.get_data(as_text=True)
+    as_json = client.post(f"{page}/decide", data={"outcome": "cancel", "note": "x"},
+                          headers=JSON)
+    assert as_json.status_code == 409
+    assert as_json.get_json()["error"]["code"] == "already_decided"
