@@ -47,6 +47,8 @@ def test_a_party_opens_talks_with_a_photo_and_the_coordinator_decides(
     made = damaged_booking(session, lw)
     if True:
         booker = _client(app, lw.owner_c)
+        shown = booker.get(f"/equipment/bookings/{made.id}").get_data(as_text=True)
+        assert f"/disputes/new/booking/{made.id}" in shown  # the booking's own button
         form = booker.get(f"/disputes/new/booking/{made.id}")
         assert form.status_code == 200
         assert 'value="damage_fee"' in form.get_data(as_text=True)
@@ -137,3 +139,14 @@ def test_the_api_opens_reads_posts_and_decides_under_the_same_barrier(
         body = decided.get_json()
         assert body["decided_minor"] == 5_001 and body["status"] == "decided"
         assert [m["body"] for m in body["messages"]] == ["Hm"]
+
+
+def test_a_confirmed_jobs_parties_see_the_button_and_nobody_else(
+        app: Flask, session: Session, lw: Ledger) -> None:
+    from tests.ledger.conftest import handoff_job
+
+    job = handoff_job(session, lw)  # A posted, B did it, A confirmed
+    for user, shown in ((lw.world.owner_a, True), (lw.world.owner_b, True),
+                        (lw.owner_d, False), (lw.coordinator, False)):
+        page = _client(app, user).get(f"/jobs/{job.id}").get_data(as_text=True)
+        assert (f"/disputes/new/job/{job.id}" in page) is shown, user.email
