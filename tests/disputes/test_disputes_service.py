@@ -215,3 +215,20 @@ def test_a_job_share_dispute_between_lead_and_partner(session: Session, lw: Ledg
         disputes.open_dispute(session, lw.owner_d, "job", job.id, "job_share", "x",
                               DONE_AT + timedelta(days=15))
     _ = TUESDAY
+
+
+def test_the_registered_task_tells_every_reader_once(session: Session, lw: Ledger) -> None:
+    from marketplace.realtime.models import Notification
+    from marketplace.scheduling.tasks import TASKS
+
+    [task] = [t for t in TASKS if t.id == "disputes.mark_overdue"]
+    dispute = open_damage(session, lw)
+    late = dispute.deadline + timedelta(minutes=1)
+    assert task.run(session, late) == 1 and task.run(session, late) == 0
+    session.expire_all()
+    told = session.exec(select(Notification.user_id).where(
+        Notification.kind == "dispute.changed",
+        Notification.message.contains("not decided by its deadline"))).all()  # type: ignore[attr-defined]
+    # A's, B's and C's people (parties) and the coordinator, once each.
+    assert len(told) == len(set(told)) and lw.coordinator.id in told and lw.owner_c.id in told
+    assert lw.owner_d.id not in told
