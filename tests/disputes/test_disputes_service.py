@@ -232,3 +232,50 @@ def test_the_registered_task_tells_every_reader_once(session: Session, lw: Ledge
     # A's, B's and C's people (parties) and the coordinator, once each.
     assert len(told) == len(set(told)) and lw.coordinator.id in told and lw.owner_c.id in told
     assert lw.owner_d.id not in told
+
+
+def _panel_agreement(session: Session) -> None:
+    from marketplace.clusters.models import Agreement
+    for agreement in session.exec(select(Agreement)).all():
+        agreement.dispute_resolver = "panel"
+        session.add(agreement)
+    session.commit()
+
+
+def test_a_job_panel_never_seats_a_party_the_poster_or_a_losing_bidder(
+        session: Session, lw: Ledger) -> None:
+    """D disputes its share with C (the joint bid's lead) on A's job; B bid against them
+    and lost.  Nobody with a part in the job is left to sit: the coordinator decides."""
+    from marketplace.jobs import bidding, completion, service
+    from marketplace.jobs.models import JobMode
+    from tests.conftest import NOW
+    from tests.jobs.conftest import CLOSES_AT, STARTS_ON, job_draft
+
+    _panel_agreement(session)
+    job = service.post_job(session, lw.world.owner_a, job_draft(
+        mode=JobMode.BID_WINDOW.value, closes_at=CLOSES_AT, title="Plant the boulevard"), NOW)
+    assert job.id is not None
+    terms = bidding.BidTerms(price_minor=999_999, crew_size=4, earliest_start=STARTS_ON)
+    bidding.place_bid(session, lw.world.owner_b, job.id, terms, NOW)  # the competitor
+    bid = bidding.propose_joint_bid(session, lw.owner_c, job.id, terms,
+                                    {lw.c: 6_667, lw.d: 3_333}, NOW)
+    assert bid.id is not None
+    bidding.confirm_joint_share(session, lw.owner_d, bid.id, NOW)
+    bidding.submit_joint_bid(session, lw.owner_c, bid.id, NOW)
+    assert bidding.close_window(session, job.id, CLOSES_AT)
+    bidding.award_bid(session, lw.world.owner_a, job.id, bid.id, CLOSES_AT)
+    completion.report_done(session, lw.owner_c, job.id, DONE_AT)
+    completion.confirm_completion(session, lw.world.owner_a, job.id, DONE_AT)
+    dispute = disputes.open_dispute(session, lw.owner_d, "job", job.id, "job_share",
+                                    "More hours", DONE_AT + timedelta(days=1))
+    assert dispute.id is not None
+    panel = set(session.exec(select(DisputePanelist.member_id).where(
+        DisputePanelist.dispute_id == dispute.id)))
+    assert panel == set() and dispute.resolver == "coordinator"
+    with pytest.raises(NotFound):  # B, the losing bidder, may not decide
+        disputes.decide(session, lw.world.owner_b, dispute.id, "cancel", None, None, "x",
+                        DONE_AT + timedelta(days=2))
+    with pytest.raises(NotFound):  # nor even read it
+        disputes.get_dispute(session, lw.world.owner_b, dispute.id)
+    disputes.decide(session, lw.coordinator, dispute.id, "uphold", None, None, "It stands",
+                    DONE_AT + timedelta(days=2))
