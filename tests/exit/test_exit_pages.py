@@ -83,6 +83,9 @@ def test_the_leaver_sees_what_its_exit_did(app: Flask, client: FlaskClient,
     assert "Shared dump trailer" in text and "Beta Stone" in text
     assert "6,000.01" in text  # 60 % of the agreed 10 000.01
     assert "Kubota KX040 excavator" in text  # withdrawn
+    # Its menu offers what it keeps (money, the exit), not the cluster's places.
+    assert 'href="/ledger"' in text and 'href="/jobs"' not in text
+    assert 'href="/members"' not in text and 'href="/notifications"' not in text
     assert client.get("/").location.endswith("/exit")
     assert client.get("/jobs").status_code == 403
     assert client.get("/members").status_code == 403

@@ -51,13 +51,20 @@ def keep_former_members_to_statements() -> ResponseReturnValue | None:
         return None
     if not current_user.is_authenticated or current_user.member_id is None:
         return None
-    member = g.get("viewer_member")
-    if member is None or member.id != current_user.member_id:
-        member = db().get(Member, current_user.member_id)
-    if not is_former_member(member, utcnow()):
+    if not viewer_is_former_member():
         return None
     if former_member_may(endpoint, request.method):
         return None
     if endpoint == "clusters.home" and request.method in _READS:
         return redirect(url_for("clusters.exit.outcome"))
     raise Forbidden("former_member", FORMER_MEMBER)
+
+
+def viewer_is_former_member() -> bool:
+    """Whether the signed-in person's business has left (templates trim the menu)."""
+    if not current_user.is_authenticated or current_user.member_id is None:
+        return False
+    member = g.get("viewer_member")
+    if member is None or member.id != current_user.member_id:
+        member = db().get(Member, current_user.member_id)
+    return is_former_member(member, utcnow())

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from marketplace.clusters.exit import service as exits
+from marketplace.clusters.exit.access import viewer_is_former_member
 from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster
@@ -93,4 +94,4 @@ def agreed_value(equipment_id: int) -> ResponseReturnValue:
 @bp.app_context_processor
 def _amounts() -> dict[str, object]:
     """A machine page prefills its agreed value the way the viewer types amounts."""
-    return {"exit_typed_amount": typed_amount}
+    return {"exit_typed_amount": typed_amount, "former_member": viewer_is_former_member}
