@@ -36,6 +36,7 @@ from marketplace.clusters.governance import service as governance
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Member, User
+from marketplace.clusters.review import service as review
 from marketplace.db import utcnow
 from marketplace.delivery.preferences import Category
 from marketplace.disputes import service as disputes
@@ -191,6 +192,11 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
     proposal = governance.propose_change(
         session, world.coordinator, terms(purpose="Share overflow work, v3."),
         "Fees should reward hand-offs.", 7, now)
+    # A sunset review, open (the scheduler opens one 30 days before the sunset; here now).
+    review.open_review(session, world.cluster.id, version.version, version.sunset_on,
+                       "America/Toronto", now)
+    sunset_review = review.current_review(session, world.cluster.id)
+    assert sunset_review is not None
     # A dispute: B, which did A's confirmed job, disputes the referral fee it owes A, with
     # a message and a photo (A's and B's people and the coordinator read it; nobody else).
     dispute = disputes.open_dispute(session, world.owner_b, "job", confirmed_job.id,  # type: ignore[arg-type]
@@ -229,6 +235,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         "certificate": verified, "pending_certificate": pending_certificate,
         "rejectable": rejectable, "proposal": proposal.id, "exited_member": leaver.member_id,
         "dispute": dispute.id, "dispute_photo": said.id,
+        "review": sunset_review.id,
         "insured_until": insured_until.isoformat(),
         "api_token": tokens.create_token(session, world.owner_a, "Alpha's script", now).token.id,
         "invite": invites.invite_token(SECRET, invite),

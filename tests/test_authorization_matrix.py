@@ -168,6 +168,14 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("disputes.photo", "GET"):                  ("dispute_photo", LOGIN,   200,   200,   200,   404,   200,   404,   404),
     ("disputes.post_message", "POST"):          ("dispute",       LOGIN,   422,   422,   422,   404,   422,   404,   404),
     ("disputes.decide", "POST"):                ("dispute",       LOGIN,   422,   422,   422,   404,   422,   404,   404),
+    # the sunset review: all of the cluster read it and its record; owners of participating
+    # businesses answer; the coordinator renews (refused before the form for anyone else)
+    ("clusters.review.reviews", "GET"):         ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
+    ("clusters.review.review", "GET"):          ("review",        LOGIN,   200,   200,   200,   200,   200,   404,   404),
+    ("clusters.review.record", "GET"):          ("review",        LOGIN,   200,   200,   200,   200,   200,   404,   404),
+    ("clusters.review.record_csv", "GET"):      ("review",        LOGIN,   200,   200,   200,   200,   200,   404,   404),
+    ("clusters.review.answer", "POST"):         ("review",        LOGIN,   422,   422,   422,   422,   422,   404,   404),
+    ("clusters.review.renew", "POST"):          ("review",        LOGIN,   403,   403,   403,   403,   422,   404,   404),
     # a clean exit: its outcome for the leaver's people and the coordinator (A has not
     # left: its people find none); a co-owned machine's agreed value set by its owners
     # (A and B) or the coordinator (an empty form clears it)
@@ -268,6 +276,9 @@ FILLED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("disputes.open_for_booking", "POST"):      ("checked_out",   LOGIN,   403,   409,   409,   404,   404,   404,   404),
     ("disputes.post_message", "POST"):          ("dispute",       LOGIN,   302,   302,   302,   404,   302,   404,   404),
     ("disputes.decide", "POST"):                ("dispute",       LOGIN,   403,   403,   403,   404,   302,   404,   404),
+    # a renewal waits for the open proposal's outcome (409)
+    ("clusters.review.answer", "POST"):         ("review",        LOGIN,   403,   302,   302,   302,   403,   404,   404),
+    ("clusters.review.renew", "POST"):          ("review",        LOGIN,   403,   403,   403,   403,   409,   404,   404),
     ("jobs.post", "POST"):                      ("-",             LOGIN,   302,   302,   302,   302,   403,   403,   403),
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   403,   403,   302,   302,   403,   404,   403),
     ("jobs.propose_joint", "POST"):             ("window_job",    LOGIN,   403,   403,   409,   422,   403,   404,   403),
@@ -315,6 +326,9 @@ FORMS: dict[tuple[str, str], Callable[[dict[str, Any]], dict[str, Any]]] = {
                                                       "reason": "Billed for the wrong hours."},
     ("disputes.post_message", "POST"): lambda i: {"body": "Here is what we agreed."},
     ("disputes.decide", "POST"): lambda i: {"outcome": "cancel", "note": "Referral not due."},
+    ("clusters.review.answer", "POST"): lambda i: {
+        "choice": "renew", "lessons": "Hand-offs kept the crews busy."},
+    ("clusters.review.renew", "POST"): lambda i: {"sunset_on": "2031-01-01"},
     ("jobs.post", "POST"): lambda i: {
         "title": "Trim hedges", "trades": "mowing", "locality": "Annex", "site_lat": "43.6532",
         "site_lng": "-79.3832", "address": "1 Main St", "customer_name": "Quinn",
@@ -359,7 +373,7 @@ OUR_OBJECTS = frozenset({
     "open_job", "contract_job", "window_job", "done_job", "confirmed_job", "joint_bid",
     "member_a", "machine", "co_owned", "booking", "requested", "checked_out", "blackout",
     "custody", "swap", "version", "api_token", "certificate", "pending_certificate",
-    "rejectable", "proposal", "dispute", "dispute_photo", "exited_member"})
+    "rejectable", "proposal", "dispute", "dispute_photo", "exited_member", "review"})
 #: Secret-token links: public by design (whoever holds the link), but still ours.
 CAPABILITIES = frozenset({"invite", "reset", "feed", "unsubscribe"})
 #: Text only pages of OUR cluster contain: a rival must never see any of it.

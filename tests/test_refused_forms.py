@@ -144,6 +144,40 @@ def test_an_agreed_value_refused_is_shown_on_the_machine_page(
     assert stored is not None and stored.agreed_value_minor == 900_00
 
 
+def test_a_sunset_review_answer_and_renewal_refused_on_the_form_or_the_error_page(
+        client: FlaskClient, session: Session, world: World) -> None:
+    """The review's forms (#20 part 4): a wrong choice, an over-long lesson or a sunset
+    not later than the current one is the form again with the field's message; a crew
+    member's answer and an owner's renewal are the error page; nothing is written."""
+    from marketplace.clusters.review.models import ReviewAnswer
+    from tests.review.test_review_pages import open_review
+
+    found = open_review(session, world)
+    login(client, world.owner_a)
+    for data, message in (({"choice": "stay"}, 'name="choice"'),
+                          ({"choice": "renew", "lessons": "x" * 4001}, "4000")):
+        refused = client.post(f"/agreement/reviews/{found.id}/answer", data=data)
+        assert refused.status_code == 422 and message in refused.get_data(as_text=True)
+    forbidden = client.post(f"/agreement/reviews/{found.id}/renew",
+                            data={"sunset_on": "2031-01-01"})
+    assert forbidden.status_code == 403
+    assert 'name="sunset_on"' not in forbidden.get_data(as_text=True)
+    login(client, world.crew_a)
+    crew = client.post(f"/agreement/reviews/{found.id}/answer", data={"choice": "renew"})
+    assert crew.status_code == 403 and 'name="lessons"' not in crew.get_data(as_text=True)
+    as_json = client.post(f"/agreement/reviews/{found.id}/answer",
+                          data={"choice": "renew"}, headers=JSON)
+    assert as_json.status_code == 403 and as_json.get_json()["error"]["code"] == "owner_only"
+    login(client, world.coordinator)
+    early = client.post(f"/agreement/reviews/{found.id}/renew",
+                        data={"sunset_on": found.sunset_on.isoformat()})
+    assert early.status_code == 422 and 'id="sunset_on-err"' in early.get_data(as_text=True)
+    session.rollback()
+    assert session.exec(select(ReviewAnswer)).first() is None
+    session.refresh(found)
+    assert found.status == "open"
+
+
 def test_a_dispute_decision_refused_on_its_form_or_on_its_state(
         client: FlaskClient, session: Session, world: World) -> None:
     """A decision the coordinator can correct (a split of 150 %) is the dispute's page

@@ -13,6 +13,7 @@ from marketplace.api import (  # noqa: F401 - they register
     governance,
     jobs,
     ledger,
+    reviews,
 )
 from marketplace.api.auth import require_caller
 from marketplace.api.spec import bp, openapi

@@ -38,6 +38,7 @@ from marketplace.clusters.governance.views import bp as governance_bp
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.views import bp as insurance_bp
 from marketplace.clusters.models import Agreement, InsuranceCertificate, Invite, Member
+from marketplace.clusters.review.views import bp as review_bp
 from marketplace.clusters.service_area import recent_changes
 from marketplace.clusters.targets import TARGET_METRICS
 from marketplace.clusters.terms_inputs import inputs_context, typed_terms
@@ -59,6 +60,7 @@ from marketplace.web import viewer as acting_user
 bp = Blueprint("clusters", __name__)
 bp.register_blueprint(insurance_bp)  # its pages: clusters.insurance.*
 bp.register_blueprint(governance_bp)  # proposals and votes: clusters.governance.*
+bp.register_blueprint(review_bp)  # sunset reviews: clusters.review.*
 bp.register_blueprint(exit_bp)  # a clean exit's outcome: clusters.exit.*
 
 

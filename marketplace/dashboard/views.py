@@ -26,6 +26,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 from markupsafe import Markup
 
+from marketplace.clusters.review.views import dashboard_targets
 from marketplace.dashboard import charts, disclosure
 from marketplace.dashboard.access import CLUSTER, Scope, scope_for
 from marketplace.dashboard.figures import Cell, Figure, Kind, Plot, figure, figures, plain
@@ -226,8 +227,12 @@ def index() -> ResponseReturnValue:
                                asked={"first": first or "", "last": last or "",
                                       "member": member or ""}), 422
     rendered = [_render(fig, scope, months) for fig in figures(db(), scope, months, now)]
+    # The agreement's targets are the cluster's: shown with the cluster's totals only.
+    targets, targets_rule = dashboard_targets(db(), scope, now) if scope.member is None \
+        else ([], "")
     return render_template("dashboard/index.html", scope=scope, charts=rendered, errors={},
-                           asked=_filter_args(scope, months))
+                           asked=_filter_args(scope, months), rows=targets,
+                           targets_rule=targets_rule)
 
 
 @bp.route("/<chart>.csv")

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from marketplace.clusters.exit.service import take_due_exits
 from marketplace.clusters.governance.service import close_due_proposals
 from marketplace.clusters.insurance.service import remind_expiring
+from marketplace.clusters.review.service import close_due_reviews, open_due_reviews
 from marketplace.delivery.runner import send_due_pushes
 from marketplace.disputes.service import mark_overdue as mark_overdue_disputes
 from marketplace.equipment.rotation import rotation_sweep
@@ -57,6 +58,11 @@ TASKS: tuple[PeriodicTask, ...] = (
     # Votes on agreement changes: each proposal closed once at its deadline (a
     # conditional update), counted by the charter's rule, published if carried.
     PeriodicTask("clusters.close_due_proposals", 30.0, close_due_proposals),
+    # Sunset reviews: each opened once (a unique key per cluster and sunset) from 30
+    # days before the sunset of the version in force, in the cluster's time zone; closed
+    # once (a conditional update) at the sunset, or when a renewal was published.
+    PeriodicTask("clusters.open_sunset_reviews", 300.0, open_due_reviews),
+    PeriodicTask("clusters.close_sunset_reviews", 60.0, close_due_reviews),
     # Disputes between members: once a dispute's deadline passes undecided, its readers
     # are told once (a conditional update) and a panel's passes to the coordinator.
     PeriodicTask("disputes.mark_overdue", 300.0, mark_overdue_disputes),
