@@ -109,6 +109,8 @@ def test_the_coordinator_sees_every_exit_and_others_none(
     login(client, w.coordinator)
     listing = client.get("/exits")
     assert listing.status_code == 200 and "Alpha Lawns" in listing.get_data(as_text=True)
+    members = client.get("/members").get_data(as_text=True)
+    assert f"/exit/members/{w.member_a_id}" in members and 'href="/exits"' in members
     one = client.get(f"/exit/members/{w.member_a_id}")
     assert one.status_code == 200 and "600,001" not in one.get_data(as_text=True)
     assert "6,000.01" in one.get_data(as_text=True)

@@ -17,6 +17,7 @@ from marketplace.clusters.exit.access import viewer_is_former_member
 from marketplace.clusters.insurance.views import typed_amount
 from marketplace.clusters.models import Member
 from marketplace.clusters.service import get_cluster
+from marketplace.db import utcnow
 from marketplace.equipment.views.machines import detail_context
 from marketplace.errors import ValidationError
 from marketplace.forms import WebForm
@@ -94,4 +95,5 @@ def agreed_value(equipment_id: int) -> ResponseReturnValue:
 @bp.app_context_processor
 def _amounts() -> dict[str, object]:
     """A machine page prefills its agreed value the way the viewer types amounts."""
-    return {"exit_typed_amount": typed_amount, "former_member": viewer_is_former_member}
+    return {"exit_typed_amount": typed_amount, "former_member": viewer_is_former_member,
+            "exit_effective": lambda member: exits.is_former_member(member, utcnow())}
