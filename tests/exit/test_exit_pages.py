@@ -145,3 +145,13 @@ def test_owners_set_the_agreed_value_on_the_machine_page(
         f"/equipment/{exit_world.excavator.id}").get_data(as_text=True)
     assert client.post(f"/equipment/{exit_world.excavator.id}/agreed-value",
                        data={"agreed_value": "5"}).status_code == 409
+
+
+def test_before_the_scheduler_runs_the_leaver_is_told_it_is_being_settled(
+        client: FlaskClient, session: Session, exit_world: ExitWorld) -> None:
+    w = exit_world.world
+    leave(session, w)  # its date (in July 2026) has passed by the real clock
+    login(client, w.owner_a)
+    page = client.get("/exit")
+    assert page.status_code == 200 and "being settled now" in page.get_data(as_text=True)
+    assert client.get("/jobs").status_code == 403

@@ -49,8 +49,13 @@ def _outcome_page(member_id: int | None) -> ResponseReturnValue:
 @bp.route("/exit")
 def outcome() -> ResponseReturnValue:
     """The viewer's business's exit: what was cancelled, refunded and bought out."""
-    if viewer().member_id is None:
+    user = viewer()
+    if user.member_id is None:
         return redirect(url_for("clusters.exit.exits_list"))
+    member = db().get(Member, user.member_id)
+    if exits.exit_of(db(), user.member_id) is None and exits.is_former_member(member, utcnow()):
+        # The date came; the scheduler has not made the exit take effect yet (a minute).
+        return render_template("clusters/exit_pending.html", member=member)
     return _outcome_page(None)
 
 
