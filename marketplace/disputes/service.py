@@ -611,7 +611,7 @@ def _tell(session: Session, dispute: MemberDispute, message: str, now: datetime,
           leave_out: int | None = None) -> None:
     told: Iterable[User | Addressee] = (p for p in readers(session, dispute)
                                         if p.id != leave_out)
-    events.notify(session, told, "dispute.changed", message, now=now,
+    events.notify(session, told, "payment.member_dispute", message, now=now,
                   params={"title": dispute.title,
                           "deadline": dispute.deadline.date().isoformat()},
                   payload={"id": dispute.id}, link=f"/disputes/{dispute.id}")

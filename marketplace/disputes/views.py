@@ -30,7 +30,7 @@ from flask_login import login_required
 from marketplace.db import utcnow
 from marketplace.disputes import service as disputes
 from marketplace.disputes.forms import DecisionForm, MessageForm, OpenDisputeForm
-from marketplace.equipment.photos import display_copy, full_size, is_stored_name
+from marketplace.equipment.photos import Rendition, display_copy, full_size, is_stored_name
 from marketplace.errors import N_, ValidationError
 from marketplace.persisted import id_of
 from marketplace.web import db, money_from_form, submit
@@ -54,7 +54,15 @@ def _labels() -> dict[str, object]:
     return {
         "dispute_money_label": lambda s: _(disputes.MONEY_LABELS.get(s, s)),
         "dispute_outcome_label": lambda o: _(disputes.OUTCOME_LABELS.get(o, o)) if o else "",
+        "dispute_photo_shown": _photo_shown,
     }
+
+
+def _photo_shown(name: str | None) -> Rendition | None:
+    """The copy a dispute page shows (its pixel size reserves the space), if any."""
+    if not name or not is_stored_name(name):
+        return None
+    return display_copy(photo_dir(), name)
 
 
 @bp.route("/")

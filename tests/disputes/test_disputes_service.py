@@ -227,7 +227,7 @@ def test_the_registered_task_tells_every_reader_once(session: Session, lw: Ledge
     assert task.run(session, late) == 1 and task.run(session, late) == 0
     session.expire_all()
     told = session.exec(select(Notification.user_id).where(
-        Notification.kind == "dispute.changed",
+        Notification.kind == "payment.member_dispute",
         Notification.message.contains("not decided by its deadline"))).all()  # type: ignore[attr-defined]
     # A's, B's and C's people (parties) and the coordinator, once each.
     assert len(told) == len(set(told)) and lw.coordinator.id in told and lw.owner_c.id in told
