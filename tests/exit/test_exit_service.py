@@ -249,3 +249,42 @@ def test_agreed_value_only_by_owners_of_a_co_owned_machine(session: Session,
     session.rollback()
     assert session.get(Equipment, exit_world.trailer.id).agreed_value_minor == AGREED_VALUE  # type: ignore[union-attr]
     assert join  # the helper the conftest shares
+
+
+def test_its_last_month_is_drafted_and_its_people_told(session: Session,
+                                                       exit_world: ExitWorld) -> None:
+    """The exit's buy-out and refunds are on its last statement: the scheduler drafts that
+    month on the 1st like any other and tells the leaver's people, whose statements
+    stay open to them."""
+    from datetime import UTC, datetime
+
+    from marketplace.ledger import settlement
+
+    w = exit_world.world
+    leave(session, w)
+    exits.take_due_exits(session, AFTER)
+    record = session.exec(select(MemberExit)).one()
+    first_of_next = datetime(2026, 8, 1, 12, 0, tzinfo=UTC)
+    settlement.draft_due(session, first_of_next)
+    drafted = settlement.settlement_for(session, w.cluster.id, record.final_month)  # type: ignore[arg-type]
+    assert drafted is not None
+    told = session.exec(select(Notification).where(
+        Notification.kind == "settlement.drafted",
+        Notification.user_id == w.owner_a.id)).all()
+    assert [n.link for n in told] == [f"/ledger/{record.final_month}"]
+    nets = settlement.month_nets(session, w.cluster.id, record.final_month)  # type: ignore[arg-type]
+    assert nets[w.member_a_id].credits >= 600_001
+
+
+def test_its_people_hear_of_no_new_job(session: Session, exit_world: ExitWorld) -> None:
+    w = exit_world.world
+    leave(session, w)
+    exits.take_due_exits(session, AFTER)
+    later = date(2026, 9, 7)
+    jobs.post_job(session, w.owner_b, job_draft(title="Fall cleanup", starts_on=later,
+                                                ends_on=later + timedelta(days=3)),
+                  AFTER + timedelta(hours=1))
+    posted_to = {n.user_id for n in session.exec(select(Notification).where(
+        Notification.kind == "job.posted"))}
+    assert posted_to  # Gamma heard of it
+    assert not posted_to & {w.owner_a.id, w.crew_a.id}
