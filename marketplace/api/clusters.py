@@ -7,6 +7,8 @@ same rule as the member page; other members see its name and trades.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import date
 from typing import Any, Literal
 
@@ -18,11 +20,12 @@ from marketplace.api import tokens
 from marketplace.api.fields import Day, Latitude, Locale, Longitude, Moment, Trade, Units
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters import agreements, invites, service
+from marketplace.clusters.insurance import documents
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.models import InsuranceCertificate, Member
 from marketplace.clusters.views import invite_link
 from marketplace.db import utcnow
-from marketplace.errors import N_, NotFound
+from marketplace.errors import N_, NotFound, ValidationError
 from marketplace.persisted import id_of
 from marketplace.realtime.publisher import render_notification
 from marketplace.web import db, viewer
@@ -177,6 +180,20 @@ class CertificateList(ResponseModel):
     certificates: list[CertificateOut]
 
 
+class CertificateIn(RequestModel):
+    """A certificate of insurance as the owner reads it, with the document itself."""
+
+    insurer: str = Field(min_length=1, max_length=120)
+    policy_number: str = Field(min_length=1, max_length=60)
+    coverage_minor: int = Field(ge=1, le=insurance.MAX_COVERAGE,
+                                description="The liability coverage, in minor units.")
+    expires_on: Day
+    document_base64: str = Field(
+        max_length=7_200_000, description="The certificate as a PDF or a photo (JPEG, PNG "
+        "or WebP), base64-encoded; at most the server's INSURANCE_MAX_BYTES (5 MB by "
+        "default). Photos are stored re-encoded, without their metadata.")
+
+
 class VerifyIn(RequestModel):
     coverage_minor: int = Field(ge=1, le=insurance.MAX_COVERAGE,
                                 description="The coverage read on the document.")
@@ -290,6 +307,30 @@ def _certificate_out(certificate: InsuranceCertificate) -> dict[str, Any]:
 def member_certificates(member_id: int) -> dict[str, Any]:
     return {"certificates": [_certificate_out(c)
                              for c in insurance.history(db(), viewer(), member_id)]}
+
+
+@operation("POST", "/members/{member_id}/insurance", summary="Upload the business's "
+           "certificate of insurance for the coordinator to verify (its owners)", tag=TAG,
+           body=CertificateIn, response=CertificateOut, status=201)
+def upload_certificate(member_id: int, body: CertificateIn) -> dict[str, Any]:
+    session, user = db(), viewer()
+    insurance.require_uploader(user, service.get_member(session, user, member_id))
+    try:
+        data = base64.b64decode(body.document_base64, validate=True)
+    except binascii.Error:
+        message = N_("Send the document as base64 (RFC 4648, without line breaks).")
+        raise ValidationError("invalid_document", message,
+                              fields={"document_base64": message}) from None
+    limit = int(current_app.config.get("INSURANCE_MAX_BYTES", documents.DEFAULT_MAX_BYTES))
+    statement = insurance.Statement(body.insurer, body.policy_number, body.coverage_minor,
+                                    body.expires_on)
+    try:
+        checked = documents.check_document(data, limit)
+    except ValidationError as refused:  # named after the field this request sent
+        refused.fields = {"document_base64": refused.fields[documents.FIELD]}
+        raise
+    return _certificate_out(insurance.submit_certificate(session, user, member_id, statement,
+                                                         checked, utcnow()))
 
 
 @operation("GET", "/insurance/pending", summary="Certificates waiting for verification "
