@@ -157,7 +157,14 @@ def subject_of(session: Session, viewer: User, kind: str, subject_id: int) -> Su
 
 def _entries(session: Session, subject: Subject, source: str, member_id: int
              ) -> list[LedgerEntry]:
-    """The entries of that money between the member and another member."""
+    """The entries of that money between the member and another member.  A booking fee
+    already refunded (a cancelled booking) is not there to dispute: holding it would
+    give the booker its fee back a second time."""
+    if source == EntrySource.BOOKING.value and session.exec(select(LedgerEntry.id).where(
+            LedgerEntry.cluster_id == subject.cluster_id,
+            LedgerEntry.source == EntrySource.BOOKING_REFUND.value,
+            LedgerEntry.source_id == subject.source_id)).first() is not None:
+        return []
     return list(session.exec(select(LedgerEntry).where(
         LedgerEntry.cluster_id == subject.cluster_id, LedgerEntry.source == source,
         LedgerEntry.source_id == subject.source_id,

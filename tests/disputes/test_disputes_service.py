@@ -279,3 +279,24 @@ def test_a_job_panel_never_seats_a_party_the_poster_or_a_losing_bidder(
         disputes.get_dispute(session, lw.world.owner_b, dispute.id)
     disputes.decide(session, lw.coordinator, dispute.id, "uphold", None, None, "It stands",
                     DONE_AT + timedelta(days=2))
+
+
+def test_a_cancelled_bookings_refunded_fee_is_not_disputable_but_its_late_fee_is(
+        session: Session, lw: Ledger) -> None:
+    """D cancelled an hour before: its fee came back (a refund) and the late fee stands.
+    Holding the refunded fee would pay it back twice; only the late fee can be disputed."""
+    from marketplace.equipment import booking
+    from tests.ledger.conftest import WEDNESDAY, at
+
+    made = booking.book(session, lw.owner_d, lw.trailer.id, at(WEDNESDAY, 9),  # type: ignore[arg-type]
+                        at(WEDNESDAY, 11), at(WEDNESDAY, 9) - timedelta(days=2))
+    booking.cancel(session, lw.owner_d, made.id, "Rained out", at(WEDNESDAY, 8))  # type: ignore[arg-type]
+    subject = disputes.subject_of(session, lw.owner_d, "booking", made.id)  # type: ignore[arg-type]
+    assert [m.source for m in disputes.disputable_money(session, lw.owner_d, subject)] == [
+        "cancellation_fee"]
+    with pytest.raises(ValidationError):
+        disputes.open_dispute(session, lw.owner_d, "booking", made.id, "booking",  # type: ignore[arg-type]
+                              "Refund me", at(WEDNESDAY, 12))
+    opened = disputes.open_dispute(session, lw.owner_d, "booking", made.id,  # type: ignore[arg-type]
+                                   "cancellation_fee", "It rained", at(WEDNESDAY, 12))
+    assert opened.disputed_minor == 2_740 + 1_827
