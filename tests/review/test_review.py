@@ -214,9 +214,15 @@ def test_two_closers_at_once_close_once(app: Flask, session: Session, world: Wor
     assert len(recipients(session, "review.closed")) == 3
 
 
+def both_renew(session: Session, world: World, found: SunsetReview) -> None:
+    for owner in (world.owner_a, world.owner_b):
+        review.answer(session, owner, found.id, "renew", "", DURING)  # type: ignore[arg-type]
+
+
 def test_the_coordinator_renews_with_a_later_sunset_and_the_review_closes(
         session: Session, world: World) -> None:
     found = opened(session, world)
+    both_renew(session, world, found)
     published = review.renew(session, world.coordinator, found.id, date(2027, 8, 1), DURING)
     assert (published.version, published.sunset_on) == (3, date(2027, 8, 1))
     assert published.purpose == "Charter."  # every other term as members accepted it
@@ -252,6 +258,36 @@ def test_only_the_coordinator_renews_and_not_while_members_vote(
                                     referral_fee_bp=700), "Cheaper hand-offs.", 7, DURING)
     with pytest.raises(Conflict):
         review.renew(session, world.coordinator, found.id, date(2027, 8, 1), DURING)
+
+
+@pytest.mark.parametrize("rule,renewing,carries", [
+    ("majority", 1, False), ("majority", 2, True), ("unanimity", 2, False),
+    ("unanimity", 3, True), ("two_thirds", 2, True), ("two_thirds", 1, False)])
+def test_a_renewal_is_published_only_when_renew_answers_carry_it_by_the_charters_rule(
+        session: Session, world: World, rule: str, renewing: int, carries: bool) -> None:
+    """Three participating businesses; `renewing` of them answer renew, the rest leave."""
+    sunset_on(session, world, decision_rule=rule)
+    gamma = invite_member(session, world.coordinator, "Gamma Trees", "c@gamma.test")
+    agreements.accept_agreement(session, gamma, 2, NOW)
+    assert review.open_due_reviews(session, DURING) == 1
+    found = review.current_review(session, world.cluster.id)
+    assert found is not None
+    for n, owner in enumerate((world.owner_a, world.owner_b, gamma)):
+        review.answer(session, owner, found.id, "renew" if n < renewing else "leave", "",
+                      DURING)
+    view = review.review_view(session, world.coordinator, found, DURING)
+    assert (view.renew_votes, view.renewal_carried) == (renewing, carries)
+    if carries:
+        assert review.renew(session, world.coordinator, found.id, date(2027, 8, 1),
+                            DURING).version == 3
+    else:
+        with pytest.raises(Conflict) as refused:
+            review.renew(session, world.coordinator, found.id, date(2027, 8, 1), DURING)
+        assert refused.value.code == "renewal_not_carried"
+        session.rollback()
+        assert agreements.agreement_in_force(session, world.cluster.id).version == 2  # type: ignore[union-attr]
+        session.refresh(found)
+        assert found.status == "open"
 
 
 def test_a_version_published_in_the_editor_with_a_new_sunset_closes_it_as_renewed(
@@ -324,6 +360,7 @@ def test_a_shown_tally_never_has_a_choice_made_by_fewer_than_k(counts: list[int]
 
 def test_reviews_are_listed_newest_first(session: Session, world: World) -> None:
     found = opened(session, world)
+    both_renew(session, world, found)
     review.renew(session, world.coordinator, found.id, date(2026, 9, 1), DURING)
     assert review.open_due_reviews(session, DURING) == 0
     assert review.open_due_reviews(session, datetime(2026, 8, 2, 4, tzinfo=UTC)) == 1

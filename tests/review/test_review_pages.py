@@ -95,9 +95,15 @@ def test_crew_and_the_coordinator_are_refused_with_the_error_page(
 def test_the_coordinator_renews_from_the_review_page(client: FlaskClient, session: Session,
                                                      world: World) -> None:
     found = open_review(session, world)
+    review.answer(session, world.owner_a, found.id, "renew", "", utcnow())
     login(client, world.coordinator)
     page = client.get(f"/agreement/reviews/{found.id}").get_data(as_text=True)
     assert 'name="sunset_on"' in page and "Propose changed terms" in page
+    assert "1 of 2 participating businesses answered renew" in page
+    refused = client.post(f"/agreement/reviews/{found.id}/renew",
+                          data={"sunset_on": "2031-01-01"})
+    assert refused.status_code == 409  # a majority of two is both
+    review.answer(session, world.owner_b, found.id, "renew", "", utcnow())
     early = client.post(f"/agreement/reviews/{found.id}/renew",
                         data={"sunset_on": found.sunset_on.isoformat()})
     assert early.status_code == 422

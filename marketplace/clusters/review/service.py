@@ -31,11 +31,14 @@ review page, by the editor, or by a carried proposal), or at the sunset (the fir
 instant of the sunset date where the cluster is) with none (wound down: part 5's
 scheduler task winds the cluster down, this only records it).
 
-Renewing.  A renewal that only moves the sunset later keeps every term the members
-accepted, so the coordinator publishes it directly from the review page (through
-`agreements.add_version`, the editor's publishing code, in the same transaction as the
-review's close), as the editor lets it publish any version; members then accept the
-new version as after any publication.  A renewal that changes terms is a change to
+Renewing.  A renewal that only moves the sunset later keeps every other term the
+members accepted, and the review's answers are the members' say on it: the coordinator
+publishes it from the review page (through `agreements.add_version`, the editor's
+publishing code, in the same transaction as the review's close) once the "renew"
+answers of participating businesses carry it by the charter's decision rule (majority,
+two-thirds or unanimity, counted as `governance.carried` counts votes; a business that
+did not answer has not agreed).  Members then accept the new version as after any
+publication.  A renewal that changes terms is a change to
 the agreement: the review page sends it to the proposals (governance), and the vote's
 rule decides; a carried proposal with a later sunset closes the review as renewed.
 """
@@ -61,7 +64,7 @@ from marketplace.clusters.agreements import (
     agreement_in_force,
     check_terms,
 )
-from marketplace.clusters.governance.service import participating_member_ids
+from marketplace.clusters.governance.service import carried, participating_member_ids
 from marketplace.clusters.models import (
     Agreement,
     AgreementProposal,
@@ -347,6 +350,17 @@ def _record_renewal(session: Session, review: SunsetReview, renewed: Agreement,
         link=f"/agreement/reviews/{review.id}")
 
 
+def renewal_support(session: Session, review: SunsetReview, now: datetime
+                    ) -> tuple[int, int]:
+    """How many participating businesses answered renew, and how many participate: a
+    renewal published from the review must be carried by the charter's decision rule
+    (`governance.carried`), counting "renew" answers as votes for it."""
+    participants = participating_member_ids(session, review.cluster_id, now)
+    renewing = set(session.exec(select(ReviewAnswer.member_id).where(
+        ReviewAnswer.review_id == review.id, ReviewAnswer.choice == Choice.RENEW.value)))
+    return len(renewing & participants), len(participants)
+
+
 def renew(session: Session, actor: User, review_id: int, sunset_on: date | None,
           now: datetime) -> Agreement:
     """The coordinator renews the agreement from the review: the version in force with
@@ -376,6 +390,14 @@ def renew(session: Session, actor: User, review_id: int, sunset_on: date | None,
                               params={"date": current.sunset_on.isoformat()})
     terms = replace(AgreementTerms.of(current), sunset_on=sunset_on)
     check_terms(session, actor.cluster_id, terms, now)
+    votes, participants = renewal_support(session, review, now)
+    if not carried(current.decision_rule, votes, participants):
+        raise Conflict("renewal_not_carried",
+                       N_("%(votes)d of %(participants)d participating businesses answered "
+                          "renew, which does not carry a renewal by the agreement's rule. "
+                          "Businesses may change their answers until the sunset; or propose "
+                          "the renewal and let the members vote."),
+                       params={"votes": votes, "participants": participants})
     if not _claim(session, review_id, now):
         session.rollback()
         raise _closed_refusal(session, review)
@@ -424,6 +446,8 @@ class ReviewView:
     mine: ReviewAnswer | None
     may_answer: bool
     may_renew: bool
+    renew_votes: int  # participating businesses that answered renew
+    renewal_carried: bool  # whether those answers carry a renewal by the charter's rule
     is_coordinator: bool
     progress: tuple[TargetProgress, ...]
     quarters: tuple[str, ...]
@@ -480,8 +504,11 @@ def review_view(session: Session, viewer: User, review: SunsetReview, now: datet
     scope = scope_for(session, viewer, CLUSTER)
     targets: dict[str, int] = dict(agreement.targets) if agreement is not None else {}
     progress = tuple(target_progress(session, scope, targets, quarters, now))
+    votes, participating = renewal_support(session, review, now)
+    rule = agreement.decision_rule if agreement is not None else "majority"
     return ReviewView(
         review=review, agreement=agreement,
+        renew_votes=votes, renewal_carried=carried(rule, votes, participating),
         participants=len(participating_member_ids(session, review.cluster_id, now))
         if is_open else None,
         answered=len(rows), tally=tally, answers=answers, mine=mine,
