@@ -67,6 +67,7 @@ class DisputeDetail(DisputeOut):
     messages: list[MessageOut]
     may_decide: bool
     may_post: bool
+    panel_votes: int = Field(description="Panel businesses that have cast a decision.")
 
 
 class OpenIn(RequestModel):
@@ -99,7 +100,8 @@ def _detail(user: User, dispute: MemberDispute) -> dict[str, Any]:
             "messages": [{"id": m.id, "author": m.author, "business": m.business,
                           "body": m.body, "has_photo": m.photo is not None,
                           "created_at": m.created_at} for m in view.messages],
-            "may_decide": view.may_decide, "may_post": view.may_post}
+            "may_decide": view.may_decide, "may_post": view.may_post,
+            "panel_votes": view.panel_votes}
 
 
 @operation("GET", "/disputes", summary="The disputes the caller may read (its business's, "
@@ -146,7 +148,8 @@ def post_message(dispute_id: int, body: MessageIn) -> dict[str, Any]:
 
 @operation("POST", "/disputes/{dispute_id}/decision", summary="Decide a dispute once "
            "(its resolver): uphold, adjust to an amount, split by basis points, or cancel; "
-           "the entries settle in the current month", tag=TAG, body=DecisionIn,
+           "the entries settle in the current month.  A panel business casts its decision: "
+           "the panel decides when more than half agree", tag=TAG, body=DecisionIn,
            response=DisputeDetail)
 def decide(dispute_id: int, body: DecisionIn) -> dict[str, Any]:
     user = viewer()

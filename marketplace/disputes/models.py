@@ -107,3 +107,18 @@ class DisputeMessage(SQLModel, table=True):
     #: The form's one-time key: the same message sent twice is stored once.
     request_key: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class DisputeVote(SQLModel, table=True):
+    """A panel business's decision for a dispute: the panel decides when more than half
+    of its businesses cast the same one (the same outcome and the same amount owed).
+    One per business: the primary key refuses a second."""
+
+    dispute_id: int = Field(foreign_key="memberdispute.id", primary_key=True)
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id")
+    outcome: str = Field(max_length=10)
+    decided_minor: int
+    split_bp: int | None = Field(default=None)
+    note: str = Field(default="", max_length=2000)
+    cast_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -20,7 +20,9 @@ cent).  So across months each party ends with exactly what the decision says.
 Who decides: the coordinator, or (agreement `dispute_resolver` = "panel") up to three
 participating member businesses with no part in the job or booking (not a party, not
 its poster, bidder or co-bidder, not the machine's owner or booker), drawn when the
-dispute opens; their owners decide.  A panel that has not decided by the deadline
+dispute opens.  Each panel business's owner casts one decision (`DisputeVote`, one per
+business); the panel decides when more than half of its businesses cast the same one
+(the same outcome and amount owed).  A panel that has not decided by the deadline
 leaves the decision to the coordinator.  The first decision stands: a conditional
 UPDATE ... WHERE status = 'open' decides exactly once.
 
@@ -52,6 +54,7 @@ from marketplace.disputes.models import (
     DisputePanelist,
     DisputeParty,
     DisputeStatus,
+    DisputeVote,
     MemberDispute,
     Outcome,
 )
@@ -72,6 +75,7 @@ from marketplace.ledger.refunds import coordinators_of
 from marketplace.ledger.service import open_month, record
 from marketplace.money import allocate, split_by_weights
 from marketplace.persisted import id_of
+from marketplace.rows import in_cluster
 
 MAX_TEXT = 2000
 PANEL_SIZE = 3
@@ -357,7 +361,8 @@ def may_decide(session: Session, viewer: User, dispute: MemberDispute, now: date
         return dispute.resolver == "coordinator" or dispute.deadline <= now
     return (dispute.resolver == "panel" and viewer.role == Role.OWNER
             and viewer.member_id is not None
-            and viewer.member_id in _member_ids(session, DisputePanelist, id_of(dispute)))
+            and viewer.member_id in _member_ids(session, DisputePanelist, id_of(dispute))
+            and session.get(DisputeVote, (dispute.id, viewer.member_id)) is None)
 
 
 def may_post(session: Session, viewer: User, dispute: MemberDispute) -> bool:
@@ -396,6 +401,7 @@ class DisputeView:
     messages: tuple[MessageView, ...]
     may_decide: bool
     may_post: bool
+    panel_votes: int
 
 
 def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: datetime
@@ -429,7 +435,8 @@ def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: da
             session, DisputePanelist, id_of(dispute)))),
         entries=lines, messages=messages,
         may_decide=may_decide(session, viewer, dispute, now),
-        may_post=may_post(session, viewer, dispute))
+        may_post=may_post(session, viewer, dispute),
+        panel_votes=panel_votes(session, id_of(dispute)))
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -512,6 +519,10 @@ def decide(session: Session, actor: User, dispute_id: int, outcome: str,
     month, keep who decided, how and why, and tell every reader."""
     dispute = get_dispute(session, actor, dispute_id)
     if not may_decide(session, actor, dispute, now):
+        if actor.member_id is not None and session.get(
+                DisputeVote, (dispute_id, actor.member_id)) is not None:
+            raise Conflict("already_voted", N_("Your business has already cast its decision "
+                                               "on this dispute; its first one stands."))
         if dispute.status != DisputeStatus.OPEN.value:
             raise Conflict("already_decided", N_("This dispute is already decided; the "
                                                  "first decision stands."))
@@ -533,6 +544,10 @@ def decide(session: Session, actor: User, dispute_id: int, outcome: str,
                               fields=errors)
     total = decided_amount(dispute.disputed_minor, outcome, amount_minor, split_bp)
     lock_cluster_settings(session, dispute.cluster_id)  # an approval waits for the entries
+    if actor.role != Role.COORDINATOR and not _panel_carries(
+            session, actor, dispute_id, outcome, total, split_bp, note, now):
+        session.commit()
+        return dispute
     claimed = session.execute(update(MemberDispute).where(
         col(MemberDispute.id) == dispute_id,
         col(MemberDispute.status) == DisputeStatus.OPEN.value).values(
@@ -559,6 +574,47 @@ def decide(session: Session, actor: User, dispute_id: int, outcome: str,
     _tell(session, dispute, DECIDED_MESSAGES[outcome], now)
     session.commit()
     return dispute
+
+
+def _panel_carries(session: Session, actor: User, dispute_id: int, outcome: str, total: int,
+                   split_bp: int | None, note: str, now: datetime) -> bool:
+    """Record the panel business's decision; whether more than half of the panel's
+    businesses have now cast this same one (the same outcome and amount owed).
+
+    The dispute's row is locked first, so two panellists voting at once are counted one
+    after the other (on SQLite the one writer does the same)."""
+    dispute = in_cluster(session, MemberDispute, dispute_id, actor.cluster_id, for_update=True)
+    if dispute.status != DisputeStatus.OPEN.value:
+        session.rollback()
+        raise Conflict("already_decided", N_("This dispute is already decided; the first "
+                                             "decision stands."))
+    assert actor.member_id is not None
+    session.add(DisputeVote(dispute_id=dispute_id, member_id=actor.member_id,
+                            user_id=id_of(actor), outcome=outcome, decided_minor=total,
+                            split_bp=split_bp if outcome == Outcome.SPLIT.value else None,
+                            note=note.strip(), cast_at=now))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict("already_voted", N_("Your business has already cast its decision "
+                                           "on this dispute; its first one stands.")) from None
+    panel = len(_member_ids(session, DisputePanelist, dispute_id))
+    agreeing = len(session.exec(select(DisputeVote.member_id).where(
+        DisputeVote.dispute_id == dispute_id, DisputeVote.outcome == outcome,
+        DisputeVote.decided_minor == total)).all())
+    if 2 * agreeing > panel:
+        return True
+    _tell(session, dispute, N_("A member of the panel has cast its decision on the dispute "
+                               "over %(title)s. The panel decides when more than half of "
+                               "it agrees."), now)
+    return False
+
+
+def panel_votes(session: Session, dispute_id: int) -> int:
+    """How many panel businesses have cast a decision (not which: that is the panel's)."""
+    return len(session.exec(select(DisputeVote.member_id).where(
+        DisputeVote.dispute_id == dispute_id)).all())
 
 
 DECIDED_MESSAGES = {

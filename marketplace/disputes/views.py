@@ -167,9 +167,13 @@ def decide(dispute_id: int) -> ResponseReturnValue:
             amount = money_from_form(form.amount.data or "", "amount", dispute.currency)
         split = _split_bp(form.split_percent.data or "") if form.outcome.data == "split" \
             else None
-        disputes.decide(session, viewer, dispute_id, form.outcome.data or "", amount, split,
-                        form.note.data or "", utcnow())
-        flash(_("The dispute is decided. Its entries settle with the current month."))
+        decided = disputes.decide(session, viewer, dispute_id, form.outcome.data or "",
+                                  amount, split, form.note.data or "", utcnow())
+        if decided.status == "open":  # a panel business's vote, short of a majority
+            flash(_("Your business's decision is recorded. The panel decides when more "
+                    "than half of it agrees."))
+        else:
+            flash(_("The dispute is decided. Its entries settle with the current month."))
         return redirect(url_for("disputes.detail", dispute_id=dispute_id))
 
     return submit(form, decide_it,

@@ -4,10 +4,10 @@
 its deadline and the decision); `disputedentry` the ledger entries it holds (unique on
 the entry, so the same money is never disputed twice); `disputeparty` and
 `disputepanelist` who may read it besides the coordinator; `disputemessage` what the
-parties said and showed.  The ledger itself needs no column: a hold and a decision are
-entries with new sources.
+parties said and showed; `disputevote` each panel business's decision (one each).  The
+ledger itself needs no column: a hold and a decision are entries with new sources.
 
-Going down drops the five tables.  The hold and decision entries stay in the ledger
+Going down drops the six tables.  The hold and decision entries stay in the ledger
 (it is never edited); the older schema shows them with their source's code.
 
 Revision ID: 0018
@@ -100,9 +100,24 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_disputemessage_dispute_id'), 'disputemessage', ['dispute_id'],
                     unique=False)
+    op.create_table('disputevote',
+    sa.Column('dispute_id', sa.Integer(), nullable=False),
+    sa.Column('member_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('decided_minor', sa.Integer(), nullable=False),
+    sa.Column('split_bp', sa.Integer(), nullable=True),
+    sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+    sa.Column('cast_at', marketplace.db.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['dispute_id'], ['memberdispute.id'], ),
+    sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], ),
+    sa.PrimaryKeyConstraint('dispute_id', 'member_id')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('disputevote')
     op.drop_index(op.f('ix_disputemessage_dispute_id'), table_name='disputemessage')
     op.drop_table('disputemessage')
     for table in ('disputepanelist', 'disputeparty'):

@@ -100,3 +100,38 @@ def test_a_month_approved_while_a_dispute_opens_is_never_written_into(
     # for the hold and settled June without the disputed share.
     d_net = nets.get(lw.d, 0)
     assert (hold.month == "2026-07") == (d_net != 0)
+
+
+def test_two_panellists_carrying_the_panel_at_once_decide_once(
+        app: Flask, session: Session, lw: Ledger) -> None:
+    from marketplace.clusters.models import Agreement
+    from marketplace.disputes.models import DisputePanelist
+    from tests.jobs.conftest import add_partner
+
+    others = {u.member_id: u for u in (
+        lw.owner_d, *(add_partner(session, lw.world, name, f"{name.lower()}@panel.test")
+                      for name in ("Epsilon", "Zeta", "Eta")))}
+    for agreement in session.exec(select(Agreement)).all():
+        agreement.dispute_resolver = "panel"
+        session.add(agreement)
+    session.commit()
+    made = damaged_booking(session, lw)
+    when = closed_at() + timedelta(days=1)
+    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id,  # type: ignore[arg-type]
+                                    "damage_fee", "Not mine", when)
+    dispute_id = dispute.id
+    first, second, third = (others[m] for m in sorted(session.exec(
+        select(DisputePanelist.member_id).where(DisputePanelist.dispute_id == dispute_id))))
+    disputes.decide(session, first, dispute_id, "split", None, 2_500, "A quarter", when)  # type: ignore[arg-type]
+    racers = iter([second, third])
+
+    def vote(own: Session) -> object:
+        return disputes.decide(own, next(racers), dispute_id, "split", None, 2_500,  # type: ignore[arg-type]
+                               "A quarter", when + timedelta(hours=1)).status
+
+    results = at_once(app.extensions["engine"], 2, vote)
+    assert sorted(map(str, results)) == ["Conflict('already_decided')", "decided"], results
+    session.expire_all()
+    settled = session.exec(select(LedgerEntry).where(
+        LedgerEntry.source == EntrySource.MEMBER_DISPUTE_SETTLED.value)).all()
+    assert sum(e.amount_minor for e in settled) == 2_500  # 10 001 * 25 %, rounded to even

@@ -300,3 +300,39 @@ def test_a_cancelled_bookings_refunded_fee_is_not_disputable_but_its_late_fee_is
     opened = disputes.open_dispute(session, lw.owner_d, "booking", made.id,  # type: ignore[arg-type]
                                    "cancellation_fee", "It rained", at(WEDNESDAY, 12))
     assert opened.disputed_minor == 2_740 + 1_827
+
+
+def test_a_panel_of_three_decides_when_two_cast_the_same_decision(session: Session,
+                                                                  lw: Ledger) -> None:
+    from tests.jobs.conftest import add_partner
+
+    others = {u.member_id: u for u in (
+        lw.owner_d, *(add_partner(session, lw.world, name, f"{name.lower()}@panel.test")
+                      for name in ("Epsilon", "Zeta", "Eta")))}
+    _panel_agreement(session)
+    dispute = open_damage(session, lw)
+    assert dispute.id is not None
+    panel = sorted(session.exec(select(DisputePanelist.member_id).where(
+        DisputePanelist.dispute_id == dispute.id)))
+    assert len(panel) == 3 and set(panel) <= set(others)  # never A, B (owners) or C
+    [left_out] = set(others) - set(panel)
+    first, second, third = (others[m] for m in panel)
+    when = closed_at() + timedelta(days=2)
+    with pytest.raises(NotFound):  # a business not on the panel does not even read it
+        disputes.decide(session, others[left_out], dispute.id, "cancel", None, None, "x",
+                        when)
+    assert disputes.decide(session, first, dispute.id, "cancel", None, None, "Old damage",
+                           when).status == "open"
+    with pytest.raises(Conflict) as twice:
+        disputes.decide(session, first, dispute.id, "uphold", None, None, "Changed my mind",
+                        when)
+    assert twice.value.code == "already_voted"
+    # The same outcome with another amount is another decision.
+    assert disputes.decide(session, second, dispute.id, "adjust", 1, None, "A cent",
+                           when).status == "open"
+    decided = disputes.decide(session, third, dispute.id, "cancel", None, None,
+                              "Worn, not broken", when)
+    assert decided.status == "decided" and decided.decided_minor == 0
+    session.expire_all()
+    assert session.exec(select(LedgerEntry).where(
+        LedgerEntry.source == EntrySource.MEMBER_DISPUTE_SETTLED.value)).all() == []
