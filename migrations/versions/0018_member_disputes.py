@@ -7,8 +7,8 @@ the entry, so the same money is never disputed twice); `disputeparty` and
 parties said and showed; `disputevote` each panel business's decision (one each).  The
 ledger itself needs no column: a hold and a decision are entries with new sources.
 
-Going down drops the six tables.  The hold and decision entries stay in the ledger
-(it is never edited); the older schema shows them with their source's code.
+Going down drops the six tables.  The hold and decision entries stay in the ledger: it
+is never edited, and they keep every month's nets as they were.
 
 Revision ID: 0018
 Revises: 0017

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from tests.test_migrations import _drift, demo_season_down_and_up
 
 TABLES = {"memberdispute", "disputedentry", "disputeparty", "disputepanelist",
-          "disputemessage"}
+          "disputemessage", "disputevote"}
 
 
 def test_the_dispute_tables_go_down_and_up_over_a_season(database_url: str) -> None:
