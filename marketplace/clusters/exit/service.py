@@ -146,7 +146,8 @@ def take_effect(session: Session, member_id: int, reason: ExitReason, effective_
                 now: datetime) -> bool:
     """Make one member's exit take effect, once; False when it already had (here or in
     another process) or the member is gone.  One transaction, committed here."""
-    member = session.get(Member, member_id, populate_existing=True)
+    session.expire_all()  # read what is committed now, not rows a long session holds
+    member = session.get(Member, member_id)
     if member is None:
         return False
     cluster = session.get(Cluster, member.cluster_id)
