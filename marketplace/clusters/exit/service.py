@@ -90,6 +90,7 @@ def due_exits(session: Session, now: datetime) -> list[tuple[int, ExitReason, da
     members whose exit date came, and every member of a cluster whose agreement in force
     reached its sunset date (cluster time) -- a renewal published before it is newer and
     keeps the cluster going."""
+    session.expire_all()  # the dates as committed now
     done = exists().where(col(MemberExit.member_id) == Member.id)
     due: dict[int, tuple[int, ExitReason, datetime]] = {}
     for cluster in session.exec(select(Cluster).order_by(col(Cluster.id))).all():
