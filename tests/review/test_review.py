@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 
@@ -367,3 +367,30 @@ def test_reviews_are_listed_newest_first(session: Session, world: World) -> None
     listed = review.list_reviews(session, world.owner_a)
     assert [r.sunset_on for r in listed] == [date(2026, 9, 1), SUNSET]
     assert list(session.exec(select(SunsetReview.id).order_by(col(SunsetReview.id))))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(zone=st.sampled_from(ZONES),
+       offset=st.integers(min_value=-2 * 86_400, max_value=31 * 86_400))
+def test_the_scheduler_opens_exactly_from_the_local_opening_instant(
+        session: Session, world: World, zone: str, offset: int) -> None:
+    """The real sweep, in a cluster moved to `zone`: run twice at `now`, it opens one
+    review if `now` is between 00:00 on the 30th day before the sunset and the sunset
+    (both where the cluster is), and none otherwise."""
+    session.rollback()
+    for row in session.exec(select(SunsetReview)):
+        session.delete(row)
+    cluster = session.get(Cluster, world.cluster.id)
+    assert cluster is not None
+    cluster.timezone = zone
+    session.add(cluster)
+    session.commit()
+    if agreements.agreement_in_force(session, world.cluster.id).sunset_on != SUNSET:  # type: ignore[union-attr]
+        sunset_on(session, world)
+    opens = review.local_midnight(date(2026, 7, 2), zone)
+    now = opens + timedelta(seconds=offset)
+    due = opens <= now < review.local_midnight(SUNSET, zone)
+    assert review.open_due_reviews(session, now) == int(due)
+    assert review.open_due_reviews(session, now) == 0
+    assert len(list(session.exec(select(SunsetReview)))) == int(due)
