@@ -288,3 +288,20 @@ def test_its_people_hear_of_no_new_job(session: Session, exit_world: ExitWorld) 
         Notification.kind == "job.posted"))}
     assert posted_to  # Gamma heard of it
     assert not posted_to & {w.owner_a.id, w.crew_a.id}
+
+
+def test_its_bids_lapse_and_the_poster_is_told(session: Session, exit_world: ExitWorld) -> None:
+    from marketplace.jobs import bidding
+    from tests.jobs.conftest import bid_window_draft
+
+    w = exit_world.world
+    later = date(2026, 8, 3)
+    window = jobs.post_job(session, w.owner_b, bid_window_draft(
+        title="Patio", starts_on=later, ends_on=later + timedelta(days=5)), NOW)
+    bidding.place_bid(session, w.owner_a, window.id, bidding.BidTerms(
+        price_minor=500_000, crew_size=2, earliest_start=later), NOW)
+    leave(session, w)
+    exits.take_due_exits(session, AFTER)
+    assert "exit.bid_lapsed" in kinds_for(session, w.owner_b.id)
+    record = session.exec(select(MemberExit)).one()
+    assert [j["title"] for j in record.summary["bids_lapsed"]] == ["Patio"]

@@ -63,7 +63,14 @@ from marketplace.equipment.models import (
 )
 from marketplace.equipment.rotation import next_holder
 from marketplace.errors import N_, Conflict, ValidationError, not_found
-from marketplace.jobs.models import ContractParty, JobContract, JobStatus, OverflowJob
+from marketplace.jobs.models import (
+    Bid,
+    BidShare,
+    ContractParty,
+    JobContract,
+    JobStatus,
+    OverflowJob,
+)
 from marketplace.jobs.service import eligible_or_bidders
 from marketplace.ledger import service as ledger
 from marketplace.ledger.models import EntrySource, JobPayment
@@ -351,6 +358,7 @@ def _jobs(work: _Exit) -> None:
                       params={"title": job.title, "reason": job.cancel_reason},
                       payload={"id": job.id, "status": job.status}, link=f"/jobs/{job.id}")
         work.summary["jobs_cancelled"].append({"job_id": job.id, "title": job.title})
+    _lapse_bids(work)
     contracts = session.exec(select(OverflowJob, JobContract).join(
         JobContract, col(JobContract.job_id) == OverflowJob.id).where(
         col(OverflowJob.status).in_((JobStatus.AWARDED.value, JobStatus.DONE.value)),
@@ -382,6 +390,31 @@ def _jobs(work: _Exit) -> None:
             now=now, params={"member": work.member.name, "title": job.title},
             payload={"id": job.id}, link=f"/jobs/{job.id}")
         work.summary["contracts_kept"].append({"job_id": job.id, "title": job.title})
+
+
+def _lapse_bids(work: _Exit) -> None:
+    """Bids it placed or shares in, on jobs still choosing: kept as the record, but no
+    longer awardable (award refuses a party that left); the poster and the bid's other
+    members are told, so nobody waits on them."""
+    session, now, leaver = work.session, work.now, id_of(work.member)
+    shared = select(BidShare.bid_id).where(BidShare.member_id == leaver)
+    rows = session.exec(select(OverflowJob, Bid).join(Bid, col(Bid.job_id) == OverflowJob.id)
+                        .where(col(OverflowJob.status).in_((JobStatus.OPEN.value,
+                                                             JobStatus.WINDOW_CLOSED.value)),
+                               or_(col(Bid.member_id) == leaver, col(Bid.id).in_(shared)))
+                        .order_by(col(Bid.id))).all()
+    for job, bid in rows:
+        partners = set(session.exec(select(BidShare.member_id).where(
+            BidShare.bid_id == bid.id))) | {bid.member_id}
+        told = sorted((partners | {job.poster_member_id}) - {leaver})
+        events.notify(
+            session, active_users_of(session, told), "exit.bid_lapsed",
+            N_("%(member)s left the cluster: a bid it is part of on the job %(title)s can no "
+               "longer be awarded."),
+            now=now, params={"member": work.member.name, "title": job.title},
+            payload={"id": job.id}, link=f"/jobs/{job.id}")
+        work.summary.setdefault("bids_lapsed", []).append({"job_id": job.id,
+                                                           "title": job.title})
 
 
 def _cancel_job(work: _Exit, job: OverflowJob, from_statuses: tuple[JobStatus, ...]) -> bool:
