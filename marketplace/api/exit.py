@@ -27,7 +27,7 @@ class ExitOut(ResponseModel):
     summary: dict[str, Any] = Field(description="What the exit did, with amounts in minor "
                                     "units: bookings_cancelled, others_bookings_cancelled, "
                                     "machines_withdrawn, buyouts, jobs_cancelled, "
-                                    "jobs_handed_back, contracts_kept, currency")
+                                    "jobs_handed_back, bids_lapsed, contracts_kept, currency")
 
 
 class AgreedValueIn(RequestModel):
