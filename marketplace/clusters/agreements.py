@@ -153,8 +153,8 @@ def _dispute_and_exit_refusals(terms: AgreementTerms) -> dict[str, str]:
     if not MIN_DISPUTE_DECIDE_DAYS <= terms.dispute_decide_days <= MAX_DISPUTE_DECIDE_DAYS:
         errors["dispute_decide_days"] = N_("A dispute is decided within 3 to 60 days.")
     if not 0 <= terms.buyout_value_bp <= 10_000:
-        errors["buyout_value_bp"] = N_("The buy-out is between 0 % and 100 % of the "
-                                       "machine's agreed value.")
+        errors["buyout_value_bp"] = N_("The buy-out is between 0 and 100 percent of "
+                                       "the machine's agreed value.")
     return errors
 
 

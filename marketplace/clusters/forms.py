@@ -191,7 +191,7 @@ class AgreementForm(WebForm):
                                        validators=[Optional()])
     #: The buy-out of a leaving co-owner's share; left blank, 100 % of the agreed value.
     buyout_value_percent = FiniteDecimalField(
-        _l("Buy-out price (% of a machine's agreed value)"), places=2,
+        _l("Buy-out price, in percent of a machine's agreed value"), places=2,
         validators=[Optional(), NumberRange(Decimal(0), Decimal(100))])
 
     def prefill(self, current: Agreement | None, now: datetime) -> None:
