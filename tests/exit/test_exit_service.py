@@ -305,3 +305,18 @@ def test_its_bids_lapse_and_the_poster_is_told(session: Session, exit_world: Exi
     assert "exit.bid_lapsed" in kinds_for(session, w.owner_b.id)
     record = session.exec(select(MemberExit)).one()
     assert [j["title"] for j in record.summary["bids_lapsed"]] == ["Patio"]
+
+
+def test_a_renewal_between_the_sweep_and_the_effect_keeps_the_member(
+        session: Session, exit_world: ExitWorld) -> None:
+    w = exit_world.world
+    moment = exits.sunset_moment(w.cluster, date(2028, 1, 1))
+    due = exits.due_exits(session, moment + timedelta(minutes=1))
+    assert {m for m, _reason, _at in due} >= {w.member_a_id, w.member_b_id}
+    session.commit()
+    agreements.publish_agreement(session, w.coordinator, terms(sunset_on=date(2030, 1, 1)),
+                                 moment - timedelta(days=1))
+    member_id, reason, effective = next(d for d in due if d[0] == w.member_a_id)
+    assert not exits.take_effect(session, member_id, reason, effective,
+                                 moment + timedelta(minutes=1))
+    assert session.exec(select(func.count()).select_from(MemberExit)).one() == 0

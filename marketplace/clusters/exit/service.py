@@ -169,6 +169,11 @@ def take_effect(session: Session, member_id: int, reason: ExitReason, effective_
     except IntegrityError:
         session.rollback()
         return False
+    if reason == ExitReason.WIND_DOWN:
+        current = agreement_in_force(session, id_of(cluster))
+        if current is None or current.sunset_on > cluster_today(cluster, now):
+            session.rollback()  # renewed since the sweep looked: the cluster goes on
+            return False
     work = _Exit(session, cluster, member, record, reason, now,
                  {"currency": cluster.currency, "bookings_cancelled": [],
                   "others_bookings_cancelled": [], "machines_withdrawn": [], "buyouts": [],
