@@ -4,6 +4,7 @@ at the sunset (wound down) or by a renewal; what each viewer may read of it."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from marketplace.clusters.review import service as review
 from marketplace.clusters.review.models import ReviewAnswer, ReviewStatus, SunsetReview
 from marketplace.errors import Conflict, Forbidden, NotFound, ValidationError
 from marketplace.realtime.models import Notification
-from tests.conftest import NOW, World, invite_member, terms
+from tests.conftest import NOW, World, invite_member, invite_user, terms
 from tests.races import at_once
 
 SUNSET = date(2026, 8, 1)
@@ -394,3 +395,27 @@ def test_the_scheduler_opens_exactly_from_the_local_opening_instant(
     assert review.open_due_reviews(session, now) == int(due)
     assert review.open_due_reviews(session, now) == 0
     assert len(list(session.exec(select(SunsetReview)))) == int(due)
+
+
+def test_two_owners_of_one_business_answering_at_once_leave_one_answer(
+        app: Flask, session: Session, world: World) -> None:
+    """The unique key on (review, business) settles it: the second writer changes the
+    first one's row instead of adding one."""
+    found = opened(session, world)
+    review_id = found.id
+    co_owner = invite_user(session, world.owner_a, "second@alpha.test", "owner")
+    owners = {0: world.owner_a, 1: co_owner}
+    turn = iter(range(2))
+    lock = threading.Lock()
+
+    def answer(own: Session) -> object:
+        with lock:
+            mine = owners[next(turn)]
+        actor = own.get(type(mine), mine.id)
+        return review.answer(own, actor, review_id, "renew", f"by {mine.email}", DURING).id  # type: ignore[arg-type]
+
+    results = at_once(app.extensions["engine"], 2, answer)
+    assert all(isinstance(r, int) for r in results), results
+    session.rollback()
+    rows = list(session.exec(select(ReviewAnswer)))
+    assert len(rows) == 1 and rows[0].member_id == world.member_a_id
