@@ -320,3 +320,23 @@ def test_a_renewal_between_the_sweep_and_the_effect_keeps_the_member(
     assert not exits.take_effect(session, member_id, reason, effective,
                                  moment + timedelta(minutes=1))
     assert session.exec(select(func.count()).select_from(MemberExit)).one() == 0
+
+
+def test_a_member_whose_date_came_before_the_sunset_left_by_notice(
+        session: Session, exit_world: ExitWorld) -> None:
+    """The sweep runs only after both dates: A, whose own date came first, is bought out
+    as a leaver; the others wind down with the cluster (the trailer, B's alone by then,
+    is withdrawn)."""
+    w = exit_world.world
+    version = agreements.publish_agreement(session, w.coordinator,
+                                           terms(sunset_on=date(2026, 7, 15)), NOW)
+    for owner in (w.owner_a, w.owner_b, exit_world.eq.owner_c):
+        agreements.accept_agreement(session, owner, version.version, NOW)
+    leave(session, w)  # A leaves on 1 July
+    moment = exits.sunset_moment(w.cluster, date(2026, 7, 15))
+    exits.take_due_exits(session, moment + timedelta(minutes=1))
+    reasons = {e.member_id: e.reason for e in session.exec(select(MemberExit))}
+    assert reasons[w.member_a_id] == "notice"
+    assert reasons[w.member_b_id] == reasons[exit_world.eq.member_c_id] == "wind_down"
+    assert ledger_rows(session, "buyout") == [(w.member_b_id, w.member_a_id, 600_001)]
+    assert session.get(Equipment, exit_world.trailer.id).status == "retired"  # type: ignore[union-attr]

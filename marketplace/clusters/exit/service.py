@@ -107,8 +107,10 @@ def due_exits(session: Session, now: datetime) -> list[tuple[int, ExitReason, da
         moment = sunset_moment(cluster, current.sunset_on)
         for member in session.exec(select(Member).where(
                 Member.cluster_id == cluster.id, ~done).order_by(col(Member.id))):
-            effective = min(moment, member.exit_effective_at or moment)
-            due[id_of(member)] = (id_of(member), ExitReason.WIND_DOWN, effective)
+            left = member.exit_effective_at
+            due[id_of(member)] = (  # a member whose own date came first left by notice
+                (id_of(member), ExitReason.NOTICE, left) if left is not None and left <= moment
+                else (id_of(member), ExitReason.WIND_DOWN, moment))
     for member in session.exec(select(Member).where(
             col(Member.exit_effective_at) <= now, ~done).order_by(col(Member.id))):
         if member.id not in due:
