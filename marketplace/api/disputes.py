@@ -68,6 +68,7 @@ class DisputeDetail(DisputeOut):
     may_decide: bool
     may_post: bool
     panel_votes: int = Field(description="Panel businesses that have cast a decision.")
+    decided_by: str = Field(description="Who recorded the decision (empty while open).")
 
 
 class OpenIn(RequestModel):
@@ -101,7 +102,7 @@ def _detail(user: User, dispute: MemberDispute) -> dict[str, Any]:
                           "body": m.body, "has_photo": m.photo is not None,
                           "created_at": m.created_at} for m in view.messages],
             "may_decide": view.may_decide, "may_post": view.may_post,
-            "panel_votes": view.panel_votes}
+            "panel_votes": view.panel_votes, "decided_by": view.decided_by}
 
 
 @operation("GET", "/disputes", summary="The disputes the caller may read (its business's, "

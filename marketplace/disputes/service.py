@@ -402,6 +402,7 @@ class DisputeView:
     may_decide: bool
     may_post: bool
     panel_votes: int
+    decided_by: str  # who recorded the decision (the audit trail), once decided
 
 
 def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: datetime
@@ -436,7 +437,8 @@ def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: da
         entries=lines, messages=messages,
         may_decide=may_decide(session, viewer, dispute, now),
         may_post=may_post(session, viewer, dispute),
-        panel_votes=panel_votes(session, id_of(dispute)))
+        panel_votes=panel_votes(session, id_of(dispute)),
+        decided_by=people.get(dispute.decided_by_id or 0, ""))
 
 
 # -- messages -------------------------------------------------------------------------------

@@ -138,6 +138,7 @@ def test_the_api_opens_reads_posts_and_decides_under_the_same_barrier(
         assert decided.status_code == 200, decided.get_json()
         body = decided.get_json()
         assert body["decided_minor"] == 5_001 and body["status"] == "decided"
+        assert body["decided_by"] == lw.coordinator.name
         assert [m["body"] for m in body["messages"]] == ["Hm"]
 
 
