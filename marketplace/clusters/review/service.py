@@ -145,7 +145,8 @@ def open_due_reviews(session: Session, now: datetime) -> int:
         .join(newest, (col(Agreement.cluster_id) == newest.c.cluster_id)
               & (col(Agreement.version) == newest.c.version))
         .join(Cluster, col(Cluster.id) == Agreement.cluster_id)
-        .where(col(Agreement.sunset_on) <= horizon)
+        .where(col(Agreement.sunset_on) <= horizon,
+               col(Agreement.sunset_on) > now.date() - timedelta(days=2))  # not yet come
         .order_by(col(Agreement.cluster_id))))
     session.commit()
     opened = 0
