@@ -8,6 +8,7 @@ import time
 import pytest
 import socketio
 from flask import Flask
+from sqlmodel import Session
 
 from marketplace import create_app
 from marketplace.config import socketio_channel
@@ -107,3 +108,29 @@ def test_the_channel_follows_the_redis_database_unless_set() -> None:
     assert socketio_channel({"REDIS_URL": "redis://cache:6379"}) == "marketplace-db0"
     assert socketio_channel({"REDIS_URL": "redis://cache:6379/3",
                              "SOCKETIO_CHANNEL": "valley-prod"}) == "valley-prod"
+
+
+def test_a_business_that_left_gets_no_socket_and_no_replay(
+        app: Flask, session: Session, world: World) -> None:
+    """Its people keep their statements, not the cluster's live events: the socket is
+    refused once the exit date came, and so is a replay on a socket opened before it."""
+    from datetime import timedelta
+
+    from marketplace.clusters.models import Member
+    from marketplace.db import utcnow
+
+    with live_server(app) as url:
+        cookie = logged_in_cookie(url, world.owner_b.email, PASSWORD)
+        before = socket_client(url, cookie)
+        assert before.call("replay", {"cursor": 0}, timeout=5)["replayed"] >= 0
+        member = session.get(Member, world.member_b_id)
+        assert member is not None
+        member.exit_noticed_at = utcnow() - timedelta(days=31)
+        member.exit_effective_at = utcnow() - timedelta(minutes=1)
+        session.commit()
+        assert before.call("replay", {"cursor": 0}, timeout=5) == {"error": "former_member"}
+        before.disconnect()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            socket_client(url, cookie)
+        # The partner still in the cluster connects as before.
+        socket_client(url, logged_in_cookie(url, world.owner_a.email, PASSWORD)).disconnect()
