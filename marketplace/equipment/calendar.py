@@ -197,12 +197,19 @@ def feed_token(session: Session, member: Member, now: datetime, *, renew: bool =
     return feed.token
 
 
-def member_for_token(session: Session, token: str) -> Member | None:
-    """The member whose feed this token opens (None for an unknown or revoked token)."""
+def member_for_token(session: Session, token: str, now: datetime) -> Member | None:
+    """The member whose feed this token opens (None for an unknown or revoked token, or
+    for a business whose exit took effect: the feed needs no login, so no
+    page gate stands before it, and a former member keeps none of the cluster's
+    bookings)."""
     if not token or len(token) > 64:
         return None
     feed = session.exec(select(CalendarFeed).where(CalendarFeed.token == token)).first()
-    return session.get(Member, feed.member_id) if feed else None
+    member = session.get(Member, feed.member_id) if feed else None
+    if member is not None and member.exit_effective_at is not None \
+            and member.exit_effective_at <= now:
+        return None
+    return member
 
 
 @dataclass(frozen=True)

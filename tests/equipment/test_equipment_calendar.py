@@ -138,16 +138,21 @@ def test_feed_token_is_stable_and_renewing_revokes_the_old_one(session: Session,
     token = calendar.feed_token(session, member_c, NOW)
     assert len(token) >= 40
     assert calendar.feed_token(session, member_c, NOW + timedelta(days=3)) == token
-    assert calendar.member_for_token(session, token).id == member_c.id  # type: ignore[union-attr]
+    assert calendar.member_for_token(session, token, NOW).id == member_c.id  # type: ignore[union-attr]
     other = calendar.feed_token(session, _member(session, eq.world.member_b_id), NOW)
     assert other != token
     renewed = calendar.feed_token(session, member_c, NOW, renew=True)
     assert renewed != token
-    assert calendar.member_for_token(session, token) is None
-    assert calendar.member_for_token(session, renewed).id == member_c.id  # type: ignore[union-attr]
+    assert calendar.member_for_token(session, token, NOW) is None
+    assert calendar.member_for_token(session, renewed, NOW).id == member_c.id  # type: ignore[union-attr]
     assert calendar.feed_token(session, member_c, NOW) == renewed
     for nonsense in ("", "x" * 65, "not-a-token"):
-        assert calendar.member_for_token(session, nonsense) is None
+        assert calendar.member_for_token(session, nonsense, NOW) is None
+    # A business that left keeps no feed of the cluster's bookings (it needs no login).
+    member_c.exit_effective_at = NOW - timedelta(minutes=1)
+    session.commit()
+    assert calendar.member_for_token(session, renewed, NOW) is None
+    assert calendar.member_for_token(session, renewed, NOW - timedelta(minutes=2)) is not None
 
 
 def _unfold(text: str) -> list[str]:

@@ -31,10 +31,10 @@ def renew_feed() -> ResponseReturnValue:
 @feed_bp.route("/calendar/<token>.ics")
 def feed(token: str) -> ResponseReturnValue:
     session = db()
-    member = calendar.member_for_token(session, token)
+    now = utcnow()
+    member = calendar.member_for_token(session, token, now)
     if member is None:
         abort(404)
-    now = utcnow()
     labels = {"booking": _("Booking: %(machine)s"), "lent": _("Lent out: %(machine)s"),
               "custody": _("Your turn with %(machine)s")}
     events = calendar.member_events(session, member, now, labels)
