@@ -282,6 +282,13 @@ def approve(session: Session, actor: User, booking_id: int, now: datetime) -> Bo
     if booking.starts_at <= now and booking.status == BookingStatus.REQUESTED:
         raise Conflict("request_expired", N_("This request's slot has already started; it "
                                              "can only be declined."))
+    booker = session.get(Member, booking.member_id)
+    if booker is not None and booker.exit_effective_at is not None \
+            and booker.exit_effective_at <= now:
+        # Its exit cancels its requests; approving one at the same moment would leave a
+        # confirmed, charged booking of a business that is gone.
+        raise Conflict("booker_left", N_("The business that asked for this booking has "
+                                         "left the cluster, so it can only be declined."))
     _move(session, booking, (BookingStatus.REQUESTED.value,),
           status=BookingStatus.CONFIRMED.value, decided_at=now)
     _charge(session, booking, booking.member_id, owner_shares(session, id_of(equipment)), now)

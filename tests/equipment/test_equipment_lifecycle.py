@@ -117,6 +117,28 @@ def test_only_an_owner_of_the_machine_approves(session: Session, eq: Equip,
     assert fresh(session, made).status == BookingStatus.REQUESTED
 
 
+def test_a_request_of_a_business_that_left_cannot_be_approved(
+        session: Session, eq: Equip, approval_machine: Equipment) -> None:
+    """Its exit cancels its requests; an approval landing at the same moment must not
+    leave a confirmed, charged booking of a business that is gone."""
+    from marketplace.clusters.models import Member
+
+    world = eq.world
+    made = booking.book(session, world.owner_b, approval_machine.id, START, END, NOW)  # type: ignore[arg-type]
+    leaver = session.get(Member, world.member_b_id)
+    assert leaver is not None
+    leaver.exit_effective_at = NOW - timedelta(minutes=1)
+    session.commit()
+    before = written(session)
+    with pytest.raises(Conflict) as refused:
+        booking.approve(session, world.owner_a, made.id, NOW)  # type: ignore[arg-type]
+    assert refused.value.code == "booker_left"
+    session.rollback()
+    assert written(session) == before
+    assert fresh(session, made).status == BookingStatus.REQUESTED
+    booking.decline(session, world.owner_a, made.id, "You left the cluster.", NOW)  # type: ignore[arg-type]
+
+
 def test_owner_booking_its_own_machine_needs_no_approval(session: Session, eq: Equip,
                                                          approval_machine: Equipment) -> None:
     made = booking.book(session, eq.world.crew_a, approval_machine.id, START, END, NOW)  # type: ignore[arg-type]
