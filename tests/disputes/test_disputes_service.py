@@ -336,3 +336,20 @@ def test_a_panel_of_three_decides_when_two_cast_the_same_decision(session: Sessi
     session.expire_all()
     assert session.exec(select(LedgerEntry).where(
         LedgerEntry.source == EntrySource.MEMBER_DISPUTE_SETTLED.value)).all() == []
+
+
+def test_the_statement_names_the_hold_and_the_decision(app, session: Session,  # type: ignore[no-untyped-def]
+                                                       lw: Ledger) -> None:
+    from marketplace.clusters.models import Member
+    from marketplace.ledger.statements import statement_rows
+
+    dispute = open_damage(session, lw)
+    disputes.decide(session, lw.coordinator, dispute.id, "uphold", None, None,  # type: ignore[arg-type]
+                    "It stands", closed_at() + timedelta(days=2))
+    member = session.get(Member, lw.c)
+    assert member is not None
+    with app.test_request_context():
+        rows = statement_rows(session, lw.owner_c, member, "2026-06")
+    whats = [row[1] for row in rows if len(row) > 1]
+    assert "Held while a dispute is open" in whats
+    assert "Settled by a dispute's decision" in whats
