@@ -128,8 +128,10 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("push.unsubscribe", "POST"):               ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
     ("clusters.agreement", "GET"):              ("-",             LOGIN,   200,   200,   200,   200,   200,   200,   200),
     ("clusters.accept_agreement", "POST"):      ("-",             LOGIN,   422,   422,   422,   422,   422,   422,   422),
-    ("clusters.edit_agreement", "GET"):         ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
-    ("clusters.edit_agreement", "POST"):        ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
+    # Our charter is signed: the coordinator is sent to propose a change instead; the
+    # rival's is not, so its coordinator still writes it.
+    ("clusters.edit_agreement", "GET"):         ("-",             LOGIN,   403,   403,   403,   403,   302,   403,   200),
+    ("clusters.edit_agreement", "POST"):        ("-",             LOGIN,   403,   403,   403,   403,   409,   403,   422),
     ("clusters.agreement_version", "GET"):      ("version",       LOGIN,   200,   200,   200,   200,   200,   404,   404),
     ("clusters.cluster_settings", "GET"):       ("-",             LOGIN,   403,   403,   403,   403,   200,   403,   200),
     ("clusters.cluster_settings", "POST"):      ("-",             LOGIN,   403,   403,   403,   403,   422,   403,   422),
