@@ -12,6 +12,7 @@ from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters.exit import service as exits
 from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
 from marketplace.clusters.exit.models import MemberExit
+from marketplace.db import utcnow
 from marketplace.web import db, viewer
 
 TAG = "exit"
@@ -63,5 +64,6 @@ def member_exit(member_id: int) -> dict[str, Any]:
            "machine is worth, for buying out a leaving co-owner (its owners, the "
            "coordinator)", tag=TAG, body=AgreedValueIn, response=AgreedValueOut)
 def set_agreed_value(equipment_id: int, body: AgreedValueIn) -> dict[str, Any]:
-    machine = exits.set_agreed_value(db(), viewer(), equipment_id, body.agreed_value_minor)
+    machine = exits.set_agreed_value(db(), viewer(), equipment_id, body.agreed_value_minor,
+                                    now=utcnow())
     return {"equipment_id": machine.id, "agreed_value_minor": machine.agreed_value_minor}

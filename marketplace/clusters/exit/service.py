@@ -45,8 +45,9 @@ from marketplace import events
 from marketplace.clusters.agreements import agreement_in_force, cluster_today
 from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR, buy_out
 from marketplace.clusters.exit.models import ExitBuyout, ExitReason, MemberExit
-from marketplace.clusters.models import Cluster, Member, Role, User
+from marketplace.clusters.models import Addressee, Cluster, Member, Role, User
 from marketplace.clusters.service import active_users_of
+from marketplace.db import utcnow
 from marketplace.equipment.access import get_equipment, owner_shares, require_manager
 from marketplace.equipment.booking import cancel_affected
 from marketplace.equipment.listings import FAR_FUTURE
@@ -501,22 +502,66 @@ def is_former_member(member: Member | None, now: datetime) -> bool:
 
 
 def set_agreed_value(session: Session, actor: User, equipment_id: int,
-                     value_minor: int | None) -> Equipment:
+                     value_minor: int | None, *, now: datetime | None = None) -> Equipment:
     """A co-owned machine's owners (or the coordinator) set what it is worth, for buying
-    out a leaving co-owner; None clears it (a buy-out is then free)."""
+    out a leaving co-owner; None clears it (a buy-out is then free).
+
+    Once any co-owner of the machine has given notice of exit, the value in force that
+    day is the one its buy-out uses: no owner may change it any more (neither the leaver,
+    who is paid, nor the others, who pay); only the coordinator may correct it.  Every
+    change is told, with the old and new value and who made it, to the people of the
+    co-owners and the coordinators (other than whoever made it): a change is never
+    unannounced, and the notifications are its record."""
+    moment = now or utcnow()
     equipment = get_equipment(session, actor, equipment_id, for_update=True)
     require_manager(session, actor, equipment)
-    if len(owner_shares(session, equipment_id)) < 2:
+    shares = owner_shares(session, equipment_id)
+    if len(shares) < 2:
         raise Conflict("not_co_owned", N_("Only a co-owned machine has an agreed value: a "
                                           "machine owned alone is never bought out."))
     if equipment.status == ListingStatus.RETIRED:
         raise Conflict("retired", N_("This machine is retired; its listing cannot change."))
+    leaving = session.exec(select(Member.id).where(
+        col(Member.id).in_(list(shares)),
+        or_(col(Member.exit_noticed_at).is_not(None),
+            col(Member.exit_effective_at).is_not(None)))).first()
+    if leaving is not None and not actor.is_coordinator:
+        raise Conflict("exit_pending", N_(
+            "A co-owner of this machine has given notice of exit, so the agreed value in "
+            "force that day is what its share will be bought at. Only the coordinator can "
+            "correct it now."))
     if value_minor is not None and not 0 < value_minor <= MAX_AGREED_VALUE_MINOR:
         message = N_("Enter what the co-owners agree the machine is worth (above zero), or "
                      "leave it empty.")
         raise ValidationError("invalid_agreed_value", message,
                               fields={"agreed_value": message})
+    old = equipment.agreed_value_minor
     equipment.agreed_value_minor = value_minor
     session.add(equipment)
+    if old != value_minor:
+        _tell_agreed_value(session, actor, equipment, shares, old, value_minor, moment)
     session.commit()
     return equipment
+
+
+def _tell_agreed_value(session: Session, actor: User, equipment: Equipment,
+                       shares: dict[int, int], old: int | None, new: int | None,
+                       now: datetime) -> None:
+    """The co-owners' people and the coordinators learn of a change of the agreed value."""
+    def shown(value: int | None) -> str:
+        return (f"{plain_decimal(value, equipment.currency)} {equipment.currency}"
+                if value else "-")
+    who = session.get(Member, actor.member_id) if actor.member_id is not None else None
+    everyone: list[User | Addressee] = [*active_users_of(session, list(shares)),
+                                        *coordinators(session, equipment.cluster_id)]
+    audience = [u for u in everyone if u.id != actor.id]
+    events.notify(
+        session, audience, "equipment.agreed_value",
+        N_("%(member)s changed the agreed value of %(machine)s from %(old)s to %(new)s. A "
+           "leaving co-owner's share is bought at the agreement's fraction of it.")
+        if who is not None else
+        N_("The coordinator changed the agreed value of %(machine)s from %(old)s to "
+           "%(new)s. A leaving co-owner's share is bought at the agreement's fraction of it."),
+        now=now, params={"member": who.name if who is not None else "",
+                         "machine": equipment.name, "old": shown(old), "new": shown(new)},
+        payload={"equipment_id": equipment.id}, link=f"/equipment/{equipment.id}")

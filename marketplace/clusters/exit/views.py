@@ -84,7 +84,7 @@ def agreed_value(equipment_id: int) -> ResponseReturnValue:
     try:
         cluster = get_cluster(session, user)
         value = money_from_form(text, "agreed_value", cluster.currency) if text else None
-        exits.set_agreed_value(session, user, equipment_id, value)
+        exits.set_agreed_value(session, user, equipment_id, value, now=utcnow())
     except ValidationError as error:  # shown next to the field, on the machine's page
         if wants_json():
             raise

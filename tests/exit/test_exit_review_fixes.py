@@ -1,0 +1,74 @@
+"""Fixes of the adversarial review of the clean exit (#20 part 5): each test reproduces
+one finding and fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, select
+
+from marketplace.clusters.exit import service as exits
+from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
+from marketplace.equipment.models import Equipment
+from marketplace.errors import Conflict
+from marketplace.realtime.models import Notification
+from tests.conftest import NOW
+from tests.exit.conftest import AFTER, AGREED_VALUE, ExitWorld, leave, ledger_rows
+
+
+def _told(session: Session, kind: str) -> list[int | None]:
+    return sorted(n.user_id for n in session.exec(
+        select(Notification).where(Notification.kind == kind)))
+
+
+# -- 1: a leaving co-owner may not set the price the others pay it --------------------
+
+
+def test_a_leaving_co_owner_cannot_raise_its_own_buyout_price(
+        session: Session, exit_world: ExitWorld) -> None:
+    """The repro: A (60 %) gives notice, then sets the largest agreed value; the exit
+    must still buy A out at the value in force when it gave notice."""
+    w = exit_world.world
+    leave(session, w)
+    with pytest.raises(Conflict) as refused:
+        exits.set_agreed_value(session, w.owner_a, exit_world.trailer.id,
+                               MAX_AGREED_VALUE_MINOR, now=NOW)
+    assert refused.value.code == "exit_pending"
+    session.rollback()
+    # Nor may the remaining co-owner (who pays) lower it alone once notice is given.
+    with pytest.raises(Conflict):
+        exits.set_agreed_value(session, w.owner_b, exit_world.trailer.id, 1, now=NOW)
+    session.rollback()
+    assert session.get(Equipment, exit_world.trailer.id).agreed_value_minor == AGREED_VALUE  # type: ignore[union-attr]
+    assert exits.take_due_exits(session, AFTER) == 1
+    assert ledger_rows(session, "buyout") == [(w.member_b_id, w.member_a_id, 600_001)]
+
+
+def test_the_coordinator_may_correct_the_value_after_notice_and_everyone_is_told(
+        session: Session, exit_world: ExitWorld) -> None:
+    w = exit_world.world
+    leave(session, w)
+    already = len(_told(session, "equipment.agreed_value"))
+    exits.set_agreed_value(session, w.coordinator, exit_world.trailer.id, 500_000, now=NOW)
+    told = _told(session, "equipment.agreed_value")
+    assert len(told) == already + 3
+    # both co-owners' people (A's owner and crew, B's owner), not the coordinator who set it
+    assert sorted(n.user_id for n in session.exec(select(Notification).where(
+        Notification.kind == "equipment.agreed_value",
+        Notification.params["new"].as_string() == "5000.00 CAD"))) == sorted(  # type: ignore[index]
+        [w.owner_a.id, w.crew_a.id, w.owner_b.id])
+    assert exits.take_due_exits(session, AFTER) == 1
+    assert ledger_rows(session, "buyout") == [(w.member_b_id, w.member_a_id, 300_000)]
+
+
+def test_a_co_owners_change_is_told_to_the_other_co_owners(
+        session: Session, exit_world: ExitWorld) -> None:
+    w = exit_world.world
+    already = set(n.id for n in session.exec(select(Notification)))
+    exits.set_agreed_value(session, w.owner_a, exit_world.trailer.id, 2_000_000, now=NOW)
+    notes = [n for n in session.exec(select(Notification).where(
+        Notification.kind == "equipment.agreed_value")) if n.id not in already]
+    assert sorted(n.user_id for n in notes) == sorted(
+        [w.owner_b.id, w.crew_a.id, w.coordinator.id])  # not who set it
+    assert all(n.params["member"] == "Alpha" or n.params["member"] for n in notes)
+    assert {n.params["new"] for n in notes} == {"20000.00 CAD"}
+    assert {n.params["old"] for n in notes} == {"10000.01 CAD"}
