@@ -193,8 +193,7 @@ def build_world(session: Session, world: World, upload_dir: Path) -> MatrixWorld
         session, world.coordinator, terms(purpose="Share overflow work, v3."),
         "Fees should reward hand-offs.", 7, now)
     # A sunset review, open (the scheduler opens one 30 days before the sunset; here now).
-    review.open_review(session, world.cluster.id, version.version, version.sunset_on,
-                       "America/Toronto", now)
+    review.open_review(session, world.cluster.id, version.version, version.sunset_on, now)
     sunset_review = review.current_review(session, world.cluster.id)
     assert sunset_review is not None
     # A dispute: B, which did A's confirmed job, disputes the referral fee it owes A, with

@@ -97,7 +97,7 @@ def _review_out(view: service.ReviewView) -> dict[str, Any]:
     return {
         "id": review.id, "status": review.status, "sunset_on": review.sunset_on,
         "agreement_version": review.agreement_version, "opened_at": review.opened_at,
-        "closes_at": review.closes_at, "closed_at": review.closed_at,
+        "closes_at": view.closes_at, "closed_at": review.closed_at,
         "outcome": review.outcome, "renewed_version": review.renewed_version,
         "renewed_sunset_on": review.renewed_sunset_on, "participants": view.participants,
         "answered": view.answered, "tally": view.tally,

@@ -32,7 +32,6 @@ def upgrade() -> None:
     sa.Column('agreement_version', sa.Integer(), nullable=False),
     sa.Column('sunset_on', sa.Date(), nullable=False),
     sa.Column('opened_at', marketplace.db.UTCDateTime(), nullable=False),
-    sa.Column('closes_at', marketplace.db.UTCDateTime(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('closed_at', marketplace.db.UTCDateTime(), nullable=True),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=True),
@@ -43,8 +42,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('cluster_id', 'sunset_on', name='uq_sunsetreview_sunset')
     )
     op.create_index(op.f('ix_sunsetreview_cluster_id'), 'sunsetreview', ['cluster_id'],
-                    unique=False)
-    op.create_index(op.f('ix_sunsetreview_closes_at'), 'sunsetreview', ['closes_at'],
                     unique=False)
     op.create_index(op.f('ix_sunsetreview_status'), 'sunsetreview', ['status'], unique=False)
     op.create_table('reviewanswer',
@@ -73,6 +70,5 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_reviewanswer_member_id'), table_name='reviewanswer')
     op.drop_table('reviewanswer')
     op.drop_index(op.f('ix_sunsetreview_status'), table_name='sunsetreview')
-    op.drop_index(op.f('ix_sunsetreview_closes_at'), table_name='sunsetreview')
     op.drop_index(op.f('ix_sunsetreview_cluster_id'), table_name='sunsetreview')
     op.drop_table('sunsetreview')

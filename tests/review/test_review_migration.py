@@ -16,8 +16,8 @@ def test_the_review_tables_go_down_to_0018_and_up_again(database_url: str) -> No
         names = set(inspect(engine).get_table_names())
         assert {"sunsetreview", "reviewanswer"} <= names
         insert = text("INSERT INTO sunsetreview (cluster_id, agreement_version, sunset_on, "
-                      "opened_at, closes_at, status) VALUES (:c, 1, '2030-01-01', "
-                      "'2029-12-02 05:00:00', '2030-01-01 05:00:00', 'open')")
+                      "opened_at, status) VALUES (:c, 1, '2030-01-01', "
+                      "'2029-12-02 05:00:00', 'open')")
         with engine.begin() as conn:
             cluster = conn.execute(text("SELECT id FROM cluster ORDER BY id LIMIT 1")).scalar()
             conn.execute(insert, {"c": cluster})

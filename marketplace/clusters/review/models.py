@@ -45,8 +45,6 @@ class SunsetReview(SQLModel, table=True):
     agreement_version: int
     sunset_on: date
     opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    #: The sunset's first instant where the cluster is (its local midnight), in UTC.
-    closes_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
     status: str = Field(default=ReviewStatus.OPEN.value, max_length=10, index=True)
     closed_at: datetime | None = Field(default=None,
                                        sa_column=Column(UTCDateTime(), nullable=True))

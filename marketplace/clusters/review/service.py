@@ -27,9 +27,13 @@ votes' counts: `governance.counts_may_be_shown`).
 
 Closing.  A review closes once (a conditional UPDATE ... WHERE status = 'open'): when a
 version with another sunset date is in force (renewed: by the coordinator from the
-review page, by the editor, or by a carried proposal), or at the sunset (the first
-instant of the sunset date where the cluster is) with none (wound down: part 5's
-scheduler task winds the cluster down, this only records it).
+review page, by the editor, or by a carried proposal), or at the sunset with none (wound
+down: part 5's scheduler task winds the cluster down, this only records it).  The
+sunset is one moment for the review and the exits: `exit.service.sunset_moment`, the
+first instant of the sunset date in the cluster's time zone *as it is at each check*
+(`closing_moment`), so a cluster that moves its time zone while the review is open
+closes it when its members leave -- not at the old zone's midnight.  From that moment
+answers and renewals are refused, whether or not the sweep has recorded the close yet.
 
 Renewing.  A renewal that only moves the sunset later keeps every other term the
 members accepted, and the review's answers are the members' say on it: the coordinator
@@ -45,6 +49,7 @@ rule decides; a carried proposal with a later sunset closes the review as renewe
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -64,6 +69,7 @@ from marketplace.clusters.agreements import (
     agreement_in_force,
     check_terms,
 )
+from marketplace.clusters.exit.service import sunset_moment
 from marketplace.clusters.governance.service import carried, participating_member_ids
 from marketplace.clusters.models import (
     Agreement,
@@ -100,6 +106,7 @@ MAX_LESSONS = 4000
 #: At most this many quarters of targets in a review (two years).
 MAX_QUARTERS = 8
 CHOICES = tuple(c.value for c in Choice)
+log = logging.getLogger(__name__)
 CHOICE_LABELS = {Choice.RENEW.value: N_("Renew"), Choice.CHANGE.value: N_("Change"),
                  Choice.LEAVE.value: N_("Leave")}
 
@@ -107,6 +114,14 @@ CHOICE_LABELS = {Choice.RENEW.value: N_("Renew"), Choice.CHANGE.value: N_("Chang
 def local_midnight(day: date, timezone: str) -> datetime:
     """The first instant of `day` where the cluster is, in UTC."""
     return datetime.combine(day, time.min, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def closing_moment(session: Session, review: SunsetReview) -> datetime:
+    """The instant the review closes (UTC): its sunset's first instant in the cluster's
+    time zone now -- the very moment the cluster's wind-down exits take effect."""
+    cluster = session.get(Cluster, review.cluster_id)
+    assert cluster is not None  # a foreign key
+    return sunset_moment(cluster, review.sunset_on)
 
 
 def opens_on(sunset_on: date) -> date:
@@ -152,21 +167,25 @@ def open_due_reviews(session: Session, now: datetime) -> int:
     opened = 0
     for cluster_id, version, sunset_on, timezone in candidates:
         today = now.astimezone(ZoneInfo(timezone)).date()
-        if due_to_open(sunset_on, today) and \
-                open_review(session, cluster_id, version, sunset_on, timezone, now):
-            opened += 1
+        if not due_to_open(sunset_on, today):
+            continue
+        try:  # one cluster's failure leaves the others' reviews to open; the next run retries
+            opened += open_review(session, cluster_id, version, sunset_on, now)
+        except Exception:
+            session.rollback()
+            log.exception("opening the sunset review of cluster %s (version %s, sunset %s) "
+                          "failed", cluster_id, version, sunset_on)
     return opened
 
 
 def open_review(session: Session, cluster_id: int, version: int, sunset_on: date,
-                timezone: str, now: datetime) -> bool:
+                now: datetime) -> bool:
     """Open the review of this sunset unless it exists (INSERT ... ON CONFLICT DO
     NOTHING: two openers at once insert one row); tell everyone if this opened it."""
     insert = postgresql.insert if on_postgresql(session) else sqlite.insert
     review_id = session.execute(insert(SunsetReview).values(
         cluster_id=cluster_id, agreement_version=version, sunset_on=sunset_on,
-        opened_at=now, closes_at=local_midnight(sunset_on, timezone),
-        status=ReviewStatus.OPEN.value).on_conflict_do_nothing(
+        opened_at=now, status=ReviewStatus.OPEN.value).on_conflict_do_nothing(
             index_elements=["cluster_id", "sunset_on"])
         .returning(col(SunsetReview.id))).scalar()
     if review_id is None:  # it was opened already
@@ -214,7 +233,7 @@ def _closed_refusal(session: Session, review: SunsetReview) -> Conflict:
 def answer_refusal(session: Session, actor: User, review: SunsetReview, now: datetime
                    ) -> Forbidden | Conflict | None:
     """Why the actor may not answer for its business now (None: it may)."""
-    if review.status != ReviewStatus.OPEN.value or review.closes_at <= now:
+    if review.status != ReviewStatus.OPEN.value or closing_moment(session, review) <= now:
         return _closed_refusal(session, review)
     if actor.role != Role.OWNER or actor.member_id is None:
         return Forbidden("owner_only", N_("Only an owner of a member business can answer "
@@ -281,16 +300,16 @@ def answer(session: Session, actor: User, review_id: int, choice: str, lessons: 
 def close_due_reviews(session: Session, now: datetime) -> int:
     """Scheduler sweep: close every open review whose sunset came or whose agreement was
     renewed; how many this run closed."""
-    rows = list(session.execute(
-        sa_select(col(SunsetReview.id), col(SunsetReview.cluster_id),
-                  col(SunsetReview.sunset_on), col(SunsetReview.closes_at))
-        .where(col(SunsetReview.status) == ReviewStatus.OPEN.value)
+    session.expire_all()  # time zones and versions as committed now
+    rows = list(session.exec(
+        select(SunsetReview).where(SunsetReview.status == ReviewStatus.OPEN.value)
         .order_by(col(SunsetReview.id))))
     due = []
-    for review_id, cluster_id, sunset_on, closes_at in rows:
-        current = agreement_in_force(session, cluster_id)
-        if closes_at <= now or (current is not None and current.sunset_on != sunset_on):
-            due.append(review_id)
+    for row in rows:
+        current = agreement_in_force(session, row.cluster_id)
+        if closing_moment(session, row) <= now or \
+                (current is not None and current.sunset_on != row.sunset_on):
+            due.append(row.id)
     session.commit()
     return sum(1 for review_id in due
                if review_id is not None and close_review(session, review_id, now))
@@ -313,7 +332,7 @@ def close_review(session: Session, review_id: int, now: datetime) -> bool:
         return False
     current = agreement_in_force(session, review.cluster_id)
     renewed = current is not None and current.sunset_on != review.sunset_on
-    if not renewed and review.closes_at > now:
+    if not renewed and closing_moment(session, review) > now:
         session.rollback()
         return False
     if not _claim(session, review_id, now):
@@ -369,8 +388,8 @@ def renew(session: Session, actor: User, review_id: int, sunset_on: date | None,
     that closes the review as renewed; every member then accepts it again."""
     require_coordinator(actor)
     review = in_cluster(session, SunsetReview, review_id, actor.cluster_id, for_update=True)
-    if review.status != ReviewStatus.OPEN.value:
-        raise _closed_refusal(session, review)
+    if review.status != ReviewStatus.OPEN.value or closing_moment(session, review) <= now:
+        raise _closed_refusal(session, review)  # from the sunset the cluster winds down
     current = agreement_in_force(session, actor.cluster_id)
     assert current is not None  # a review exists only under a published agreement
     if current.sunset_on != review.sunset_on:
@@ -439,6 +458,7 @@ class ReviewView:
     API answer is built from this)."""
 
     review: SunsetReview
+    closes_at: datetime  # `closing_moment`: the sunset where the cluster is now
     agreement: Agreement | None  # the version reviewed
     participants: int | None  # businesses that may answer (None once closed)
     answered: int
@@ -507,23 +527,25 @@ def review_view(session: Session, viewer: User, review: SunsetReview, now: datet
     progress = tuple(target_progress(session, scope, targets, quarters, now))
     votes, participating = renewal_support(session, review, now)
     rule = agreement.decision_rule if agreement is not None else "majority"
+    closes_at = closing_moment(session, review)
     return ReviewView(
-        review=review, agreement=agreement,
+        review=review, closes_at=closes_at, agreement=agreement,
         renew_votes=votes, renewal_carried=carried(rule, votes, participating),
         participants=len(participating_member_ids(session, review.cluster_id, now))
         if is_open else None,
         answered=len(rows), tally=tally, answers=answers, mine=mine,
         may_answer=answer_refusal(session, viewer, review, now) is None,
-        may_renew=is_coordinator and is_open, is_coordinator=is_coordinator,
+        may_renew=is_coordinator and is_open and closes_at > now,
+        is_coordinator=is_coordinator,
         progress=progress, quarters=quarters, k=k)
 
 
-def review_summary(review: SunsetReview) -> dict[str, Any]:
+def review_summary(session: Session, review: SunsetReview) -> dict[str, Any]:
     """The review's public facts (every member may read them)."""
     return {"id": review.id, "sunset_on": review.sunset_on.isoformat(),
             "agreement_version": review.agreement_version, "status": review.status,
             "opened_at": review.opened_at.isoformat(),
-            "closes_at": review.closes_at.isoformat(),
+            "closes_at": closing_moment(session, review).isoformat(),
             "closed_at": review.closed_at.isoformat() if review.closed_at else None,
             "outcome": review.outcome, "renewed_version": review.renewed_version,
             "renewed_sunset_on": review.renewed_sunset_on.isoformat()

@@ -136,9 +136,10 @@ def _require_login() -> None:
 
 @bp.route("/agreement/reviews")
 def reviews() -> ResponseReturnValue:
-    viewer = acting_user()
-    return render_template("clusters/reviews.html",
-                           reviews=service.list_reviews(db(), viewer))
+    viewer, session = acting_user(), db()
+    found = service.list_reviews(session, viewer)
+    return render_template("clusters/reviews.html", reviews=found,
+                           closes={r.id: service.closing_moment(session, r) for r in found})
 
 
 def _page(review_id: int, answer_form: AnswerForm | None = None,
