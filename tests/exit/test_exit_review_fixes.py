@@ -3,16 +3,34 @@ one finding and fails without its fix."""
 
 from __future__ import annotations
 
+import threading
+from datetime import timedelta
+from typing import Any
+
 import pytest
+from flask import Flask
 from sqlmodel import Session, select
 
 from marketplace.clusters.exit import service as exits
 from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
-from marketplace.equipment.models import Equipment
+from marketplace.clusters.models import User
+from marketplace.equipment import booking, listings
+from marketplace.equipment.models import Booking, Equipment
 from marketplace.errors import Conflict
+from marketplace.ledger.models import LedgerEntry
 from marketplace.realtime.models import Notification
 from tests.conftest import NOW
-from tests.exit.conftest import AFTER, AGREED_VALUE, ExitWorld, leave, ledger_rows
+from tests.equipment.conftest import draft
+from tests.exit.conftest import (
+    AFTER,
+    AGREED_VALUE,
+    EXIT_AT,
+    LATER_MONDAY,
+    ExitWorld,
+    book,
+    leave,
+    ledger_rows,
+)
 
 
 def _told(session: Session, kind: str) -> list[int | None]:
@@ -72,3 +90,59 @@ def test_a_co_owners_change_is_told_to_the_other_co_owners(
     assert all(n.params["member"] == "Alpha" or n.params["member"] for n in notes)
     assert {n.params["new"] for n in notes} == {"20000.00 CAD"}
     assert {n.params["old"] for n in notes} == {"10000.01 CAD"}
+
+
+# -- 2: an approval at the moment the exit reads the leaver's bookings ----------------
+
+
+def test_a_request_approved_while_the_exit_runs_is_still_cancelled_and_refunded(
+        app: Flask, session: Session, exit_world: ExitWorld,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit reads A's request; B approves it (a moment before A's exit date, so the
+    approval's own guard lets it through) before the exit moves it.  Before the fix the
+    exit's conditional update missed, skipped the booking ("changed a moment ago") and
+    left A a confirmed, charged booking for ever.  Now the exit locks A's bookings when
+    it reads them (PostgreSQL; SQLite's write lock is already held), so the approval
+    waits and then finds the request cancelled; and a booking that still changed is
+    read again and cancelled with its fee refunded."""
+    w = exit_world.world
+    engine = app.extensions["engine"]
+    skid = listings.list_machine(session, w.owner_b, draft(name="Bobcat S70", kind="skid_steer",
+                                                           needs_approval=True), NOW)
+    request = book(session, w.owner_a, skid, LATER_MONDAY, 9)
+    assert request.status == "requested"
+    leave(session, w)
+    answers: list[object] = []
+
+    def approve() -> None:
+        with Session(engine, expire_on_commit=False) as own:
+            try:
+                answers.append(booking.approve(own, own.get(User, w.owner_b.id),  # type: ignore[arg-type]
+                                               request.id, EXIT_AT - timedelta(minutes=1))
+                               .status)
+            except Exception as error:  # noqa: BLE001 - checked below
+                own.rollback()
+                answers.append(getattr(error, "code", repr(error)))
+
+    real_update = exits.update
+    racer = threading.Thread(target=approve)
+
+    def update_after_an_approval(*args: Any, **kwargs: Any) -> Any:
+        if args and args[0] is Booking and not racer.is_alive() and not answers:
+            racer.start()
+            racer.join(3)  # it commits (before the fix) or waits for the exit's lock
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(exits, "update", update_after_an_approval)
+    with Session(engine, expire_on_commit=False) as sweeper:
+        assert exits.take_due_exits(sweeper, AFTER) == 1
+    racer.join(30)
+    assert not racer.is_alive()
+    session.expire_all()
+    assert session.get(Booking, request.id).status == "cancelled"  # type: ignore[union-attr]
+    charged = sum(e.amount_minor for e in session.exec(select(LedgerEntry).where(
+        LedgerEntry.source == "booking", LedgerEntry.source_id == request.id)))
+    refunded = sum(e.amount_minor for e in session.exec(select(LedgerEntry).where(
+        LedgerEntry.source == "booking_refund", LedgerEntry.source_id == request.id)))
+    assert charged == refunded  # A owes nothing for a booking it will never use
+    assert len(answers) == 1  # the approval ran: confirmed and refunded, or refused

@@ -197,20 +197,43 @@ def take_effect(session: Session, member_id: int, reason: ExitReason, effective_
     return True
 
 
+_LIVE_BOOKINGS = (BookingStatus.REQUESTED.value, BookingStatus.CONFIRMED.value)
+
+
+def _cancel_live(work: _Exit, booking: Booking) -> bool | None:
+    """Cancel one of the leaver's bookings from the status it has now; whether it had
+    been confirmed (its fee to refund), or None when it is no longer live.  The rows
+    are locked (PostgreSQL) when read, so an owner's approval waits for the exit; should
+    one still slip in between, the booking is read again and cancelled from its new
+    status -- never skipped, which would leave a confirmed, charged booking behind."""
+    session = work.session
+    for _attempt in range(3):
+        if booking.status not in _LIVE_BOOKINGS:
+            return None  # declined or cancelled a moment ago: nothing to undo
+        status = booking.status
+        moved = session.exec(update(Booking).where(
+            col(Booking.id) == booking.id, col(Booking.status) == status)
+            .values(status=BookingStatus.CANCELLED.value, cancel_reason=work.why,
+                    cancel_fee_minor=0))
+        if moved.rowcount == 1:
+            session.refresh(booking)
+            return status == BookingStatus.CONFIRMED.value
+        session.refresh(booking, with_for_update=True)  # what it became meanwhile
+    raise RuntimeError(f"booking {booking.id} kept changing while member "
+                       f"{work.member.id}'s exit cancelled it")
+
+
 def _cancel_own_bookings(work: _Exit) -> None:
     """The leaver's bookings not yet started: cancelled, fee refunded, owners told."""
     session, now = work.session, work.now
     bookings = session.exec(select(Booking).where(
         Booking.member_id == work.member.id,
-        col(Booking.status).in_((BookingStatus.REQUESTED.value, BookingStatus.CONFIRMED.value)),
-        col(Booking.starts_at) >= now).order_by(col(Booking.starts_at), col(Booking.id))).all()
+        col(Booking.status).in_(_LIVE_BOOKINGS),
+        col(Booking.starts_at) >= now).order_by(col(Booking.starts_at), col(Booking.id))
+        .with_for_update()).all()
     for booking in bookings:
-        was_confirmed = booking.status == BookingStatus.CONFIRMED
-        moved = session.exec(update(Booking).where(
-            col(Booking.id) == booking.id, col(Booking.status) == booking.status)
-            .values(status=BookingStatus.CANCELLED.value, cancel_reason=work.why,
-                    cancel_fee_minor=0))
-        if moved.rowcount != 1:  # changed a moment ago (declined, say): nothing to undo
+        was_confirmed = _cancel_live(work, booking)
+        if was_confirmed is None:
             continue
         refunded = 0
         if was_confirmed:
