@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from marketplace import events
-from marketplace.clusters.models import User
+from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import acting_member, active_users_of
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, JobStatus, OverflowJob
@@ -70,12 +70,21 @@ def report_done(session: Session, actor: User, job_id: int, now: datetime) -> Ov
 
 def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
                        ) -> OverflowJob:
-    """The poster confirms the work; this is when money becomes due (ledger entries)."""
-    member = acting_member(session, actor)
-    job = get_job(session, actor, job_id)
-    if job.poster_member_id != member.id:
-        raise Forbidden("poster_only", N_("Only the member who posted the job can confirm "
-                                          "it."))
+    """The poster confirms the work; this is when money becomes due (ledger entries).
+    When the poster has left the cluster (its people are gated out), the coordinator
+    confirms instead, so a contract it left standing can still complete."""
+    if actor.is_coordinator:
+        job = get_job(session, actor, job_id)
+        if not poster_left(session, job, now):
+            raise Forbidden("poster_only", N_("Only the member who posted the job can "
+                                              "confirm it; the coordinator can only when "
+                                              "that member has left the cluster."))
+    else:
+        member = acting_member(session, actor)
+        job = get_job(session, actor, job_id)
+        if job.poster_member_id != member.id:
+            raise Forbidden("poster_only", N_("Only the member who posted the job can "
+                                              "confirm it."))
     _transition(session, job, JobStatus.DONE, JobStatus.CONFIRMED)
     contract = contract_of(session, id_of(job))
     assert contract is not None  # a job is done only under a contract
@@ -90,6 +99,21 @@ def confirm_completion(session: Session, actor: User, job_id: int, now: datetime
                   link=f"/jobs/{job.id}")
     session.commit()
     return job
+
+
+def poster_left(session: Session, job: OverflowJob, now: datetime) -> bool:
+    """Whether the job's poster business has left the cluster (its exit date came)."""
+    poster = session.get(Member, job.poster_member_id)
+    return poster is not None and poster.exit_effective_at is not None \
+        and poster.exit_effective_at <= now
+
+
+def may_confirm(session: Session, viewer: User, job: OverflowJob, now: datetime) -> bool:
+    """Whether `viewer` may confirm the job's completion (the rule of confirm_completion,
+    for the page's button)."""
+    if viewer.is_coordinator:
+        return poster_left(session, job, now)
+    return viewer.member_id is not None and viewer.member_id == job.poster_member_id
 
 
 def rate(session: Session, actor: User, job_id: int, ratee_member_id: int, score: int,

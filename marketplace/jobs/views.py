@@ -201,6 +201,7 @@ def _detail_context(job_id: int) -> dict[str, Any]:
         "bids": bids_for(session, viewer_of(user), job),
         "reasons": [translate(reason_as_error(r)) for r in reasons],
         "is_poster": is_poster, "is_party": member is not None and member.id in parties,
+        "may_confirm": completion.may_confirm(session, user, job, now),
         "my_bid": bidding.member_bid(session, id_of(job), member_id), "names": names,
         "trades": TRADES, "member": member, "window_open": bidding.window_open(job, now),
         "closes_at": job.closes_at,

@@ -16,7 +16,10 @@ from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
 from marketplace.clusters.models import User
 from marketplace.equipment import booking, listings
 from marketplace.equipment.models import Booking, Equipment
-from marketplace.errors import Conflict
+from marketplace.errors import Conflict, Forbidden
+from marketplace.jobs import completion
+from marketplace.jobs import service as jobs
+from marketplace.jobs.models import JobStatus
 from marketplace.ledger.models import LedgerEntry
 from marketplace.realtime.models import Notification
 from tests.conftest import NOW
@@ -31,6 +34,7 @@ from tests.exit.conftest import (
     leave,
     ledger_rows,
 )
+from tests.jobs.conftest import job_draft
 
 
 def _told(session: Session, kind: str) -> list[int | None]:
@@ -146,3 +150,30 @@ def test_a_request_approved_while_the_exit_runs_is_still_cancelled_and_refunded(
         LedgerEntry.source == "booking_refund", LedgerEntry.source_id == request.id)))
     assert charged == refunded  # A owes nothing for a booking it will never use
     assert len(answers) == 1  # the approval ran: confirmed and refunded, or refused
+
+
+# -- 4: a contract whose poster left can still complete -------------------------------
+
+
+def test_the_coordinator_confirms_a_contract_whose_poster_left(
+        session: Session, exit_world: ExitWorld) -> None:
+    """A posts a job, B claims it and reports it done; A leaves before confirming.  A's
+    people are gated out, so the coordinator confirms it and B's money becomes due."""
+    w = exit_world.world
+    job = jobs.post_job(session, w.owner_a, job_draft(), NOW)
+    jobs.claim_job(session, w.owner_b, job.id, NOW)
+    # While A is a member, only A confirms: the coordinator may not.
+    assert not completion.may_confirm(session, w.coordinator, job, NOW)
+    completion.report_done(session, w.owner_b, job.id, EXIT_AT - timedelta(days=1))
+    with pytest.raises(Forbidden):
+        completion.confirm_completion(session, w.coordinator, job.id,
+                                      EXIT_AT - timedelta(days=1))
+    session.rollback()
+    leave(session, w)
+    assert exits.take_due_exits(session, AFTER) == 1
+    assert completion.may_confirm(session, w.coordinator, job, AFTER)
+    done = completion.confirm_completion(session, w.coordinator, job.id, AFTER)
+    assert done.status == JobStatus.CONFIRMED
+    assert w.owner_b.id in _told(session, "job.confirmed")
+    with pytest.raises(Forbidden):  # the rival and other members still may not
+        completion.confirm_completion(session, exit_world.eq.owner_c, job.id, AFTER)
