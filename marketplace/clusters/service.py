@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import available_timezones
 
+from sqlalchemy import exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -23,6 +24,7 @@ from marketplace.clusters.accounts import (
     hasher_of,
     normalise_email,
 )
+from marketplace.clusters.exit.models import MemberExit
 from marketplace.clusters.models import (
     ADDRESSEE,
     Addressee,
@@ -258,14 +260,21 @@ def acting_member(session: Session, actor: User) -> Member:
     return member
 
 
-def active_users_of(session: Session, member_ids: Iterable[int | None]) -> list[Addressee]:
-    """Every active person of these member businesses (whom a notification reaches)."""
+def active_users_of(session: Session, member_ids: Iterable[int | None], *,
+                    include_former: bool = False) -> list[Addressee]:
+    """Every active person of these member businesses (whom a notification reaches).
+
+    A business whose exit took effect (its `MemberExit` row) hears nothing more of the
+    cluster's activity: its people are left out, unless `include_former` -- which only
+    the exit's own notices and the statements it can still read pass."""
     ids = sorted({m for m in member_ids if m is not None})
     if not ids:
         return []
-    return [Addressee(*row) for row in session.execute(
-        sa_select(*ADDRESSEE).where(col(User.member_id).in_(ids), col(User.active).is_(True))
-        .order_by(col(User.id)))]
+    query = sa_select(*ADDRESSEE).where(col(User.member_id).in_(ids),
+                                        col(User.active).is_(True))
+    if not include_former:
+        query = query.where(~exists().where(col(MemberExit.member_id) == User.member_id))
+    return [Addressee(*row) for row in session.execute(query.order_by(col(User.id)))]
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,8 @@ def draft(session: Session, cluster: Cluster, month: str, now: datetime) -> Sett
         LedgerEntry.cluster_id == cluster.id, LedgerEntry.month == month)))
     with_entries |= set(session.exec(select(LedgerEntry.payee_member_id).where(
         LedgerEntry.cluster_id == cluster.id, LedgerEntry.month == month)))
-    events.notify(session, active_users_of(session, sorted(m for m in with_entries if m)),
+    events.notify(session, active_users_of(session, sorted(m for m in with_entries if m),
+                                           include_former=True),  # its statements: still its
                   "settlement.drafted",
                   N_("The statement for %(month)s is drafted: check it before the "
                      "coordinator approves the month."),

@@ -14,12 +14,14 @@ from sqlmodel import Session, select
 from marketplace.clusters.exit import service as exits
 from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
 from marketplace.clusters.models import User
+from marketplace.clusters.service import active_users_of
 from marketplace.equipment import booking, listings
 from marketplace.equipment.models import Booking, Equipment
 from marketplace.errors import Conflict, Forbidden
 from marketplace.jobs import completion
 from marketplace.jobs import service as jobs
 from marketplace.jobs.models import JobStatus
+from marketplace.ledger import settlement
 from marketplace.ledger.models import LedgerEntry
 from marketplace.realtime.models import Notification
 from tests.conftest import NOW
@@ -177,3 +179,33 @@ def test_the_coordinator_confirms_a_contract_whose_poster_left(
     assert w.owner_b.id in _told(session, "job.confirmed")
     with pytest.raises(Forbidden):  # the rival and other members still may not
         completion.confirm_completion(session, exit_world.eq.owner_c, job.id, AFTER)
+
+
+# -- 5: once it left, a former member's people hear only of its exit and statements --
+
+
+def test_former_members_people_get_no_more_cluster_notifications(
+        session: Session, exit_world: ExitWorld) -> None:
+    """After A's exit took effect, the confirmation of a contract A posted reaches B but
+    no longer A's people; A's own exit notice and its last statement's still do."""
+    w = exit_world.world
+    job = jobs.post_job(session, w.owner_a, job_draft(), NOW)
+    jobs.claim_job(session, w.owner_b, job.id, NOW)
+    completion.report_done(session, w.owner_b, job.id, EXIT_AT - timedelta(days=1))
+    leave(session, w)
+    assert exits.take_due_exits(session, AFTER) == 1
+    a_people = {w.owner_a.id, w.crew_a.id}
+    assert a_people <= set(_told(session, "exit.effective"))
+    assert active_users_of(session, [w.member_a_id]) == []
+    assert {u.id for u in active_users_of(session, [w.member_a_id], include_former=True)} \
+        == a_people
+    later = AFTER + timedelta(days=1)
+    completion.confirm_completion(session, w.coordinator, job.id, later)
+    told = set(_told(session, "job.confirmed"))
+    assert w.owner_b.id in told
+    assert not told & a_people, "a former member's people were told of cluster activity"
+    # Its last statement still reaches it: the month its exit took effect is drafted.
+    record = exits.exit_of(session, w.member_a_id)
+    assert record is not None
+    settlement.draft(session, w.cluster, record.final_month, later)
+    assert a_people <= set(_told(session, "settlement.drafted"))

@@ -462,7 +462,8 @@ def _cancel_job(work: _Exit, job: OverflowJob, from_statuses: tuple[JobStatus, .
 def _tell_everyone(work: _Exit) -> None:
     """The leaver's people and the coordinators: the exit took effect, see its outcome."""
     session = work.session
-    events.notify(session, active_users_of(session, [work.member.id]), "exit.effective",
+    events.notify(session, active_users_of(session, [work.member.id], include_former=True),
+                  "exit.effective",
                   N_("Your business's exit from the cluster took effect. See what was "
                      "cancelled, refunded and bought out; your statements stay available."),
                   now=work.now, payload={"member_id": work.member.id}, link="/exit")
