@@ -3,6 +3,7 @@ one finding and fails without its fix."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from marketplace.clusters.exit import service as exits
 from marketplace.clusters.exit.buyout import MAX_AGREED_VALUE_MINOR
-from marketplace.clusters.models import User
+from marketplace.clusters.models import Member, User
 from marketplace.clusters.service import active_users_of
 from marketplace.equipment import booking, listings
 from marketplace.equipment.models import Booking, Equipment
@@ -209,3 +210,39 @@ def test_former_members_people_get_no_more_cluster_notifications(
     assert record is not None
     settlement.draft(session, w.cluster, record.final_month, later)
     assert a_people <= set(_told(session, "settlement.drafted"))
+
+
+# -- 6: one failing exit does not stop the sweep ---------------------------------------
+
+
+def test_one_failing_exit_does_not_block_another_clusters(
+        session: Session, exit_world: ExitWorld, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Our A and the rival cluster's member both leave; A's exit raises (a bug, a bad
+    row): the rival's still takes effect, A's is logged with its ids and retried on the
+    next run, when it works."""
+    w = exit_world.world
+    leave(session, w)
+    rival_id = w.other_owner.member_id
+    assert rival_id is not None and rival_id > w.member_a_id  # A's exit comes first
+    rival = session.get(Member, rival_id)
+    assert rival is not None
+    rival.exit_noticed_at, rival.exit_effective_at = NOW, EXIT_AT
+    session.add(rival)
+    session.commit()
+    real = exits._cancel_own_bookings
+
+    def broken(work: Any) -> None:
+        if work.member.id == w.member_a_id:
+            raise RuntimeError("a bad row")
+        real(work)
+
+    monkeypatch.setattr(exits, "_cancel_own_bookings", broken)
+    with caplog.at_level(logging.ERROR, logger=exits.__name__):
+        assert exits.take_due_exits(session, AFTER) == 1
+    assert exits.exit_of(session, rival_id) is not None
+    assert exits.exit_of(session, w.member_a_id) is None  # rolled back, nothing half-done
+    assert f"member {w.member_a_id}" in caplog.text
+    monkeypatch.setattr(exits, "_cancel_own_bookings", real)
+    assert exits.take_due_exits(session, AFTER + timedelta(minutes=1)) == 1
+    assert exits.exit_of(session, w.member_a_id) is not None

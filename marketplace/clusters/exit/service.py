@@ -32,6 +32,7 @@ in the row (`summary`), with amounts, for the leaver's and the coordinator's pag
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import Any
@@ -79,6 +80,8 @@ from marketplace.money import plain_decimal
 from marketplace.persisted import id_of
 from marketplace.rows import in_cluster
 
+log = logging.getLogger(__name__)
+
 #: Why the exit cancelled something, as bookers and partners read it.
 EXIT_REASON = N_("%(member)s left the cluster")
 WIND_DOWN_REASON = N_("the cluster agreement reached its sunset and the cluster wound down")
@@ -125,8 +128,15 @@ def take_due_exits(session: Session, now: datetime) -> int:
     exit another scheduler or an earlier run effected is not counted again)."""
     due = due_exits(session, now)
     session.commit()
-    return sum(1 for member_id, reason, effective in due
-               if take_effect(session, member_id, reason, effective, now))
+    done = 0
+    for member_id, reason, effective in due:
+        try:
+            done += take_effect(session, member_id, reason, effective, now)
+        except Exception:  # one member's failure must not hold up every other exit
+            session.rollback()  # nothing of it is kept; the next run tries it again
+            log.exception("the exit of member %s (%s, effective %s) failed; retried on the "
+                          "next run", member_id, reason.value, effective.isoformat())
+    return done
 
 
 # -- the effect ----------------------------------------------------------------------
