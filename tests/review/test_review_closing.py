@@ -7,7 +7,7 @@ opening does not keep the others' reviews closed."""
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -154,3 +154,29 @@ def test_one_failing_cluster_does_not_keep_the_others_reviews_closed(
     monkeypatch.setattr(review, "open_review", real)
     assert review.open_due_reviews(session, DURING) == 1  # the next run opens it
     assert len(list(session.exec(select(SunsetReview)))) == 2
+
+
+def test_one_failing_close_does_not_keep_the_other_reviews_open(
+        session: Session, world: World, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    sunset_on(session, world)
+    other = world.other_coordinator
+    agreements.publish_agreement(session, other, terms(purpose="Rival charter.",
+                                                       sunset_on=SUNSET), NOW)
+    assert review.open_due_reviews(session, DURING) == 2
+    ids = sorted(r.id for r in session.exec(select(SunsetReview)))  # type: ignore[type-var]
+    real = review.close_review
+
+    def flaky(session: Session, review_id: int, now: datetime) -> bool:
+        if review_id == ids[0]:
+            raise RuntimeError("boom")
+        return real(session, review_id, now)
+
+    monkeypatch.setattr(review, "close_review", flaky)
+    late = CLOSES + timedelta(hours=12)  # past both clusters' sunsets
+    with caplog.at_level(logging.ERROR, logger=review.__name__):
+        assert review.close_due_reviews(session, late) == 1
+    assert f"review {ids[0]}" in caplog.text
+    monkeypatch.setattr(review, "close_review", real)
+    assert review.close_due_reviews(session, late) == 1  # the next run closes it
+    assert {r.status for r in session.exec(select(SunsetReview))} == {"closed"}

@@ -311,8 +311,16 @@ def close_due_reviews(session: Session, now: datetime) -> int:
                 (current is not None and current.sunset_on != row.sunset_on):
             due.append(row.id)
     session.commit()
-    return sum(1 for review_id in due
-               if review_id is not None and close_review(session, review_id, now))
+    closed = 0
+    for review_id in due:
+        if review_id is None:
+            continue
+        try:  # one review's failure leaves the others to close; the next run retries it
+            closed += close_review(session, review_id, now)
+        except Exception:
+            session.rollback()
+            log.exception("closing sunset review %s failed", review_id)
+    return closed
 
 
 def _claim(session: Session, review_id: int, now: datetime) -> bool:
