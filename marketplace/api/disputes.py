@@ -112,8 +112,9 @@ def list_disputes() -> dict[str, Any]:
     return {"disputes": disputes.list_disputes(db(), viewer())}
 
 
-@operation("GET", "/disputes/{dispute_id}", summary="A dispute with its entries and "
-           "messages (its parties, its panel and the coordinator)", tag=TAG,
+@operation("GET", "/disputes/{dispute_id}", summary="A dispute (its parties, its panel "
+           "and the coordinator); its entries and messages for its parties and the "
+           "coordinator only (the panel reads the disputed total and the reason)", tag=TAG,
            response=DisputeDetail)
 def get_dispute(dispute_id: int) -> dict[str, Any]:
     user = viewer()

@@ -92,10 +92,11 @@ class DisputePanelist(SQLModel, table=True):
 
 
 class DisputeMessage(SQLModel, table=True):
-    """A message (and maybe a photo) in a dispute: the parties, the panel and the
-    coordinator read it, nobody else."""
+    """A message (and maybe a photo) in a dispute: the parties and the coordinator read
+    it, nobody else (not the panel)."""
 
-    __table_args__ = (UniqueConstraint("dispute_id", "request_key",
+    #: The one-time key is the author's: another reader reusing it posts its own.
+    __table_args__ = (UniqueConstraint("dispute_id", "author_id", "request_key",
                                        name="uq_disputemessage_request_key"),)
 
     id: int | None = Field(default=None, primary_key=True)

@@ -26,9 +26,13 @@ business); the panel decides when more than half of its businesses cast the same
 leaves the decision to the coordinator.  The first decision stands: a conditional
 UPDATE ... WHERE status = 'open' decides exactly once.
 
-The barrier: a dispute, its messages and photos are read only by its parties' people,
-its panel's people and the coordinator; anyone else gets the same NotFound as a
-dispute that does not exist.
+The barrier: a dispute is read only by its parties' people, its panel's people and the
+coordinator; anyone else gets the same NotFound as a dispute that does not exist.  Its
+messages, photos and per-entry money (who pays whom how much: for a job share, the
+winning bid's price and shares) are the parties' and the coordinator's only: the panel
+(rival businesses) sees the disputed total, the reason and the outcomes to choose.
+A business that left the cluster no longer sits on a panel nor counts towards its
+majority, and is told nothing more except, as a party, the outcome.
 """
 
 from __future__ import annotations
@@ -187,13 +191,26 @@ class Disputable:
     currency: str
 
 
-def window_end(session: Session, subject: Subject) -> datetime | None:
-    """Until when a party may open a dispute (None while the job or booking runs)."""
+def window_end(session: Session, subject: Subject, source: str | None = None
+               ) -> datetime | None:
+    """Until when a party may open a dispute on that money (None while the job or
+    booking runs).  A booking's window runs from its end or, when the money was written
+    later (a damage fee charged at a late inspection), from when it was written; without
+    a source, the latest window of the booking's money."""
     if subject.finished_at is None:
         return None
     agreement = agreement_in_force(session, subject.cluster_id)
     days = agreement.dispute_window_days if agreement is not None else 14
-    return subject.finished_at + timedelta(days=days)
+    start = subject.finished_at
+    if subject.kind == "booking":
+        sources = [source] if source is not None else [s.value for s in DISPUTABLE["booking"]]
+        written = session.exec(select(func.min(LedgerEntry.created_at)).where(
+            LedgerEntry.cluster_id == subject.cluster_id,
+            col(LedgerEntry.source).in_(sources),
+            LedgerEntry.source_id == subject.source_id)
+            .group_by(col(LedgerEntry.source))).all()
+        start = max([start, *(w for w in written if w is not None)])
+    return start + timedelta(days=days)
 
 
 def disputable_money(session: Session, actor: User, subject: Subject) -> list[Disputable]:
@@ -233,7 +250,7 @@ def open_dispute(session: Session, actor: User, kind: str, subject_id: int, sour
     if errors:
         raise ValidationError("invalid_dispute", N_("Some fields need your attention."),
                               fields=errors)
-    ends = window_end(session, subject)
+    ends = window_end(session, subject, source)
     if ends is None:
         raise Conflict("not_finished", N_("A dispute can be opened once the job is confirmed "
                                           "complete or the booking has ended."))
@@ -330,6 +347,19 @@ def may_read(session: Session, viewer: User, dispute: MemberDispute) -> bool:
         | _member_ids(session, DisputePanelist, id_of(dispute)))
 
 
+def may_read_talk(session: Session, viewer: User, dispute: MemberDispute) -> bool:
+    """Its messages, photos and per-entry money: its parties' people and the
+    coordinator only.  The panel (rival businesses) decides on the disputed total and
+    the reason, and never reads what the parties say to each other, nor a bid's price
+    or shares behind the entries."""
+    if dispute.cluster_id != viewer.cluster_id:
+        return False
+    if viewer.role == Role.COORDINATOR:
+        return True
+    return viewer.member_id is not None and viewer.member_id in _member_ids(
+        session, DisputeParty, id_of(dispute))
+
+
 def get_dispute(session: Session, viewer: User, dispute_id: int) -> MemberDispute:
     """A dispute the viewer may read, or the NotFound a missing one answers."""
     dispute = session.get(MemberDispute, dispute_id)
@@ -352,21 +382,38 @@ def list_disputes(session: Session, viewer: User) -> list[MemberDispute]:
     return sorted(rows, key=lambda d: d.status != DisputeStatus.OPEN.value)
 
 
+def _former_ids(session: Session, cluster_id: int, now: datetime) -> set[int]:
+    """The cluster's businesses that have left by `now` (their exit took effect)."""
+    return {id_of(m) for m in session.exec(select(Member).where(
+        Member.cluster_id == cluster_id, col(Member.exit_effective_at).is_not(None),
+        col(Member.exit_effective_at) <= now))}
+
+
+def current_panel(session: Session, dispute: MemberDispute, now: datetime) -> set[int]:
+    """The panel's businesses that are still members: one that left no longer sits (nor
+    counts towards the majority)."""
+    return _member_ids(session, DisputePanelist, id_of(dispute)) - _former_ids(
+        session, dispute.cluster_id, now)
+
+
 def may_decide(session: Session, viewer: User, dispute: MemberDispute, now: datetime) -> bool:
     """The coordinator (always for its own disputes; for a panel's once its deadline has
-    passed); an owner of a panel business for a panel's."""
+    passed or every business on it has left); an owner of a panel business that is still
+    a member for a panel's."""
     if dispute.status != DisputeStatus.OPEN.value or dispute.cluster_id != viewer.cluster_id:
         return False
     if viewer.role == Role.COORDINATOR:
-        return dispute.resolver == "coordinator" or dispute.deadline <= now
+        return dispute.resolver == "coordinator" or dispute.deadline <= now \
+            or not current_panel(session, dispute, now)
     return (dispute.resolver == "panel" and viewer.role == Role.OWNER
             and viewer.member_id is not None
-            and viewer.member_id in _member_ids(session, DisputePanelist, id_of(dispute))
+            and viewer.member_id in current_panel(session, dispute, now)
             and session.get(DisputeVote, (dispute.id, viewer.member_id)) is None)
 
 
 def may_post(session: Session, viewer: User, dispute: MemberDispute) -> bool:
-    return dispute.status == DisputeStatus.OPEN.value and may_read(session, viewer, dispute)
+    return dispute.status == DisputeStatus.OPEN.value and may_read_talk(session, viewer,
+                                                                         dispute)
 
 
 @dataclass(frozen=True)
@@ -403,12 +450,17 @@ class DisputeView:
     may_post: bool
     panel_votes: int
     decided_by: str  # who recorded the decision (the audit trail), once decided
+    #: Whether the viewer reads the parties' conversation and the per-entry money (a
+    #: party's people, the coordinator); the panel reads neither: `entries` and
+    #: `messages` are then empty.
+    talk: bool = False
 
 
 def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: datetime
                  ) -> DisputeView:
     if not may_read(session, viewer, dispute):
         raise not_found()
+    talk = may_read_talk(session, viewer, dispute)
     names = {m.id: m.name for m in session.exec(
         select(Member).where(Member.cluster_id == dispute.cluster_id))}
     lines = tuple(
@@ -418,27 +470,28 @@ def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: da
         for held, entry in session.exec(
             select(DisputedEntry, LedgerEntry)
             .join(LedgerEntry, col(LedgerEntry.id) == DisputedEntry.entry_id)
-            .where(DisputedEntry.dispute_id == dispute.id).order_by(col(LedgerEntry.id))))
+            .where(DisputedEntry.dispute_id == dispute.id).order_by(col(LedgerEntry.id)))
+    ) if talk else ()
     people = {u.id: u.name for u in session.exec(select(User).where(
         User.cluster_id == dispute.cluster_id))}
     messages = tuple(
         MessageView(id_of(m), people.get(m.author_id, ""),
                     names.get(m.author_member_id or 0, ""), m.body, m.photo, m.created_at)
         for m in session.exec(select(DisputeMessage).where(
-            DisputeMessage.dispute_id == dispute.id).order_by(col(DisputeMessage.id))))
+            DisputeMessage.dispute_id == dispute.id).order_by(col(DisputeMessage.id)))
+    ) if talk else ()
     return DisputeView(
         dispute=dispute,
         money_label=MONEY_LABELS.get(dispute.source, dispute.source),
         opened_by=names.get(dispute.opened_by_member_id, ""),
         parties=tuple(sorted(names.get(m, "") for m in _member_ids(
             session, DisputeParty, id_of(dispute)))),
-        panel=tuple(sorted(names.get(m, "") for m in _member_ids(
-            session, DisputePanelist, id_of(dispute)))),
+        panel=tuple(sorted(names.get(m, "") for m in current_panel(session, dispute, now))),
         entries=lines, messages=messages,
         may_decide=may_decide(session, viewer, dispute, now),
         may_post=may_post(session, viewer, dispute),
         panel_votes=panel_votes(session, id_of(dispute)),
-        decided_by=people.get(dispute.decided_by_id or 0, ""))
+        decided_by=people.get(dispute.decided_by_id or 0, ""), talk=talk)
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -451,6 +504,8 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
     re-encoded without its metadata (where it was taken, the phone).  The same form
     sent twice (its one-time key) is stored once."""
     dispute = get_dispute(session, actor, dispute_id)
+    if not may_read_talk(session, actor, dispute):
+        raise not_found()  # the panel: as if there were no conversation to join
     if dispute.status != DisputeStatus.OPEN.value:
         raise Conflict("dispute_decided", N_("This dispute is decided; its messages are "
                                              "kept as they were."))
@@ -462,7 +517,7 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
         request_key = None
     if request_key:
         found = session.exec(select(DisputeMessage).where(
-            DisputeMessage.dispute_id == dispute_id,
+            DisputeMessage.dispute_id == dispute_id, DisputeMessage.author_id == actor.id,
             DisputeMessage.request_key == request_key)).first()
         if found is not None:
             return found
@@ -473,13 +528,13 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
         body=body, photo=name, request_key=request_key or None, created_at=now)
     session.add(message_row)
     _tell(session, dispute, N_("There is a new message in the dispute over "
-                               "%(title)s."), now, leave_out=id_of(actor))
+                               "%(title)s."), now, leave_out=id_of(actor), talk=True)
     try:
         session.commit()
     except IntegrityError:  # the same form sent twice at once
         session.rollback()
         found = session.exec(select(DisputeMessage).where(
-            DisputeMessage.dispute_id == dispute_id,
+            DisputeMessage.dispute_id == dispute_id, DisputeMessage.author_id == actor.id,
             DisputeMessage.request_key == request_key)).first()
         if found is None:
             raise
@@ -488,12 +543,14 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
 
 
 def photo_of(session: Session, viewer: User, message_id: int) -> str:
-    """The stored name of a message's photo in a dispute the viewer may read; NotFound
-    otherwise (a dispute it may not read answers as a missing message)."""
+    """The stored name of a message's photo in a dispute whose messages the viewer may
+    read; NotFound otherwise (the panel and anyone else answer as a missing message)."""
     message = session.get(DisputeMessage, message_id)
     if message is None or not message.photo:
         raise not_found()
-    get_dispute(session, viewer, message.dispute_id)
+    dispute = get_dispute(session, viewer, message.dispute_id)
+    if not may_read_talk(session, viewer, dispute):
+        raise not_found()
     return message.photo
 
 
@@ -573,7 +630,7 @@ def decide(session: Session, actor: User, dispute_id: int, outcome: str,
         record(session, cluster, EntrySource.MEMBER_DISPUTE_SETTLED, id_of(entry),
                entry.payer_member_id, entry.payee_member_id, part, now,
                currency=entry.currency, memo=dispute.title)
-    _tell(session, dispute, DECIDED_MESSAGES[outcome], now)
+    _tell(session, dispute, DECIDED_MESSAGES[outcome], now, outcome=True)
     session.commit()
     return dispute
 
@@ -601,11 +658,11 @@ def _panel_carries(session: Session, actor: User, dispute_id: int, outcome: str,
         session.rollback()
         raise Conflict("already_voted", N_("Your business has already cast its decision "
                                            "on this dispute; its first one stands.")) from None
-    panel = len(_member_ids(session, DisputePanelist, dispute_id))
-    agreeing = len(session.exec(select(DisputeVote.member_id).where(
+    panel = current_panel(session, dispute, now)
+    agreeing = set(session.exec(select(DisputeVote.member_id).where(
         DisputeVote.dispute_id == dispute_id, DisputeVote.outcome == outcome,
-        DisputeVote.decided_minor == total)).all())
-    if 2 * agreeing > panel:
+        DisputeVote.decided_minor == total))) & panel
+    if 2 * len(agreeing) > len(panel):
         return True
     _tell(session, dispute, N_("A member of the panel has cast its decision on the dispute "
                                "over %(title)s. The panel decides when more than half of "
@@ -663,19 +720,27 @@ def mark_overdue(session: Session, now: datetime) -> int:
 # -- telling --------------------------------------------------------------------------------
 
 
-def readers(session: Session, dispute: MemberDispute) -> list[User | Addressee]:
-    """Every active person who may read the dispute."""
-    members = _member_ids(session, DisputeParty, id_of(dispute)) | _member_ids(
-        session, DisputePanelist, id_of(dispute))
+def readers(session: Session, dispute: MemberDispute, now: datetime, *, talk: bool = False,
+            outcome: bool = False) -> list[User | Addressee]:
+    """Every active person told of the dispute: the coordinator, the parties' people and
+    (unless it is the parties' conversation, `talk`) the panel's.  A business that left
+    is told nothing more, except a party of the outcome (its money)."""
+    former = _former_ids(session, dispute.cluster_id, now)
+    members = _member_ids(session, DisputeParty, id_of(dispute))
+    if not outcome:
+        members -= former
+    if not talk:
+        members |= current_panel(session, dispute, now)
     people: list[User | Addressee] = [*active_users_of(session, sorted(members))]
     people += coordinators_of(session, dispute.cluster_id)
     return people
 
 
 def _tell(session: Session, dispute: MemberDispute, message: str, now: datetime, *,
-          leave_out: int | None = None) -> None:
-    told: Iterable[User | Addressee] = (p for p in readers(session, dispute)
-                                        if p.id != leave_out)
+          leave_out: int | None = None, talk: bool = False, outcome: bool = False) -> None:
+    told: Iterable[User | Addressee] = (
+        p for p in readers(session, dispute, now, talk=talk, outcome=outcome)
+        if p.id != leave_out)
     events.notify(session, told, "payment.member_dispute", message, now=now,
                   params={"title": dispute.title,
                           "deadline": dispute.deadline.date().isoformat()},

@@ -8,6 +8,7 @@ dispute the viewer may not read answers the same 404 as one that does not exist.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -92,7 +93,8 @@ def _open(kind: str, subject_id: int) -> ResponseReturnValue:
     money = disputes.disputable_money(session, viewer, subject)
     form = OpenDisputeForm()
     form.source.choices = [(m.source, _(disputes.MONEY_LABELS[m.source]))
-                           for m in money if m.dispute_id is None]
+                           for m in money if m.dispute_id is None
+                           and _still_open(disputes.window_end(session, subject, m.source), now)]
 
     def again() -> str:
         return render_template("disputes/open.html", form=form, subject=subject, money=money,
@@ -109,6 +111,12 @@ def _open(kind: str, subject_id: int) -> ResponseReturnValue:
 
         return submit(form, open_it, again)
     return again(), 422 if form.errors else 200
+
+
+def _still_open(ends: datetime | None, now: datetime) -> bool:
+    """Whether that money's own window has not passed (before the job or booking is
+    finished the service says why it cannot be disputed yet)."""
+    return ends is None or now <= ends
 
 
 @bp.route("/<int:dispute_id>")

@@ -96,7 +96,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['author_member_id'], ['member.id'], ),
     sa.ForeignKeyConstraint(['dispute_id'], ['memberdispute.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('dispute_id', 'request_key', name='uq_disputemessage_request_key')
+    sa.UniqueConstraint('dispute_id', 'author_id', 'request_key',
+                        name='uq_disputemessage_request_key')
     )
     op.create_index(op.f('ix_disputemessage_dispute_id'), 'disputemessage', ['dispute_id'],
                     unique=False)
