@@ -193,7 +193,7 @@ MATRIX: dict[tuple[str, str], tuple[Any, ...]] = {
     ("jobs.bid", "POST"):                       ("window_job",    LOGIN,   422,   422,   422,   422,   422,   404,   404),
     ("jobs.cancel", "POST"):                    ("open_job",      LOGIN,   422,   422,   403,   403,   403,   404,   403),
     ("jobs.claim", "POST"):                     ("open_job",      LOGIN,   403,   403,   302,   302,   403,   404,   403),
-    ("jobs.confirm", "POST"):                   ("done_job",      LOGIN,   302,   302,   403,   403,   403,   404,   403),
+    ("jobs.confirm", "POST"):                   ("done_job",      LOGIN,   302,   302,   403,   403,   403,   404,   404),
     ("jobs.report_done", "POST"):               ("contract_job",  LOGIN,   403,   403,   302,   403,   403,   404,   403),
     ("jobs.propose_joint", "POST"):             ("window_job",    LOGIN,   422,   422,   422,   422,   422,   404,   404),
     ("jobs.rate", "POST"):                      ("confirmed_job", LOGIN,   403,   403,   403,   403,   403,   404,   403),
