@@ -490,7 +490,7 @@ def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: da
         entries=lines, messages=messages,
         may_decide=may_decide(session, viewer, dispute, now),
         may_post=may_post(session, viewer, dispute),
-        panel_votes=panel_votes(session, id_of(dispute)),
+        panel_votes=panel_votes(session, dispute, now),
         decided_by=people.get(dispute.decided_by_id or 0, ""), talk=talk)
 
 
@@ -670,10 +670,11 @@ def _panel_carries(session: Session, actor: User, dispute_id: int, outcome: str,
     return False
 
 
-def panel_votes(session: Session, dispute_id: int) -> int:
-    """How many panel businesses have cast a decision (not which: that is the panel's)."""
-    return len(session.exec(select(DisputeVote.member_id).where(
-        DisputeVote.dispute_id == dispute_id)).all())
+def panel_votes(session: Session, dispute: MemberDispute, now: datetime) -> int:
+    """How many of the panel's businesses still members have cast a decision (not
+    which: that is the panel's); a business that left no longer counts."""
+    return len(set(session.exec(select(DisputeVote.member_id).where(
+        DisputeVote.dispute_id == dispute.id))) & current_panel(session, dispute, now))
 
 
 DECIDED_MESSAGES = {

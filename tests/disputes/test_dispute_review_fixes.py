@@ -220,6 +220,8 @@ def test_a_business_that_left_drops_off_the_panel_and_is_told_only_its_outcome(
     # Its vote no longer counts: the panel is now two, and one agreeing is not more than half.
     assert disputes.decide(session, second, dispute.id, "cancel", None, None, "Worn",
                            later).status == "open"
+    view = disputes.dispute_view(session, lw.coordinator, dispute, later)
+    assert (len(view.panel), view.panel_votes) == (2, 1)  # "1 of 2 have cast a decision"
     # The leavers are told nothing more; a party still a member is.
     assert _told(session, first, "cast its decision") == told_before[first.id]
     assert _told(session, lw.world.owner_b, "cast its decision") \
