@@ -25,21 +25,19 @@ R = TypeVar("R", bound=SQLModel)
 
 
 def in_cluster(session: Session, model: type[R], row_id: int, cluster_id: int, *,
-               for_update: bool = False, for_share: bool = False) -> R:
+               for_update: bool = False) -> R:
     """The `model` row `row_id` if it belongs to `cluster_id`; NotFound otherwise
-    (whether it is missing or another cluster's).  `for_update` locks it;
-    `for_share` takes a shared lock, which other shared lockers hold at the same time
-    while an updater waits for all of them (and they for it).
+    (whether it is missing or another cluster's).  `for_update` locks it.
 
     Only a lock needs the database asked again: a row this transaction already read
     (the view checked the machine exists before the service books it) comes from the
     session's identity map.  SQLite has no row locks (a writing transaction holds
     the whole database from its start), so there `for_update` asks nothing more.
     """
-    if (for_update or for_share) and on_postgresql(session):
+    if for_update and on_postgresql(session):
         # populate_existing: the locked read's values win over the copy read before it.
         query = select(model).where(model.id == row_id).with_for_update(  # type: ignore[attr-defined]  # every model with a cluster has an integer id
-            read=for_share and not for_update).execution_options(populate_existing=True)
+        ).execution_options(populate_existing=True)
         row = session.exec(query).first()
     else:
         row = session.get(model, row_id)

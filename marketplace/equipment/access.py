@@ -11,10 +11,10 @@ from marketplace.rows import in_cluster
 
 
 def get_equipment(session: Session, viewer: User, equipment_id: int, *,
-                  for_update: bool = False, for_share: bool = False) -> Equipment:
+                  for_update: bool = False) -> Equipment:
     """A machine of the viewer's cluster, or NotFound (other clusters' look missing)."""
     return in_cluster(session, Equipment, equipment_id, viewer.cluster_id,
-                      for_update=for_update, for_share=for_share)
+                      for_update=for_update)
 
 
 def owner_shares(session: Session, equipment_id: int) -> dict[int, int]:

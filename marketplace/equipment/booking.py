@@ -149,14 +149,10 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
     equipment = get_equipment(session, actor, equipment_id)
     _check_bookable(session, equipment, starts_at, ends_at, now)
     if on_postgresql(session):
-        # Most taps on a busy week are refused above without waiting for any lock.  A
-        # slot that looked free is checked again under a SHARED lock on the machine's
-        # row: bookings of one machine run side by side (the exclusion constraint
-        # refuses the later of two overlapping ones), while a blackout, a retirement,
-        # an edit or a rotation change, which lock the row for update, waits for them
-        # and they for it -- so no booking is made against rules changed under it.
-        # (SQLite's writer holds the whole database already.)
-        equipment = get_equipment(session, actor, equipment_id, for_share=True)
+        # Most taps on a busy week are refused above without queueing for the machine's
+        # lock; a slot that looked free is checked again under it, since a booking may
+        # have committed in between.  (SQLite's writer holds the whole database already.)
+        equipment = get_equipment(session, actor, equipment_id, for_update=True)
         _check_bookable(session, equipment, starts_at, ends_at, now)
     in_custody = custody_terms(session, equipment, member, starts_at, ends_at)
     shares = owner_shares(session, id_of(equipment))
