@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 
 from marketplace import create_app
 from marketplace.db import make_engine, session_scope, utcnow
@@ -83,12 +84,9 @@ class Findings:
                 f"{' ...' if len(where) > 6 else ''}" for problem, where in self.pages.items()]
 
 
-@pytest.fixture(scope="session")
-def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The demo cluster (`flask seed-demo`'s data) served on a loopback port."""
-    if os.environ.get("TEST_DATABASE_URL"):
-        pytest.skip("layout does not depend on the database: the SQLite leg checks it")
-    folder = tmp_path_factory.mktemp("phone-fit")
+def demo_app(folder: Path) -> Flask:
+    """An app on a fresh SQLite file in `folder`, seeded with the demo cluster
+    (`flask seed-demo`'s data) as of now; layout checks need no other database."""
     database_url = f"sqlite:///{folder / 'demo.db'}"
     from sqlmodel import SQLModel
 
@@ -103,6 +101,15 @@ def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     })
     with app.app_context(), session_scope(app.extensions["engine"]) as session:
         seed_demo(session, SECRET, utcnow())
+    return app
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo cluster (`flask seed-demo`'s data) served on a loopback port."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("layout does not depend on the database: the SQLite leg checks it")
+    app = demo_app(tmp_path_factory.mktemp("phone-fit"))
     with live_server(app) as base:
         yield base
     app.extensions["engine"].dispose()

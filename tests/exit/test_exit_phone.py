@@ -14,11 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import select
 
-from marketplace import create_app
 from marketplace.clusters.exit import service as exits
 from marketplace.clusters.models import Member, User
-from marketplace.db import make_engine, session_scope, utcnow
-from marketplace.demo import COORDINATOR_EMAIL, DEMO_PASSWORD, FIRMS, seed_demo
+from marketplace.db import session_scope, utcnow
+from marketplace.demo import COORDINATOR_EMAIL, DEMO_PASSWORD, FIRMS
 from marketplace.equipment.models import Equipment, EquipmentOwner
 from tests.browser.conftest import browser  # noqa: F401 - the fixture, shared
 from tests.browser.test_phone_fit import (
@@ -28,8 +27,8 @@ from tests.browser.test_phone_fit import (
     SMALL_PHONE,
     Findings,
     crawl,
+    demo_app,
 )
-from tests.conftest import CHEAP_HASHING, SECRET
 from tests.live import live_server
 
 if TYPE_CHECKING:
@@ -42,22 +41,9 @@ LEAVER = FIRMS[0].email  # Maple Ridge: co-owns the skid steer, books the grinde
 def site_after_an_exit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     if os.environ.get("TEST_DATABASE_URL"):
         pytest.skip("layout does not depend on the database: the SQLite leg checks it")
-    folder = tmp_path_factory.mktemp("exit-phone")
-    database_url = f"sqlite:///{folder / 'demo.db'}"
-    from sqlmodel import SQLModel
-
-    engine = make_engine(database_url)
-    SQLModel.metadata.create_all(engine)
-    engine.dispose()
-    app = create_app({
-        "UPLOAD_DIR": str(folder / "uploads"), "MAIL_FOLDER": str(folder / "mail"),
-        "RATELIMIT_ENABLED": False, "TESTING": True, "DATABASE_URL": database_url,
-        "SECRET_KEY": SECRET, "REDIS_URL": None, "PUBLIC_URL": "http://localhost",
-        **CHEAP_HASHING,
-    })
+    app = demo_app(tmp_path_factory.mktemp("exit-phone"))
     now = utcnow()
     with app.app_context(), session_scope(app.extensions["engine"]) as session:
-        seed_demo(session, SECRET, now)
         owner = session.exec(select(User).where(User.email == LEAVER)).one()
         member = session.get(Member, owner.member_id)
         assert member is not None
