@@ -239,6 +239,19 @@ def terms(**changes: object) -> agreements.AgreementTerms:
     return agreements.AgreementTerms(**base)  # type: ignore[arg-type]
 
 
+#: The agreement editor's form, filled with valid terms (a proposal adds its reason and
+#: voting days); override any field.
+AGREEMENT_FORM = {
+    "purpose": "Share overflow work, v2.",
+    "scope_overflow_jobs": "y",
+    "referral_fee_percent": "5",
+    "platform_fee_percent": "1",
+    "sunset_on": (date.today() + timedelta(days=300)).isoformat(),
+    "exit_notice_days": "30",
+    "information_rules": "No bid prices across the barrier.",
+}
+
+
 def make_cluster(session: Session, name: str, email: str) -> tuple[Cluster, User]:
     return service.create_cluster(
         session, service.ClusterSettings(name=name, currency="CAD", default_locale="en_CA",

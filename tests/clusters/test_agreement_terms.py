@@ -24,19 +24,11 @@ from marketplace.clusters.targets import MAX_GOAL, TARGET_METRICS, goal_refusal
 from marketplace.clusters.terms_inputs import targets_from_form, typed_targets
 from marketplace.errors import ValidationError
 from tests.api.conftest import bearer
-from tests.conftest import World, login
+from tests.conftest import AGREEMENT_FORM, World, login
 from tests.test_migrations import _drift, demo_season_down_and_up
 
 TODAY = date.today()
-BASE = {
-    "purpose": "Share overflow work, v2.",
-    "scope_overflow_jobs": "y",
-    "referral_fee_percent": "5",
-    "platform_fee_percent": "1",
-    "sunset_on": (TODAY + timedelta(days=300)).isoformat(),
-    "exit_notice_days": "30",
-    "information_rules": "No bid prices across the barrier.",
-}
+BASE = AGREEMENT_FORM
 
 
 def _versions(session: Session) -> int:

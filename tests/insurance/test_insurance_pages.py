@@ -19,7 +19,7 @@ from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import CertificateStatus, InsuranceCertificate, Member
 from marketplace.errors import ValidationError
 from tests.api.conftest import bearer
-from tests.conftest import World, login
+from tests.conftest import AGREEMENT_FORM, World, login
 from tests.insurance.conftest import PDF, jpeg_with_exif, png
 from tests.jobs.conftest import add_partner
 
@@ -243,15 +243,7 @@ def test_the_coordinator_sets_a_minimum_coverage_per_trade(
     login(client, world.other_coordinator)  # a charter no member has signed yet
     page = client.get("/agreement/edit").get_data(as_text=True)
     assert 'name="min_coverage-tree_work"' in page
-    base = {
-        "purpose": "Share overflow work, v2.",
-        "scope_overflow_jobs": "y",
-        "referral_fee_percent": "5",
-        "platform_fee_percent": "1",
-        "sunset_on": (TODAY + timedelta(days=300)).isoformat(),
-        "exit_notice_days": "30",
-        "information_rules": "No bid prices across the barrier.",
-    }
+    base = AGREEMENT_FORM
     refused = client.post("/agreement/edit", data={**base, "min_coverage-tree_work": "lots"})
     assert refused.status_code == 422
     assert 'value="lots"' in refused.get_data(as_text=True)
