@@ -29,9 +29,7 @@ from flask_login import current_user
 from flask_socketio import SocketIO, emit, join_room
 
 from marketplace import events
-from marketplace.clusters.exit.service import is_former_member
-from marketplace.clusters.models import Member
-from marketplace.db import utcnow
+from marketplace.clusters.exit.access import viewer_is_former_member
 from marketplace.realtime.publisher import render_notification
 from marketplace.realtime.rooms import rooms_for
 from marketplace.realtime.wire import batch_key
@@ -96,22 +94,13 @@ def _replay(cursor: int, have: frozenset[str] = frozenset()) -> int:
     return sent
 
 
-def _former_member() -> bool:
-    """Whether the signed-in person's business has left the cluster: its people keep
-    their statements (pages), not the cluster's live events (the pages' gate does not
-    see socket events, so this asks the same question here)."""
-    if current_user.member_id is None:
-        return False
-    return is_former_member(db().get(Member, current_user.member_id), utcnow())
-
-
 def on_connect(auth: Any = None) -> bool:
     """Accept logged-in people of a current member business (or the coordinator), put
     them in their rooms, replay what they missed."""
     if not current_user.is_authenticated:
         log.info("socket refused: not logged in")
         return False
-    if _former_member():
+    if viewer_is_former_member():  # the pages' gate does not see socket events
         log.info("socket refused: user %s's business has left", current_user.id)
         db().rollback()
         return False
@@ -135,7 +124,7 @@ def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
     cursor = _cursor(data)
     if not current_user.is_authenticated or cursor is None:
         return {"error": "send {\"cursor\": <int>}"}
-    if _former_member():
+    if viewer_is_former_member():  # the pages' gate does not see socket events
         db().rollback()
         return {"error": "former_member"}
     return {"replayed": _replay(cursor, _have(data))}
