@@ -24,6 +24,7 @@ from marketplace.clusters.agreements import AgreementTerms
 from marketplace.clusters.governance import service as governance
 from marketplace.db import utcnow
 from marketplace.errors import N_, NotFound
+from marketplace.persisted import id_of
 from marketplace.web import db, viewer
 
 TAG = "decisions"
@@ -151,7 +152,7 @@ def propose(body: ProposalIn) -> dict[str, Any]:
     terms = replace(AgreementTerms.of(current), **changes)
     proposal = governance.propose_change(session, user, terms, body.reason,
                                          body.voting_days, now)
-    return _shown(proposal.id or 0, now)
+    return _shown(id_of(proposal), now)
 
 
 @operation("POST", "/agreement/proposals/{proposal_id}/vote", summary="Vote for or against "
