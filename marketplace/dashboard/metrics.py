@@ -47,6 +47,7 @@ USED_BOOKINGS = (BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_OUT.value,
 #: What owners earn from bookings: the fee and the late-cancellation fee.  A refunded fee
 #: is taken off again; a damage fee pays for a repair and is not counted as earnings.
 BOOKING_EARNINGS = (EntrySource.BOOKING.value, EntrySource.CANCELLATION_FEE.value)
+FEES_PASSED_ON = (EntrySource.BOOKING_HANDOVER.value, EntrySource.BOOKING_HANDOVER_REFUND.value)
 #: How Stripe-mode money reaches a member (a payout, a reversal of one): the movement of
 #: money already counted, not revenue.
 TRANSFER_MECHANICS = (EntrySource.PAYOUT.value, EntrySource.REVERSAL.value)
@@ -233,16 +234,22 @@ def _booking_fees(session: Session, scope: Scope, months: MonthRange
     amount = col(LedgerEntry.amount_minor)
     earned: ColumnElement[bool] = col(LedgerEntry.source).in_(BOOKING_EARNINGS)
     refunded: ColumnElement[bool] = col(LedgerEntry.source) == EntrySource.BOOKING_REFUND.value
+    # A fee a leaving co-owner passed on (and its return) moves earnings between owners:
+    # it counts for each of them, and nets to nothing for the cluster.
     if scope.member_id is not None:  # fees paid to the member; refunds it paid back
-        earned = earned & (col(LedgerEntry.payee_member_id) == scope.member_id)
-        refunded = refunded & (col(LedgerEntry.payer_member_id) == scope.member_id)
+        passed_on = col(LedgerEntry.source).in_(FEES_PASSED_ON)
+        received = col(LedgerEntry.payee_member_id) == scope.member_id
+        paid = col(LedgerEntry.payer_member_id) == scope.member_id
+        earned = (earned | passed_on) & received
+        refunded = (refunded | passed_on) & paid
     net = func.sum(case((earned, amount), (refunded, -amount), else_=0))
     return [(m, n) for m, n in session.exec(
         select(LedgerEntry.month, net).where(
             LedgerEntry.cluster_id == scope.cluster_id,
             LedgerEntry.currency == scope.cluster.currency,
             col(LedgerEntry.month) >= months.first, col(LedgerEntry.month) <= months.last,
-            col(LedgerEntry.source).in_((*BOOKING_EARNINGS, EntrySource.BOOKING_REFUND.value)))
+            col(LedgerEntry.source).in_((*BOOKING_EARNINGS, EntrySource.BOOKING_REFUND.value,
+                                         *FEES_PASSED_ON)))
         .group_by(col(LedgerEntry.month)))]
 
 

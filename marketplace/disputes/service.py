@@ -183,6 +183,15 @@ def _entries(session: Session, subject: Subject, source: str, member_id: int
         .order_by(col(LedgerEntry.id))))
 
 
+def _fee_passed_on(session: Session, subject: Subject) -> bool:
+    """Whether a leaving co-owner passed on its part of the booking's fee: holding the
+    booker's entry to it would have it pay back what it no longer has."""
+    return subject.kind == "booking" and session.exec(select(LedgerEntry.id).where(
+        LedgerEntry.cluster_id == subject.cluster_id,
+        LedgerEntry.source == EntrySource.BOOKING_HANDOVER.value,
+        LedgerEntry.source_id == subject.source_id)).first() is not None
+
+
 @dataclass(frozen=True)
 class Disputable:
     source: str
@@ -259,6 +268,11 @@ def open_dispute(session: Session, actor: User, kind: str, subject_id: int, sour
             "The agreement allows disputes until %(date)s, which has passed. Talk to the "
             "coordinator, who can add a correction to the current month."),
             params={"date": ends.date().isoformat()})
+    if source == EntrySource.BOOKING.value and _fee_passed_on(session, subject):
+        raise Conflict("fee_passed_on", N_(
+            "Part of this booking's fee passed to the remaining co-owners when a co-owner "
+            "left the cluster, so it cannot be held in a dispute. Ask the coordinator to "
+            "correct it in the current month."))
     entries = _entries(session, subject, source, actor.member_id)
     if not entries:
         message = N_("Your business has no such money on this job or booking.")

@@ -225,6 +225,21 @@ def _charge(session: Session, booking: Booking, payer_id: int, shares: dict[int,
                         currency=booking.currency)
 
 
+def refund_fee(session: Session, cluster: Cluster, booking: Booking, now: datetime
+               ) -> int:
+    """A cancelled booking's fee back to the booker; what it was refunded.
+
+    Every owner paid gives its part back, and a part a leaving co-owner passed on to
+    the remaining owners at its exit (`BOOKING_HANDOVER`) comes back to it from them:
+    each member nets to zero on the booking, whoever owns the machine now.
+    """
+    refunded = ledger.reverse(session, cluster, EntrySource.BOOKING, id_of(booking),
+                              EntrySource.BOOKING_REFUND, now)
+    ledger.reverse(session, cluster, EntrySource.BOOKING_HANDOVER, id_of(booking),
+                   EntrySource.BOOKING_HANDOVER_REFUND, now)
+    return sum(e.amount_minor for e in refunded)
+
+
 def get_booking(session: Session, viewer: User, booking_id: int, *,
                 for_update: bool = False) -> Booking:
     """A booking the viewer is party to (booker or owner) or coordinates, else NotFound.
@@ -417,8 +432,7 @@ def cancel(session: Session, actor: User, booking_id: int, reason: str, now: dat
     cluster = _cluster(session, booking.cluster_id)
     shares = owner_shares(session, id_of(equipment))
     if was_confirmed:
-        ledger.reverse(session, cluster, EntrySource.BOOKING, id_of(booking),
-                       EntrySource.BOOKING_REFUND, now)
+        refund_fee(session, cluster, booking, now)
     ledger.record_split(session, cluster, EntrySource.CANCELLATION_FEE, id_of(booking),
                         booking.member_id, fee, shares, now, reason,
                         currency=booking.currency)
@@ -448,8 +462,7 @@ def cancel_affected(session: Session, equipment: Equipment, starts_at: datetime,
         booking.cancel_reason = reason
         session.add(booking)
         if was_confirmed:
-            ledger.reverse(session, cluster, EntrySource.BOOKING, id_of(booking),
-                           EntrySource.BOOKING_REFUND, now)
+            refund_fee(session, cluster, booking, now)
         _tell(session, [booking.member_id], "booking.cancelled_by_owner",
               N_("Your booking of %(machine)s was cancelled by its owners: %(reason)s"),
               booking, now, machine=equipment.name, reason=reason)

@@ -44,6 +44,10 @@ class EntrySource(StrEnum):
     DISPUTE_HOLD = "dispute_hold"  # a customer disputes the charge: the parties' parts held
     DISPUTE_RELEASE = "dispute_release"  # the platform won the dispute: the parts released
     BUYOUT = "buyout"  # a leaving co-owner's machine share, remaining co-owners -> leaver
+    # A fee of a booking for a slot after a co-owner's exit that the leaver was paid when
+    # it was booked: passed on to the remaining co-owners (source_id: the booking's id).
+    BOOKING_HANDOVER = "booking_handover"  # leaver -> each remaining co-owner
+    BOOKING_HANDOVER_REFUND = "booking_handover_refund"  # the booking cancelled: back
     # Disputes between members (marketplace/disputes): source_id is the disputed entry's id.
     MEMBER_DISPUTE_HOLD = "member_dispute_hold"  # the disputed entry reversed while open
     MEMBER_DISPUTE_SETTLED = "member_dispute_settled"  # what the decision says it owes

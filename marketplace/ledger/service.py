@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
 from marketplace.clusters.models import Cluster
@@ -137,6 +138,19 @@ def entries_for(session: Session, source: EntrySource, source_id: int) -> list[L
     return list(session.exec(select(LedgerEntry).where(
         LedgerEntry.source == source.value, LedgerEntry.source_id == source_id)
         .order_by(col(LedgerEntry.id))))
+
+
+def net_between(session: Session, sources: tuple[EntrySource, ...], source_id: int,
+                member_id: int) -> int:
+    """What the member received less what it paid in the entries of these sources for
+    one fact (a booking's fee and what exits passed on of it)."""
+    amount = col(LedgerEntry.amount_minor)
+    net = func.coalesce(func.sum(case(
+        (col(LedgerEntry.payee_member_id) == member_id, amount),
+        (col(LedgerEntry.payer_member_id) == member_id, -amount), else_=0)), 0)
+    return int(session.exec(select(net).where(
+        col(LedgerEntry.source).in_([s.value for s in sources]),
+        LedgerEntry.source_id == source_id)).one())
 
 
 def balance(session: Session, member_id: int) -> int:

@@ -35,6 +35,8 @@ SOURCE_LABELS = {
     EntrySource.DISPUTE_HOLD: N_("Held for a card dispute"),
     EntrySource.DISPUTE_RELEASE: N_("Card dispute won: hold released"),
     EntrySource.BUYOUT: N_("Machine share bought out at exit"),
+    EntrySource.BOOKING_HANDOVER: N_("Booking fee passed on at exit"),
+    EntrySource.BOOKING_HANDOVER_REFUND: N_("Booking fee passed on at exit, returned"),
     EntrySource.MEMBER_DISPUTE_HOLD: N_("Held while a dispute is open"),
     EntrySource.MEMBER_DISPUTE_SETTLED: N_("Settled by a dispute's decision"),
 }

@@ -50,7 +50,7 @@ from marketplace.clusters.models import Addressee, Cluster, Member, Role, User
 from marketplace.clusters.service import active_users_of
 from marketplace.db import utcnow
 from marketplace.equipment.access import get_equipment, owner_shares, require_manager
-from marketplace.equipment.booking import cancel_affected
+from marketplace.equipment.booking import cancel_affected, refund_fee
 from marketplace.equipment.listings import FAR_FUTURE
 from marketplace.equipment.models import (
     Booking,
@@ -190,6 +190,7 @@ def take_effect(session: Session, member_id: int, reason: ExitReason, effective_
     work = _Exit(session, cluster, member, record, reason, now,
                  {"currency": cluster.currency, "bookings_cancelled": [],
                   "others_bookings_cancelled": [], "machines_withdrawn": [], "buyouts": [],
+                  "fees_passed_on": [],
                   "jobs_cancelled": [], "jobs_handed_back": [], "contracts_kept": []})
     if member.exit_effective_at is None or member.exit_effective_at > effective_at:
         member.exit_effective_at = effective_at
@@ -245,11 +246,7 @@ def _cancel_own_bookings(work: _Exit) -> None:
         was_confirmed = _cancel_live(work, booking)
         if was_confirmed is None:
             continue
-        refunded = 0
-        if was_confirmed:
-            refunded = sum(e.amount_minor for e in ledger.reverse(
-                session, work.cluster, EntrySource.BOOKING, id_of(booking),
-                EntrySource.BOOKING_REFUND, now))
+        refunded = refund_fee(session, work.cluster, booking, now) if was_confirmed else 0
         equipment = session.get(Equipment, booking.equipment_id)
         assert equipment is not None
         owners = [m for m in owner_shares(session, id_of(equipment)) if m != work.member.id]
@@ -323,6 +320,7 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
             col(EquipmentOwner.equipment_id) == equipment.id,
             col(EquipmentOwner.member_id) == member_id).values(share_bp=share))
     _hand_over_rotation(work, equipment, outcome.new_shares)
+    _pass_on_fees(work, equipment, outcome.new_shares)
     names = {m.id: m.name for m in session.exec(select(Member).where(
         col(Member.id).in_(list(outcome.new_shares))))}
     work.summary["buyouts"].append({
@@ -348,6 +346,33 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
                               f"{equipment.currency}",
                     "share": f"{outcome.new_shares[member_id] / 100:g}"},
             payload={"equipment_id": equipment.id}, link=f"/equipment/{equipment.id}")
+
+
+def _pass_on_fees(work: _Exit, equipment: Equipment, new_shares: dict[int, int]) -> None:
+    """Others' confirmed bookings of the machine for slots from the exit on were paid
+    for when booked, part of the fee to the leaver: that part now belongs to the
+    remaining co-owners, split by the shares they own from now on.  What the leaver
+    nets on each such booking -- its fee, plus what an earlier leaver passed on to it --
+    is passed on, so exits in turn hand a fee on to the cent.  A slot already under way stays the
+    leaver's: it owned the machine when the use began.  `booking.refund_fee` gives
+    it all back if the booking is cancelled later."""
+    session, now, leaver = work.session, work.now, id_of(work.member)
+    bookings = session.exec(select(Booking).where(
+        Booking.equipment_id == equipment.id, Booking.member_id != leaver,
+        Booking.status == BookingStatus.CONFIRMED.value, col(Booking.starts_at) >= now)
+        .order_by(col(Booking.starts_at), col(Booking.id))).all()
+    for booking in bookings:
+        received = ledger.net_between(session, (EntrySource.BOOKING,
+                                                EntrySource.BOOKING_HANDOVER),
+                                      id_of(booking), leaver)
+        passed = ledger.record_split(
+            session, work.cluster, EntrySource.BOOKING_HANDOVER, id_of(booking), leaver,
+            received, new_shares, now, f"{equipment.name} #{booking.id}",
+            currency=booking.currency)
+        if passed:
+            work.summary["fees_passed_on"].append({
+                "booking_id": booking.id, "machine": equipment.name,
+                "starts_at": booking.starts_at.isoformat(), "amount_minor": received})
 
 
 def _hand_over_rotation(work: _Exit, equipment: Equipment, new_shares: dict[int, int]) -> None:
