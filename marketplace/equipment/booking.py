@@ -1,24 +1,34 @@
 """Booking a machine: the slot rules, the lifecycle, and the fees it writes.
 
-No double booking, ever.  On PostgreSQL the machine's row is locked while a
-slot that looks free is checked again and booked (a slot already taken is refused
-before, without waiting for the lock), and an exclusion constraint on (machine, [start, end+buffer))
-refuses an overlap even if the check were wrong.  The lock is the machine's,
-nothing wider: bookers of different machines never wait for each other.  (Only
-sharing the row and leaving races to the constraint was measured and refused:
-with 50 members booking one machine's week, two inserts of overlapping slots
-each waited for the other's commit, and PostgreSQL broke every such deadlock
-after its 1 s deadlock_timeout, as an error.)  On SQLite every write
-transaction takes the single writer lock before it begins (marketplace/db.py),
-so the check and the insert happen under it.  State changes are conditional updates
-(`UPDATE ... WHERE status = 'requested'`), so two clicks change a booking once.
-"""
+No double booking, ever.  On PostgreSQL a slot that looks free is checked again
+and booked while this transaction holds (a slot already taken is refused before,
+without waiting for anything):
 
+- the machine's row, shared: bookers of the machine run side by side, while a
+  change of the machine itself (pause, retire, blackout, new hours, an owner's
+  exit) takes it exclusively and so waits for them, and they for it;
+- one transaction-scoped advisory lock per UTC day the slot's blocked range
+  [start, end + buffer) touches, (machine id, day number), taken in day order:
+  two slots that could overlap share a day, so they are checked and inserted
+  one after the other, while slots on other days of the same week are not held
+  up by them.
+
+An exclusion constraint on (machine, [start, end + buffer)) refuses an overlap
+even if the check were wrong.  (Sharing the row *without* the day locks was
+measured and refused: with 50 members booking one machine's week, two inserts of
+overlapping slots each waited for the other's commit inside the constraint, and
+PostgreSQL broke every such deadlock after its 1 s deadlock_timeout, as an
+error.  The day locks keep any two overlapping inserts apart.)  On SQLite every
+write transaction takes the single writer lock before it begins
+(marketplace/db.py), so the check and the insert happen under it.  State changes
+are conditional updates (`UPDATE ... WHERE status = 'requested'`), so two clicks
+change a booking once.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, update
+from sqlalchemy import bindparam, exists, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -149,10 +159,11 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
     equipment = get_equipment(session, actor, equipment_id)
     _check_bookable(session, equipment, starts_at, ends_at, now)
     if on_postgresql(session):
-        # Most taps on a busy week are refused above without queueing for the machine's
-        # lock; a slot that looked free is checked again under it, since a booking may
-        # have committed in between.  (SQLite's writer holds the whole database already.)
-        equipment = get_equipment(session, actor, equipment_id, for_update=True)
+        # Most taps on a busy week are refused above without queueing for any lock; a
+        # slot that looked free is checked again under the slot's locks, since a
+        # booking may have committed in between.  (SQLite's writer holds the whole
+        # database already.)
+        equipment = _hold_the_slot(session, equipment, starts_at, ends_at)
         _check_bookable(session, equipment, starts_at, ends_at, now)
     in_custody = custody_terms(session, equipment, member, starts_at, ends_at)
     shares = owner_shares(session, id_of(equipment))
@@ -186,6 +197,35 @@ def book(session: Session, actor: User, equipment_id: int, starts_at: datetime,
               booking, now, **params)
     session.commit()
     return booking
+
+
+SECONDS_PER_DAY = 86_400
+
+_SHARE_MACHINE = select(Equipment).where(col(Equipment.id) == bindparam("equipment_id")) \
+    .with_for_update(read=True).execution_options(populate_existing=True)
+#: The two-key form of PostgreSQL's advisory locks, apart from the scheduler's one-key
+#: leader lock (marketplace/scheduling/leader.py): (machine id, UTC day number).
+_LOCK_DAY = text("SELECT pg_advisory_xact_lock(CAST(:equipment_id AS integer), "
+                 "CAST(:day AS integer))")
+
+
+def slot_days(starts_at: datetime, blocked_until: datetime) -> range:
+    """The UTC day numbers (days since 1970-01-01) the blocked range [starts_at,
+    blocked_until) touches: any two overlapping ranges share one of them."""
+    first = int(starts_at.timestamp()) // SECONDS_PER_DAY
+    last = (int(blocked_until.timestamp()) - 1) // SECONDS_PER_DAY
+    return range(first, max(first, last) + 1)
+
+
+def _hold_the_slot(session: Session, equipment: Equipment, starts_at: datetime,
+                   ends_at: datetime) -> Equipment:
+    """PostgreSQL: share the machine's row (read afresh) and lock the slot's days, in
+    day order; held until the transaction ends."""
+    shared = session.exec(_SHARE_MACHINE, params={"equipment_id": id_of(equipment)}).one()
+    blocked_until = ends_at + timedelta(minutes=shared.buffer_minutes)
+    for day in slot_days(starts_at, blocked_until):
+        session.execute(_LOCK_DAY, {"equipment_id": id_of(shared), "day": day})
+    return shared
 
 
 def _check_bookable(session: Session, equipment: Equipment, starts_at: datetime,
