@@ -32,7 +32,8 @@ messages, photos and per-entry money (who pays whom how much: for a job share, t
 winning bid's price and shares) are the parties' and the coordinator's only: the panel
 (rival businesses) sees the disputed total, the reason and the outcomes to choose.
 A business that left the cluster no longer sits on a panel nor counts towards its
-majority, and is told nothing more except, as a party, the outcome.
+majority; its people no longer read its disputes (their money settles as decided, in
+its statements) and are told nothing more except, as a party, the outcome.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from marketplace.clusters.agreements import agreement_in_force
 from marketplace.clusters.governance.service import participating_member_ids
 from marketplace.clusters.models import Addressee, Cluster, Member, Role, User
 from marketplace.clusters.service import active_users_of, lock_cluster_settings
+from marketplace.db import utcnow
 from marketplace.disputes.models import (
     DisputedEntry,
     DisputeMessage,
@@ -350,18 +352,23 @@ def _member_ids(session: Session, model: type[DisputeParty] | type[DisputePaneli
     return set(session.exec(select(model.member_id).where(model.dispute_id == dispute_id)))
 
 
-def may_read(session: Session, viewer: User, dispute: MemberDispute) -> bool:
-    """Its parties' people, its panel's people, the coordinator: nobody else."""
+def may_read(session: Session, viewer: User, dispute: MemberDispute,
+             now: datetime | None = None) -> bool:
+    """Its parties' people, its panel's people, the coordinator: nobody else.  A business
+    that left keeps only its statements: its people read none of its disputes any more
+    (their money still settles as decided, in the statements)."""
     if dispute.cluster_id != viewer.cluster_id:
         return False
     if viewer.role == Role.COORDINATOR:
         return True
-    return viewer.member_id is not None and viewer.member_id in (
+    return viewer.member_id is not None and not _has_left(session, viewer, now) \
+        and viewer.member_id in (
         _member_ids(session, DisputeParty, id_of(dispute))
         | _member_ids(session, DisputePanelist, id_of(dispute)))
 
 
-def may_read_talk(session: Session, viewer: User, dispute: MemberDispute) -> bool:
+def may_read_talk(session: Session, viewer: User, dispute: MemberDispute,
+                  now: datetime | None = None) -> bool:
     """Its messages, photos and per-entry money: its parties' people and the
     coordinator only.  The panel (rival businesses) decides on the disputed total and
     the reason, and never reads what the parties say to each other, nor a bid's price
@@ -370,23 +377,25 @@ def may_read_talk(session: Session, viewer: User, dispute: MemberDispute) -> boo
         return False
     if viewer.role == Role.COORDINATOR:
         return True
-    return viewer.member_id is not None and viewer.member_id in _member_ids(
-        session, DisputeParty, id_of(dispute))
+    return viewer.member_id is not None and not _has_left(session, viewer, now) \
+        and viewer.member_id in _member_ids(session, DisputeParty, id_of(dispute))
 
 
-def get_dispute(session: Session, viewer: User, dispute_id: int) -> MemberDispute:
+def get_dispute(session: Session, viewer: User, dispute_id: int,
+                now: datetime | None = None) -> MemberDispute:
     """A dispute the viewer may read, or the NotFound a missing one answers."""
     dispute = session.get(MemberDispute, dispute_id)
-    if dispute is None or not may_read(session, viewer, dispute):
+    if dispute is None or not may_read(session, viewer, dispute, now):
         raise not_found()
     return dispute
 
 
-def list_disputes(session: Session, viewer: User) -> list[MemberDispute]:
+def list_disputes(session: Session, viewer: User, now: datetime | None = None
+                  ) -> list[MemberDispute]:
     """The disputes the viewer may read, open ones first, newest first."""
     query = select(MemberDispute).where(MemberDispute.cluster_id == viewer.cluster_id)
     if viewer.role != Role.COORDINATOR:
-        if viewer.member_id is None:
+        if viewer.member_id is None or _has_left(session, viewer, now):
             return []
         mine = select(DisputeParty.dispute_id).where(DisputeParty.member_id == viewer.member_id)
         panel = select(DisputePanelist.dispute_id).where(
@@ -401,6 +410,11 @@ def _former_ids(session: Session, cluster_id: int, now: datetime) -> set[int]:
     return {id_of(m) for m in session.exec(select(Member).where(
         Member.cluster_id == cluster_id, col(Member.exit_effective_at).is_not(None),
         col(Member.exit_effective_at) <= now))}
+
+
+def _has_left(session: Session, viewer: User, now: datetime | None) -> bool:
+    """Whether the viewer's business has left by `now` (by default, this moment)."""
+    return viewer.member_id in _former_ids(session, viewer.cluster_id, now or utcnow())
 
 
 def current_panel(session: Session, dispute: MemberDispute, now: datetime) -> set[int]:
@@ -425,9 +439,10 @@ def may_decide(session: Session, viewer: User, dispute: MemberDispute, now: date
             and session.get(DisputeVote, (dispute.id, viewer.member_id)) is None)
 
 
-def may_post(session: Session, viewer: User, dispute: MemberDispute) -> bool:
+def may_post(session: Session, viewer: User, dispute: MemberDispute,
+             now: datetime | None = None) -> bool:
     return dispute.status == DisputeStatus.OPEN.value and may_read_talk(session, viewer,
-                                                                         dispute)
+                                                                         dispute, now)
 
 
 @dataclass(frozen=True)
@@ -472,9 +487,9 @@ class DisputeView:
 
 def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: datetime
                  ) -> DisputeView:
-    if not may_read(session, viewer, dispute):
+    if not may_read(session, viewer, dispute, now):
         raise not_found()
-    talk = may_read_talk(session, viewer, dispute)
+    talk = may_read_talk(session, viewer, dispute, now)
     names = {m.id: m.name for m in session.exec(
         select(Member).where(Member.cluster_id == dispute.cluster_id))}
     lines = tuple(
@@ -503,7 +518,7 @@ def dispute_view(session: Session, viewer: User, dispute: MemberDispute, now: da
         panel=tuple(sorted(names.get(m, "") for m in current_panel(session, dispute, now))),
         entries=lines, messages=messages,
         may_decide=may_decide(session, viewer, dispute, now),
-        may_post=may_post(session, viewer, dispute),
+        may_post=may_post(session, viewer, dispute, now),
         panel_votes=panel_votes(session, dispute, now),
         decided_by=people.get(dispute.decided_by_id or 0, ""), talk=talk)
 
@@ -517,8 +532,8 @@ def post_message(session: Session, actor: User, dispute_id: int, body: str,
     """A message, a photo or both; the other readers are told.  The photo is stored
     re-encoded without its metadata (where it was taken, the phone).  The same form
     sent twice (its one-time key) is stored once."""
-    dispute = get_dispute(session, actor, dispute_id)
-    if not may_read_talk(session, actor, dispute):
+    dispute = get_dispute(session, actor, dispute_id, now)
+    if not may_read_talk(session, actor, dispute, now):
         raise not_found()  # the panel: as if there were no conversation to join
     if dispute.status != DisputeStatus.OPEN.value:
         raise Conflict("dispute_decided", N_("This dispute is decided; its messages are "
@@ -590,7 +605,7 @@ def decide(session: Session, actor: User, dispute_id: int, outcome: str,
            ) -> MemberDispute:
     """Decide once: write what each disputed entry finally owes in the current open
     month, keep who decided, how and why, and tell every reader."""
-    dispute = get_dispute(session, actor, dispute_id)
+    dispute = get_dispute(session, actor, dispute_id, now)
     if not may_decide(session, actor, dispute, now):
         if actor.member_id is not None and session.get(
                 DisputeVote, (dispute_id, actor.member_id)) is not None:
