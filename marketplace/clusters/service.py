@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import available_timezones
 
-from sqlalchemy import exists
+from sqlalchemy import ColumnElement, exists
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -273,8 +273,15 @@ def active_users_of(session: Session, member_ids: Iterable[int | None], *,
     query = sa_select(*ADDRESSEE).where(col(User.member_id).in_(ids),
                                         col(User.active).is_(True))
     if not include_former:
-        query = query.where(~exists().where(col(MemberExit.member_id) == User.member_id))
+        query = query.where(not_left())
     return [Addressee(*row) for row in session.execute(query.order_by(col(User.id)))]
+
+
+def not_left() -> ColumnElement[bool]:
+    """A query's condition on `User`: the person's business has not left the cluster (no
+    exit took effect); a coordinator, of no business, passes.  What `active_users_of`
+    leaves former members out by, for a notice whose people are chosen otherwise."""
+    return ~exists().where(col(MemberExit.member_id) == User.member_id)
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from marketplace.clusters.models import (
     Role,
     User,
 )
+from marketplace.clusters.service import not_left
 from marketplace.errors import (
     N_,
     Conflict,
@@ -289,7 +290,7 @@ def local_deadline(session: Session, proposal: AgreementProposal) -> str:
 
 def _told(session: Session, cluster_id: int) -> list[User]:
     """Whom a proposal and its outcome reach: the coordinator and every member's owners
-    (the people who vote and accept for their businesses)."""
+    (the people who vote and accept for their businesses); not a business that left."""
     return list(
         session.exec(
             select(User)
@@ -297,6 +298,7 @@ def _told(session: Session, cluster_id: int) -> list[User]:
                 User.cluster_id == cluster_id,
                 col(User.active).is_(True),
                 col(User.role).in_([Role.OWNER.value, Role.COORDINATOR.value]),
+                not_left(),
             )
             .order_by(col(User.id))
         )
