@@ -171,6 +171,8 @@ def minimum_coverage(agreement: Agreement | None, trades: Iterable[str]
     """The verified insurance coverage a job in `trades` needs under `agreement` (the
     largest of its trades' minima, 0 for none), and the trades that ask that much."""
     minima = agreement.min_coverage if agreement is not None else {}
+    if not minima:  # most charters set none: the board asks this for every open job
+        return 0, []
     needed = {trade: minima.get(trade, 0) for trade in trades}
     highest = max(needed.values(), default=0)
     return highest, sorted(t for t, amount in needed.items() if amount == highest and highest)

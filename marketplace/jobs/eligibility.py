@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -104,12 +104,15 @@ def _reasons(
     offered: set[str],
     refusal: DomainError | None,
     agreement: Agreement | None = None,
+    distance: float | None | Literal[False] = False,
 ) -> list[Reason]:
     """The rule itself, on facts already loaded: every reason `member` cannot take `job`.
 
     `needed` is the job's trades, `offered` the member's, `refusal` what the
     agreement's participation gate says about the member now, `agreement` the
-    version in force (its minimum insurance coverage per trade).  Insurance counts
+    version in force (its minimum insurance coverage per trade), `distance` the
+    job's `service_distance_km` from the member when the caller has it already (the
+    board shows it too), False to have it measured here.  Insurance counts
     only as the coordinator verified it (clusters/insurance/): its expiry must
     cover the whole job, its coverage the largest minimum of the job's trades.
     """
@@ -129,7 +132,8 @@ def _reasons(
                 {"trades": missing},
             )
         )
-    distance = service_distance_km(member, job)
+    if distance is False:
+        distance = service_distance_km(member, job)
     if distance is None or member.service_radius_km is None:
         reasons.append(
             Reason(
@@ -198,9 +202,11 @@ def reasons_per_job(
     session: Session, member: Member | MemberFacts, jobs: Sequence[OverflowJob | JobFacts],
     now: datetime,
     needed: Mapping[int, list[str]] | None = None,
+    distances: Sequence[float | None] | None = None,
 ) -> list[list[Reason]]:
     """`ineligibility_reasons` of one member for many jobs (the board), in three queries
-    (two when the caller already read the jobs' trades, `needed`)."""
+    (two when the caller already read the jobs' trades, `needed`); `distances`, the
+    jobs' `service_distance_km` in their order, when the caller measured them."""
     if not jobs:
         return []
     in_force: dict[int, Agreement | None] = {}
@@ -209,8 +215,11 @@ def reasons_per_job(
     if needed is None:
         needed = trades_of_jobs(session, [j.id for j in jobs])
     agreement = in_force[member.cluster_id]
-    return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal, agreement)
-            for job in jobs]
+    measured: Sequence[float | None | Literal[False]] = \
+        distances if distances is not None else [False] * len(jobs)
+    return [_reasons(member, job, needed.get(job.id or 0, []), offered, refusal, agreement,
+                     distance)
+            for job, distance in zip(jobs, measured, strict=True)]
 
 
 def eligible_members(session: Session, job: OverflowJob, now: datetime) -> list[MemberFacts]:

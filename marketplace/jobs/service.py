@@ -30,16 +30,16 @@ from marketplace.clusters.models import Cluster, Member, MemberFacts, Role, User
 from marketplace.clusters.service import acting_member, active_users_of, lock_cluster_settings
 from marketplace.clusters.trades import is_trade
 from marketplace.errors import N_, Conflict, Forbidden, ValidationError
-from marketplace.geo import site_point
+from marketplace.geo import coarse_km, site_point
 from marketplace.jobs.eligibility import (
     Reason,
     cluster_reasons,
     eligible_members,
     ineligibility_reasons,
     job_trades,
-    partner_distance_km,
     reasons_per_job,
     require_eligible,
+    service_distance_km,
 )
 from marketplace.jobs.models import (
     JOB_FACTS,
@@ -486,10 +486,14 @@ def board_slice(session: Session, actor: User, now: datetime,
             trades.setdefault(job_id, []).append(trade)
     jobs = list(found.values())
     facts = facts_of(member)
+    # Each job's distance measured once: the rule's service area and the card's "about
+    # n km" (coarse, from the same approximate point: eligibility.partner_distance_km).
+    distances = [service_distance_km(facts, job) for job in jobs]
     ranked = [
-        (job, coarse[0] if (coarse := partner_distance_km(facts, job)) else None)
-        for job, reasons in zip(jobs, reasons_per_job(session, facts, jobs, now, trades),
-                                strict=True)
+        (job, coarse_km(distance)[0] if distance is not None else None)
+        for job, distance, reasons in zip(
+            jobs, distances, reasons_per_job(session, facts, jobs, now, trades, distances),
+            strict=True)
         if not reasons
     ]
     if filters.within_km is not None:
