@@ -87,7 +87,8 @@ def _as_typed(code: str, goal: int | None, currency: str) -> str:
     if unit is TargetUnit.MONEY:
         return typed_amount(goal, currency)
     if unit is TargetUnit.BASIS_POINTS:
-        return f"{Decimal(goal) / 100:f}".rstrip("0").rstrip(".")
+        percent = f"{Decimal(goal) / 100:f}"  # 5000 -> "50", 1250 -> "12.50"
+        return percent.rstrip("0").rstrip(".") if "." in percent else percent
     return str(goal)
 
 
