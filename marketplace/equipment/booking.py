@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, exists, text, update
+from sqlalchemy import bindparam, exists, false, null, text, union_all, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -89,13 +90,12 @@ def check_slot(session: Session, equipment: Equipment, starts_at: datetime,
     if minutes > equipment.max_minutes:
         raise _slot_error("too_long", N_("This machine is booked for at most %(minutes)d "
                                          "minutes."), "ends_at", minutes=equipment.max_minutes)
-    windows = [WeeklyHours(*row) for row in session.exec(
-        _WEEKLY_HOURS, params={"equipment_id": equipment.id})]
+    windows, blackout_reason, clash = _hours_and_what_is_in_the_way(
+        session, equipment, starts_at, ends_at)
     if not covers(open_intervals(windows, equipment.timezone, starts_at, ends_at),
                   starts_at, ends_at):
         raise _slot_error("outside_availability", N_("The machine is not available for all "
                                                      "of that time. Check its weekly hours."))
-    blackout_reason, clash = _what_is_in_the_way(session, equipment, starts_at, ends_at)
     if blackout_reason is not None:
         raise _slot_error("in_blackout", N_("The machine is blocked then: %(reason)s."),
                           reason=blackout_reason)
@@ -106,32 +106,43 @@ def check_slot(session: Session, equipment: Equipment, starts_at: datetime,
                        params={"buffer": equipment.buffer_minutes})
 
 
-#: What may stand in a slot's way: the reason of a blackout over it, and whether a
-#: holding booking overlaps it with its buffer.  One statement, built once: every tap
-#: on a busy week asks it, and building the expression cost more than running it.
-_IN_THE_WAY = select(
-    select(Blackout.reason).where(
-        col(Blackout.equipment_id) == bindparam("equipment_id"),
-        col(Blackout.starts_at) < bindparam("ends_at"),
-        col(Blackout.ends_at) > bindparam("starts_at")).limit(1).scalar_subquery(),
-    exists().where(
-        col(Booking.equipment_id) == bindparam("equipment_id"),
-        col(Booking.status).in_(HOLDING_STATUSES),
-        col(Booking.starts_at) < bindparam("blocked_until"),
-        col(Booking.blocked_until) > bindparam("starts_at")))
+#: The machine's weekly hours (a row each), then one row with what may stand in the
+#: slot's way: the reason of a blackout over it, and whether a holding booking overlaps
+#: it with its buffer.  One statement, built once: every tap on a busy week asks it
+#: (on PostgreSQL twice when the slot looks free), and each round trip counts there.
+_HOURS_AND_WHAT_IS_IN_THE_WAY = union_all(
+    sa_select(col(AvailabilityWindow.weekday), col(AvailabilityWindow.start_minute),
+              col(AvailabilityWindow.end_minute), null().label("reason"),
+              false().label("clash"))
+    .where(col(AvailabilityWindow.equipment_id) == bindparam("equipment_id")),
+    sa_select(null(), null(), null(),
+              select(Blackout.reason).where(
+                  col(Blackout.equipment_id) == bindparam("equipment_id"),
+                  col(Blackout.starts_at) < bindparam("ends_at"),
+                  col(Blackout.ends_at) > bindparam("starts_at")).limit(1).scalar_subquery(),
+              exists().where(
+                  col(Booking.equipment_id) == bindparam("equipment_id"),
+                  col(Booking.status).in_(HOLDING_STATUSES),
+                  col(Booking.starts_at) < bindparam("blocked_until"),
+                  col(Booking.blocked_until) > bindparam("starts_at"))))
 
-_WEEKLY_HOURS = select(AvailabilityWindow.weekday, AvailabilityWindow.start_minute,
-                       AvailabilityWindow.end_minute).where(
-    col(AvailabilityWindow.equipment_id) == bindparam("equipment_id"))
 
-
-def _what_is_in_the_way(session: Session, equipment: Equipment, starts_at: datetime,
-                        ends_at: datetime) -> tuple[str | None, bool]:
-    """The reason of a blackout over the slot (if any) and whether a booking holds it."""
-    reason, clashed = session.exec(_IN_THE_WAY, params={
-        "equipment_id": equipment.id, "starts_at": starts_at, "ends_at": ends_at,
-        "blocked_until": ends_at + timedelta(minutes=equipment.buffer_minutes)}).one()
-    return reason, bool(clashed)
+def _hours_and_what_is_in_the_way(session: Session, equipment: Equipment,
+                                  starts_at: datetime, ends_at: datetime
+                                  ) -> tuple[list[WeeklyHours], str | None, bool]:
+    """The machine's weekly hours, the reason of a blackout over the slot (if any) and
+    whether a booking holds it."""
+    windows: list[WeeklyHours] = []
+    reason, clashed = None, False
+    for weekday, start_minute, end_minute, blackout, clash in session.execute(
+            _HOURS_AND_WHAT_IS_IN_THE_WAY, {
+                "equipment_id": equipment.id, "starts_at": starts_at, "ends_at": ends_at,
+                "blocked_until": ends_at + timedelta(minutes=equipment.buffer_minutes)}):
+        if weekday is None:
+            reason, clashed = blackout, bool(clash)
+        else:
+            windows.append(WeeklyHours(weekday, start_minute, end_minute))
+    return windows, reason, clashed
 
 
 def custody_terms(session: Session, equipment: Equipment, member: Member,
