@@ -1,8 +1,15 @@
 """Disputes between members over the API: the same services and the same barrier as the
-pages (a dispute the caller may not read answers as a missing one)."""
+pages (a dispute the caller may not read answers as a missing one).
+
+A message's photo travels as base64 in JSON, both ways, as an insurance certificate's
+document does: the service checks and re-encodes it exactly as it does the page's
+upload, and it is read back (without its metadata) by the parties and the coordinator
+only, like the page's photo."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
 from pydantic import Field
@@ -13,6 +20,8 @@ from marketplace.clusters.models import User
 from marketplace.db import utcnow
 from marketplace.disputes import service as disputes
 from marketplace.disputes.models import MemberDispute
+from marketplace.equipment.photos import display_copy, full_size, is_stored_name
+from marketplace.errors import N_, ValidationError, not_found
 from marketplace.web import db, viewer
 
 TAG = "disputes"
@@ -79,9 +88,29 @@ class OpenIn(RequestModel):
 
 
 class MessageIn(RequestModel):
-    body: str = Field(min_length=1, max_length=2000)
+    body: str = Field(default="", max_length=2000, description="The message; may be "
+                      "left out when a photo is sent.")
+    photo_base64: str | None = Field(
+        default=None, min_length=1, max_length=7_200_000, description="A photo (JPEG, PNG "
+        "or WebP), base64-encoded; at most 5 MB.  It is stored re-encoded, without its "
+        "metadata (where it was taken, the phone).")
     request_key: str | None = Field(default=None, max_length=64, description="A one-time "
                                     "key: the same message sent twice is stored once.")
+
+
+class PhotoQuery(RequestModel):
+    size: Literal["display", "full"] = Field(default="display", description="display: the "
+                                             "smaller copy the dispute's page shows (WebP, "
+                                             "at most 1024 px a side); full: the photo as "
+                                             "stored.")
+
+
+class PhotoOut(ResponseModel):
+    message_id: int
+    media_type: Literal["image/jpeg", "image/png", "image/webp"]
+    width: int
+    height: int
+    photo_base64: str = Field(description="The picture, base64-encoded, without metadata.")
 
 
 class DecisionIn(RequestModel):
@@ -131,21 +160,63 @@ def open_dispute(body: OpenIn) -> dict[str, Any]:
     return _detail(user, dispute)
 
 
-@operation("POST", "/disputes/{dispute_id}/messages", summary="Post a message in an open "
-           "dispute (photos: on the dispute's page)", tag=TAG, body=MessageIn,
-           response=MessageOut, status=201)
+def _photo_sent(text: str | None) -> bytes | None:
+    """The photo's bytes as sent, or a 422 on its field when they are not base64."""
+    if text is None:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        message = N_("Send the photo as base64 (RFC 4648, without line breaks).")
+        raise ValidationError("invalid_photo", message,
+                              fields={"photo_base64": message}) from None
+
+
+@operation("POST", "/disputes/{dispute_id}/messages", summary="Post a message, a photo or "
+           "both in an open dispute (its parties' people and the coordinator)", tag=TAG,
+           body=MessageIn, response=MessageOut, status=201)
 def post_message(dispute_id: int, body: MessageIn) -> dict[str, Any]:
     from marketplace.disputes.views import photo_dir
 
     user = viewer()
-    message = disputes.post_message(db(), user, dispute_id, body.body, None, photo_dir(),
-                                    body.request_key, utcnow())
+    if not disputes.may_read_talk(db(), user, disputes.get_dispute(db(), user, dispute_id)):
+        raise not_found()  # another's, or the panel's: 404 before the photo is looked at
+    photo = _photo_sent(body.photo_base64)
+    try:
+        message = disputes.post_message(db(), user, dispute_id, body.body, photo,
+                                        photo_dir(), body.request_key, utcnow())
+    except ValidationError as refused:  # named after the field this request sent
+        refused.fields = {("photo_base64" if name == "photo" else name): text
+                          for name, text in refused.fields.items()}
+        raise
     view = disputes.dispute_view(db(), user, disputes.get_dispute(db(), user, dispute_id),
                                  utcnow())
     shown = next(m for m in view.messages if m.id == message.id)
     return {"id": shown.id, "author": shown.author, "business": shown.business,
             "body": shown.body, "has_photo": shown.photo is not None,
             "created_at": shown.created_at}
+
+
+@operation("GET", "/disputes/{dispute_id}/messages/{message_id}/photo", summary="A "
+           "message's photo, without its metadata (the dispute's parties' people and the "
+           "coordinator, as on its page; the panel does not read the parties' messages)",
+           tag=TAG, query=PhotoQuery, response=PhotoOut)
+def message_photo(dispute_id: int, message_id: int, query: PhotoQuery) -> dict[str, Any]:
+    from marketplace.disputes.views import photo_dir
+
+    session, user = db(), viewer()
+    stored = disputes.photo_of(session, user, message_id)  # the talk's readers, or 404
+    view = disputes.dispute_view(session, user, disputes.get_dispute(session, user,
+                                                                     dispute_id), utcnow())
+    if not is_stored_name(stored) or all(m.id != message_id for m in view.messages):
+        raise not_found()  # a message of another dispute: as a missing one
+    shown = full_size(photo_dir(), stored) if query.size == "full" \
+        else display_copy(photo_dir(), stored)
+    if shown is None:
+        raise not_found()
+    return {"message_id": message_id, "media_type": shown.media_type,
+            "width": shown.width, "height": shown.height,
+            "photo_base64": base64.b64encode(shown.path.read_bytes()).decode("ascii")}
 
 
 @operation("POST", "/disputes/{dispute_id}/decision", summary="Decide a dispute once "

@@ -37,7 +37,8 @@ TARGETS = {"job_id": "open_job", "bid_id": "joint_bid", "equipment_id": "machine
            "swap_id": "swap", "member_id": "member_a", "ratee_member_id": "member_a",
            "offered_id": "their_period", "wanted_id": "their_period", "month": "month",
            "token_id": "token", "certificate_id": "pending_certificate",
-           "dispute_id": "dispute", "proposal_id": "proposal", "review_id": "review"}
+           "dispute_id": "dispute", "message_id": "dispute_photo", "proposal_id": "proposal",
+           "review_id": "review"}
 RIVALS = ("other_owner", "other_coordinator")
 OUR_MARKERS = ("Alpha Lawns", "Beta Stone", "Zelda Quackenbush", "Evergreen", "Kubota",
                "Bobcat")
