@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from PIL import Image
@@ -21,12 +22,13 @@ from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Cluster, User
 from marketplace.dashboard.periods import months_back
+from marketplace.disputes import service as disputes
 from marketplace.equipment import booking, listings, rotation
 from marketplace.equipment.models import Equipment, EquipmentKind, RotationPeriod
 from marketplace.events import mark_all_read
 from marketplace.jobs.bidding import BidTerms, award_bid, close_window, place_bid
 from marketplace.jobs.completion import confirm_completion, rate, report_done
-from marketplace.jobs.models import JobMode
+from marketplace.jobs.models import JobMode, OverflowJob
 from marketplace.jobs.service import JobDraft, cancel_job, claim_job, expire_due_jobs, post_job
 from marketplace.ledger.service import next_month
 from marketplace.ledger.settlement import approve, current_month, draft_for
@@ -107,8 +109,9 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
         agreements.accept_agreement(session, owner, agreement.version, now)
     grinder, excavator = _list_machines(session, now - timedelta(days=HISTORY_DAYS))
     _seed_history(session, coordinator, id_of(grinder), id_of(excavator), now)
-    _seed_jobs(session, now)
+    patio = _seed_jobs(session, now)
     _seed_equipment(session, coordinator, id_of(grinder), now)
+    _seed_disputes(session, coordinator, id_of(grinder), id_of(patio), now)
     return True
 
 
@@ -139,8 +142,9 @@ def _firm(owner: User) -> int:
     return owner.member_id
 
 
-def _seed_jobs(session: Session, now: datetime) -> None:
-    """A finished hand-off with ratings, an open hand-off and an open bid window."""
+def _seed_jobs(session: Session, now: datetime) -> OverflowJob:
+    """A finished hand-off with ratings, an open hand-off and an open bid window;
+    returns the finished hand-off."""
     maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
     start = now.date() + timedelta(days=7)
 
@@ -176,6 +180,7 @@ def _seed_jobs(session: Session, now: datetime) -> None:
         now)
     place_bid(session, hernandez, id_of(window), BidTerms(16_900_00, 4, start,
                                                       "We can start the Monday after."), now)
+    return finished
 
 
 def _machine(name: str, kind: EquipmentKind, locality: str, hour: int, day: int,
@@ -218,6 +223,58 @@ def _seed_equipment(session: Session, coordinator: User, grinder_id: int, now: d
     starts = datetime.combine(monday, datetime.min.time()).replace(hour=13)  # 08:00/09:00 Toronto
     booking.book(session, maple, grinder_id, starts.replace(tzinfo=now.tzinfo),
                  starts.replace(tzinfo=now.tzinfo) + timedelta(hours=4), now)
+
+
+def _seed_disputes(session: Session, coordinator: User, grinder_id: int, patio_id: int,
+                   now: datetime) -> None:
+    """Two disputes, each step at its own moment within the agreement's windows.
+
+    Decided: Laurentide disputed the referral fee of last month's patio job the day
+    after it was confirmed, and the coordinator split it.  Open: Maple booked the
+    grinder a few days ago, stopped early and disputes the booking fee; Maple and
+    Laurentide have each said something, and the coordinator has yet to decide.
+    Nobody else of the cluster sees either.
+    """
+    maple, hernandez, laurentide = (_owner(session, firm.email) for firm in FIRMS[:3])
+    confirmed = now - timedelta(days=32)  # when _seed_jobs finished the patio job
+    patio = disputes.open_dispute(
+        session, laurentide, "job", patio_id, "referral_fee",
+        "Hernández asked us on the phone to take the job at short notice and said the "
+        "referral fee would be waived this time.", confirmed + timedelta(days=1))
+    disputes.post_message(
+        session, hernandez, id_of(patio), "We said half the fee, not none: our estimator "
+        "had already spent a day on the design.", None, _NO_PHOTOS, None,
+        confirmed + timedelta(days=2))
+    disputes.decide(
+        session, coordinator, id_of(patio), "split", None, 5_000,
+        "Both remember a reduced fee and neither wrote it down. Half the referral fee "
+        "is owed.", confirmed + timedelta(days=5))
+    day = (now - timedelta(days=3)).astimezone(VALLEY_TIME).date()
+    while day.weekday() > 4:  # the grinder is booked on working days
+        day -= timedelta(days=1)
+    # 16:00-18:00: after every history booking of the grinder and its buffer (by 15:30).
+    made = booking.book(session, maple, grinder_id, _at(day, 16), _at(day, 18),
+                        _at(day - timedelta(days=1), 9))
+    booking.check_out(session, maple, id_of(made), None, "", None, _at(day, 16))
+    booking.return_machine(session, maple, id_of(made), None, "Lost a cutting tooth "
+                           "after an hour; stopped.", _at(day, 17))
+    booking.close(session, laurentide, id_of(made), 0, "", _at(day, 18))
+    after = day + timedelta(days=1)
+    grinder = disputes.open_dispute(
+        session, maple, "booking", id_of(made), "booking",
+        "The grinder lost a cutting tooth after an hour and we had to stop. We should pay "
+        "for the hour we used, not for the whole booking.", _at(after, 8))
+    disputes.post_message(
+        session, maple, id_of(grinder), "We kept the broken tooth and can bring it to the "
+        "Gatineau yard.", None, _NO_PHOTOS, None, _at(after, 9))
+    disputes.post_message(
+        session, laurentide, id_of(grinder), "The teeth were checked the morning of the "
+        "booking. A tooth breaks on a buried rock; that is wear, not our fault.", None,
+        _NO_PHOTOS, None, _at(after, 14))
+
+
+#: Where dispute photos would go: the demo's messages are text only, so none is written.
+_NO_PHOTOS = Path("disputes")
 
 
 def _weekday(month: str, number: int) -> date:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask
-from sqlmodel import Session, select
+from markupsafe import escape
+from sqlmodel import Session, col, select
 
 from marketplace.clusters.agreements import Activity, cluster_today, participation_refusal
 from marketplace.clusters.models import Cluster, Member
@@ -16,6 +17,7 @@ from marketplace.demo import (
     demo_logins,
     seed_demo,
 )
+from marketplace.disputes.models import DisputeMessage, MemberDispute
 from marketplace.jobs import service
 from marketplace.jobs.models import JobStatus, OverflowJob
 from tests.conftest import NOW, SECRET
@@ -66,3 +68,62 @@ def test_seed_demo_prints_each_login_with_firm_role_and_language(app: Flask) -> 
         assert firm.name in lines[firm.email] and "owner" in lines[firm.email]
     assert "español" in lines[FIRMS[1].email]
     assert "français (Canada)" in lines[FIRMS[2].email]
+
+
+GRINDER = "Vermeer SC30TX stump grinder"
+PATIO = "Planting beds for a new patio"
+
+
+def _listed(client, email: str) -> str:  # type: ignore[no-untyped-def]
+    """The disputes page as the demo login `email` reads it."""
+    client.post("/logout")
+    response = client.post("/login", data={"email": email, "password": DEMO_PASSWORD})
+    assert response.status_code == 302
+    page = client.get("/disputes/")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def test_a_newcomer_finds_an_open_and_a_decided_dispute_among_those_concerned(
+        session: Session, client) -> None:  # type: ignore[no-untyped-def]
+    """The grinder's booking fee is in dispute between Maple (which booked it) and
+    Laurentide (which owns it), each has said something; the referral fee of last month's
+    patio job was disputed by Laurentide and decided by the coordinator.  Each shows to
+    its businesses and the coordinator, and to nobody else."""
+    now = utcnow()
+    assert seed_demo(session, SECRET, now) is True
+    cluster = session.exec(select(Cluster).where(Cluster.name == DEMO_CLUSTER)).one()
+    rows = {d.title: d for d in session.exec(select(MemberDispute).where(
+        MemberDispute.cluster_id == cluster.id))}
+    assert set(rows) == {GRINDER, PATIO}
+    grinder, patio = rows[GRINDER], rows[PATIO]
+    assert (grinder.status, grinder.subject, grinder.source) == ("open", "booking", "booking")
+    assert grinder.opened_at <= now < grinder.deadline  # the coordinator has yet to decide
+    said = list(session.exec(select(DisputeMessage).where(
+        DisputeMessage.dispute_id == grinder.id).order_by(col(DisputeMessage.id))))
+    maple, _hernandez, laurentide, excavating, fence = (f.email for f in FIRMS)
+    firms = {u.email: u.member_id for u in demo_logins(session)}
+    assert [m.author_member_id for m in said] == [firms[maple], firms[laurentide]]
+    assert all(m.created_at <= now for m in said)
+    assert (patio.status, patio.subject, patio.source) == ("decided", "job", "referral_fee")
+    assert patio.decided_minor is not None and patio.decided_minor < patio.disputed_minor
+    assert patio.decision_note and patio.decided_at is not None and patio.decided_at <= now
+    session.commit()  # end the read so the app can write (SQLite has one writer)
+
+    seen = {email: _listed(client, email) for email in firms}
+    for email, shown in (
+            (COORDINATOR_EMAIL, {GRINDER, PATIO}), (maple, {GRINDER}),
+            (laurentide, {GRINDER, PATIO}), (FIRMS[1].email, {PATIO}),
+            (excavating, set()), (fence, set())):
+        assert {t for t in (GRINDER, PATIO) if t in seen[email]} == shown, email
+    # The open one's conversation, on its page, for a party; missing for anyone else.
+    _listed(client, maple)
+    page = client.get(f"/disputes/{grinder.id}").get_data(as_text=True)
+    assert all(str(escape(m.body)) in page for m in said)
+    _listed(client, fence)
+    assert client.get(f"/disputes/{grinder.id}").status_code == 404
+    assert client.get(f"/disputes/{patio.id}").status_code == 404
+    # The decided one says how and why, to a party.
+    _listed(client, FIRMS[1].email)
+    decided = client.get(f"/disputes/{patio.id}").get_data(as_text=True)
+    assert str(escape(patio.decision_note)) in decided
