@@ -756,12 +756,13 @@ def readers(session: Session, dispute: MemberDispute, now: datetime, *, talk: bo
     (unless it is the parties' conversation, `talk`) the panel's.  A business that left
     is told nothing more, except a party of the outcome (its money)."""
     former = _former_ids(session, dispute.cluster_id, now)
-    members = _member_ids(session, DisputeParty, id_of(dispute))
-    if not outcome:
-        members -= former
+    parties = _member_ids(session, DisputeParty, id_of(dispute))
+    members = parties - former
     if not talk:
         members |= current_panel(session, dispute, now)
     people: list[User | Addressee] = [*active_users_of(session, sorted(members))]
+    if outcome:  # the decision moves a former party's money: its last statements show it
+        people += active_users_of(session, sorted(parties & former), include_former=True)
     people += coordinators_of(session, dispute.cluster_id)
     return people
 
