@@ -102,6 +102,7 @@ from marketplace.dashboard.access import Scope
 from marketplace.dashboard.models import ClusterSnapshot
 from marketplace.dashboard.periods import MonthRange
 from marketplace.db import on_postgresql
+from marketplace.equipment.models import Booking
 from marketplace.errors import N_
 from marketplace.jobs.models import ContractParty, JobContract, JobRating, OverflowJob
 from marketplace.ledger.models import EntrySource, LedgerEntry
@@ -129,11 +130,16 @@ TRANSFER_MECHANICS = (EntrySource.PAYOUT.value, EntrySource.REVERSAL.value)
 #: The fact a ledger entry belongs to, for the sources several entries share a fact in
 #: (others are a fact of their own kind: an adjustment, a customer refund, a dispute).
 CONTRACT = "contract"
+BOOKING = "booking"
 FACT_OF = {
     EntrySource.REFERRAL_FEE.value: CONTRACT, EntrySource.PLATFORM_FEE.value: CONTRACT,
-    EntrySource.JOB_SHARE.value: CONTRACT, EntrySource.BOOKING.value: "booking",
-    EntrySource.BOOKING_REFUND.value: "booking",
-    EntrySource.CANCELLATION_FEE.value: "booking", EntrySource.DAMAGE_FEE.value: "booking",
+    EntrySource.JOB_SHARE.value: CONTRACT, EntrySource.BOOKING.value: BOOKING,
+    EntrySource.BOOKING_REFUND.value: BOOKING,
+    EntrySource.CANCELLATION_FEE.value: BOOKING, EntrySource.DAMAGE_FEE.value: BOOKING,
+    # A fee passed on at a co-owner's exit, and its return: the booking's own fact, which
+    # its booker knows (it paid the fee) though it is no party to these entries.
+    EntrySource.BOOKING_HANDOVER.value: BOOKING,
+    EntrySource.BOOKING_HANDOVER_REFUND.value: BOOKING,
     EntrySource.DISPUTE_HOLD.value: "dispute", EntrySource.DISPUTE_RELEASE.value: "dispute",
 }
 
@@ -414,6 +420,10 @@ def _live_revenue(session: Session, scope: Scope, months: MonthRange, approved: 
     handoffs = set(session.execute(sa_select(col(JobContract.id)).where(
         col(JobContract.id).in_(contracts), col(JobContract.bid_id).is_(None))).scalars()) \
         if contracts else set()
+    bookings = sorted({n for _m, kind, n in facts if kind == BOOKING})
+    bookers: dict[int, int] = dict(session.execute(
+        sa_select(col(Booking.id), col(Booking.member_id))
+        .where(col(Booking.id).in_(bookings))).tuples().all()) if bookings else {}
     live = _pools(months, 2)
     for (month, kind, number), fact in sorted(facts.items()):
         if month not in live:
@@ -421,6 +431,8 @@ def _live_revenue(session: Session, scope: Scope, months: MonthRange, approved: 
         received, paid = live[month]
         public = kind == CONTRACT and number in handoffs
         involved = fact.payers | fact.payees
+        if kind == BOOKING and number in bookers:  # the booker knows what it paid
+            involved = involved | {bookers[number]}
         if fact.payees:
             received.add(fact.received, fact.payees, involved, public=public)
         if fact.payers:

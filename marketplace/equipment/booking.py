@@ -299,7 +299,9 @@ def get_booking(session: Session, viewer: User, booking_id: int, *,
     change before their conditional update runs.
     """
     query = select(Booking).where(Booking.id == booking_id)
-    booking = session.exec(query.with_for_update() if for_update else query).first()
+    if for_update:  # the locked read's values win over a copy read before it
+        query = query.with_for_update().execution_options(populate_existing=True)
+    booking = session.exec(query).first()
     if booking is None or booking.cluster_id != viewer.cluster_id:
         raise not_found()
     if viewer.is_coordinator or viewer.member_id == booking.member_id:
@@ -307,6 +309,18 @@ def get_booking(session: Session, viewer: User, booking_id: int, *,
     if viewer.member_id in owner_shares(session, booking.equipment_id):
         return booking
     raise not_found()
+
+
+def _booking_for_money(session: Session, actor: User, booking_id: int) -> Booking:
+    """The booking, locked, for an action that writes its money from the owners' shares
+    (approve, cancel, close).  On PostgreSQL the machine's row is shared first, in the
+    order booking and exit take it (machine, then booking), so such an action waits for
+    a co-owner's exit that is changing the owners and splits by the shares it leaves,
+    and an exit waits for it -- never both, which would deadlock."""
+    if on_postgresql(session):
+        booking = get_booking(session, actor, booking_id)
+        session.exec(_SHARE_MACHINE, params={"equipment_id": booking.equipment_id}).one()
+    return get_booking(session, actor, booking_id, for_update=True)
 
 
 def _move(session: Session, booking: Booking, from_statuses: tuple[str, ...],
@@ -339,7 +353,7 @@ def _require_party(session: Session, actor: User, booking: Booking) -> Equipment
 
 def approve(session: Session, actor: User, booking_id: int, now: datetime) -> Booking:
     """The owner accepts a request; the fee is charged and the booker told."""
-    booking = get_booking(session, actor, booking_id, for_update=True)
+    booking = _booking_for_money(session, actor, booking_id)
     equipment = _require_owner_side(session, actor, booking)
     if booking.starts_at <= now and booking.status == BookingStatus.REQUESTED:
         raise Conflict("request_expired", N_("This request's slot has already started; it "
@@ -353,7 +367,8 @@ def approve(session: Session, actor: User, booking_id: int, now: datetime) -> Bo
                                          "left the cluster, so it can only be declined."))
     _move(session, booking, (BookingStatus.REQUESTED.value,),
           status=BookingStatus.CONFIRMED.value, decided_at=now)
-    _charge(session, booking, booking.member_id, owner_shares(session, id_of(equipment)), now)
+    _charge(session, booking, booking.member_id,
+            owner_shares(session, id_of(equipment)), now)
     _tell(session, [booking.member_id], "booking.approved",
           N_("Your booking of %(machine)s is confirmed."), booking, now, machine=equipment.name)
     session.commit()
@@ -436,7 +451,7 @@ def return_machine(session: Session, actor: User, booking_id: int, meter: float 
 def close(session: Session, actor: User, booking_id: int, damage_minor: int,
           damage_note: str, now: datetime) -> Booking:
     """The owner inspects the returned machine and closes, charging damage if any."""
-    booking = get_booking(session, actor, booking_id, for_update=True)
+    booking = _booking_for_money(session, actor, booking_id)
     equipment = _require_owner_side(session, actor, booking)
     if not 0 <= damage_minor <= MAX_DAMAGE_MINOR:
         message = N_("Enter a damage fee of zero or more.")
@@ -450,7 +465,8 @@ def close(session: Session, actor: User, booking_id: int, damage_minor: int,
     if damage_minor:
         ledger.record_split(session, _cluster(session, booking.cluster_id),
                             EntrySource.DAMAGE_FEE, id_of(booking), booking.member_id,
-                            damage_minor, owner_shares(session, id_of(equipment)), now, note,
+                            damage_minor, owner_shares(session, id_of(equipment)),
+                            now, note,
                             currency=booking.currency)
         _tell(session, [booking.member_id], "booking.damage",
               N_("The owners of %(machine)s charged a damage fee: %(note)s"), booking, now,
@@ -470,7 +486,7 @@ def late_cancellation_fee(equipment: Equipment, booking: Booking, now: datetime)
 def cancel(session: Session, actor: User, booking_id: int, reason: str, now: datetime
            ) -> Booking:
     """The booker cancels: free until the listing's cutoff, then the cancellation fee."""
-    booking = get_booking(session, actor, booking_id, for_update=True)
+    booking = _booking_for_money(session, actor, booking_id)
     if actor.member_id != booking.member_id:
         raise Forbidden("booker_only", N_("Only the business that booked can cancel. Owners "
                                           "pause the machine or add a blackout instead."))
@@ -501,11 +517,14 @@ def cancel_affected(session: Session, equipment: Equipment, starts_at: datetime,
     Used by pause, retirement and blackouts: no fee, the booking fee is
     refunded, and each booker is told why.  Part of the caller's transaction.
     """
+    # Locked and read afresh: an approval committed since the caller's first read is
+    # seen as confirmed here, so its fee is refunded, not left on a cancelled booking.
     affected = session.exec(select(Booking).where(
         Booking.equipment_id == equipment.id,
         col(Booking.status).in_((BookingStatus.REQUESTED.value, BookingStatus.CONFIRMED.value)),
         col(Booking.starts_at) >= now, col(Booking.starts_at) < ends_at,
-        col(Booking.ends_at) > starts_at)).all()
+        col(Booking.ends_at) > starts_at)
+        .with_for_update().execution_options(populate_existing=True)).all()
     cluster = _cluster(session, equipment.cluster_id)
     for booking in affected:
         was_confirmed = booking.status == BookingStatus.CONFIRMED

@@ -8,24 +8,25 @@ stranded cent shows."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
 
 from marketplace.clusters import agreements
 from marketplace.clusters.exit import service as exits
-from marketplace.dashboard import metrics
-from marketplace.dashboard.access import scope_for
+from marketplace.dashboard import disclosure, metrics
+from marketplace.dashboard.access import CLUSTER, scope_for
 from marketplace.dashboard.periods import month_range
 from marketplace.disputes import service as disputes
 from marketplace.equipment import booking, listings
 from marketplace.equipment.access import owner_shares
 from marketplace.equipment.models import Equipment
 from marketplace.errors import Conflict
+from marketplace.ledger import settlement
 from marketplace.ledger.models import LedgerEntry
 from tests.conftest import NOW, World
-from tests.equipment.conftest import co_draft, join
+from tests.equipment.conftest import at, co_draft, draft, join
 from tests.exit.conftest import AFTER, EXIT_AT, LATER_MONDAY, ExitWorld, book, leave
 from tests.jobs.conftest import give_profile
 
@@ -180,3 +181,55 @@ def test_the_dashboard_counts_a_fee_passed_on_as_the_new_owners_earnings(
     assert earned(str(w.member_a_id)) == 0
     assert earned(str(w.member_b_id)) == later.price_minor
     assert earned("") == later.price_minor  # the cluster's total: the fee, once
+
+
+def test_a_machine_picked_up_early_for_a_slot_after_the_exit_passes_its_fee_on(
+        session: Session, exit_world: ExitWorld) -> None:
+    w, c = exit_world.world, exit_world.eq.member_c_id
+    b = w.member_b_id
+    day = (EXIT_AT + timedelta(days=1)).date()  # the morning after the exit
+    later = book(session, exit_world.eq.owner_c, exit_world.trailer, day, 9, 3)
+    leave(session, w)
+    booking.check_out(session, exit_world.eq.owner_c, later.id, None, "", None,
+                      EXIT_AT - timedelta(hours=1))  # picked up the evening before
+
+    assert exits.take_due_exits(session, AFTER) == 1
+
+    session.expire_all()
+    assert net_of_booking(session, later.id) == {b: later.price_minor, c: -later.price_minor}
+
+
+def test_a_fee_passed_on_is_the_bookers_own_fact_on_the_cluster_revenue(
+        session: Session, world: World) -> None:
+    """The booker knows what it paid the leaver, so the handover of its fee is no figure
+    it "cannot know": counted as one, it let the booker subtract its way to a single
+    rival's booking fee in the cluster's revenue (found by review)."""
+    a, b = world.member_a_id, world.member_b_id
+    owner_c = join(session, world, "Gamma", "c@g.test")
+    owner_d = join(session, world, "Delta", "d@d.test")
+    owner_e = join(session, world, "Echo", "e@e.test")
+    owner_g = join(session, world, "Golf", "g@g.test")
+    c, e = owner_c.member_id, owner_e.member_id
+    assert c is not None and e is not None
+    shared = listings.record_co_owned(session, world.coordinator, co_draft(name="Chipper"),
+                                      {a: 3_334, b: 3_333, e: 3_333}, NOW)
+    rollers = listings.list_machine(session, owner_g, draft(name="Roller"), NOW)
+    for day in (date(2026, 7, 6), date(2026, 7, 7)):  # C's, paid in June, slots in July
+        booking.book(session, owner_c, shared.id, at(day, 9), at(day, 12), NOW)
+    agreements.give_exit_notice(session, world.owner_a, a, NOW)
+    after = NOW + timedelta(days=30, minutes=5)
+    assert exits.take_due_exits(session, after) == 1
+    booking.book(session, owner_d, rollers.id, at(date(2026, 7, 20), 9),  # D's, in July
+                 at(date(2026, 7, 20), 15), after + timedelta(days=1))
+    for month, when in (("2026-06", datetime(2026, 7, 2, 12, tzinfo=UTC)),
+                        ("2026-07", datetime(2026, 8, 2, 12, tzinfo=UTC))):
+        settlement.draft_for(session, world.coordinator, month, when)
+        settlement.approve(session, world.coordinator, month, {}, when)
+    now = datetime(2026, 8, 3, 12, tzinfo=UTC)
+    scope = scope_for(session, owner_c, CLUSTER)
+    months = month_range(world.cluster, now, "2026-07", "2026-07")
+    rule = disclosure.Rule.of(scope, now)
+    received, _paid = disclosure.revenue_pools(session, scope, months, rule,
+                                               {"2026-07"})["2026-07"]
+    # Only D's fee to G is a July figure C cannot know: one rival's, so it is withheld.
+    assert rule.withheld(months, "2026-07", received, disclosure.FACTS) is not None

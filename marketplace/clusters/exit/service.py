@@ -196,6 +196,7 @@ def take_effect(session: Session, member_id: int, reason: ExitReason, effective_
         member.exit_effective_at = effective_at
     member.exit_noticed_at = member.exit_noticed_at or effective_at
     session.add(member)
+    _lock_own_machines(work)
     _cancel_own_bookings(work)
     _machines(work)
     _jobs(work)
@@ -232,6 +233,19 @@ def _cancel_live(work: _Exit, booking: Booking) -> bool | None:
         session.refresh(booking, with_for_update=True)  # what it became meanwhile
     raise RuntimeError(f"booking {booking.id} kept changing while member "
                        f"{work.member.id}'s exit cancelled it")
+
+
+def _lock_own_machines(work: _Exit) -> None:
+    """The machines the leaver owns, locked first and in id order: approving, cancelling
+    or closing a booking shares the machine's row before it locks the booking
+    (`booking._booking_for_money`), so with this order an exit and such an action wait
+    for each other one way only, and the action splits by the owners the exit leaves."""
+    session = work.session
+    machine_ids = sorted(session.exec(select(EquipmentOwner.equipment_id).where(
+        EquipmentOwner.member_id == work.member.id)))
+    if machine_ids:
+        session.exec(select(Equipment.id).where(col(Equipment.id).in_(machine_ids))
+                     .order_by(col(Equipment.id)).with_for_update()).all()
 
 
 def _cancel_own_bookings(work: _Exit) -> None:
@@ -308,6 +322,9 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
                      new_shares={str(m): s for m, s in outcome.new_shares.items()})
     session.add(row)
     session.flush()
+    # Locked before the owner rows change: a cancel or an approval of such a booking
+    # holds the booking and then reads the owners, so this order cannot deadlock with it.
+    passing = _bookings_to_pass_on(work, equipment)
     for payer, part in sorted(outcome.parts.items()):
         ledger.record(session, work.cluster, EntrySource.BUYOUT, id_of(row), payer, leaver,
                       part, now, currency=equipment.currency,
@@ -320,7 +337,7 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
             col(EquipmentOwner.equipment_id) == equipment.id,
             col(EquipmentOwner.member_id) == member_id).values(share_bp=share))
     _hand_over_rotation(work, equipment, outcome.new_shares)
-    _pass_on_fees(work, equipment, outcome.new_shares)
+    _pass_on_fees(work, equipment, passing, outcome.new_shares)
     names = {m.id: m.name for m in session.exec(select(Member).where(
         col(Member.id).in_(list(outcome.new_shares))))}
     work.summary["buyouts"].append({
@@ -348,19 +365,32 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
             payload={"equipment_id": equipment.id}, link=f"/equipment/{equipment.id}")
 
 
-def _pass_on_fees(work: _Exit, equipment: Equipment, new_shares: dict[int, int]) -> None:
-    """Others' confirmed bookings of the machine for slots from the exit on were paid
-    for when booked, part of the fee to the leaver: that part now belongs to the
-    remaining co-owners, split by the shares they own from now on.  What the leaver
-    nets on each such booking -- its fee, plus what an earlier leaver passed on to it --
-    is passed on, so exits in turn hand a fee on to the cent.  A slot already under way stays the
-    leaver's: it owned the machine when the use began.  `booking.refund_fee` gives
-    it all back if the booking is cancelled later."""
+#: A booking whose fee a leaving co-owner was paid and whose slot is still to come.
+_PAID_NOT_USED = (BookingStatus.CONFIRMED.value, BookingStatus.CHECKED_OUT.value)
+
+
+def _bookings_to_pass_on(work: _Exit, equipment: Equipment) -> list[Booking]:
+    """Others' paid bookings of the machine for slots from the exit's moment on, locked
+    (read afresh) until the exit commits: one cancelled meanwhile drops out here, and
+    one cancelled later finds the fee passed on and gives it all back (`refund_fee`).
+    A machine picked up early (checked out) for such a slot counts too: the fee is the
+    slot's."""
+    return list(work.session.exec(select(Booking).where(
+        Booking.equipment_id == equipment.id, Booking.member_id != work.member.id,
+        col(Booking.status).in_(_PAID_NOT_USED),
+        col(Booking.starts_at) >= work.record.effective_at)
+        .order_by(col(Booking.starts_at), col(Booking.id))
+        .with_for_update().execution_options(populate_existing=True)).all())
+
+
+def _pass_on_fees(work: _Exit, equipment: Equipment, bookings: list[Booking],
+                  new_shares: dict[int, int]) -> None:
+    """Those bookings were paid for when booked, part of the fee to the leaver: that
+    part now belongs to the remaining co-owners, split by the shares they own from now
+    on.  What the leaver nets on each -- its fee, plus what an earlier leaver passed on
+    to it -- is passed on, so exits in turn hand a fee on to the cent.  A slot that
+    began before the exit stays the leaver's: it owned the machine when the use began."""
     session, now, leaver = work.session, work.now, id_of(work.member)
-    bookings = session.exec(select(Booking).where(
-        Booking.equipment_id == equipment.id, Booking.member_id != leaver,
-        Booking.status == BookingStatus.CONFIRMED.value, col(Booking.starts_at) >= now)
-        .order_by(col(Booking.starts_at), col(Booking.id))).all()
     for booking in bookings:
         received = ledger.net_between(session, (EntrySource.BOOKING,
                                                 EntrySource.BOOKING_HANDOVER),
