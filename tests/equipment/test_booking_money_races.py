@@ -11,8 +11,6 @@ catch the pause mid-way, another transaction holds a second booking it must canc
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -24,27 +22,11 @@ from marketplace.equipment import booking, listings
 from marketplace.equipment.models import Booking
 from marketplace.errors import Conflict
 from marketplace.ledger.models import LedgerEntry
-from marketplace.scope import EXTENSION as SCOPE
-from marketplace.scope import bind
-from tests.conftest import NOW, World, own_session
+from tests.conftest import NOW, World
 from tests.equipment.conftest import NEXT_MONDAY, at, draft, join
+from tests.races import in_background
 
 WAIT_S = 1.5
-
-
-def _run(app: Flask, database_url: str, action: Callable[[Session], object],
-         outcome: dict[str, object]) -> threading.Thread:
-    def run() -> None:
-        with own_session(database_url) as own:
-            bind(own, app.extensions[SCOPE])
-            try:
-                outcome["done"] = action(own)
-            except Exception as error:  # noqa: BLE001 - asserted by the test
-                outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def test_an_approval_while_the_machine_is_paused_finds_the_request_cancelled(
@@ -60,18 +42,16 @@ def test_an_approval_while_the_machine_is_paused_finds_the_request_cancelled(
                          at(NEXT_MONDAY, 16), NOW)
     request_id, later = request.id, NOW + timedelta(minutes=1)
     locker = create_engine(database_url)
-    pausing: dict[str, object] = {}
-    approving: dict[str, object] = {}
     try:
         with locker.connect() as conn:
             conn.execute(text("SELECT id FROM booking WHERE id = :id FOR UPDATE"),
                          {"id": other.id})
-            pause = _run(app, database_url, lambda own: listings.set_status(
-                own, world.owner_a, machine.id, "paused", "Hydraulic leak", later), pausing)
+            pause, pausing = in_background(app, database_url, lambda own: listings.set_status(
+                own, world.owner_a, machine.id, "paused", "Hydraulic leak", later))
             pause.join(WAIT_S)
             assert pause.is_alive(), "the pause did not wait for the held booking"
-            approve = _run(app, database_url, lambda own: booking.approve(
-                own, world.owner_a, request_id or 0, later), approving)
+            approve, approving = in_background(app, database_url, lambda own: booking.approve(
+                own, world.owner_a, request_id or 0, later))
             approve.join(WAIT_S)
             assert approve.is_alive(), "the approval did not wait for the pause"
             conn.rollback()

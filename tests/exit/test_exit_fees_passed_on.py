@@ -21,7 +21,7 @@ from marketplace.dashboard.periods import month_range
 from marketplace.disputes import service as disputes
 from marketplace.equipment import booking, listings
 from marketplace.equipment.access import owner_shares
-from marketplace.equipment.models import Equipment
+from marketplace.equipment.models import Booking, Equipment
 from marketplace.errors import Conflict
 from marketplace.ledger import settlement
 from marketplace.ledger.models import LedgerEntry
@@ -46,6 +46,15 @@ def net_of_booking(session: Session, booking_id: int) -> dict[int, int]:
             nets[entry.payer_member_id] = nets.get(entry.payer_member_id, 0) - \
                 entry.amount_minor
     return {m: n for m, n in nets.items() if n}
+
+
+def _booked_then_a_left(session: Session, exit_world: ExitWorld) -> Booking:
+    """C's booking of the trailer for a slot after A's exit, made before it; then A's
+    exit takes effect."""
+    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
+    leave(session, exit_world.world)
+    assert exits.take_due_exits(session, AFTER) == 1
+    return later
 
 
 def test_a_leavers_share_of_a_later_slots_fee_passes_to_the_remaining_owners(
@@ -76,10 +85,8 @@ def test_a_leavers_share_of_a_later_slots_fee_passes_to_the_remaining_owners(
 
 def test_cancelling_such_a_booking_later_leaves_nobody_owed_anything(
         session: Session, exit_world: ExitWorld) -> None:
-    w, c = exit_world.world, exit_world.eq.member_c_id
-    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
-    leave(session, w)
-    exits.take_due_exits(session, AFTER)
+    c = exit_world.eq.member_c_id
+    later = _booked_then_a_left(session, exit_world)
 
     booking.cancel(session, exit_world.eq.owner_c, later.id, "Rain", AFTER)
 
@@ -92,9 +99,7 @@ def test_a_late_cancellation_fee_goes_to_the_owners_of_the_day(
         session: Session, exit_world: ExitWorld) -> None:
     w, c = exit_world.world, exit_world.eq.member_c_id
     b = w.member_b_id
-    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
-    leave(session, w)
-    exits.take_due_exits(session, AFTER)
+    later = _booked_then_a_left(session, exit_world)
     late = later.starts_at - timedelta(hours=1)  # past the cutoff: a fee is due
 
     cancelled = booking.cancel(session, exit_world.eq.owner_c, later.id, "Rain", late)
@@ -108,9 +113,7 @@ def test_a_late_cancellation_fee_goes_to_the_owners_of_the_day(
 def test_the_owners_pausing_the_machine_refunds_it_whole(
         session: Session, exit_world: ExitWorld) -> None:
     w = exit_world.world
-    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
-    leave(session, w)
-    exits.take_due_exits(session, AFTER)
+    later = _booked_then_a_left(session, exit_world)
 
     listings.set_status(session, w.owner_b, exit_world.trailer.id, "paused", "Hitch repair",
                         AFTER)
@@ -151,9 +154,7 @@ def test_a_dispute_of_a_fee_passed_on_says_to_ask_the_coordinator(
     """Holding the booker's fee to a member that passed it on would make the leaver pay
     it back twice; the coordinator corrects such a fee by an adjustment instead."""
     w = exit_world.world
-    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
-    leave(session, w)
-    exits.take_due_exits(session, AFTER)
+    later = _booked_then_a_left(session, exit_world)
     booking.check_out(session, w.owner_b, later.id, None, "", None, later.starts_at)
     booking.return_machine(session, exit_world.eq.owner_c, later.id, None, "",
                            later.ends_at)
@@ -168,9 +169,7 @@ def test_a_dispute_of_a_fee_passed_on_says_to_ask_the_coordinator(
 def test_the_dashboard_counts_a_fee_passed_on_as_the_new_owners_earnings(
         session: Session, exit_world: ExitWorld) -> None:
     w = exit_world.world
-    later = book(session, exit_world.eq.owner_c, exit_world.trailer, LATER_MONDAY, 9, 3)
-    leave(session, w)
-    exits.take_due_exits(session, AFTER)
+    later = _booked_then_a_left(session, exit_world)
 
     def earned(scope_member: str) -> int:
         scope = scope_for(session, w.coordinator, scope_member)

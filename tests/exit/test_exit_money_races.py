@@ -13,7 +13,7 @@ action is tried.  SQLite runs one writer at a time, so there is nothing to inter
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -31,6 +31,7 @@ from marketplace.scope import bind
 from tests.conftest import own_session
 from tests.exit.conftest import AFTER, LATER_MONDAY, ExitWorld, book, leave
 from tests.exit.test_exit_fees_passed_on import net_of_booking
+from tests.races import in_background
 
 WAIT_S = 1.5
 
@@ -68,23 +69,6 @@ def _exit_held_mid_way(app: Flask, database_url: str, held_booking_id: int
         locker.dispose()
 
 
-def _in_thread(app: Flask, database_url: str, action: Callable[[Session], object]
-               ) -> tuple[threading.Thread, dict[str, object]]:
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        with own_session(database_url) as own:
-            bind(own, app.extensions[SCOPE])
-            try:
-                outcome["done"] = action(own)
-            except Exception as error:  # noqa: BLE001 - asserted by the test
-                outcome["error"] = error
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, outcome
-
-
 def test_an_approval_during_the_exit_pays_the_owners_it_leaves(
         app: Flask, database_url: str, session: Session, exit_world: ExitWorld) -> None:
     _postgresql_only(database_url)
@@ -103,7 +87,7 @@ def test_an_approval_during_the_exit_pays_the_owners_it_leaves(
     assert request_id is not None and held.id is not None
 
     with _exit_held_mid_way(app, database_url, other.id or 0):
-        approving, outcome = _in_thread(app, database_url, lambda own: booking.approve(
+        approving, outcome = in_background(app, database_url, lambda own: booking.approve(
             own, w.owner_b, request_id, AFTER + timedelta(seconds=1)))
         approving.join(WAIT_S)
         assert approving.is_alive(), "the approval did not wait for the exit"
@@ -128,7 +112,7 @@ def test_a_cancellation_during_the_exit_gives_back_what_it_passed_on(
     assert mine_id is not None
 
     with _exit_held_mid_way(app, database_url, other.id or 0):
-        cancelling, outcome = _in_thread(app, database_url, lambda own: booking.cancel(
+        cancelling, outcome = in_background(app, database_url, lambda own: booking.cancel(
             own, exit_world.eq.owner_c, mine_id, "Rain", AFTER))
         cancelling.join(WAIT_S)
         assert cancelling.is_alive(), "the cancellation did not wait for the exit"
