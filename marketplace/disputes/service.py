@@ -76,7 +76,7 @@ from marketplace.jobs.models import (
     JobStatus,
     OverflowJob,
 )
-from marketplace.ledger.models import EntrySource, LedgerEntry
+from marketplace.ledger.models import EntrySource, JobPayment, LedgerEntry
 from marketplace.ledger.refunds import coordinators_of
 from marketplace.ledger.service import open_month, record
 from marketplace.money import allocate, split_by_weights
@@ -185,6 +185,18 @@ def _entries(session: Session, subject: Subject, source: str, member_id: int
         .order_by(col(LedgerEntry.id))))
 
 
+PAID_BY_CARD = N_("This job was paid by card through the platform, which transferred each "
+                  "party's part, so its money cannot be held in a dispute. Ask the "
+                  "coordinator to correct it in the current month.")
+
+
+def paid_by_card(session: Session, subject: Subject) -> bool:
+    """Whether the customer paid the job on the platform (Stripe): its parts then move
+    from the platform, not between the members, and were transferred by Stripe."""
+    return session.exec(select(JobPayment.id).where(
+        JobPayment.contract_id == subject.source_id)).first() is not None
+
+
 def _fee_passed_on(session: Session, subject: Subject) -> bool:
     """Whether a leaving co-owner passed on its part of the booking's fee: holding the
     booker's entry to it would have it pay back what it no longer has."""
@@ -261,6 +273,8 @@ def open_dispute(session: Session, actor: User, kind: str, subject_id: int, sour
     if errors:
         raise ValidationError("invalid_dispute", N_("Some fields need your attention."),
                               fields=errors)
+    if kind == "job" and paid_by_card(session, subject):
+        raise Conflict("paid_by_card", PAID_BY_CARD)
     ends = window_end(session, subject, source)
     if ends is None:
         raise Conflict("not_finished", N_("A dispute can be opened once the job is confirmed "

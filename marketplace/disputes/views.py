@@ -98,7 +98,10 @@ def _open(kind: str, subject_id: int) -> ResponseReturnValue:
 
     def again() -> str:
         return render_template("disputes/open.html", form=form, subject=subject, money=money,
-                               window_end=disputes.window_end(session, subject), now=now)
+                               window_end=disputes.window_end(session, subject), now=now,
+                               paid_by_card=kind == "job"
+                               and disputes.paid_by_card(session, subject),
+                               paid_by_card_text=disputes.PAID_BY_CARD)
 
     if form.validate_on_submit():
         def open_it() -> ResponseReturnValue:

@@ -151,3 +151,16 @@ def test_a_confirmed_jobs_parties_see_the_button_and_nobody_else(
                         (lw.owner_d, False), (lw.coordinator, False)):
         page = _client(app, user).get(f"/jobs/{job.id}").get_data(as_text=True)
         assert (f"/disputes/new/job/{job.id}" in page) is shown, user.email
+
+
+def test_a_card_paid_job_says_why_it_cannot_be_disputed_and_whom_to_ask(
+        app: Flask, session: Session, lw: Ledger) -> None:
+    from tests.ledger.conftest import joint_job
+
+    job = joint_job(session, lw, paid_by_card=True)
+    page = _client(app, lw.owner_d).get(f"/disputes/new/job/{job.id}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "paid by card through the platform" in text and "Ask the coordinator" in text
+    assert "once the job is confirmed complete" not in text  # it is confirmed
+    assert 'name="source"' not in text  # nothing offered to hold

@@ -353,3 +353,17 @@ def test_the_statement_names_the_hold_and_the_decision(app, session: Session,  #
     whats = [row[1] for row in rows if len(row) > 1]
     assert "Held while a dispute is open" in whats
     assert "Settled by a dispute's decision" in whats
+
+
+def test_a_card_paid_jobs_money_is_refused_with_what_to_do_instead(
+        session: Session, lw: Ledger) -> None:
+    """Paid by card, a job's parts move from the platform to each party (Stripe
+    transfers), not between the members: nothing a dispute could hold.  The partner is
+    told so, and where to go, instead of "no such money"."""
+    job = joint_job(session, lw, paid_by_card=True)
+    assert job.id is not None
+    with pytest.raises(Conflict) as refused:
+        disputes.open_dispute(session, lw.owner_d, "job", job.id, "job_share",
+                              "My share was for more hours", DONE_AT + timedelta(days=1))
+    assert refused.value.code == "paid_by_card"
+    assert session.exec(select(MemberDispute)).all() == []

@@ -20,8 +20,8 @@ from marketplace.clusters.models import User
 from marketplace.equipment import booking
 from marketplace.equipment.models import Equipment
 from marketplace.jobs import bidding, completion, service
-from marketplace.jobs.models import JobMode, OverflowJob
-from marketplace.ledger.models import LedgerEntry
+from marketplace.jobs.models import JobContract, JobMode, OverflowJob
+from marketplace.ledger.models import JobPayment, LedgerEntry, PaymentStatus
 from tests.conftest import NOW, World
 from tests.equipment.conftest import (  # noqa: F401 - fixtures used by the ledger tests
     NEXT_MONDAY,
@@ -107,9 +107,12 @@ def handoff_job(session: Session, lw: Ledger, value: int = HANDOFF_VALUE,
 
 
 def joint_job(session: Session, lw: Ledger, price: int = JOINT_PRICE,
-              shares: tuple[int, int] = JOINT_SHARES, confirm_at: datetime = DONE_AT
-              ) -> OverflowJob:
-    """A posts a bid window; C and D bid jointly; A awards, C reports done, A confirms."""
+              shares: tuple[int, int] = JOINT_SHARES, confirm_at: datetime = DONE_AT,
+              *, paid_by_card: bool = False) -> OverflowJob:
+    """A posts a bid window; C and D bid jointly; A awards, C reports done, A confirms.
+    `paid_by_card`: the customer paid the contract on the platform before it was
+    confirmed (the row Stripe's checkout webhook leaves), so the platform pays each
+    party instead of the lead."""
     job = service.post_job(session, lw.world.owner_a, job_draft(
         mode=JobMode.BID_WINDOW.value, closes_at=CLOSES_AT, title="Plant the boulevard"), NOW)
     terms = bidding.BidTerms(price_minor=price, crew_size=4, earliest_start=STARTS_ON)
@@ -119,6 +122,14 @@ def joint_job(session: Session, lw: Ledger, price: int = JOINT_PRICE,
     bidding.submit_joint_bid(session, lw.owner_c, bid.id, NOW)  # type: ignore[arg-type]
     assert bidding.close_window(session, job.id, CLOSES_AT)  # type: ignore[arg-type]
     bidding.award_bid(session, lw.world.owner_a, job.id, bid.id, CLOSES_AT)  # type: ignore[arg-type]
+    if paid_by_card:
+        contract = session.exec(select(JobContract).where(JobContract.job_id == job.id)).one()
+        session.add(JobPayment(
+            contract_id=contract.id, checkout_session_id=f"cs_test_{contract.id}",
+            checkout_url=f"https://checkout.stripe.com/c/pay/cs_test_{contract.id}",
+            amount_minor=contract.value_minor, currency=contract.currency,
+            status=PaymentStatus.PAID.value, created_at=CLOSES_AT, paid_at=CLOSES_AT))
+        session.commit()
     completion.report_done(session, lw.owner_c, job.id, confirm_at)  # type: ignore[arg-type]
     completion.confirm_completion(session, lw.world.owner_a, job.id, confirm_at)  # type: ignore[arg-type]
     return job
