@@ -21,6 +21,7 @@ from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.insurance import service as insurance
 from marketplace.clusters.insurance.documents import check_document
 from marketplace.clusters.models import Cluster, User
+from marketplace.clusters.review import service as review
 from marketplace.dashboard.periods import months_back
 from marketplace.disputes import service as disputes
 from marketplace.equipment import booking, listings, rotation
@@ -41,6 +42,10 @@ VALLEY_TIME = ZoneInfo("America/Toronto")
 HISTORY_MONTHS = 6
 #: The owned machines were listed this long ago: before the first history month began.
 HISTORY_DAYS = (HISTORY_MONTHS + 1) * 31 + 7
+#: The cluster was founded, and its first agreement published, this long ago.
+FOUNDED_DAYS = HISTORY_DAYS + 14
+#: The first agreement's sunset date was this many days ago: its review ended in a renewal.
+FIRST_SUNSET_DAYS_AGO = 24
 
 
 @dataclass(frozen=True)
@@ -74,31 +79,41 @@ FIRMS = (
 
 
 def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
-    """Create the demo cluster once; returns False when it already exists."""
+    """Create the demo cluster once; returns False when it already exists.
+
+    The cluster was founded before its history began, under a first agreement whose
+    sunset came a few weeks ago; its sunset review ended in a renewal (`_seed_review`),
+    so the agreement in force today is version 2, every member's acceptance of it on
+    record."""
     if session.exec(select(Cluster).where(Cluster.name == DEMO_CLUSTER)).first():
         return False
+    founded = now - timedelta(days=FOUNDED_DAYS)
     _cluster, coordinator = service.create_cluster(
         session,
         service.ClusterSettings(name=DEMO_CLUSTER, currency="CAD", default_locale="en_CA",
                                 timezone="America/Toronto", unit_system="metric"),
-        "Priya Natarajan", COORDINATOR_EMAIL, DEMO_PASSWORD, now)
+        "Priya Natarajan", COORDINATOR_EMAIL, DEMO_PASSWORD, founded)
+    renewed_sunset = date(now.year + 2, 12, 31)
+    first_sunset = (now - timedelta(days=FIRST_SUNSET_DAYS_AGO)).astimezone(VALLEY_TIME).date()
     agreement = agreements.publish_agreement(session, coordinator, agreements.AgreementTerms(
         purpose="Keep work that one of us cannot take inside the valley, share the machines "
                 "none of us can keep busy alone, and split the money exactly as agreed.",
         scope_overflow_jobs=True, scope_equipment=True, scope_joint_bids=True,
         referral_fee_bp=500, platform_fee_bp=100,
-        sunset_on=date(now.year + 2, 12, 31), exit_notice_days=30,
+        sunset_on=first_sunset, exit_notice_days=30,
         information_rules="Partners see what a job needs and where it is, roughly. Bid prices "
                           "stay with the poster. Customer names and addresses are shared only "
                           "with the member who wins the job.",
         min_coverage={"tree_work": 5_000_000_00},  # climbing near houses and wires
         targets={"overflow_value_kept": 25_000_00, "jobs_handed_over": 6,
                  "machine_utilization_bp": 4_000, "equipment_fees_kept": 3_000_00},
-    ), now)
-    for firm in FIRMS:
-        invite = invites.create_member_invite(session, coordinator, firm.email, firm.name, now, 7)
+    ), founded)
+    for number, firm in enumerate(FIRMS):
+        joined = founded + timedelta(days=1 + number)  # one business a day signs up
+        invite = invites.create_member_invite(session, coordinator, firm.email, firm.name,
+                                              founded, 7)
         owner = invites.accept_invite(session, secret_key, invites.invite_token(secret_key, invite),
-                                      firm.owner, DEMO_PASSWORD, now)
+                                      firm.owner, DEMO_PASSWORD, joined)
         service.update_preferences(session, owner, firm.locale, None, None)
         assert owner.member_id is not None
         service.update_member_profile(session, owner, owner.member_id, service.MemberProfile(
@@ -106,13 +121,62 @@ def seed_demo(session: Session, secret_key: str, now: datetime) -> bool:
             service_radius_km=firm.radius_km, certifications="",
         ))
         _insure(session, owner, coordinator, firm, now)
-        agreements.accept_agreement(session, owner, agreement.version, now)
+        agreements.accept_agreement(session, owner, agreement.version,
+                                    joined + timedelta(hours=2))
+    _seed_review(session, coordinator, first_sunset, renewed_sunset)
     grinder, excavator = _list_machines(session, now - timedelta(days=HISTORY_DAYS))
     _seed_history(session, coordinator, id_of(grinder), id_of(excavator), now)
     patio = _seed_jobs(session, now)
     _seed_equipment(session, coordinator, id_of(grinder), now)
     _seed_disputes(session, coordinator, id_of(grinder), id_of(patio), now)
     return True
+
+
+#: What each business answered in the first agreement's sunset review, and what it
+#: learned (Green Fence & Deck did not answer): by firm e-mail.
+REVIEW_ANSWERS = {
+    FIRMS[0].email: ("renew", "Handing our planting overflow to Laurentide every month kept "
+                              "customers we used to turn away, and booking the stump grinder "
+                              "costs less than renting one in town."),
+    FIRMS[3].email: ("renew", "The bid windows brought us steady drainage work. A day or two "
+                              "more before a window closes would let us see the site first."),
+    FIRMS[2].email: ("change", "Renew, but with a lower referral fee on small hand-offs: on a "
+                               "planting job it takes most of the margin."),
+    FIRMS[1].email: ("renew", "Every drainage job we put up for bids found a crew, and our "
+                              "mini excavator earns more booked by partners than idle in "
+                              "the yard."),
+}
+
+
+def _seed_review(session: Session, coordinator: User, sunset_on: date, renewed_sunset: date
+                 ) -> None:
+    """The first agreement's sunset review, from its opening to its renewal.
+
+    The scheduler's sweep opened it 30 days before the sunset (its first run after
+    midnight where the cluster is); four of the five businesses answered over the
+    following days -- three renew, one change, each with what it learned; the
+    coordinator renewed from the review ten days before the sunset (the same terms,
+    the later sunset the agreement has today), which closed the review; and every
+    business accepted the renewed version before the old one's sunset came."""
+    opening = review.opens_on(sunset_on)
+    first_sweep = review.local_midnight(opening, VALLEY_TIME.key) + timedelta(minutes=5)
+    assert review.due_to_open(sunset_on, first_sweep.astimezone(VALLEY_TIME).date())
+    version = agreements.agreement_in_force(session, coordinator.cluster_id)
+    assert version is not None
+    # The sweep's own per-cluster step (`open_due_reviews` calls it for each cluster due):
+    # a sweep at a past moment would also open other clusters' long-gone reviews.
+    review.open_review(session, coordinator.cluster_id, version.version, sunset_on,
+                       first_sweep)
+    opened = review.current_review(session, coordinator.cluster_id)
+    assert opened is not None
+    for number, (email, (choice, lessons)) in enumerate(REVIEW_ANSWERS.items()):
+        review.answer(session, _owner(session, email), id_of(opened), choice, lessons,
+                      _at(opening + timedelta(days=2 + 3 * number), 8 + 3 * number))
+    renewed_at = _at(sunset_on - timedelta(days=10), 10)
+    renewed = review.renew(session, coordinator, id_of(opened), renewed_sunset, renewed_at)
+    for number, firm in enumerate(FIRMS):
+        agreements.accept_agreement(session, _owner(session, firm.email), renewed.version,
+                                    renewed_at + timedelta(days=1 + number, hours=number))
 
 
 def _insure(session: Session, owner: User, coordinator: User, firm: DemoFirm,

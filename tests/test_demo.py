@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import Counter
+from dataclasses import replace
+from datetime import date, timedelta
+
 from flask import Flask
 from markupsafe import escape
 from sqlmodel import Session, col, select
 
-from marketplace.clusters.agreements import Activity, cluster_today, participation_refusal
-from marketplace.clusters.models import Cluster, Member
+from marketplace.clusters.agreements import (
+    Activity,
+    AgreementTerms,
+    agreement_in_force,
+    cluster_today,
+    participation_refusal,
+)
+from marketplace.clusters.models import Agreement, AgreementAcceptance, Cluster, Member
+from marketplace.clusters.review.models import ReviewAnswer, SunsetReview
+from marketplace.clusters.review.service import REVIEW_DAYS, closing_moment
 from marketplace.db import utcnow
 from marketplace.demo import (
     COORDINATOR_EMAIL,
@@ -127,3 +141,104 @@ def test_a_newcomer_finds_an_open_and_a_decided_dispute_among_those_concerned(
     _listed(client, FIRMS[1].email)
     decided = client.get(f"/disputes/{patio.id}").get_data(as_text=True)
     assert str(escape(patio.decision_note)) in decided
+
+
+def _login(client, email: str) -> None:  # type: ignore[no-untyped-def]
+    client.post("/logout")
+    response = client.post("/login", data={"email": email, "password": DEMO_PASSWORD})
+    assert response.status_code == 302
+
+
+def test_a_newcomer_finds_the_first_agreements_sunset_review_closed_by_a_renewal(
+        session: Session, client) -> None:  # type: ignore[no-untyped-def]
+    """The first agreement's sunset came a few weeks ago; its review opened 30 days
+    before it, four of the five businesses answered (three renew, one change, each with
+    what it learned), and the coordinator renewed before the sunset: the version in
+    force is the renewal, with the later sunset, accepted by every business.  The
+    coordinator reads each business's answer; a member reads every lesson but only its
+    own business's choice; both open the printable record and the CSV."""
+    now = utcnow()
+    assert seed_demo(session, SECRET, now) is True
+    cluster = session.exec(select(Cluster).where(Cluster.name == DEMO_CLUSTER)).one()
+    today = cluster_today(cluster, now)
+    review = session.exec(select(SunsetReview).where(
+        SunsetReview.cluster_id == cluster.id)).one()
+    first, renewed = session.exec(select(Agreement).where(
+        Agreement.cluster_id == cluster.id).order_by(col(Agreement.version))).all()
+    current = agreement_in_force(session, cluster.id)
+    assert current is not None and current.id == renewed.id
+    assert renewed.sunset_on == date(now.year + 2, 12, 31)  # the sunset the demo has today
+    assert AgreementTerms.of(renewed) == replace(AgreementTerms.of(first),
+                                                 sunset_on=renewed.sunset_on)
+    assert (review.agreement_version, review.sunset_on) == (first.version, first.sunset_on)
+    assert today - timedelta(days=60) < review.sunset_on <= today - timedelta(days=14)
+    assert cluster_today(cluster, review.opened_at) == \
+        review.sunset_on - timedelta(days=REVIEW_DAYS)
+    assert first.created_at < review.opened_at
+    assert (review.status, review.outcome) == ("closed", "renewed")
+    assert (review.renewed_version, review.renewed_sunset_on) == (2, renewed.sunset_on)
+    assert review.closed_at is not None and review.closed_at == renewed.created_at
+    assert review.opened_at < review.closed_at < closing_moment(session, review)
+    answers = list(session.exec(select(ReviewAnswer).where(
+        ReviewAnswer.review_id == review.id)))
+    assert Counter(a.choice for a in answers) == {"renew": 3, "change": 1}
+    assert all(a.lessons and review.opened_at < a.answered_at < review.closed_at
+               for a in answers)
+    accepted = list(session.exec(select(AgreementAcceptance).where(
+        AgreementAcceptance.agreement_id == renewed.id)))
+    assert len(accepted) == len(FIRMS)  # before the old sunset: nobody stopped taking part
+    assert all(review.closed_at < a.accepted_at < closing_moment(session, review)
+               for a in accepted)
+    names = {m.id: m.name for m in session.exec(select(Member).where(
+        Member.cluster_id == cluster.id))}
+    changed = next(a for a in answers if a.choice == "change")
+    maple = _listed_firm(session, FIRMS[0].email)
+    mine = next(a for a in answers if a.member_id == maple)
+    session.commit()  # end the read so the app can write (SQLite has one writer)
+
+    _login(client, COORDINATOR_EMAIL)
+    listed = client.get("/agreement/reviews").get_data(as_text=True)
+    assert "Closed: renewed by version 2." in listed
+    assert f"/agreement/reviews/{review.id}" in listed
+    page = client.get(f"/agreement/reviews/{review.id}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Closed: version 2 renews the agreement until" in text
+    assert 'name="choice"' not in text and 'id="renew"' not in text  # the record is final
+    assert "Renew: 3 · Change: 1 · Leave: 0" in text
+    for a in answers:
+        assert str(escape(a.lessons)) in text
+        assert f"{escape(names[a.member_id])}</strong> · {a.choice.capitalize()}" in text
+    for path in (f"/agreement/reviews/{review.id}/record", f"/agreement/reviews/{review.id}.csv"):
+        assert client.get(path).status_code == 200, path
+    table = list(csv.reader(io.StringIO(client.get(
+        f"/agreement/reviews/{review.id}.csv").get_data(as_text=True))))
+    assert ["Outcome", f"Renewed: version 2, until {renewed.sunset_on.isoformat()}."] in table
+    assert {(row[0], row[1], row[2]) for row in table if row and row[0] in names.values()} \
+        == {(names[a.member_id], a.choice.capitalize(), a.lessons) for a in answers}
+
+    _login(client, FIRMS[0].email)  # Maple, an owner, in English
+    listed = client.get("/agreement/reviews").get_data(as_text=True)
+    assert "Closed: renewed by version 2." in listed
+    page = client.get(f"/agreement/reviews/{review.id}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert all(str(escape(a.lessons)) in text for a in answers)  # the postmortem
+    assert f"Your business answered: {mine.choice.capitalize()}." in text
+    rivals = text.split('id="answers"')[1]
+    assert f"{escape(names[changed.member_id])}</strong> ·" in rivals
+    assert "Change" not in rivals  # one business chose it: fewer than k, not shown
+    record = client.get(f"/agreement/reviews/{review.id}/record")
+    assert record.status_code == 200
+    assert str(escape(changed.lessons)) in record.get_data(as_text=True)
+    download = client.get(f"/agreement/reviews/{review.id}.csv")
+    assert download.status_code == 200
+    assert "Change" not in download.get_data(as_text=True)
+
+
+def _listed_firm(session: Session, email: str) -> int:
+    """The member business of a demo owner."""
+    firms = {u.email: u.member_id for u in demo_logins(session)}
+    member_id = firms[email]
+    assert member_id is not None
+    return member_id
