@@ -421,9 +421,9 @@ def _live_revenue(session: Session, scope: Scope, months: MonthRange, approved: 
         col(JobContract.id).in_(contracts), col(JobContract.bid_id).is_(None))).scalars()) \
         if contracts else set()
     bookings = sorted({n for _m, kind, n in facts if kind == BOOKING})
-    bookers: dict[int, int] = dict(session.execute(
-        sa_select(col(Booking.id), col(Booking.member_id))
-        .where(col(Booking.id).in_(bookings))).tuples().all()) if bookings else {}
+    bookers: dict[int, int] = {booking_id: member_id for booking_id, member_id in (
+        session.execute(sa_select(col(Booking.id), col(Booking.member_id))
+                        .where(col(Booking.id).in_(bookings))) if bookings else ())}
     live = _pools(months, 2)
     for (month, kind, number), fact in sorted(facts.items()):
         if month not in live:
