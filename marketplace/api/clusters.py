@@ -7,8 +7,6 @@ same rule as the member page; other members see its name and trades.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import date
 from typing import Any, Literal
 
@@ -17,7 +15,16 @@ from pydantic import Field
 
 from marketplace import events
 from marketplace.api import tokens
-from marketplace.api.fields import Day, Latitude, Locale, Longitude, Moment, Trade, Units
+from marketplace.api.fields import (
+    Day,
+    Latitude,
+    Locale,
+    Longitude,
+    Moment,
+    Trade,
+    Units,
+    decoded_base64,
+)
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters import agreements, invites, service
 from marketplace.clusters.insurance import documents
@@ -315,12 +322,8 @@ def member_certificates(member_id: int) -> dict[str, Any]:
 def upload_certificate(member_id: int, body: CertificateIn) -> dict[str, Any]:
     session, user = db(), viewer()
     insurance.require_uploader(user, service.get_member(session, user, member_id))
-    try:
-        data = base64.b64decode(body.document_base64, validate=True)
-    except binascii.Error:
-        message = N_("Send the document as base64 (RFC 4648, without line breaks).")
-        raise ValidationError("invalid_document", message,
-                              fields={"document_base64": message}) from None
+    data = decoded_base64(body.document_base64, "document_base64", "invalid_document",
+                          N_("Send the document as base64 (RFC 4648, without line breaks)."))
     limit = int(current_app.config.get("INSURANCE_MAX_BYTES", documents.DEFAULT_MAX_BYTES))
     statement = insurance.Statement(body.insurer, body.policy_number, body.coverage_minor,
                                     body.expires_on)

@@ -9,12 +9,11 @@ only, like the page's photo."""
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any, Literal
 
 from pydantic import Field
 
-from marketplace.api.fields import BasisPoints, Id, Minor, Moment
+from marketplace.api.fields import BasisPoints, Id, Minor, Moment, decoded_base64
 from marketplace.api.spec import RequestModel, ResponseModel, operation
 from marketplace.clusters.models import User
 from marketplace.db import utcnow
@@ -160,18 +159,6 @@ def open_dispute(body: OpenIn) -> dict[str, Any]:
     return _detail(user, dispute)
 
 
-def _photo_sent(text: str | None) -> bytes | None:
-    """The photo's bytes as sent, or a 422 on its field when they are not base64."""
-    if text is None:
-        return None
-    try:
-        return base64.b64decode(text, validate=True)
-    except binascii.Error:
-        message = N_("Send the photo as base64 (RFC 4648, without line breaks).")
-        raise ValidationError("invalid_photo", message,
-                              fields={"photo_base64": message}) from None
-
-
 @operation("POST", "/disputes/{dispute_id}/messages", summary="Post a message, a photo or "
            "both in an open dispute (its parties' people and the coordinator)", tag=TAG,
            body=MessageIn, response=MessageOut, status=201)
@@ -181,7 +168,9 @@ def post_message(dispute_id: int, body: MessageIn) -> dict[str, Any]:
     user = viewer()
     if not disputes.may_read_talk(db(), user, disputes.get_dispute(db(), user, dispute_id)):
         raise not_found()  # another's, or the panel's: 404 before the photo is looked at
-    photo = _photo_sent(body.photo_base64)
+    photo = None if body.photo_base64 is None else decoded_base64(
+        body.photo_base64, "photo_base64", "invalid_photo",
+        N_("Send the photo as base64 (RFC 4648, without line breaks)."))
     try:
         message = disputes.post_message(db(), user, dispute_id, body.body, photo,
                                         photo_dir(), body.request_key, utcnow())

@@ -7,6 +7,8 @@ step); these bounds only say what can be *stored*, so that absurd input is a
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -17,6 +19,7 @@ from marketplace.clusters.models import UnitSystem
 from marketplace.clusters.service import SUPPORTED_LOCALES
 from marketplace.clusters.trades import TRADES
 from marketplace.db import MAX_ID
+from marketplace.errors import ValidationError
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Count = Annotated[int, Field(ge=0, le=MAX_ID)]
@@ -38,3 +41,12 @@ Reading = Annotated[float, Field(ge=0, le=10_000_000, allow_inf_nan=False,
 Trade = StrEnum("Trade", {code: code for code in TRADES})  # type: ignore[misc]  # computed
 Locale = StrEnum("Locale", {code: code for code in SUPPORTED_LOCALES})  # type: ignore[misc]  # computed
 Units = UnitSystem
+
+
+def decoded_base64(text: str, field: str, code: str, message: str) -> bytes:
+    """A file sent in JSON as base64 (a certificate, a photo), or a 422 on its `field`
+    saying how to send it (`message`, untranslated) when it is not base64."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValidationError(code, message, fields={field: message}) from None
