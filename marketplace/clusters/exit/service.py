@@ -322,8 +322,8 @@ def _buy_out(work: _Exit, equipment: Equipment, shares: dict[int, int]) -> None:
                      new_shares={str(m): s for m, s in outcome.new_shares.items()})
     session.add(row)
     session.flush()
-    # Locked before the owner rows change: a cancel or an approval of such a booking
-    # holds the booking and then reads the owners, so this order cannot deadlock with it.
+    # Read (and locked) before the owner rows change: the bookings whose fee the leaver
+    # holds now.  Their approvals and cancellations wait for the machine this exit holds.
     passing = _bookings_to_pass_on(work, equipment)
     for payer, part in sorted(outcome.parts.items()):
         ledger.record(session, work.cluster, EntrySource.BUYOUT, id_of(row), payer, leaver,
