@@ -36,11 +36,18 @@ DAMAGE_FEE = "damage_fee"
 WHEN = closed_at() + timedelta(days=2)
 
 
-def _panel_agreement(session: Session) -> None:
+def _panel_dispute(session: Session, lw: Ledger) -> MemberDispute:  # noqa: F811
+    """The agreement names a panel; C disputes the damage fee of its closed booking."""
     for agreement in session.exec(select(Agreement)).all():
         agreement.dispute_resolver = "panel"
         session.add(agreement)
     session.commit()
+    made = damaged_booking(session, lw)
+    assert made.id is not None
+    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id, DAMAGE_FEE,
+                                    "Cracked before", closed_at() + timedelta(days=1))
+    assert dispute.id is not None
+    return dispute
 
 
 def _told(session: Session, user: User, text: str) -> int:
@@ -73,11 +80,7 @@ def _clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.usefixtures("_clock")
 def test_a_panellist_reads_no_message_no_photo_and_no_entry_of_the_dispute(
         app: Flask, session: Session, lw: Ledger) -> None:
-    _panel_agreement(session)
-    made = damaged_booking(session, lw)
-    assert made.id is not None
-    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id, DAMAGE_FEE,
-                                    "Cracked before", closed_at() + timedelta(days=1))
+    dispute = _panel_dispute(session, lw)
     assert dispute.id is not None and dispute.resolver == "panel"
     assert set(session.exec(select(DisputePanelist.member_id))) == {lw.d}
     booker = app.test_client()
@@ -200,11 +203,7 @@ def test_a_business_that_left_drops_off_the_panel_and_is_told_only_its_outcome(
     others = {u.member_id: u for u in (
         lw.owner_d, *(add_partner(session, lw.world, name, f"{name.lower()}@left.test")
                       for name in ("Epsilon", "Zeta", "Eta")))}
-    _panel_agreement(session)
-    made = damaged_booking(session, lw)
-    assert made.id is not None
-    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id, DAMAGE_FEE,
-                                    "Cracked before", closed_at() + timedelta(days=1))
+    dispute = _panel_dispute(session, lw)
     assert dispute.id is not None
     panel = sorted(session.exec(select(DisputePanelist.member_id).where(
         DisputePanelist.dispute_id == dispute.id)))
@@ -238,11 +237,7 @@ def test_a_business_that_left_drops_off_the_panel_and_is_told_only_its_outcome(
 
 def test_a_panel_whose_members_all_left_passes_to_the_coordinator(
         session: Session, lw: Ledger) -> None:
-    _panel_agreement(session)
-    made = damaged_booking(session, lw)
-    assert made.id is not None
-    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id, DAMAGE_FEE,
-                                    "Cracked before", closed_at() + timedelta(days=1))
+    dispute = _panel_dispute(session, lw)
     assert dispute.id is not None and dispute.resolver == "panel"
     _leave(session, lw.d, WHEN)  # D, the whole panel, left
     assert not disputes.may_decide(session, lw.owner_d, dispute, WHEN)
