@@ -21,8 +21,8 @@ from marketplace.errors import NotFound
 from marketplace.ledger.models import EntrySource, LedgerEntry
 from marketplace.realtime.models import Notification
 from tests.conftest import NOW, World, terms
-from tests.disputes.conftest import DAMAGE, closed_at, damaged_booking
-from tests.disputes.test_dispute_review_fixes import DAMAGE_FEE, WHEN, _leave, _panel_agreement
+from tests.disputes.conftest import DAMAGE
+from tests.disputes.test_dispute_review_fixes import WHEN, _leave, _panel_dispute
 from tests.governance.test_governance import charter, recipients, third_member
 from tests.ledger.conftest import (  # noqa: F401 - fixtures the dispute tests use
     Ledger,
@@ -37,11 +37,7 @@ LATER = WHEN + timedelta(hours=2)
 
 def _dispute(session: Session, lw: Ledger) -> MemberDispute:  # noqa: F811
     """C disputes the damage fee it owes A and B; the panel is D (the one uninvolved)."""
-    _panel_agreement(session)
-    made = damaged_booking(session, lw)
-    assert made.id is not None
-    dispute = disputes.open_dispute(session, lw.owner_c, "booking", made.id, DAMAGE_FEE,
-                                    "Cracked before", closed_at() + timedelta(days=1))
+    dispute = _panel_dispute(session, lw)
     assert set(session.exec(select(DisputePanelist.member_id))) == {lw.d}
     return dispute
 
