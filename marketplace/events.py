@@ -326,6 +326,25 @@ def cursor_of(session: Session, user_id: int) -> int:
     ).first() or 0
 
 
+#: The user's cursor and unread count as one statement, so both come from the same
+#: moment (built once: every page asks it).
+_CURSOR_AND_UNREAD = sa_select(
+    select(NotificationSequence.last_seq)
+    .where(col(NotificationSequence.user_id) == bindparam("user_id")).scalar_subquery(),
+    select(func.count()).select_from(Notification)
+    .where(col(Notification.user_id) == bindparam("user_id"),
+           col(Notification.read_at).is_(None)).scalar_subquery())
+
+
+def cursor_and_unread(session: Session, user_id: int) -> tuple[int, int]:
+    """`cursor_of` and `unread_count` read together.  A page's badge must count exactly
+    the notifications up to its cursor: one committed after the cursor comes live and
+    live.js adds it to the badge then.  On PostgreSQL two statements could each see a
+    different set of commits, and that one would be counted twice."""
+    cursor, unread = session.execute(_CURSOR_AND_UNREAD, {"user_id": user_id}).one()
+    return cursor or 0, unread
+
+
 def unread_count(session: Session, user_id: int) -> int:
     """How many notifications the user has not opened yet."""
     return session.exec(

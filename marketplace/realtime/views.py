@@ -33,7 +33,8 @@ def _unread() -> dict[str, object]:
     def unread_count() -> int:
         if not current_user.is_authenticated:
             return 0
-        return events.unread_count(db(), current_user.id)
+        counted = g.get("notification_unread")
+        return counted if counted is not None else events.unread_count(db(), current_user.id)
 
     def notification_cursor() -> int:
         return int(g.get("notification_cursor", 0))
@@ -62,7 +63,8 @@ def _cursor_first() -> None:
     if (current_user.is_authenticated and request.endpoint not in ("static", "vendor")
             and not request.path.startswith(("/api/", "/socket.io"))
             and not (request.method not in READ_METHODS and wants_json())):
-        g.notification_cursor = events.cursor_of(db(), current_user.id)
+        g.notification_cursor, g.notification_unread = events.cursor_and_unread(
+            db(), current_user.id)
         g.notification_cursor_at = utcnow()
 
 
@@ -83,7 +85,8 @@ def centre() -> ResponseReturnValue:
     before = parse_id(request.args.get("before"))
     rows = events.recent(db(), current_user.id, limit=PAGE_SIZE + 1, before=before)
     more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
-    unread = events.unread_count(db(), current_user.id)
+    counted = g.get("notification_unread")  # the badge's count, at the page's cursor
+    unread = counted if counted is not None else events.unread_count(db(), current_user.id)
     items = [shown(row) for row in rows]
     older = url_for("notifications.centre", before=rows[-1].seq) if more else None
     # The newest position this person has been shown, on any page: marking read never

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from marketplace import events
@@ -112,3 +114,33 @@ def test_a_page_says_when_it_read_its_cursor(
     assert found is not None and found.group(1) == "1"
     read_at = datetime.fromisoformat(found.group(2))
     assert before <= read_at <= utcnow()  # aware: live.js compares it with created_at
+
+
+def test_the_badge_counts_what_the_cursor_covers_even_if_one_commits_meanwhile(
+        app: Flask, client: FlaskClient, session: Session, world: World) -> None:
+    """A notification committed while a page is being built comes live after the cursor
+    (live.js bumps the badge for it): the badge rendered with the page must not count
+    it already, or it is counted twice.  On PostgreSQL every statement sees what has
+    committed when it starts, so the count is read in the cursor's own statement."""
+    _notify(session, world, 1)
+    login(client, world.owner_b)
+    engine = app.extensions["engine"]
+    arrived: list[int] = []
+
+    def one_arrives(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if arrived or "notificationsequence" not in statement or "SELECT" not in statement:
+            return
+        arrived.append(1)
+        _notify(session, world, 1)  # its own connection, committed
+
+    event.listen(engine, "after_cursor_execute", one_arrives)
+    try:
+        html = client.get("/notifications").get_data(as_text=True)
+    finally:
+        event.remove(engine, "after_cursor_execute", one_arrives)
+    assert arrived
+    cursor = re.search(r'data-notification-cursor="(\d+)"', html)
+    badge = re.search(r'id="unread-badge"[^>]*>(\d+)<', html)
+    assert cursor is not None and badge is not None
+    assert (cursor.group(1), badge.group(1)) == ("1", "1")
+    assert events.unread_count(session, world.owner_b.id) == 2  # type: ignore[arg-type]
