@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -403,6 +403,16 @@ def _in_force(session: Session, cluster_id: int,
     return known[cluster_id]
 
 
+#: The cluster's latest agreement version and the member's acceptance of it, if any;
+#: built once, since every booking tap and bid asks it.
+_IN_FORCE_AND_ACCEPTED = (
+    select(Agreement, AgreementAcceptance.id).outerjoin(AgreementAcceptance, and_(
+        col(AgreementAcceptance.agreement_id) == Agreement.id,
+        col(AgreementAcceptance.member_id) == bindparam("member_id")))
+    .where(Agreement.cluster_id == bindparam("cluster_id"))
+    .order_by(col(Agreement.version).desc()).limit(1))
+
+
 def participation_refusal(
     session: Session, member: Member | MemberFacts, activity: Activity, now: datetime,
     in_force: dict[int, Agreement | None] | None = None,
@@ -416,12 +426,8 @@ def participation_refusal(
         accepted = current is not None and \
             _acceptance(session, current.id, id_of(member)) is not None
     else:
-        row = session.exec(
-            select(Agreement, AgreementAcceptance.id).outerjoin(AgreementAcceptance, and_(
-                col(AgreementAcceptance.agreement_id) == Agreement.id,
-                col(AgreementAcceptance.member_id) == id_of(member)))
-            .where(Agreement.cluster_id == member.cluster_id)
-            .order_by(col(Agreement.version).desc()).limit(1)).first()
+        row = session.exec(_IN_FORCE_AND_ACCEPTED, params={
+            "member_id": id_of(member), "cluster_id": member.cluster_id}).first()
         current, accepted = (row[0], row[1] is not None) if row is not None else (None, False)
         if in_force is not None:
             in_force[member.cluster_id] = current
