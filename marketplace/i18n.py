@@ -25,10 +25,14 @@ from flask_babel import (
     format_decimal,
     format_timedelta,
     get_locale,
+    get_translations,
     gettext,
 )
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 from marketplace.clusters.service import SUPPORTED_LOCALES
 from marketplace.money import format_money
@@ -274,9 +278,52 @@ def status_label(status: str | None, kind: str = "job") -> str:
     return str(label) if label is not None else (status or "")
 
 
+#: The render context's key for the translations of the language it renders in.
+_TRANSLATIONS = "_render_translations"
+
+
+def _render_translations() -> dict[str, Any]:
+    """Each render's translations, looked up once: Flask-Babel's own template gettext
+    looks them up again for every text (four context lookups and the catalogue key
+    each time, about half of each `_()`; a page holds about sixty).  A render inside
+    `force_locale` (mail, notices) gets the forced language's, as it asks then."""
+    return {_TRANSLATIONS: get_translations()}
+
+
+def _translations_of(context: Context) -> Any:
+    """The render's translations; a macro imported without the page's context (its
+    module sees only the globals) looks them up as Flask-Babel does."""
+    found = context.get(_TRANSLATIONS)
+    return found if found is not None else get_translations()
+
+
+@pass_context
+def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+    """Jinja's new-style `_()`/`gettext()`: translated, marked safe when autoescaping
+    (the variables are escaped as they are put in), always %-formatted."""
+    text = _translations_of(context).ugettext(string)
+    if context.eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables
+
+
+@pass_context
+def _template_ngettext(context: Context, singular: str, plural: str, num: int,
+                       **variables: Any) -> str:
+    """Jinja's new-style `ngettext()`, as `_template_gettext` (`num` is a variable)."""
+    variables.setdefault("num", num)
+    text = _translations_of(context).ungettext(singular, plural, num)
+    if context.eval_ctx.autoescape:
+        text = Markup(text)
+    return text % variables
+
+
 def init_i18n(app: Flask) -> Babel:
     """Attach Flask-Babel and the template helpers to the app."""
     babel = Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.context_processor(_render_translations)
+    app.jinja_env.globals.update(_=_template_gettext, gettext=_template_gettext,
+                                 ngettext=_template_ngettext)
     app.jinja_env.globals.update(
         LANGUAGES=LANGUAGES, current_locale=lambda: str(get_locale() or "en"),
         locale_display_name=locale_display_name, unit_system=unit_system,
