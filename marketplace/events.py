@@ -307,13 +307,16 @@ def missed_since(
     )
 
 
-def recent(session: Session, user_id: int, limit: int = 100, before: int | None = None
-           ) -> list[Notification]:
+def recent(session: Session, user_id: int, limit: int = 100, before: int | None = None,
+           through: int | None = None) -> list[Notification]:
     """The user's latest notifications, newest first (the notification centre); with
-    `before`, the page of those older than that position of their sequence."""
+    `before`, the page of those older than that position of their sequence; with
+    `through`, none after that position (the page's cursor: later ones come live)."""
     query = select(Notification).where(Notification.user_id == user_id)
     if before is not None:
         query = query.where(col(Notification.seq) < before)
+    if through is not None:
+        query = query.where(col(Notification.seq) <= through)
     return list(session.exec(query.order_by(col(Notification.seq).desc()).limit(limit)))
 
 
@@ -326,32 +329,19 @@ def cursor_of(session: Session, user_id: int) -> int:
     ).first() or 0
 
 
-#: The user's cursor and unread count as one statement, so both come from the same
-#: moment (built once: every page asks it).
-_CURSOR_AND_UNREAD = sa_select(
-    select(NotificationSequence.last_seq)
-    .where(col(NotificationSequence.user_id) == bindparam("user_id")).scalar_subquery(),
-    select(func.count()).select_from(Notification)
-    .where(col(Notification.user_id) == bindparam("user_id"),
-           col(Notification.read_at).is_(None)).scalar_subquery())
+def unread_count(session: Session, user_id: int, through: int | None = None) -> int:
+    """How many notifications the user has not opened yet; with `through`, only those
+    up to that position of their sequence.
 
-
-def cursor_and_unread(session: Session, user_id: int) -> tuple[int, int]:
-    """`cursor_of` and `unread_count` read together.  A page's badge must count exactly
-    the notifications up to its cursor: one committed after the cursor comes live and
-    live.js adds it to the badge then.  On PostgreSQL two statements could each see a
-    different set of commits, and that one would be counted twice."""
-    cursor, unread = session.execute(_CURSOR_AND_UNREAD, {"user_id": user_id}).one()
-    return cursor or 0, unread
-
-
-def unread_count(session: Session, user_id: int) -> int:
-    """How many notifications the user has not opened yet."""
-    return session.exec(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.user_id == user_id, col(Notification.read_at).is_(None))
-    ).one()
+    A page counts its badge `through` its cursor: one committed after the cursor was
+    read comes live and live.js adds it to the badge then.  On PostgreSQL a count
+    without the bound could already see it (each statement sees what has committed
+    when it starts), and it would be counted twice."""
+    query = select(func.count()).select_from(Notification).where(
+        Notification.user_id == user_id, col(Notification.read_at).is_(None))
+    if through is not None:
+        query = query.where(col(Notification.seq) <= through)
+    return session.exec(query).one()
 
 
 def mark_all_read(session: Session, user_id: int, now: datetime, through: int | None = None

@@ -33,8 +33,7 @@ def _unread() -> dict[str, object]:
     def unread_count() -> int:
         if not current_user.is_authenticated:
             return 0
-        counted = g.get("notification_unread")
-        return counted if counted is not None else events.unread_count(db(), current_user.id)
+        return events.unread_count(db(), current_user.id, g.get("notification_cursor"))
 
     def notification_cursor() -> int:
         return int(g.get("notification_cursor", 0))
@@ -63,8 +62,7 @@ def _cursor_first() -> None:
     if (current_user.is_authenticated and request.endpoint not in ("static", "vendor")
             and not request.path.startswith(("/api/", "/socket.io"))
             and not (request.method not in READ_METHODS and wants_json())):
-        g.notification_cursor, g.notification_unread = events.cursor_and_unread(
-            db(), current_user.id)
+        g.notification_cursor = events.cursor_of(db(), current_user.id)
         g.notification_cursor_at = utcnow()
 
 
@@ -83,15 +81,17 @@ def shown(row: Notification) -> dict[str, Any]:
 @login_required
 def centre() -> ResponseReturnValue:
     before = parse_id(request.args.get("before"))
-    rows = events.recent(db(), current_user.id, limit=PAGE_SIZE + 1, before=before)
+    # The newest position this person has been shown, on any page.  What the page
+    # lists and counts ends there, like its badge (what came after comes live), and
+    # marking read never reaches past it, so a notification arriving meanwhile stays
+    # unread.
+    through = g.get("notification_cursor", 0)
+    rows = events.recent(db(), current_user.id, limit=PAGE_SIZE + 1, before=before,
+                         through=through)
     more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
-    counted = g.get("notification_unread")  # the badge's count, at the page's cursor
-    unread = counted if counted is not None else events.unread_count(db(), current_user.id)
+    unread = events.unread_count(db(), current_user.id, through)
     items = [shown(row) for row in rows]
     older = url_for("notifications.centre", before=rows[-1].seq) if more else None
-    # The newest position this person has been shown, on any page: marking read never
-    # reaches past it, so a notification arriving meanwhile stays unread.
-    through = g.get("notification_cursor", 0)
     if wants_json():
         return jsonify({"unread": unread, "notifications": items, "older": older,
                         "through": through})

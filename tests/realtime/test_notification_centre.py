@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlmodel import Session, select
+from werkzeug.test import TestResponse
 
 from marketplace import events
 from marketplace.clusters.service import update_preferences
@@ -133,14 +134,22 @@ def test_the_badge_counts_what_the_cursor_covers_even_if_one_commits_meanwhile(
         arrived.append(1)
         _notify(session, world, 1)  # its own connection, committed
 
-    event.listen(engine, "after_cursor_execute", one_arrives)
-    try:
-        html = client.get("/notifications").get_data(as_text=True)
-    finally:
-        event.remove(engine, "after_cursor_execute", one_arrives)
+    def page(**headers: str) -> TestResponse:
+        arrived.clear()
+        event.listen(engine, "after_cursor_execute", one_arrives)
+        try:
+            return client.get("/notifications", headers=headers)
+        finally:
+            event.remove(engine, "after_cursor_execute", one_arrives)
+
+    html = page().get_data(as_text=True)
     assert arrived
     cursor = re.search(r'data-notification-cursor="(\d+)"', html)
     badge = re.search(r'id="unread-badge"[^>]*>(\d+)<', html)
     assert cursor is not None and badge is not None
     assert (cursor.group(1), badge.group(1)) == ("1", "1")
     assert events.unread_count(session, world.owner_b.id) == 2  # type: ignore[arg-type]
+    # The centre lists and counts up to its cursor too: the one arriving now comes live.
+    centre = page(**JSON).get_json()
+    assert arrived
+    assert (centre["through"], centre["unread"], len(centre["notifications"])) == (2, 2, 2)
