@@ -298,9 +298,10 @@ def _translations_of(context: Context) -> Any:
 
 
 @pass_context
-def _template_gettext(context: Context, string: str, **variables: Any) -> str:
+def _template_gettext(context: Context, string: str, /, **variables: Any) -> str:
     """Jinja's new-style `_()`/`gettext()`: translated, marked safe when autoescaping
-    (the variables are escaped as they are put in), always %-formatted."""
+    (the variables are escaped as they are put in), always %-formatted.  Positional
+    parameters only, as Jinja's own: a text may name its variable `string` or `num`."""
     text = _translations_of(context).ugettext(string)
     if context.eval_ctx.autoescape:
         text = Markup(text)
@@ -308,7 +309,7 @@ def _template_gettext(context: Context, string: str, **variables: Any) -> str:
 
 
 @pass_context
-def _template_ngettext(context: Context, singular: str, plural: str, num: int,
+def _template_ngettext(context: Context, singular: str, plural: str, num: int, /,
                        **variables: Any) -> str:
     """Jinja's new-style `ngettext()`, as `_template_gettext` (`num` is a variable)."""
     variables.setdefault("num", num)

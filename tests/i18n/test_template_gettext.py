@@ -47,3 +47,11 @@ def test_a_render_without_the_pages_context_translates_as_well(app: Flask) -> No
         assert app.jinja_env.from_string("{{ _('Open') }}").render() == "Abierto"
         with force_locale("fr"):
             assert app.jinja_env.from_string("{{ _('Open') }}").render() == "Ouvert"
+
+
+def test_a_text_may_name_its_variables_like_the_parameters(app: Flask) -> None:
+    with app.test_request_context("/?lang=en"):
+        assert render_template_string(
+            "{{ _('%(string)s %(context)s', string='a', context='b') }}|"
+            "{{ ngettext('%(num)d %(plural)s', '%(num)d %(plural)ss', 2, plural='day') }}"
+        ) == "a b|2 days"
