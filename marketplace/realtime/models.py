@@ -19,15 +19,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from marketplace.db import UTCDateTime
 
+#: What the unread badge counts (every page draws it): a person's unread notifications
+#: only, so the count does not grow with everything they ever read (migration 0021).
+UNREAD = text("read_at IS NULL")
+
 
 class Notification(SQLModel, table=True):
     __table_args__ = (Index("ix_notification_user_id_id", "user_id", "id"),
-                      UniqueConstraint("user_id", "seq", name="uq_notification_user_seq"))
+                      UniqueConstraint("user_id", "seq", name="uq_notification_user_seq"),
+                      Index("ix_notification_unread", "user_id", "seq",
+                            sqlite_where=UNREAD, postgresql_where=UNREAD))
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id")
