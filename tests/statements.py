@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import event
@@ -31,9 +31,30 @@ def recorded(engine: Engine, *, this_thread_only: bool = False) -> Iterator[list
         if not this_thread_only or threading.get_ident() == thread:
             seen.append(statement)
 
+    with _listening(engine, record):
+        yield seen
+
+
+@contextmanager
+def recorded_with_parameters(engine: Engine) -> Iterator[list[tuple[str, object]]]:
+    """Every statement `engine` runs meanwhile with the parameters it was sent (what a
+    test asks of the values, or what it runs again under EXPLAIN)."""
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: object,
+               *_args: object) -> None:
+        seen.append((statement, parameters))
+
+    with _listening(engine, record):
+        yield seen
+
+
+@contextmanager
+def _listening(engine: Engine, record: Callable[..., None]) -> Iterator[None]:
+    """`record` hears every statement `engine` runs meanwhile."""
     event.listen(engine, "before_cursor_execute", record)
     try:
-        yield seen
+        yield
     finally:
         event.remove(engine, "before_cursor_execute", record)
 

@@ -10,10 +10,6 @@ per event, not once per recipient.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from marketplace import events
@@ -22,26 +18,10 @@ from marketplace.errors import N_
 from marketplace.realtime.models import Notification, NotificationSequence
 from marketplace.scope import AppScope, bind
 from tests.conftest import NOW, World
-from tests.statements import shapes
+from tests.statements import recorded_with_parameters, shapes
 
 MESSAGE = N_("New overflow job near %(locality)s: %(title)s")
 PAYLOAD = {"id": 7, "title": "Mow the Annex " + "x" * 200}
-
-
-@contextmanager
-def _statements(session: Session) -> Iterator[list[tuple[str, object]]]:
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn: object, _cursor: object, statement: str, parameters: object,
-               *_args: object) -> None:
-        seen.append((statement, parameters))
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def _mentions(value: object, text: str) -> int:
@@ -69,7 +49,7 @@ def _commit_cost(session: Session, people: list[User]) -> list[tuple[str, object
                   params={"locality": "Annex", "title": "Mow"}, payload=PAYLOAD, link="/jobs/7")
     events.notify(session, people[:2], "job.claimed", MESSAGE, now=NOW,
                   params={"locality": "Annex", "title": "Mow"}, payload={"id": 7})
-    with _statements(session) as seen:
+    with recorded_with_parameters(session.get_bind()) as seen:
         session.commit()
     return seen
 

@@ -7,30 +7,21 @@ the database's own plan must name the index, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlmodel import Session
 
 from marketplace import events
 from marketplace.db import on_postgresql, utcnow
 from marketplace.realtime.models import Notification
 from tests.conftest import World
+from tests.statements import recorded_with_parameters
 
 HISTORY = 300  # notifications read long ago: what the count must not visit
 
 
 def _the_count_statement(session: Session, user_id: int) -> tuple[str, object]:
-    seen: list[tuple[str, object]] = []
-
-    def note(_conn: object, _cursor: object, statement: str, parameters: object,
-             *_args: object) -> None:
-        seen.append((statement, parameters))
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with recorded_with_parameters(session.get_bind()) as seen:
         assert events.unread_count(session, user_id, through=HISTORY + 4) == 3
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
     [found] = [s for s in seen if "count(" in s[0].lower()]
     return found
 
