@@ -302,10 +302,7 @@ def _template_gettext(context: Context, string: str, /, **variables: Any) -> str
     """Jinja's new-style `_()`/`gettext()`: translated, marked safe when autoescaping
     (the variables are escaped as they are put in), always %-formatted.  Positional
     parameters only, as Jinja's own: a text may name its variable `string` or `num`."""
-    text = _translations_of(context).ugettext(string)
-    if context.eval_ctx.autoescape:
-        text = Markup(text)
-    return text % variables
+    return _filled(context, _translations_of(context).ugettext(string), variables)
 
 
 @pass_context
@@ -313,7 +310,12 @@ def _template_ngettext(context: Context, singular: str, plural: str, num: int, /
                        **variables: Any) -> str:
     """Jinja's new-style `ngettext()`, as `_template_gettext` (`num` is a variable)."""
     variables.setdefault("num", num)
-    text = _translations_of(context).ungettext(singular, plural, num)
+    return _filled(context, _translations_of(context).ungettext(singular, plural, num),
+                   variables)
+
+
+def _filled(context: Context, text: str, variables: dict[str, Any]) -> str:
+    """A translated text with its variables put in (escaped, where the render escapes)."""
     if context.eval_ctx.autoescape:
         text = Markup(text)
     return text % variables
