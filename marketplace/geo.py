@@ -30,7 +30,9 @@ APPROX_MAX_KM = 1.5
 #: the drawn distance starts that much above the promise.
 APPROX_DECIMALS = 3
 _ROUNDING_MARGIN_KM = 0.1
-#: Sites this close (decimals of a degree, ~100 m) share one approximate point.
+#: Sites this close (decimals of a degree, ~100 m) share one draw of distance and
+#: direction: the same site always gets the same point, a site a few metres off the
+#: same point or the next published step (test_approximate_point.py).
 SITE_CELL_DECIMALS = 3
 #: Closer than this, a partner is told "under NEAR_KM km", not a number.
 NEAR_KM = 2
