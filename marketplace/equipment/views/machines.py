@@ -17,7 +17,7 @@ from marketplace.barrier import Audience
 from marketplace.clusters.models import User
 from marketplace.clusters.service import list_members
 from marketplace.db import utcnow
-from marketplace.equipment import calendar, listings, rotation
+from marketplace.equipment import calendar, listings, quotes, rotation
 from marketplace.equipment.access import can_manage, get_equipment, owned_machine_ids, owner_shares
 from marketplace.equipment.forms import (
     KIND_LABELS,
@@ -85,6 +85,14 @@ def detail_context(equipment_id: int, shown_day: date | None = None,
     manager = can_manage(session, user, machine)
     first = _week_start(request.args.get("week"), machine.timezone, shown_day)
     names = {m.id: m.name for m in list_members(session, user)}
+    now = utcnow()
+
+    def holds_a_slot(segment: calendar.Segment) -> bool:
+        """Whether a free piece holds the slot a tap on it proposes (the machine's
+        shortest booking from its next step): the rest of today after the last slot
+        that fits before closing is free, but a tap there could only be refused."""
+        return quotes.first_slot(machine, segment.starts_at, now)[1] <= segment.ends_at
+
     return {
         "machine": machine, "owners": owner_models(shares, audience), "names": names,
         "is_owner": is_owner, "audience": audience,
@@ -100,6 +108,7 @@ def detail_context(equipment_id: int, shown_day: date | None = None,
         "blackout_form": forms.get("blackout_form") or BlackoutForm(),
         "status_form": forms.get("status_form") or StatusForm(),
         "action_form": ActionForm(), "viewer_timezone": select_timezone(),
+        "holds_a_slot": holds_a_slot,
     }
 
 
