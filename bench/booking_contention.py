@@ -34,15 +34,20 @@ How it is set up, and why:
   machine (24/7 weekly hours, 30-minute steps, 1-4 h bookings, 30-minute
   buffer, hour and day rates, no approval needed); N other member
   businesses, each with its owner user who accepted the agreement, book it.
-* The server runs in its own process (multiprocessing "spawn") behind
-  werkzeug's threaded server, as `tests.live.live_server` serves it, with
-  CSRF on.  Each client logs in over HTTP like a browser (GET /login for the
-  token, POST /login), then reads the booking form's CSRF token from GET
-  /equipment/<id> with its session cookie.
+* The app is served as production serves it: the web line of docs/Procfile
+  (gunicorn, docs/gunicorn.conf.py: one gevent worker loading wsgi.py), with
+  CSRF on; the server's CPU is its worker's.  `--server threaded` serves it
+  instead in a child process behind werkzeug's threaded server, as
+  `tests.live.live_server` does (one thread per connection: with 50 clients
+  about 1 ms more CPU per request than with 5, spent switching threads for the
+  interpreter lock and SQLite's writer queue).  Each client logs in over HTTP
+  like a browser (GET /login for the token, POST /login), then reads the
+  booking form's CSRF token from GET /equipment/<id> with its session cookie.
 * The baseline is a bare Flask app with one POST endpoint that parses the
   same two form fields and answers 201 with a small JSON body: no database,
-  no session, no CSRF.  Same server kind, same clients, same request bodies,
-  same duration.
+  no session, no CSRF.  Same server kind (the same gunicorn line loading
+  `booking_contention:bare_app()`), same clients, same request bodies, same
+  duration.
 * Clients are `requests.Session`s (one keep-alive connection each), one
   thread per client, all in one client process by default
   (`--client-processes` spreads them over more).  Measured on 2 cores, the
@@ -60,6 +65,7 @@ temporary files and exits with status 3.
 
     .venv/bin/python bench/booking_contention.py --smoke
     .venv/bin/python bench/booking_contention.py
+    .venv/bin/python bench/booking_contention.py --server threaded
     .venv/bin/python bench/booking_contention.py \\
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/benchscratch
 
@@ -73,8 +79,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import secrets
+import shlex
 import sys
 import time
 from collections import Counter
@@ -82,6 +90,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -204,6 +213,11 @@ def count_overlaps(database_url: str, equipment_id: int) -> tuple[int, int, int]
 
 
 # ------------------------------------------------------------- the servers
+
+
+def bare_app() -> Any:
+    """The baseline as gunicorn loads it (`booking_contention:bare_app()`)."""
+    return _bare_app({})
 
 
 def _bare_app(spec: dict[str, Any]) -> Any:
@@ -363,7 +377,7 @@ class Run:
             self.count("422")
 
 
-def hammer(name: str, server: ServerProcess, pool: ClientPool, path: str,
+def hammer(name: str, server: Server, pool: ClientPool, path: str,
            logins: list[Login], week_start: datetime, duration: float) -> Run:
     """Run every client against one server for `duration` seconds."""
     run = Run(name)
@@ -382,12 +396,39 @@ def hammer(name: str, server: ServerProcess, pool: ClientPool, path: str,
     return run
 
 
-def run_app(world: World, database_url: str, upload_dir: str, pool: ClientPool,
-            watchdog: Watchdog, duration: float) -> tuple[Run, list[Login], float]:
-    """Our app: log every member in over HTTP, then hammer the machine's week."""
-    server = ServerProcess("app", harness.marketplace_app, harness.app_config(
+Server = ServerProcess | harness.GunicornServer
+#: How the two servers are served: the production command, or as the tests serve.
+SERVERS = ("production", "threaded")
+
+
+def app_server(kind: str, database_url: str, upload_dir: str, watchdog: Watchdog) -> Server:
+    """Our app, served as `kind` says: the web line of docs/Procfile (gunicorn, one
+    gevent worker, wsgi.py), or werkzeug's threaded server in a child process."""
+    if kind == "production":
+        return harness.GunicornServer(
+            "app", harness.production_command(f"{harness.HOST}:{harness.free_port()}"),
+            harness.production_env(database_url, UPLOAD_DIR=upload_dir), watchdog,
+            Path(watchdog.temp_dir()) / "app.log").start()
+    return ServerProcess("app", harness.marketplace_app, harness.app_config(
         database_url, WTF_CSRF_ENABLED=True, SCHEDULER_IN_PROCESS=False, UPLOAD_DIR=upload_dir),
         watchdog)
+
+
+def bare_server(kind: str, watchdog: Watchdog) -> Server:
+    """The baseline, served exactly as `app_server` serves the app."""
+    if kind == "production":
+        return harness.GunicornServer(
+            "bare", harness.production_command(f"{harness.HOST}:{harness.free_port()}",
+                                               "booking_contention:bare_app()"),
+            {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}, watchdog,
+            Path(watchdog.temp_dir()) / "bare.log", ready_path="/").start()
+    return ServerProcess("bare", _bare_app, {}, watchdog)
+
+
+def run_app(world: World, database_url: str, upload_dir: str, pool: ClientPool,
+            watchdog: Watchdog, duration: float, kind: str) -> tuple[Run, list[Login], float]:
+    """Our app: log every member in over HTTP, then hammer the machine's week."""
+    server = app_server(kind, database_url, upload_dir, watchdog)
     try:
         started = time.perf_counter()
         logins = harness.in_parallel(lambda email: log_in(server.url, email, world.equipment_id),
@@ -402,9 +443,9 @@ def run_app(world: World, database_url: str, upload_dir: str, pool: ClientPool,
 
 
 def run_bare(world: World, logins: list[Login], pool: ClientPool, watchdog: Watchdog,
-             duration: float) -> Run:
+             duration: float, kind: str) -> Run:
     """The baseline: a bare Flask endpoint, same server kind, same clients and bodies."""
-    server = ServerProcess("bare", _bare_app, {}, watchdog)
+    server = bare_server(kind, watchdog)
     try:
         path = f"/equipment/{world.equipment_id}/book"
         warm = requests.post(server.url + path, data={"starts_at": "2030-01-07T08:00",
@@ -418,8 +459,15 @@ def run_bare(world: World, logins: list[Login], pool: ClientPool, watchdog: Watc
 
 # ----------------------------------------------------------------- report
 
+SERVED = {
+    "production": "the production command, each server its own: "
+                  + shlex.join(harness.production_command("ADDRESS")[1:]),
+    "threaded": "werkzeug's threaded server in its own process (as the tests serve)",
+}
 
-def report(app: Run, bare: Run, *, world: World, database: str, clients: int,
+
+
+def report(app: Run, bare: Run, *, world: World, database: str, server: str, clients: int,
            processes: int, duration: float, counts: tuple[int, int, int],
            setup: dict[str, float]) -> None:
     """The results block: the numbers someone quotes, with what they were measured on."""
@@ -449,9 +497,9 @@ def report(app: Run, bare: Run, *, world: World, database: str, clients: int,
     week_end = world.week_start + timedelta(days=7)
     print(f"""
 == booking_contention: {clients} clients booking one machine's week over HTTP ==
-machine   {harness.machine_line("Flask", "SQLAlchemy")}
+machine   {harness.machine_line("Flask", "SQLAlchemy", "gunicorn", "gevent")}
 database  {database}
-server    its own process: werkzeug threaded server, CSRF on
+server    {SERVED[server]}, CSRF on
 clients   {clients} logged-in members (one requests.Session thread each) in {processes} \
 client process(es); {duration:.0f} s per server
 week      {world.week_start:%a %Y-%m-%d} to {week_end:%a %Y-%m-%d} {TIMEZONE}, \
@@ -491,6 +539,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"(1..{MAX_CLIENTS}; default 50)")
     parser.add_argument("--client-processes", type=int, default=1,
                         help="processes the client threads are spread over (default 1)")
+    parser.add_argument("--server", choices=SERVERS, default="production",
+                        help="how app and baseline are served: the production command "
+                             "(docs/Procfile: gunicorn, one gevent worker; the default) or "
+                             "werkzeug's threaded server, as the tests serve")
     harness.add_run_options(
         parser, smoke="5 clients, 3 s", timeout="120 + 2 x duration + 1 s per client",
         database_url="a loopback database URL, e.g. a scratch PostgreSQL database "
@@ -522,10 +574,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{world.week_start:%Y-%m-%d}")
             pool = ClientPool(args.client_processes, watchdog)
             app, logins, login_seconds = run_app(world, database_url, f"{tmpdir}/uploads", pool,
-                                                 watchdog, args.duration)
+                                                 watchdog, args.duration, args.server)
             counts = count_overlaps(database_url, world.equipment_id)
-            bare = run_bare(world, logins, pool, watchdog, args.duration)
-            report(app, bare, world=world, database=database, clients=args.clients,
+            bare = run_bare(world, logins, pool, watchdog, args.duration, args.server)
+            report(app, bare, world=world, database=database, server=args.server,
+                   clients=args.clients,
                    processes=args.client_processes, duration=args.duration, counts=counts,
                    setup={"world": world.seconds, "logins": login_seconds})
         finally:

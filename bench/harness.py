@@ -22,6 +22,8 @@ What is here:
   `tests.live.live_server` serves it; `app_config` is the app's config there.
   `Watchdog.popen` for a child that is a program (nginx, `python wsgi.py`),
   `cpu_seconds` for any child's CPU time.
+* `GunicornServer` with `production_command` and `production_env`: an app (or
+  a baseline) served by the web line of docs/Procfile, as production serves it.
 * `SocketClientPool`: many python-socketio clients spread over client
   processes, stamping each `job.posted` they receive (notification latency).
 * `log_in` and `csrf_token`: a login over HTTP as a browser does it;
@@ -47,6 +49,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -58,8 +61,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -508,6 +513,107 @@ class ServerProcess:
 
     def stop(self) -> None:
         stop_children([self._conn], [self.process], "stop")
+
+
+# ------------------------------------------------- the production command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gunicorn() -> str:
+    """This venv's gunicorn."""
+    return str(Path(sys.executable).parent / "gunicorn")
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for a program told its -b)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def production_command(bind: str, wsgi_app: str = "wsgi:app") -> list[str]:
+    """The web line of docs/Procfile (one gevent worker, docs/gunicorn.conf.py),
+    listening on `bind`, with this venv's gunicorn.  `wsgi_app` replaces the app
+    it loads: a baseline served by the very same worker and settings."""
+    line = next(entry for entry in (ROOT / "docs" / "Procfile").read_text().splitlines()
+                if entry.startswith("web1:"))
+    args = shlex.split(line.split(":", 1)[1])
+    args[args.index("-b") + 1] = bind
+    args[-1] = wsgi_app
+    return [gunicorn(), *args[1:]]
+
+
+def production_env(database_url: str, redis_url: str | None = None,
+                   **extra: str) -> dict[str, str]:
+    """The environment a production web instance of a benchmark gets: the run's
+    database and key, cheap hashing (the world's hashes stay cheap, no rehash at
+    login), no rate limits (hundreds of logins come from one address), quiet logs; a
+    Redis puts the scheduler "elsewhere", as in production."""
+    return {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": SECRET_KEY,
+            "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
+            "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "1024",
+            "REDIS_URL": redis_url or "",
+            "SCHEDULER_IN_PROCESS": "false" if redis_url else "true", **extra}
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+@dataclass
+class GunicornServer:
+    """One gunicorn master and its single worker, started as a program (the
+    production command, or another gunicorn line to compare it with).
+
+    Its `url`, `cpu_seconds` and `stop` are those of `ServerProcess`, so a benchmark
+    runs either the same way; the CPU read is the worker's, where requests run."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    watchdog: Watchdog
+    log: Path
+    ready_path: str = "/login"
+    url: str = ""
+    program: Any = None
+
+    def start(self) -> GunicornServer:
+        port = int(self.command[self.command.index("-b") + 1].rsplit(":", 1)[1])
+        self.url = f"http://{HOST}:{port}"
+        with self.log.open("wb") as log:
+            self.program = self.watchdog.popen(self.command, cwd=ROOT, stdout=log, stderr=log,
+                                               env={**self.env, "PUBLIC_URL": self.url})
+        deadline = time.monotonic() + SERVER_START_S
+        while True:  # the master listens before its worker has loaded the app
+            try:
+                requests.get(f"{self.url}{self.ready_path}", timeout=5)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline or self.program.poll() is not None:
+                    raise RuntimeError(f"{self.name} did not start: "
+                                       f"{self.log.read_text(errors='replace')[-2000:]}") from None
+                time.sleep(0.2)
+        self.watchdog.say(f"{self.name} listening at {self.url}: {shlex.join(self.command)}")
+        return self
+
+    def worker(self) -> int:
+        workers = _children(self.program.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"{self.name}: expected one worker, found {workers}")
+        return workers[0]
+
+    def cpu_seconds(self) -> float:
+        """CPU time the worker used so far (Linux /proc; NaN elsewhere)."""
+        return cpu_seconds(self.worker())
+
+    def stop(self) -> None:
+        if self.program is not None:
+            stop_program(self.program)
 
 
 # ------------------------------------------------------------------ the clients

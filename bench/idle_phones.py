@@ -74,7 +74,6 @@ import harness
 import requests
 from harness import Watchdog, percentile
 
-ROOT = Path(__file__).resolve().parent.parent
 PHONES_PER_PROCESS = 1000
 CONNECTS_AT_ONCE = 200  # per client process
 TARGET_P99_S = 0.250
@@ -87,37 +86,8 @@ say = harness.Progress("idle_phones")
 # ---------------------------------------------------------------- the servers
 
 
-def production_command(bind: str) -> list[str]:
-    """The web line of docs/Procfile, listening on `bind`, with this venv's gunicorn."""
-    line = next(entry for entry in (ROOT / "docs" / "Procfile").read_text().splitlines()
-                if entry.startswith("web1:"))
-    args = shlex.split(line.split(":", 1)[1])
-    args[args.index("-b") + 1] = bind
-    return [_gunicorn(), *args[1:]]
-
-
 def old_command(bind: str) -> list[str]:
-    return [_gunicorn(), *OLD_COMMAND, "-b", bind, "wsgi:app"]
-
-
-def _gunicorn() -> str:
-    return str(Path(sys.executable).parent / "gunicorn")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((harness.HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as children:
-            return [int(child) for child in children.read().split()]
-    except OSError:
-        return []
+    return [harness.gunicorn(), *OLD_COMMAND, "-b", bind, "wsgi:app"]
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -128,42 +98,8 @@ def _status(pid: int) -> dict[str, str]:
         return {}
 
 
-@dataclass
-class Instance:
-    """One gunicorn master and its single worker, started as a program."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    watchdog: Watchdog
-    log: Path
-    url: str = ""
-    program: Any = None
-
-    def start(self) -> None:
-        port = int(self.command[self.command.index("-b") + 1].rsplit(":", 1)[1])
-        self.url = f"http://{harness.HOST}:{port}"
-        with self.log.open("wb") as log:
-            self.program = self.watchdog.popen(self.command, cwd=ROOT, stdout=log, stderr=log,
-                                               env={**self.env,
-                                                    "PUBLIC_URL": self.url})
-        deadline = time.monotonic() + harness.SERVER_START_S
-        while True:  # the master listens before its worker has loaded the app
-            try:
-                requests.get(f"{self.url}/login", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline or self.program.poll() is not None:
-                    raise RuntimeError(f"{self.name} did not start: "
-                                       f"{self.log.read_text(errors='replace')[-2000:]}") from None
-                time.sleep(0.2)
-        say(f"{self.name} listening at {self.url}: {shlex.join(self.command)}")
-
-    def worker(self) -> int:
-        workers = _children(self.program.pid)
-        if len(workers) != 1:
-            raise RuntimeError(f"{self.name}: expected one worker, found {workers}")
-        return workers[0]
+class Instance(harness.GunicornServer):
+    """One gunicorn master and its single worker, and what an idle phone costs it."""
 
     def threads_and_rss(self) -> tuple[int, float]:
         """The worker's threads and resident memory in MiB."""
@@ -177,10 +113,6 @@ class Instance:
         before, started = harness.cpu_seconds(worker), time.perf_counter()
         time.sleep(seconds)
         return (harness.cpu_seconds(worker) - before) / (time.perf_counter() - started)
-
-    def stop(self) -> None:
-        if self.program is not None:
-            harness.stop_program(self.program)
 
 
 # ----------------------------------------------------------------- the phones
@@ -494,14 +426,9 @@ def main() -> int:
         say(f"world built in {time.perf_counter() - started:.1f} s")
 
         logs = Path(watchdog.temp_dir())
-        env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": harness.SECRET_KEY,
-               "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING",
-               # the world's cheap hashes stay cheap (no rehash at login), as in every bench
-               "PASSWORD_HASH_TIME_COST": "1", "PASSWORD_HASH_MEMORY_KIB": "1024",
-               "REDIS_URL": args.redis_url or "",
-               "SCHEDULER_IN_PROCESS": "false" if args.redis_url else "true"}
-        production = Instance("production (gevent)", production_command(
-            f"{harness.HOST}:{_free_port()}"), env, watchdog, logs / "production.log")
+        env = harness.production_env(database_url, args.redis_url)
+        production = Instance("production (gevent)", harness.production_command(
+            f"{harness.HOST}:{harness.free_port()}"), env, watchdog, logs / "production.log")
         production.start()
         sessions = harness.in_parallel(
             lambda email: harness.log_in(production.url, email, board.PASSWORD, csrf=True),
@@ -513,7 +440,7 @@ def main() -> int:
                           connect_timeout=60.0, page_timeout=30.0)
         if not args.no_baseline:
             old = Instance("old gthread --threads 50", old_command(
-                f"{harness.HOST}:{_free_port()}"), env, watchdog, logs / "old.log")
+                f"{harness.HOST}:{harness.free_port()}"), env, watchdog, logs / "old.log")
             old.start()
             results += measure(old, cookies, args.phones, args, watchdog, idle_first=False,
                                connect_timeout=5.0 if args.smoke else 10.0, page_timeout=5.0)
@@ -524,7 +451,7 @@ def main() -> int:
           f"{args.duration:.0f} s per phase")
     print(f"database  {database_name}; Redis {'yes' if args.redis_url else 'no'}")
     print(f"machine   {harness.machine_line('gunicorn', 'gevent', 'Flask-SocketIO')}")
-    print(f"command   {shlex.join(production_command('ADDRESS')[1:])}")
+    print(f"command   {shlex.join(harness.production_command('ADDRESS')[1:])}")
     print()
     print(f"{'server':<36} {'connected':>11} {'kept':>6} {'threads':>7} {'RSS MiB':>8} "
           f"{'KiB/phone':>9} {'idle CPU':>9}  {'/login p50/p99':>13}  {'board p50/p99':>13}"
