@@ -106,6 +106,9 @@ STEP_MINUTES = 30
 MIN_STEPS, MAX_STEPS = 2, 8  # 1 to 4 hours
 BUFFER_MINUTES = 30
 REQUEST_TIMEOUT_S = 30.0
+#: --smoke's hard timeout: two gunicorn workers load an app each (a few seconds on a
+#: CI machine busy with the test suite) around two 3 s runs.
+SMOKE_TIMEOUT_S = 90.0
 LOGIN_WORKERS = 8
 #: Issue 14: booking under 50 clients keeps this share of the bare endpoint's req/s ...
 RPS_TARGET = 0.4
@@ -544,7 +547,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(docs/Procfile: gunicorn, one gevent worker; the default) or "
                              "werkzeug's threaded server, as the tests serve")
     harness.add_run_options(
-        parser, smoke="5 clients, 3 s", timeout="120 + 2 x duration + 1 s per client",
+        parser, smoke="5 clients, 3 s", smoke_timeout=SMOKE_TIMEOUT_S,
+        timeout="120 + 2 x duration + 1 s per client",
         database_url="a loopback database URL, e.g. a scratch PostgreSQL database "
                      "(default: a temporary SQLite file)")
     args = parser.parse_args(argv)
@@ -555,7 +559,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.client_processes <= 32:
         parser.error("--client-processes must be 1..32")
     args.client_processes = min(args.client_processes, args.clients)
-    harness.check_run_options(parser, args,
+    harness.check_run_options(parser, args, smoke_timeout=SMOKE_TIMEOUT_S,
                               full_timeout=120 + 2 * args.duration + args.clients)
     return args
 
