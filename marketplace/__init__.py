@@ -106,14 +106,18 @@ def _init_login(app: Flask) -> None:
     from sqlalchemy import bindparam
     from sqlmodel import col, select
 
+    from marketplace.clusters.agreements import remember_participation, with_participation
     from marketplace.clusters.models import Cluster, Member, User
 
     # Built once: every signed-in request asks it first, and building the statement
-    # (and its cache key) each time cost about a third of the read itself.
-    person = (select(User, Cluster, Member)
-              .outerjoin(Cluster, col(Cluster.id) == User.cluster_id)
-              .outerjoin(Member, col(Member.id) == User.member_id)
-              .where(User.id == bindparam("user_id")))
+    # (and its cache key) each time cost about a third of the read itself.  The
+    # participation gate's facts come along (a booking tap, bid or claim asks them next).
+    person = with_participation(
+        select(User, Cluster, Member)
+        .outerjoin(Cluster, col(Cluster.id) == User.cluster_id)
+        .outerjoin(Member, col(Member.id) == User.member_id),
+        col(User.cluster_id), col(User.member_id),
+    ).where(col(User.id) == bindparam("user_id"))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the login page itself explains
@@ -124,10 +128,13 @@ def _init_login(app: Flask) -> None:
         # business (what nearly every page and action of a member reads first) come in
         # the same read.  `g` holds them: the session's identity map keeps only rows
         # something refers to, and a service's `session.get` then finds them there.
-        row = request_db().exec(person, params={"user_id": int(user_id)}).first()
+        session = request_db()
+        row = session.execute(person, {"user_id": int(user_id)}).first()
         if row is None or not row[0].active:
             return None
-        user, g.viewer_cluster, g.viewer_member = row
+        user, g.viewer_cluster, g.viewer_member, in_force, acceptance_id = row
+        if g.viewer_member is not None:
+            remember_participation(session, g.viewer_member, in_force, acceptance_id)
         return user
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from marketplace.clusters import agreements
 from marketplace.clusters.agreements import Activity
-from marketplace.clusters.models import Member
+from marketplace.clusters.models import AgreementAcceptance, Member
 from marketplace.errors import Conflict, Forbidden, ValidationError
 from tests.conftest import NOW, World, terms
 
@@ -131,3 +131,61 @@ def test_gate_page_tells_member_what_to_do(client, session: Session, world: Worl
     accepted = client.post("/agreement/accept", data={"version": "2", "confirm": "y"})
     assert accepted.status_code == 302
     assert "has not accepted" not in client.get("/").get_data(as_text=True)
+
+
+# --- the facts a request's read of its person brings along (`remember_participation`)
+
+
+def _remember_what_is_stored(session: Session, member: Member) -> None:
+    """What the login read would bring along for `member`, read now."""
+    current = agreements.agreement_in_force(session, member.cluster_id)
+    acceptance = session.exec(select(AgreementAcceptance).where(
+        AgreementAcceptance.agreement_id == current.id,
+        AgreementAcceptance.member_id == member.id)).first() if current else None
+    agreements.remember_participation(session, member, current,
+                                      acceptance.id if acceptance else None)
+
+
+def test_remembered_facts_answer_the_gate_without_asking_again(
+        session: Session, world: World) -> None:
+    from tests.statements import recorded
+
+    member = _member(session, world)
+    _remember_what_is_stored(session, member)
+    with recorded(session.get_bind()) as seen:
+        assert _refusal_code(session, world, Activity.EQUIPMENT) is None
+    assert not [s for s in seen if "agreement" in s], seen
+
+
+def test_a_new_version_published_after_the_read_is_not_missed(
+        session: Session, world: World) -> None:
+    member = _member(session, world)
+    _remember_what_is_stored(session, member)  # version 1, accepted
+    agreements.publish_agreement(session, world.coordinator, terms(referral_fee_bp=700), NOW)
+    assert _refusal_code(session, world) == "agreement_not_accepted"
+
+
+def test_an_acceptance_written_in_the_same_transaction_opens_the_gate(
+        session: Session, world: World) -> None:
+    v2 = agreements.publish_agreement(session, world.coordinator, terms(referral_fee_bp=700),
+                                      NOW)
+    member = _member(session, world)
+    _remember_what_is_stored(session, member)  # version 2, not accepted
+    assert _refusal_code(session, world) == "agreement_not_accepted"
+    session.add(AgreementAcceptance(agreement_id=v2.id, member_id=member.id,
+                                    user_id=world.owner_a.id, accepted_at=NOW))
+    session.flush()  # not committed: the same transaction now holds the acceptance
+    assert _refusal_code(session, world) is None
+    session.rollback()
+    assert _refusal_code(session, world) == "agreement_not_accepted"
+
+
+def test_one_members_remembered_facts_are_not_anothers(session: Session, world: World) -> None:
+    agreements.publish_agreement(session, world.coordinator, terms(referral_fee_bp=700), NOW)
+    agreements.accept_agreement(session, world.owner_a, 2, NOW)
+    _remember_what_is_stored(session, _member(session, world))  # A accepted version 2
+    member_b = session.get(Member, world.member_b_id)
+    assert member_b is not None
+    refusal = agreements.participation_refusal(session, member_b, Activity.EQUIPMENT, NOW)
+    assert refusal is not None and refusal.code == "agreement_not_accepted"
+    assert _refusal_code(session, world, Activity.EQUIPMENT) is None
