@@ -22,8 +22,10 @@ costs.  This benchmark builds a busy cluster and says:
    is Flask, the session cookie, login and the test client.  Each twice: with
    the card cache warm (as every request after a card's first), and with the
    cache off (every card rendered, as before the cache).
-3. Over HTTP: the app in its own process (`harness.ServerProcess`, werkzeug
-   threaded, CSRF on), CLIENTS keep-alive clients (threads of this process,
+3. Over HTTP: the app served by the production command (docs/Procfile:
+   gunicorn, one gevent worker; `--server threaded`: werkzeug's threaded
+   server in a child process, as the tests serve), CSRF on, CLIENTS
+   keep-alive clients (threads of this process,
    each its own `requests.Session` and login) GETting /jobs for DURATION
    seconds: req/s, p50/p99 and the server's CPU per request; with OPEN open
    jobs and no history, then with the history, then with the history and the
@@ -81,7 +83,7 @@ from typing import Any
 
 import harness
 import requests
-from harness import ServerProcess, Watchdog, percentile
+from harness import Watchdog, percentile
 
 PASSWORD = "bench-board-morning"
 TIMEZONE = "America/Toronto"
@@ -473,7 +475,7 @@ class Load:
         return self.cpu_s[0] / max(1, len(self.rows)) * 1000
 
 
-def load(name: str, server: ServerProcess, cookies: list[dict[str, str]],
+def load(name: str, server: harness.Server, cookies: list[dict[str, str]],
          duration: float) -> Load:
     """Every client GETs /jobs on `server` over its own keep-alive connection until the
     deadline; one warm-up GET per client first (not counted)."""
@@ -512,11 +514,10 @@ def load(name: str, server: ServerProcess, cookies: list[dict[str, str]],
     return found
 
 
-def measure_app(watchdog: Watchdog, name: str, database_url: str, world: World,
-                clients: int, duration: float, **config: Any) -> Load:
-    """The app in its own process (with `config` on top), its clients logged in."""
-    server = ServerProcess(name, harness.marketplace_app,
-                           harness.app_config(database_url, **config), watchdog)
+def measure_app(watchdog: Watchdog, kind: str, name: str, database_url: str, world: World,
+                clients: int, duration: float, **settings: str) -> Load:
+    """The app served as `kind` says (with `settings` on top), its clients logged in."""
+    server = harness.serve_app(kind, name, database_url, watchdog, **settings)
     try:
         logins = harness.in_parallel(
             lambda _n: harness.log_in(server.url, world.partner_email, PASSWORD, csrf=True),
@@ -527,13 +528,14 @@ def measure_app(watchdog: Watchdog, name: str, database_url: str, world: World,
         server.stop()
 
 
-def measure_baselines(watchdog: Watchdog, database_url: str, world: World, clients: int,
-                      duration: float, page_bytes: int) -> list[Load]:
-    """The two-query page and the bare page, of the app's page size."""
+def measure_baselines(watchdog: Watchdog, kind: str, database_url: str, world: World,
+                      clients: int, duration: float, page_bytes: int) -> list[Load]:
+    """The two-query page and the bare page, of the app's page size, served alike."""
     runs = []
     for name, spec in (("two-query", two_query_spec(database_url, world, page_bytes)),
                        ("bare", {"bytes": page_bytes})):
-        server = ServerProcess(name, _baseline_app, spec, watchdog)
+        server = harness.serve_baseline(kind, name, _baseline_app, spec, watchdog,
+                                        ready_path="/jobs")
         try:
             runs.append(load(name, server, [{} for _ in range(clients)], duration))
         finally:
@@ -577,10 +579,11 @@ def report(args: argparse.Namespace, world: World, database: str, counts: dict[s
             for run in bases) for app in apps)
     steps = " | ".join(f"{label}: {n}" for label, n in counts.items())
     print(f"""board benchmark: GET /jobs for one partner of a busy cluster
-machine   {harness.machine_line("Flask", "SQLAlchemy", "psycopg")}
+machine   {harness.machine_line("Flask", "SQLAlchemy", "psycopg", "gunicorn", "gevent")}
 load avg  {" / ".join(f"{a:.2f}" for a in loads[0])} (1/5/15 min) at the start, \
 {" / ".join(f"{a:.2f}" for a in loads[1])} at the end
 database  {database}
+server    {harness.SERVED[args.server]}
 world     {args.members} members, {world.open_jobs} open jobs (all for the partner), \
 {world.history:,} jobs of history; built and counted in {world.build_s:.1f} s
 
@@ -618,6 +621,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(flag, type=int, default=default,
                             help=f"{text} ({low}..{high}; default {default})")
     parser.add_argument("--seed", type=int, default=1, help="seed of the world (default 1)")
+    harness.add_server_option(parser)
     harness.add_run_options(
         parser, smoke="4 members, 10 open jobs (3 at the first count), 40 of history, "
                       "2 clients, 1 s per server, over HTTP only the app with history and "
@@ -685,8 +689,9 @@ def main(argv: list[str] | None = None) -> int:
                     cpus[f"{label}, cards cached"] = local.cpu_ms(args.repeats)
                     cpus[f"{label}, cards not cached"] = local.cpu_ms(args.repeats, False)
                     if not (args.smoke and label == fresh):  # smoke: one app run is enough
-                        runs.append(measure_app(watchdog, f"app ({label})", database_url,
-                                                world, args.clients, args.duration))
+                        runs.append(measure_app(watchdog, args.server, f"app ({label})",
+                                                database_url, world, args.clients,
+                                                args.duration))
                 world.build_s = time.perf_counter() - started
             finally:
                 local.close()
@@ -695,10 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         if max(counts.values()) > QUERY_LIMIT:
             problems.append(f"more than {QUERY_LIMIT} queries per page: {counts}")
         if not args.smoke:  # smoke: three servers, as many as before the card cache
-            runs.append(measure_app(watchdog, f"app ({full}), cards not cached", database_url,
-                                    world, args.clients, args.duration, JOB_CARD_CACHE_SIZE=0))
-        runs += measure_baselines(watchdog, database_url, world, args.clients, args.duration,
-                                  runs[0].page_bytes)
+            runs.append(measure_app(watchdog, args.server, f"app ({full}), cards not cached",
+                                    database_url, world, args.clients, args.duration,
+                                    JOB_CARD_CACHE_SIZE="0"))
+        runs += measure_baselines(watchdog, args.server, database_url, world, args.clients,
+                                  args.duration, runs[0].page_bytes)
         problems += [f"{run.name}: {run.errors} failed requests" for run in runs if run.errors]
         loads.append(os.getloadavg())
         report(args, world, database, counts, statements, cpus, runs, loads)

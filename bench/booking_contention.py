@@ -45,8 +45,8 @@ How it is set up, and why:
   booking form's CSRF token from GET /equipment/<id> with its session cookie.
 * The baseline is a bare Flask app with one POST endpoint that parses the
   same two form fields and answers 201 with a small JSON body: no database,
-  no session, no CSRF.  Same server kind (the same gunicorn line loading
-  `booking_contention:bare_app()`), same clients, same request bodies, same
+  no session, no CSRF.  Same server kind (the same gunicorn line, loading
+  it through `harness.baseline_from_environment`), same clients, same request bodies, same
   duration.
 * Clients are `requests.Session`s (one keep-alive connection each), one
   thread per client, all in one client process by default
@@ -79,10 +79,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import random
 import secrets
-import shlex
 import sys
 import time
 from collections import Counter
@@ -90,13 +88,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import harness
 import requests
-from harness import ServerProcess, Watchdog, percentile
+from harness import Watchdog, percentile
 
 MAX_CLIENTS = 500
 MAX_DURATION = 600.0
@@ -216,11 +213,6 @@ def count_overlaps(database_url: str, equipment_id: int) -> tuple[int, int, int]
 
 
 # ------------------------------------------------------------- the servers
-
-
-def bare_app() -> Any:
-    """The baseline as gunicorn loads it (`booking_contention:bare_app()`)."""
-    return _bare_app({})
 
 
 def _bare_app(spec: dict[str, Any]) -> Any:
@@ -380,7 +372,7 @@ class Run:
             self.count("422")
 
 
-def hammer(name: str, server: Server, pool: ClientPool, path: str,
+def hammer(name: str, server: harness.Server, pool: ClientPool, path: str,
            logins: list[Login], week_start: datetime, duration: float) -> Run:
     """Run every client against one server for `duration` seconds."""
     run = Run(name)
@@ -399,39 +391,10 @@ def hammer(name: str, server: Server, pool: ClientPool, path: str,
     return run
 
 
-Server = ServerProcess | harness.GunicornServer
-#: How the two servers are served: the production command, or as the tests serve.
-SERVERS = ("production", "threaded")
-
-
-def app_server(kind: str, database_url: str, upload_dir: str, watchdog: Watchdog) -> Server:
-    """Our app, served as `kind` says: the web line of docs/Procfile (gunicorn, one
-    gevent worker, wsgi.py), or werkzeug's threaded server in a child process."""
-    if kind == "production":
-        return harness.GunicornServer(
-            "app", harness.production_command(f"{harness.HOST}:{harness.free_port()}"),
-            harness.production_env(database_url, UPLOAD_DIR=upload_dir), watchdog,
-            Path(watchdog.temp_dir()) / "app.log").start()
-    return ServerProcess("app", harness.marketplace_app, harness.app_config(
-        database_url, WTF_CSRF_ENABLED=True, SCHEDULER_IN_PROCESS=False, UPLOAD_DIR=upload_dir),
-        watchdog)
-
-
-def bare_server(kind: str, watchdog: Watchdog) -> Server:
-    """The baseline, served exactly as `app_server` serves the app."""
-    if kind == "production":
-        return harness.GunicornServer(
-            "bare", harness.production_command(f"{harness.HOST}:{harness.free_port()}",
-                                               "booking_contention:bare_app()"),
-            {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}, watchdog,
-            Path(watchdog.temp_dir()) / "bare.log", ready_path="/").start()
-    return ServerProcess("bare", _bare_app, {}, watchdog)
-
-
 def run_app(world: World, database_url: str, upload_dir: str, pool: ClientPool,
             watchdog: Watchdog, duration: float, kind: str) -> tuple[Run, list[Login], float]:
     """Our app: log every member in over HTTP, then hammer the machine's week."""
-    server = app_server(kind, database_url, upload_dir, watchdog)
+    server = harness.serve_app(kind, "app", database_url, watchdog, UPLOAD_DIR=upload_dir)
     try:
         started = time.perf_counter()
         logins = harness.in_parallel(lambda email: log_in(server.url, email, world.equipment_id),
@@ -448,7 +411,7 @@ def run_app(world: World, database_url: str, upload_dir: str, pool: ClientPool,
 def run_bare(world: World, logins: list[Login], pool: ClientPool, watchdog: Watchdog,
              duration: float, kind: str) -> Run:
     """The baseline: a bare Flask endpoint, same server kind, same clients and bodies."""
-    server = bare_server(kind, watchdog)
+    server = harness.serve_baseline(kind, "bare", _bare_app, {}, watchdog)
     try:
         path = f"/equipment/{world.equipment_id}/book"
         warm = requests.post(server.url + path, data={"starts_at": "2030-01-07T08:00",
@@ -461,14 +424,6 @@ def run_bare(world: World, logins: list[Login], pool: ClientPool, watchdog: Watc
 
 
 # ----------------------------------------------------------------- report
-
-SERVED = {
-    "production": "the production command, each server its own: "
-                  + shlex.join(harness.production_command("ADDRESS")[1:]),
-    "threaded": "werkzeug's threaded server in its own process (as the tests serve)",
-}
-
-
 
 def report(app: Run, bare: Run, *, world: World, database: str, server: str, clients: int,
            processes: int, duration: float, counts: tuple[int, int, int],
@@ -502,7 +457,7 @@ def report(app: Run, bare: Run, *, world: World, database: str, server: str, cli
 == booking_contention: {clients} clients booking one machine's week over HTTP ==
 machine   {harness.machine_line("Flask", "SQLAlchemy", "gunicorn", "gevent")}
 database  {database}
-server    {SERVED[server]}, CSRF on
+server    {harness.SERVED[server]}, CSRF on
 clients   {clients} logged-in members (one requests.Session thread each) in {processes} \
 client process(es); {duration:.0f} s per server
 week      {world.week_start:%a %Y-%m-%d} to {week_end:%a %Y-%m-%d} {TIMEZONE}, \
@@ -542,10 +497,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"(1..{MAX_CLIENTS}; default 50)")
     parser.add_argument("--client-processes", type=int, default=1,
                         help="processes the client threads are spread over (default 1)")
-    parser.add_argument("--server", choices=SERVERS, default="production",
-                        help="how app and baseline are served: the production command "
-                             "(docs/Procfile: gunicorn, one gevent worker; the default) or "
-                             "werkzeug's threaded server, as the tests serve")
+    harness.add_server_option(parser)
     harness.add_run_options(
         parser, smoke="5 clients, 3 s", smoke_timeout=SMOKE_TIMEOUT_S,
         timeout="120 + 2 x duration + 1 s per client",

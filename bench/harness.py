@@ -42,6 +42,9 @@ how they find `_serve` here.
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import json
 import logging
 import math
 import multiprocessing
@@ -614,6 +617,63 @@ class GunicornServer:
     def stop(self) -> None:
         if self.program is not None:
             stop_program(self.program)
+
+
+Server = ServerProcess | GunicornServer
+#: How a benchmark serves the app and its baselines (`--server`): the production
+#: command, or werkzeug's threaded server in a child process, as the tests serve.
+SERVER_KINDS = ("production", "threaded")
+SERVED = {
+    "production": "the production command, each server its own: "
+                  "-c docs/gunicorn.conf.py -b ADDRESS wsgi:app (one gevent worker)",
+    "threaded": "werkzeug's threaded server in its own process (as the tests serve)",
+}
+_BASELINE_FACTORY = "BENCH_BASELINE_FACTORY"
+_BASELINE_SPEC = "BENCH_BASELINE_SPEC"
+
+
+def add_server_option(parser: argparse.ArgumentParser) -> None:
+    """--server: how app and baselines are served (both alike, in every run)."""
+    parser.add_argument("--server", choices=SERVER_KINDS, default="production",
+                        help="the production command (docs/Procfile: gunicorn, one gevent "
+                             "worker; the default) or werkzeug's threaded server, as the "
+                             "tests serve")
+
+
+def serve_app(kind: str, name: str, database_url: str, watchdog: Watchdog,
+              **settings: str) -> Server:
+    """Our app served as `kind` says; `settings` are configuration by the names of
+    its environment variables (marketplace/config.py), e.g. UPLOAD_DIR."""
+    if kind == "production":
+        return GunicornServer(name, production_command(f"{HOST}:{free_port()}"),
+                              production_env(database_url, **settings), watchdog,
+                              Path(watchdog.temp_dir()) / "server.log").start()
+    return ServerProcess(name, marketplace_app, app_config(
+        database_url, WTF_CSRF_ENABLED=True, **settings), watchdog)
+
+
+def serve_baseline(kind: str, name: str, factory: AppFactory, spec: dict[str, Any],
+                   watchdog: Watchdog, ready_path: str = "/") -> Server:
+    """A baseline served exactly as `serve_app` serves the app: `factory(spec)` in
+    werkzeug's threaded server, or loaded by the same gunicorn line
+    (`baseline_from_environment`; `spec` travels as JSON)."""
+    if kind == "production":
+        module = Path(inspect.getfile(factory)).stem  # a bench script, run as __main__
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "bench"),
+               _BASELINE_FACTORY: f"{module}:{factory.__name__}",
+               _BASELINE_SPEC: json.dumps(spec)}
+        return GunicornServer(name, production_command(
+            f"{HOST}:{free_port()}", "harness:baseline_from_environment()"), env, watchdog,
+            Path(watchdog.temp_dir()) / "server.log", ready_path=ready_path).start()
+    return ServerProcess(name, factory, spec, watchdog)
+
+
+def baseline_from_environment() -> Any:
+    """What gunicorn loads for a baseline: the factory `serve_baseline` named, called
+    with its spec."""
+    module, factory = os.environ[_BASELINE_FACTORY].split(":")
+    return getattr(importlib.import_module(module), factory)(
+        json.loads(os.environ[_BASELINE_SPEC]))
 
 
 # ------------------------------------------------------------------ the clients
