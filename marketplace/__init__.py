@@ -134,7 +134,8 @@ def _init_login(app: Flask) -> None:
             return None
         user, g.viewer_cluster, g.viewer_member, in_force, acceptance_id = row
         if g.viewer_member is not None:
-            remember_participation(session, g.viewer_member, in_force, acceptance_id)
+            remember_participation(session, user.cluster_id, g.viewer_member, in_force,
+                                   acceptance_id)
         return user
 
 

@@ -439,13 +439,15 @@ def with_participation(statement: Select[*tuple[Any, ...]], cluster_id: Mapped[i
                 col(AgreementAcceptance.member_id) == member_id)))
 
 
-def remember_participation(session: Session, member: Member, current: Agreement | None,
-                           acceptance_id: int | None) -> None:
-    """Keep what `with_participation` read for `member`, for the gate to use instead of
-    asking again.  Only for this transaction and only until it writes: a flush (an
+def remember_participation(session: Session, cluster_id: int, member: Member,
+                           current: Agreement | None, acceptance_id: int | None) -> None:
+    """Keep what `with_participation` read for `member` (`current`: cluster
+    `cluster_id`'s version in force), for the gate to use instead of asking again.
+    Only for this transaction and only until it writes: a change not yet flushed
+    makes the gate ask (as its query would have flushed it first), and a flush (an
     acceptance, a new version) or the transaction's end forgets it."""
     session.info[_KNOWN_PARTICIPATION] = {
-        id_of(member): (member.cluster_id, current, acceptance_id is not None)}
+        id_of(member): (cluster_id, current, acceptance_id is not None)}
 
 
 @event.listens_for(Session, "after_flush")
@@ -459,9 +461,11 @@ def _forget_after_the_transaction(session: Session, _transaction: object) -> Non
 
 
 def _known(session: Session, member: Member | MemberFacts) -> tuple[Agreement | None, bool] | None:
-    """The facts remembered for `member` in this transaction, if any."""
+    """The facts remembered for `member` in this transaction, if they still hold: read
+    for its own cluster, and nothing written since that a query would flush first."""
     known = session.info.get(_KNOWN_PARTICIPATION, {}).get(member.id)
-    if known is None or known[0] != member.cluster_id:
+    if known is None or known[0] != member.cluster_id or \
+            session.new or session.dirty or session.deleted:
         return None
     return known[1], known[2]
 

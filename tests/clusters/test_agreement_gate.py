@@ -142,7 +142,7 @@ def _remember_what_is_stored(session: Session, member: Member) -> None:
     acceptance = session.exec(select(AgreementAcceptance).where(
         AgreementAcceptance.agreement_id == current.id,
         AgreementAcceptance.member_id == member.id)).first() if current else None
-    agreements.remember_participation(session, member, current,
+    agreements.remember_participation(session, member.cluster_id, member, current,
                                       acceptance.id if acceptance else None)
 
 
@@ -189,3 +189,24 @@ def test_one_members_remembered_facts_are_not_anothers(session: Session, world: 
     refusal = agreements.participation_refusal(session, member_b, Activity.EQUIPMENT, NOW)
     assert refusal is not None and refusal.code == "agreement_not_accepted"
     assert _refusal_code(session, world, Activity.EQUIPMENT) is None
+
+
+def test_an_acceptance_added_but_not_yet_flushed_opens_the_gate(
+        session: Session, world: World) -> None:
+    """The gate's own query would flush a pending change first; the remembered facts
+    must not answer for a transaction that has one."""
+    v2 = agreements.publish_agreement(session, world.coordinator, terms(referral_fee_bp=700),
+                                      NOW)
+    member = _member(session, world)
+    _remember_what_is_stored(session, member)  # version 2, not accepted
+    session.add(AgreementAcceptance(agreement_id=v2.id, member_id=member.id,
+                                    user_id=world.owner_a.id, accepted_at=NOW))
+    assert _refusal_code(session, world) is None
+
+
+def test_facts_read_for_another_cluster_are_not_used(session: Session, world: World) -> None:
+    member = _member(session, world)
+    agreements.publish_agreement(session, world.coordinator, terms(referral_fee_bp=700), NOW)
+    rival = agreements.agreement_in_force(session, world.other_owner.cluster_id)
+    agreements.remember_participation(session, world.other_owner.cluster_id, member, rival, 1)
+    assert _refusal_code(session, world) == "agreement_not_accepted"
