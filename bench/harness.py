@@ -659,7 +659,9 @@ def serve_baseline(kind: str, name: str, factory: AppFactory, spec: dict[str, An
     (`baseline_from_environment`; `spec` travels as JSON)."""
     if kind == "production":
         module = Path(inspect.getfile(factory)).stem  # a bench script, run as __main__
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "bench"),
+        env = {**os.environ,
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "bench"),
+                                                            os.environ.get("PYTHONPATH")])),
                _BASELINE_FACTORY: f"{module}:{factory.__name__}",
                _BASELINE_SPEC: json.dumps(spec)}
         return GunicornServer(name, production_command(
