@@ -134,3 +134,15 @@ def test_the_gate_read_with_the_person_refuses_until_the_business_accepts(
     agreements.accept_agreement(session, world.owner_b, 2, NOW)
     booked = client.post(url, headers=json, data=slot)
     assert booked.status_code == 201, booked.get_json()
+
+
+def test_a_page_reads_the_person_without_the_gates_facts(
+        app: Flask, client: FlaskClient, session: Session, world: World) -> None:
+    """Only a request that acts pays for the gate's facts in its read of the person; a
+    page that shows the gate asks it itself."""
+    machine = listings.list_machine(session, world.owner_a, anytime_draft(), utcnow())
+    login(client, world.owner_b)
+    with recorded(app.extensions["engine"]) as seen:
+        assert client.get(f"/equipment/{machine.id}").status_code == 200
+    person_reads = [s for s in seen if re.search(r'FROM "?user"?\s', s)]
+    assert len(person_reads) == 1 and "agreement" not in person_reads[0], person_reads
