@@ -583,7 +583,7 @@ machine   {harness.machine_line("Flask", "SQLAlchemy", "psycopg", "gunicorn", "g
 load avg  {" / ".join(f"{a:.2f}" for a in loads[0])} (1/5/15 min) at the start, \
 {" / ".join(f"{a:.2f}" for a in loads[1])} at the end
 database  {database}
-server    {harness.SERVED[args.server]}
+server    {harness.served(args.server)}
 world     {args.members} members, {world.open_jobs} open jobs (all for the partner), \
 {world.history:,} jobs of history; built and counted in {world.build_s:.1f} s
 

@@ -457,7 +457,7 @@ def report(app: Run, bare: Run, *, world: World, database: str, server: str, cli
 == booking_contention: {clients} clients booking one machine's week over HTTP ==
 machine   {harness.machine_line("Flask", "SQLAlchemy", "gunicorn", "gevent")}
 database  {database}
-server    {harness.SERVED[server]}, CSRF on
+server    {harness.served(server)}, CSRF on
 clients   {clients} logged-in members (one requests.Session thread each) in {processes} \
 client process(es); {duration:.0f} s per server
 week      {world.week_start:%a %Y-%m-%d} to {week_end:%a %Y-%m-%d} {TIMEZONE}, \

@@ -623,11 +623,15 @@ Server = ServerProcess | GunicornServer
 #: How a benchmark serves the app and its baselines (`--server`): the production
 #: command, or werkzeug's threaded server in a child process, as the tests serve.
 SERVER_KINDS = ("production", "threaded")
-SERVED = {
-    "production": "the production command, each server its own: "
-                  "-c docs/gunicorn.conf.py -b ADDRESS wsgi:app (one gevent worker)",
-    "threaded": "werkzeug's threaded server in its own process (as the tests serve)",
-}
+
+
+def served(kind: str) -> str:
+    """How `kind` serves, as a report says it."""
+    if kind == "production":
+        return ("the production command, one gevent worker each: "
+                + shlex.join(production_command("ADDRESS")[1:]))
+    return "werkzeug's threaded server in its own process (as the tests serve)"
+
 _BASELINE_FACTORY = "BENCH_BASELINE_FACTORY"
 _BASELINE_SPEC = "BENCH_BASELINE_SPEC"
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, and_, bindparam, event
+from sqlalchemy import ColumnElement, Select, and_, bindparam, event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, aliased
 from sqlmodel import Session, col, select
@@ -405,23 +405,15 @@ def _in_force(session: Session, cluster_id: int,
     return known[cluster_id]
 
 
-#: The cluster's latest agreement version and the member's acceptance of it, if any;
-#: built once, since every booking tap and bid asks it.
-_IN_FORCE_AND_ACCEPTED = (
-    select(Agreement, AgreementAcceptance.id).outerjoin(AgreementAcceptance, and_(
-        col(AgreementAcceptance.agreement_id) == Agreement.id,
-        col(AgreementAcceptance.member_id) == bindparam("member_id")))
-    .where(Agreement.cluster_id == bindparam("cluster_id"))
-    .order_by(col(Agreement.version).desc()).limit(1))
-
-
 #: `session.info` key: the participation facts a read of this transaction brought along
 #: (`remember_participation`): member id -> (cluster id, version in force, accepted).
 _KNOWN_PARTICIPATION = "marketplace.known_participation"
 
 
-def with_participation(statement: Select[*tuple[Any, ...]], cluster_id: Mapped[int],
-                       member_id: Mapped[int | None]) -> Select[*tuple[Any, ...]]:
+def with_participation(statement: Select[*tuple[Any, ...]],
+                       cluster_id: Mapped[int] | Mapped[int | None],
+                       member_id: Mapped[int | None] | ColumnElement[int]
+                       ) -> Select[*tuple[Any, ...]]:
     """`statement` with two more columns: the version in force of cluster `cluster_id`
     (None when none was published) and the id of its acceptance by member `member_id`
     (None when not accepted) -- what the participation gate reads.
@@ -437,6 +429,14 @@ def with_participation(statement: Select[*tuple[Any, ...]], cluster_id: Mapped[i
             .outerjoin(AgreementAcceptance, and_(
                 col(AgreementAcceptance.agreement_id) == Agreement.id,
                 col(AgreementAcceptance.member_id) == member_id)))
+
+
+#: The cluster's latest agreement version and the member's acceptance of it, if any
+#: (after the cluster's id); built once, since every booking tap and bid asks it.
+_IN_FORCE_AND_ACCEPTED = with_participation(
+    select(col(Cluster.id)).select_from(Cluster)
+    .where(col(Cluster.id) == bindparam("cluster_id")),
+    col(Cluster.id), bindparam("member_id"))
 
 
 def remember_participation(session: Session, cluster_id: int, member: Member,
@@ -489,9 +489,9 @@ def participation_refusal(
         accepted = current is not None and \
             _acceptance(session, current.id, id_of(member)) is not None
     else:
-        row = session.exec(_IN_FORCE_AND_ACCEPTED, params={
+        row = session.execute(_IN_FORCE_AND_ACCEPTED, {
             "member_id": id_of(member), "cluster_id": member.cluster_id}).first()
-        current, accepted = (row[0], row[1] is not None) if row is not None else (None, False)
+        current, accepted = (row[1], row[2] is not None) if row is not None else (None, False)
         if in_force is not None:
             in_force[member.cluster_id] = current
     cluster = session.get(Cluster, member.cluster_id)
