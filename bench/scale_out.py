@@ -291,20 +291,12 @@ def _wait_for(url: str, alive: Callable[[], bool], what: str) -> None:
             time.sleep(0.2)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((harness.HOST, 0))
-        return int(probe.getsockname()[1])
-
-
 class AppInstance:
     """`python wsgi.py` in its own process, one instance behind the load balancer."""
 
     def __init__(self, number: int, database_url: str, redis_url: str, tmpdir: str,
                  watchdog: Watchdog) -> None:
-        self.port = _free_port()
+        self.port = harness.free_port()
         self.url = f"http://{harness.HOST}:{self.port}"
         self.log = Path(tmpdir) / f"app-{number}.log"
         env = {**os.environ, "HOST": harness.HOST, "PORT": str(self.port),
@@ -385,7 +377,7 @@ class Nginx:
 
     def __init__(self, upstreams: list[str], watchdog: Watchdog) -> None:
         prefix = watchdog.temp_dir()
-        port = _free_port()
+        port = harness.free_port()
         conf = Path(prefix) / "nginx.conf"
         conf.write_text(render_nginx_conf(prefix, f"{harness.HOST}:{port}", upstreams))
         self.program = watchdog.popen([NGINX, "-p", prefix, "-c", str(conf),
