@@ -30,10 +30,14 @@ counted (first-request imports, catalog loading, statement caches).
 
 How it is set up, and why:
 
-* The server (our app, then the bare baseline) runs in its own process,
-  started with `multiprocessing` "spawn", behind werkzeug's threaded server with
-  async mode "threading", exactly as `tests.live.live_server` serves it.  Its
-  CPU time per job is read from /proc and printed next to the latencies.
+* The app is served as production serves it: the web line of docs/Procfile
+  (gunicorn, docs/gunicorn.conf.py: one gevent worker loading wsgi.py, Socket.IO
+  in async mode "gevent"), with CSRF on.  The bare baseline is loaded by the
+  same gunicorn line (`harness.baseline_from_environment`), its Socket.IO
+  server in async mode "gevent" too.  `--server threaded` serves both instead
+  in child processes behind werkzeug's threaded server with async mode
+  "threading", as `tests.live.live_server` does.  The server's CPU time per job
+  (its worker's) is read from /proc and printed next to the latencies.
 * Clients are python-socketio `Client`s (threads + websocket-client, websocket
   transport only), at most `harness.CLIENTS_PER_PROCESS` per client process: one
   process with 1 000 threaded clients burned most of both cores fighting over its
@@ -64,6 +68,7 @@ which the run kills its server process and exits with status 3.
     .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20
     .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20 \
         --redis-url redis://127.0.0.1:6379/12
+    .venv/bin/python bench/notify_latency.py --clients 1000 --jobs 20 --server threaded
 
 Exit status: 0 when every expected delivery arrived, 1 when some did not
 (the numbers are printed either way), 2 on bad arguments, 3 on the hard timeout.
@@ -84,15 +89,16 @@ from typing import Any
 import harness
 import requests
 import socketio
-from harness import ServerProcess, SocketClientPool, Watchdog, percentile
+from harness import Server, SocketClientPool, Watchdog, percentile
 
 MAX_CLIENTS = 2000  # every client costs threads here and on the server; 2 000 is plenty
 MAX_JOBS = 500
 PASSWORD = "bench-notify-latency"
 JOB_WAIT_S = 30.0  # per job: deliveries later than this count as missing
 SMALL_CLUSTER = 10  # the posting request is also timed for this many recipients
-#: A smoke run builds two clusters and serves the app and the bare server once each.
-SMOKE_TIMEOUT_S = 45.0
+#: A smoke run builds two clusters and serves the app and the bare server once each
+#: (two gunicorn workers loading them, on a CI machine busy with the test suite).
+SMOKE_TIMEOUT_S = 90.0
 CONNECT_WORKERS = 8  # parallel logins in setup
 say = harness.Progress("notify_latency")
 
@@ -139,8 +145,9 @@ def build_world(database_url: str, members: int, tag: str) -> World:
 def _bare_app(spec: dict[str, Any]) -> Any:
     """The same fan-out without our app: a room per client, one emit to all the rooms.
 
-    `spec` holds "rooms" (how many clients), "message" (the app's own) and, for the
-    scale-out run, "redis_url" and "channel" (python-socketio's RedisManager).
+    `spec` holds "rooms" (how many clients), "message" (the app's own), "async_mode"
+    (the app's under the same server) and, for the scale-out run, "redis_url" and
+    "channel" (python-socketio's RedisManager).
     POST /post with the job's sequence number as the body emits `message`
     (the app's own wire message, with the id replaced) to the list of rooms
     user:0..N-1 in one emit, then answers 302 like the app's job form.  No
@@ -151,7 +158,7 @@ def _bare_app(spec: dict[str, Any]) -> Any:
     message: dict[str, Any] = spec["message"]
     manager = (socketio.RedisManager(spec["redis_url"], channel=spec["channel"])
                if spec.get("redis_url") else None)
-    sio = socketio.Server(async_mode="threading", client_manager=manager)
+    sio = socketio.Server(async_mode=spec["async_mode"], client_manager=manager)
 
     @sio.event
     def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
@@ -212,8 +219,25 @@ class QueueCounter:
 
 def login_cookie(base_url: str, email: str) -> str:
     """Log in over HTTP like a browser; the Cookie header its socket will send."""
-    http = harness.log_in(base_url, email, PASSWORD, csrf=False)
+    http = harness.log_in(base_url, email, PASSWORD, csrf=True)
     return "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+
+
+@dataclass
+class Poster:
+    """A member who posts jobs: its Cookie header and the job form's CSRF token."""
+
+    cookie: str
+    csrf_token: str
+
+    @classmethod
+    def log_in(cls, base_url: str, email: str) -> Poster:
+        cookie = login_cookie(base_url, email)
+        form = requests.get(f"{base_url}/jobs/new", headers={"Cookie": cookie},
+                            timeout=JOB_WAIT_S)
+        if form.status_code != 200:
+            raise RuntimeError(f"job form for {email}: HTTP {form.status_code}")
+        return cls(cookie, harness.csrf_token(form.text))
 
 
 # --------------------------------------------------------------- the runs
@@ -282,7 +306,7 @@ def connect_pools(urls: list[str], options: list[dict[str, Any]], watchdog: Watc
     return Pools(pools)
 
 
-def measure(run: Run, servers: list[ServerProcess], pool: Pools, post: Callable[[int], int],
+def measure(run: Run, servers: list[Server], pool: Pools, post: Callable[[int], int],
             *, small: Callable[[int], None] | None = None, counter: QueueCounter | None = None,
             warmup: int = 1) -> dict[str, Any] | None:
     """Post `warmup + run.jobs` jobs one at a time and turn the stamps into latencies.
@@ -340,23 +364,33 @@ class Setup:
         return QueueCounter(self.redis_url, self.channel)
 
 
+def app_settings(kind: str, setup: Setup) -> dict[str, str]:
+    """The configuration an app instance gets on top of the bench's: the shared Redis
+    and its channel, and (production) the scheduler elsewhere, as two instances run."""
+    if setup.redis_url is None or setup.channel is None:
+        return {}
+    settings = {"REDIS_URL": setup.redis_url, "SOCKETIO_CHANNEL": setup.channel}
+    if kind == "production":  # an environment variable there, a config value threaded
+        settings["SCHEDULER_IN_PROCESS"] = "false"
+    return settings
+
+
 def run_app(world: World, small_world: World, database_url: str, watchdog: Watchdog,
-            jobs: int, setup: Setup) -> tuple[Run, dict[str, Any], float]:
+            jobs: int, setup: Setup, kind: str) -> tuple[Run, dict[str, Any], float]:
     """Our app: log every member in, connect a socket each, post jobs over HTTP."""
     from marketplace.db import utcnow
 
-    config = harness.app_config(database_url, WTF_CSRF_ENABLED=False,
-                                REDIS_URL=setup.redis_url, SOCKETIO_CHANNEL=setup.channel)
-    servers: list[ServerProcess] = []
+    servers: list[Server] = []
     run = Run(f"app {setup.name}", len(world.member_emails), jobs, setup.instances)
     pool = counter = None
     try:
-        for _number in range(setup.instances):
-            servers.append(ServerProcess("app", harness.marketplace_app, config, watchdog))
+        for number in range(setup.instances):
+            servers.append(harness.serve_app(kind, f"app {number + 1}", database_url, watchdog,
+                                             **app_settings(kind, setup)))
         base = servers[0].url
         started = time.perf_counter()
-        poster = login_cookie(base, world.poster_email)
-        small_poster = login_cookie(base, small_world.poster_email)
+        poster = Poster.log_in(base, world.poster_email)
+        small_poster = Poster.log_in(base, small_world.poster_email)
         cookies = harness.in_parallel(lambda email: login_cookie(base, email),
                                       world.member_emails, CONNECT_WORKERS)
         login_seconds = time.perf_counter() - started
@@ -367,9 +401,10 @@ def run_app(world: World, small_world: World, database_url: str, watchdog: Watch
         http = requests.Session()
         today = utcnow().date().isoformat()
 
-        def post_as(cookie: str, title: str) -> int:
-            response = http.post(f"{base}/jobs/new", headers={"Cookie": cookie},
-                                 data=harness.job_form(title, today),
+        def post_as(member: Poster, title: str) -> int:
+            response = http.post(f"{base}/jobs/new", headers={"Cookie": member.cookie},
+                                 data=harness.job_form(title, today,
+                                                       csrf_token=member.csrf_token),
                                  allow_redirects=False, timeout=JOB_WAIT_S)
             if response.status_code != 302:
                 raise RuntimeError(f"posting a job failed: HTTP {response.status_code}")
@@ -396,20 +431,22 @@ def run_app(world: World, small_world: World, database_url: str, watchdog: Watch
 
 
 def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: int,
-             setup: Setup) -> Run:
+             setup: Setup, kind: str) -> Run:
     """The baseline: bare python-socketio servers, same clients, same message, same way."""
+    channel = setup.channel and setup.channel + "-bare"
     spec = {"rooms": clients_n, "message": message, "redis_url": setup.redis_url,
-            "channel": setup.channel and setup.channel + "-bare"}
-    servers: list[ServerProcess] = []
+            "channel": channel, "async_mode": "gevent" if kind == "production" else "threading"}
+    servers: list[Server] = []
     run = Run(f"bare {setup.name}", clients_n, jobs, setup.instances)
     pool = counter = None
     try:
-        for _number in range(setup.instances):
-            servers.append(ServerProcess("bare", _bare_app, spec, watchdog))
+        for number in range(setup.instances):
+            servers.append(harness.serve_baseline(kind, f"bare {number + 1}", _bare_app, spec,
+                                                  watchdog))
         pool = connect_pools([s.url for s in servers],
                              [{"auth": {"room": i}} for i in range(clients_n)], watchdog)
-        if setup.redis_url is not None:
-            counter = QueueCounter(setup.redis_url, spec["channel"])
+        if setup.redis_url is not None and channel is not None:
+            counter = QueueCounter(setup.redis_url, channel)
         http = requests.Session()
 
         def post(seq: int) -> int:
@@ -434,8 +471,8 @@ def run_bare(clients_n: int, message: dict[str, Any], watchdog: Watchdog, jobs: 
 # ----------------------------------------------------------------- report
 
 
-def report(pairs: list[tuple[Run, Run]], *, database: str, setup: dict[str, float],
-           small: int) -> None:
+def report(pairs: list[tuple[Run, Run]], *, database: str, server: str,
+           setup: dict[str, float], small: int) -> None:
     """The results block: the numbers someone quotes, with what they were measured on."""
     def row(run: Run) -> str:
         share = run.received / run.expected if run.expected else 0.0
@@ -474,7 +511,8 @@ def report(pairs: list[tuple[Run, Run]], *, database: str, setup: dict[str, floa
 == notify_latency: POST a job -> job.posted at every eligible client ==
 machine   {harness.machine_line("python-socketio", "Flask-SocketIO", "redis")}
 database  {database}
-server    own processes: werkzeug threaded server, Socket.IO async_mode "threading"
+server    {harness.served(server)}; Socket.IO async mode \
+"{'gevent' if server == 'production' else 'threading'}" in app and bare alike
 clients   {app.clients} python-socketio threaded Clients (websocket only), one per member, \
 in {app.processes} client process(es), spread evenly over the instances
 jobs      {app.jobs} per configuration, posted one at a time (+1 warm-up each, not counted)
@@ -510,6 +548,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser, smoke="20 clients, 3 jobs", timeout="180 + 0.8 s per client + 6 s per job",
         database_url="a loopback PostgreSQL URL (default: a temporary SQLite file)",
         smoke_timeout=SMOKE_TIMEOUT_S)
+    harness.add_server_option(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.clients, args.jobs = 20, 3
@@ -547,12 +586,12 @@ def main(argv: list[str] | None = None) -> int:
         for setup in setups:
             say(f"starting the app: {setup.name}")
             app, message, logins = run_app(world, small_world, database_url, watchdog,
-                                           args.jobs, setup)
+                                           args.jobs, setup, args.server)
             login_seconds += logins
             say(f"starting the bare python-socketio baseline: {setup.name}")
-            bare = run_bare(args.clients, message, watchdog, args.jobs, setup)
+            bare = run_bare(args.clients, message, watchdog, args.jobs, setup, args.server)
             pairs.append((app, bare))
-        report(pairs, database=database, setup={"world": world_seconds,
+        report(pairs, database=database, server=args.server, setup={"world": world_seconds,
                                                 "logins": login_seconds},
                small=SMALL_CLUSTER)
     complete = all(run.received == run.expected for pair in pairs for run in pair)
