@@ -46,8 +46,8 @@ How it is set up, and why:
 * The baseline is a bare Flask app with one POST endpoint that parses the
   same two form fields and answers 201 with a small JSON body: no database,
   no session, no CSRF.  Same server kind (the same gunicorn line, loading
-  it through `harness.baseline_from_environment`), same clients, same request bodies, same
-  duration.
+  it through `harness.baseline_from_environment`), same clients, same
+  request bodies, same duration.
 * Clients are `requests.Session`s (one keep-alive connection each), one
   thread per client, all in one client process by default
   (`--client-processes` spreads them over more).  Measured on 2 cores, the

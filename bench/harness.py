@@ -632,6 +632,7 @@ def served(kind: str) -> str:
                 + shlex.join(production_command("ADDRESS")[1:]))
     return "werkzeug's threaded server in its own process (as the tests serve)"
 
+
 _BASELINE_FACTORY = "BENCH_BASELINE_FACTORY"
 _BASELINE_SPEC = "BENCH_BASELINE_SPEC"
 

@@ -482,8 +482,6 @@ def participation_refusal(
     known = _known(session, member)
     if known is not None:
         current, accepted = known
-        if in_force is not None:
-            in_force.setdefault(member.cluster_id, current)
     elif in_force is not None and member.cluster_id in in_force:
         current = in_force[member.cluster_id]
         accepted = current is not None and \
@@ -492,8 +490,8 @@ def participation_refusal(
         row = session.execute(_IN_FORCE_AND_ACCEPTED, {
             "member_id": id_of(member), "cluster_id": member.cluster_id}).first()
         current, accepted = (row[1], row[2] is not None) if row is not None else (None, False)
-        if in_force is not None:
-            in_force[member.cluster_id] = current
+    if in_force is not None:  # the caller's other gates of this cluster ask no more
+        in_force.setdefault(member.cluster_id, current)
     cluster = session.get(Cluster, member.cluster_id)
     assert cluster is not None
     return _refusal(member, cluster, current, accepted, activity, now)
