@@ -124,9 +124,25 @@ def _phone(browser: Browser, base: str, email: str) -> Page:
     return page
 
 
+def _until(page: Page, script: str, wanted: Any, what: str, seconds: float = 20) -> None:
+    """Ask the page `script` until it answers `wanted`.  (Not `wait_for_function`: it
+    does not wait for a promise, and takes any promise, even of `false`, as done.)"""
+    deadline = time.monotonic() + seconds  # a loaded CI machine is slow to answer
+    got = None
+    while time.monotonic() < deadline:
+        try:
+            got = page.evaluate(script)
+        except PlaywrightError:  # the document went away while asked (a navigation)
+            got = None
+        if got == wanted:
+            return
+        page.wait_for_timeout(25)
+    raise AssertionError(f"{what}: {got!r}, not {wanted!r}")
+
+
 def _installed(page: Page) -> Page:
     """Wait until the service worker is active and controls the page (clients.claim)."""
-    page.wait_for_function(ACTIVATED)
+    _until(page, ACTIVATED, True, "the service worker is activated")
     page.wait_for_function(CONTROLLED)
     return page
 
@@ -268,8 +284,8 @@ def test_a_push_shows_one_notification_and_a_tap_opens_its_job(
 
         def on_the_phone(ids: list[int]) -> None:
             """Until the phone shows exactly these notifications (as the page reads them)."""
-            page.wait_for_function(f"() => ({NOTIFICATIONS})().then(all => "
-                                   f"JSON.stringify(all.map(n => n.data.id)) === '{ids}')")
+            _until(page, f"() => ({NOTIFICATIONS})().then(all => all.map(n => n.data.id))",
+                   ids, "the phone shows")
 
         def before_the_next_push(ids: list[int]) -> None:
             """Until the phone, then the worker, see these notifications: the next push
