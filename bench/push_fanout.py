@@ -36,7 +36,7 @@ How it is set up, and why:
   world's own commits skip the disk flush (`_without_fsync`); nothing timed
   runs on that engine.
 * The app runs in its own process (`harness.ServerProcess`, werkzeug's
-  threaded server, CSRF off as in `notify_latency.py`); the poster logs in
+  threaded server, CSRF off); the poster logs in
   over HTTP and POSTs the real /jobs/new form.  A WSGI wrapper in that
   process counts every SQL statement with SQLAlchemy cursor events, times
   the request (wall and thread CPU), `_write_pending`, `plan_deliveries`,

@@ -5,8 +5,8 @@ fan-out all ask the same predicate, `_reasons`, so a member is never shown a
 job it would then be refused, and never refused without being told why.
 `ineligibility_reasons` feeds it one member's facts; `eligible_members` loads
 the facts of a whole cluster in a fixed handful of queries (the job's trades,
-the members, their trades, the agreement and who accepted it), however many
-members there are, and asks the same predicate for each.
+the members, which of those trades each offers, the agreement and who accepted
+it), however many members there are, and asks the same predicate for each.
 """
 
 from __future__ import annotations
